@@ -1,0 +1,1 @@
+//! lighter-dockerfile: see crates/README.md.

@@ -1,0 +1,1 @@
+//! lighter-engine: see crates/README.md.

@@ -1,0 +1,1 @@
+//! lighter-graph: see crates/README.md.

@@ -1,0 +1,1 @@
+//! lighter-image: see crates/README.md.

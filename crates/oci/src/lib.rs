@@ -1,0 +1,1 @@
+//! lighter-oci: see crates/README.md.

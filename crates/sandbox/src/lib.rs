@@ -1,0 +1,1 @@
+//! lighter-sandbox: see crates/README.md.

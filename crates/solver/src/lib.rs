@@ -1,0 +1,1 @@
+//! lighter-solver: see crates/README.md.

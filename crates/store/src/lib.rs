@@ -1,0 +1,1 @@
+//! lighter-store: see crates/README.md.

@@ -1,0 +1,1 @@
+//! lighter-testkit: see crates/README.md.
