@@ -1,1 +1,17 @@
-fn main() {}
+//! The `lighter` binary: parse arguments, dispatch to `commands/<verb>.rs`, render errors for people.
+
+mod cli;
+mod commands;
+mod diagnostics;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let ctx = commands::Context::new(cli.root.clone(), cli.debug);
+    match commands::dispatch(&ctx, cli.command) {
+        Ok(code) => code,
+        Err(err) => diagnostics::report(&err),
+    }
+}

@@ -1,0 +1,59 @@
+//! One module per verb; `dispatch` routes parsed arguments to them.
+
+use crate::cli::Command;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+mod analyze;
+mod build;
+mod diff;
+mod history;
+mod images;
+mod import;
+mod inspect;
+mod lint;
+mod load;
+mod login;
+mod prune;
+mod pull;
+mod push;
+mod rmi;
+mod run;
+mod save;
+mod tag;
+
+/// Settings shared by every command, resolved from CLI flags and the environment.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The store root given by `--root` / `$LIGHTER_ROOT`; `None` means the default root.
+    pub root: Option<PathBuf>,
+    pub debug: bool,
+}
+
+impl Context {
+    pub fn new(root: Option<PathBuf>, debug: bool) -> Self {
+        Context { root, debug }
+    }
+}
+
+pub fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Build(a) => build::run(ctx, a),
+        Command::Images(a) => images::run(ctx, a),
+        Command::History(a) => history::run(ctx, a),
+        Command::Inspect(a) => inspect::run(ctx, a),
+        Command::Tag(a) => tag::run(ctx, a),
+        Command::Rmi(a) => rmi::run(ctx, a),
+        Command::Load(a) => load::run(ctx, a),
+        Command::Save(a) => save::run(ctx, a),
+        Command::Import(a) => import::run(ctx, a),
+        Command::Pull(a) => pull::run(ctx, a),
+        Command::Push(a) => push::run(ctx, a),
+        Command::Login(a) => login::run(ctx, a),
+        Command::Prune(a) => prune::run(ctx, a),
+        Command::Analyze(a) => analyze::run(ctx, a),
+        Command::Diff(a) => diff::run(ctx, a),
+        Command::Lint(a) => lint::run(ctx, a),
+        Command::Run(a) => run::run(ctx, a),
+    }
+}

@@ -1,0 +1,50 @@
+//! Diagnostics at the edge: error chains, `hint:` lines and documented exit codes.
+//!
+//! Exit codes: 0 success; 1 a failure (bad input, failed build step, missing image); 2 usage errors
+//! (clap); 3 a feature that is not implemented yet.
+
+use std::process::ExitCode;
+
+/// An error that a command has already rendered for people (e.g. a Dockerfile excerpt); carries the
+/// exit code to use.
+#[derive(Debug)]
+pub struct Rendered {
+    pub message: String,
+    pub code: u8,
+}
+
+impl std::fmt::Display for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Rendered {}
+
+/// A verb or option that a later piece of work fills in.
+#[derive(Debug)]
+pub struct NotImplemented(pub &'static str);
+
+impl std::fmt::Display for NotImplemented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` is not implemented yet", self.0)
+    }
+}
+
+impl std::error::Error for NotImplemented {}
+
+/// Print an error chain to stderr and choose the exit code.
+pub fn report(err: &anyhow::Error) -> ExitCode {
+    if let Some(r) = err.downcast_ref::<Rendered>() {
+        eprintln!("{}", r.message.trim_end());
+        return ExitCode::from(r.code);
+    }
+    eprintln!("error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    if err.downcast_ref::<NotImplemented>().is_some() {
+        return ExitCode::from(3);
+    }
+    ExitCode::from(1)
+}
