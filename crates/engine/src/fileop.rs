@@ -1,0 +1,1 @@
+//! COPY and ADD as BuildKit performs them on real filesystems.

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the peers lighter is tested against (Debian packages) and starts a Docker engine on this
+# machine. Idempotent: installs only what is missing, starts dockerd only when `docker info` fails.
+# Peers are test oracles and benchmark partners, never dependencies of lighter.
+set -euo pipefail
+
+PKGS=(docker.io skopeo umoci runc debootstrap busybox-static buildah hyperfine ca-certificates)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup-peers: installing ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# A Docker engine for interop tests: no bridge on this machine, so builds and runs use --network host.
+if ! /usr/bin/docker info >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "setup-peers: starting dockerd" >&2
+    nohup dockerd --bridge=none --iptables=false --ip-masq=false >/tmp/lighter-dockerd.log 2>&1 &
+    for _ in $(seq 1 60); do /usr/bin/docker info >/dev/null 2>&1 && break; sleep 0.5; done
+    /usr/bin/docker info >/dev/null 2>&1 || echo "setup-peers: dockerd did not start (see /tmp/lighter-dockerd.log); docker interop tests will skip" >&2
+  else
+    echo "setup-peers: not root, cannot start dockerd; docker interop tests will skip" >&2
+  fi
+fi

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (Rust is on the machine; Debian peers via apt-get),
+# prepares the peers and base images, and runs the whole workspace test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup-peers.sh
+export LIGHTER_TEST_CACHE=$(bash scripts/make-bases.sh)
+export LIGHTER_CONFORMANCE=${LIGHTER_CONFORMANCE:-$(cd .. && pwd)/shared/conformance}
+[ -d "$LIGHTER_CONFORMANCE" ] || echo "test: conformance data absent at $LIGHTER_CONFORMANCE; those tests will say so and skip" >&2
+
+cargo build --workspace --all-targets --quiet
+cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/lighter-test.log
