@@ -111,4 +111,23 @@ mod tests {
         assert_eq!(trim_suffix("/*", "a/b/c", true).unwrap(), "a");
         assert_eq!(trim_prefix("a-#", "a-#x", false).unwrap(), "x");
     }
+
+    #[test]
+    fn regex_translation_and_reversal_match_upstream() {
+        assert_eq!(to_regex_string("*", true, true).unwrap(), "^.*");
+        assert_eq!(to_regex_string("?", true, true).unwrap(), "^.");
+        assert_eq!(to_regex_string("\\*", true, true).unwrap(), "^\\*");
+        assert_eq!(
+            to_regex_string("(()[]{\\}^$.\\*\\?|\\\\", true, true).unwrap(),
+            "^\\(\\(\\)\\[\\]\\{\\}\\^\\$\\.\\*\\?\\|\\\\"
+        );
+        for bad in ["\\", "\\x", "\\\\\\"] {
+            assert!(to_regex_string(bad, true, true).is_err(), "{bad:?}");
+        }
+        assert_eq!(reverse_pattern("a\\*c"), "c\\*a");
+        assert_eq!(reverse_pattern("\\\\\\ab"), "b\\a\\\\");
+        assert_eq!(reverse_pattern("ab\\"), "\\ba");
+        assert_eq!(reverse_pattern("👽\\🚀🖖"), "🖖\\🚀👽");
+        assert_eq!(reverse_pattern("\\\\b"), "b\\\\");
+    }
 }
