@@ -1,0 +1,266 @@
+//! One `.dockerignore` pattern compiled as patternmatcher does: exact, prefix, suffix or regex.
+
+use regex::Regex;
+
+/// Why a pattern list cannot be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    /// A `!` with nothing after it.
+    #[error("illegal exclusion pattern: \"!\"")]
+    BareExclusion,
+    /// The glob is malformed (Go `filepath.ErrBadPattern`): bad class, trailing `\`.
+    #[error("syntax error in pattern: {pattern:?}")]
+    BadPattern {
+        /// The offending pattern (without `!`).
+        pattern: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Exact(String),
+    /// Everything starting with this text (pattern ending in `**`).
+    Prefix(String),
+    /// Everything ending with this text (pattern starting with `**`), or equal to it minus `/`.
+    Suffix(String),
+    Regex(Regex),
+}
+
+/// A compiled pattern.
+#[derive(Debug, Clone)]
+pub(crate) struct Compiled {
+    pub(crate) exclusion: bool,
+    kind: Kind,
+    /// Per-segment matchers used by `could_match_under`; `None` for a segment with `**`.
+    segments: Vec<Option<Kind>>,
+}
+
+impl Compiled {
+    pub(crate) fn new(pattern: &str, exclusion: bool) -> Result<Compiled, PatternError> {
+        let bad = || PatternError::BadPattern {
+            pattern: pattern.to_string(),
+        };
+        validate(pattern).map_err(|()| bad())?;
+        let kind = compile(pattern).map_err(|()| bad())?;
+        let segments = pattern
+            .split('/')
+            .map(|seg| {
+                if seg.contains("**") {
+                    Ok(None)
+                } else {
+                    compile(seg).map(Some)
+                }
+            })
+            .collect::<Result<Vec<_>, ()>>()
+            .map_err(|()| bad())?;
+        Ok(Compiled {
+            exclusion,
+            kind,
+            segments,
+        })
+    }
+
+    /// Whether the pattern itself matches `path` (no parent walking).
+    pub(crate) fn matches(&self, path: &str) -> bool {
+        kind_matches(&self.kind, path)
+    }
+
+    /// Conservatively: could this pattern match `dir` (given as segments), an ancestor of it, or
+    /// anything below it?
+    pub(crate) fn could_match_under(&self, dir: &[&str]) -> bool {
+        for (i, seg) in dir.iter().enumerate() {
+            match self.segments.get(i) {
+                // The pattern is an ancestor of `dir`: it matched a parent of everything inside.
+                None => return true,
+                Some(None) => return true,
+                Some(Some(kind)) => {
+                    if !kind_matches(kind, seg) {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+fn kind_matches(kind: &Kind, path: &str) -> bool {
+    match kind {
+        Kind::Exact(p) => path == p,
+        Kind::Prefix(p) => path.starts_with(p.as_str()),
+        Kind::Suffix(s) => {
+            path.ends_with(s.as_str()) || s.strip_prefix('/').is_some_and(|rest| path == rest)
+        }
+        Kind::Regex(re) => re.is_match(path),
+    }
+}
+
+/// patternmatcher's `compile` with `/` as separator.
+fn compile(pattern: &str) -> Result<Kind, ()> {
+    #[derive(PartialEq)]
+    enum T {
+        Exact,
+        Prefix,
+        Suffix,
+        Regex,
+    }
+    let mut re = String::from("^");
+    let mut ty = T::Exact;
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut pos = 0;
+    let mut first = true;
+    while pos < chars.len() {
+        let ch = chars[pos];
+        pos += 1;
+        match ch {
+            '*' if chars.get(pos) == Some(&'*') => {
+                pos += 1;
+                if chars.get(pos) == Some(&'/') {
+                    pos += 1;
+                }
+                if pos == chars.len() {
+                    if ty == T::Exact {
+                        ty = T::Prefix;
+                    } else {
+                        re.push_str(".*");
+                        ty = T::Regex;
+                    }
+                } else {
+                    re.push_str("(.*/)?");
+                    ty = T::Regex;
+                }
+                if first {
+                    ty = T::Suffix;
+                }
+            }
+            '*' => {
+                re.push_str("[^/]*");
+                ty = T::Regex;
+            }
+            '?' => {
+                re.push_str("[^/]");
+                ty = T::Regex;
+            }
+            '\\' => match chars.get(pos) {
+                Some(&next) => {
+                    pos += 1;
+                    push_literal(&mut re, next);
+                    ty = T::Regex;
+                }
+                None => re.push_str("\\\\"),
+            },
+            '[' => {
+                pos = push_class(&mut re, &chars, pos)?;
+                ty = T::Regex;
+            }
+            ']' => {
+                // Upstream passes `]` to the regex, where it is a literal.
+                re.push_str("\\]");
+                ty = T::Regex;
+            }
+            c => push_literal(&mut re, c),
+        }
+        first = false;
+    }
+    match ty {
+        T::Exact => Ok(Kind::Exact(pattern.to_string())),
+        T::Prefix => Ok(Kind::Prefix(pattern[..pattern.len() - 2].to_string())),
+        T::Suffix => Ok(Kind::Suffix(pattern[2..].to_string())),
+        T::Regex => {
+            re.push('$');
+            Regex::new(&re).map(Kind::Regex).map_err(|_| ())
+        }
+    }
+}
+
+fn push_literal(re: &mut String, c: char) {
+    let mut buf = [0u8; 4];
+    re.push_str(&regex::escape(c.encode_utf8(&mut buf)));
+}
+
+/// Translate a `[...]` class starting after `[` at `pos`; returns the position after `]`.
+/// Items are emitted as escaped literals and ranges, so the class means what the glob says.
+fn push_class(re: &mut String, chars: &[char], mut pos: usize) -> Result<usize, ()> {
+    re.push('[');
+    if chars.get(pos) == Some(&'^') {
+        re.push('^');
+        pos += 1;
+    }
+    let mut n = 0;
+    loop {
+        if chars.get(pos) == Some(&']') && n > 0 {
+            re.push(']');
+            return Ok(pos + 1);
+        }
+        let (lo, next) = class_char(chars, pos)?;
+        pos = next;
+        push_literal(re, lo);
+        if chars.get(pos) == Some(&'-') {
+            let (hi, next) = class_char(chars, pos + 1)?;
+            pos = next;
+            if hi < lo {
+                // Go's filepath.Match accepts an empty range; RE2 rejects it at match time.
+                return Err(());
+            }
+            re.push('-');
+            push_literal(re, hi);
+        }
+        n += 1;
+    }
+}
+
+/// Go's `getEsc`: one (possibly escaped) class character; `-` and `]` may not start one, and the
+/// class must continue after it.
+fn class_char(chars: &[char], mut pos: usize) -> Result<(char, usize), ()> {
+    match chars.get(pos) {
+        None | Some('-') | Some(']') => return Err(()),
+        Some('\\') => pos += 1,
+        Some(_) => {}
+    }
+    let c = *chars.get(pos).ok_or(())?;
+    pos += 1;
+    if pos >= chars.len() {
+        return Err(());
+    }
+    Ok((c, pos))
+}
+
+/// Go `filepath.Match` syntax check (Unix): classes well formed, no trailing `\`.
+fn validate(pattern: &str) -> Result<(), ()> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut pos = 0;
+    while pos < chars.len() {
+        match chars[pos] {
+            '\\' => {
+                if pos + 1 >= chars.len() {
+                    return Err(());
+                }
+                pos += 2;
+            }
+            '[' => {
+                pos = validate_class(&chars, pos + 1)?;
+            }
+            _ => pos += 1,
+        }
+    }
+    Ok(())
+}
+
+fn validate_class(chars: &[char], mut pos: usize) -> Result<usize, ()> {
+    if chars.get(pos) == Some(&'^') {
+        pos += 1;
+    }
+    let mut n = 0;
+    loop {
+        if chars.get(pos) == Some(&']') && n > 0 {
+            return Ok(pos + 1);
+        }
+        let (_, next) = class_char(chars, pos)?;
+        pos = next;
+        if chars.get(pos) == Some(&'-') {
+            let (_, next) = class_char(chars, pos + 1)?;
+            pos = next;
+        }
+        n += 1;
+    }
+}
