@@ -94,7 +94,6 @@ pub fn dockerignore_candidates(dockerfile: &Path, context: &Path) -> [PathBuf; 2
 #[derive(Debug, Clone)]
 pub struct Matcher {
     patterns: Vec<Compiled>,
-    has_exclusions: bool,
 }
 
 impl Matcher {
@@ -119,11 +118,7 @@ impl Matcher {
             };
             compiled.push(Compiled::new(body, exclusion)?);
         }
-        let has_exclusions = compiled.iter().any(|c| c.exclusion);
-        Ok(Matcher {
-            patterns: compiled,
-            has_exclusions,
-        })
+        Ok(Matcher { patterns: compiled })
     }
 
     /// Whether there are no patterns at all.
@@ -135,24 +130,12 @@ impl Matcher {
     /// the path or one of its parents decides (`MatchesOrParentMatches`).
     pub fn matches(&self, rel_path: &str) -> bool {
         let parent = clean::dir(rel_path);
-        let parent_dirs: Vec<&str> = parent.split('/').collect();
         let mut matched = false;
         for pattern in &self.patterns {
             if pattern.exclusion != matched {
                 continue;
             }
-            let mut hit = pattern.matches(rel_path);
-            if !hit && parent != "." {
-                let mut end = 0;
-                for (i, seg) in parent_dirs.iter().enumerate() {
-                    end += seg.len() + usize::from(i > 0);
-                    if pattern.matches(&parent[..end]) {
-                        hit = true;
-                        break;
-                    }
-                }
-            }
-            if hit {
+            if pattern.matches(rel_path) || (parent != "." && matches_a_parent(pattern, &parent)) {
                 matched = !pattern.exclusion;
             }
         }
@@ -162,25 +145,42 @@ impl Matcher {
     /// True only when the directory is excluded and no `!` pattern could re-include anything
     /// at or below it, so the walker may skip the whole subtree.
     pub fn can_skip_dir(&self, rel_dir: &str) -> bool {
-        let rel_dir = rel_dir.trim_end_matches('/');
-        if rel_dir.is_empty() || rel_dir == "." || !self.matches(rel_dir) {
+        if !self.matches(rel_dir) {
             return false;
         }
-        if !self.has_exclusions {
-            return true;
+        let rel_dir = rel_dir.trim_end_matches('/');
+        if rel_dir.is_empty() || rel_dir == "." {
+            return false;
+        }
+        // The last pattern matching the directory (or a parent of it) also matches everything
+        // below it, so only exceptions after it can re-include anything.
+        let parent = clean::dir(rel_dir);
+        let decisive = self.patterns.iter().rposition(|p| {
+            p.matches(rel_dir) || (parent != "." && matches_a_parent(p, &parent))
+        });
+        let Some(k) = decisive else { return false };
+        if self.patterns[k].exclusion {
+            return false;
         }
         let segs: Vec<&str> = rel_dir.split('/').collect();
-        !self
-            .patterns
+        !self.patterns[k + 1..]
             .iter()
-            .filter(|p| p.exclusion)
-            .any(|p| p.could_match_under(&segs))
+            .any(|p| p.exclusion && p.could_match_under(&segs))
     }
 
     /// The paths of `paths` that are kept (not excluded), in their input order.
     pub fn filter<'a>(&self, paths: &[&'a str]) -> Vec<&'a str> {
         paths.iter().copied().filter(|p| !self.matches(p)).collect()
     }
+}
+
+/// Whether `pattern` matches one of the prefixes `a`, `a/b`, ... of the (cleaned) `parent`.
+fn matches_a_parent(pattern: &Compiled, parent: &str) -> bool {
+    parent
+        .match_indices('/')
+        .map(|(i, _)| &parent[..i])
+        .chain(std::iter::once(parent))
+        .any(|prefix| pattern.matches(prefix))
 }
 
 /// Compile `patterns` and return the `paths` that stay in the build context.

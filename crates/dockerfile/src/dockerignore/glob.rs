@@ -264,3 +264,56 @@ fn validate_class(chars: &[char], mut pos: usize) -> Result<usize, ()> {
         n += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (match type, regex) as upstream's `TestCompile` names them.
+    fn describe(pattern: &str) -> (&'static str, String) {
+        match compile(pattern).expect("compiles") {
+            Kind::Exact(_) => ("exactMatch", String::new()),
+            Kind::Prefix(_) => ("prefixMatch", String::new()),
+            Kind::Suffix(_) => ("suffixMatch", String::new()),
+            Kind::Regex(re) => ("regexpMatch", re.as_str().to_string()),
+        }
+    }
+
+    #[test]
+    fn compile_cases_match_upstream() {
+        let root = std::env::var_os("LIGHTER_CONFORMANCE")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+            });
+        let file = root.join("dockerignore/compile-cases.tsv");
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            eprintln!("SKIP: {} not found (set LIGHTER_CONFORMANCE)", file.display());
+            return;
+        };
+        let mut failures = Vec::new();
+        let mut passed = 0;
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let (ty, re) = describe(cols[0]);
+            if ty == cols[1] && re == cols[2] {
+                passed += 1;
+            } else {
+                failures.push(format!("{:?}: want {} {:?}, got {ty} {re:?}", cols[0], cols[1], cols[2]));
+            }
+        }
+        println!("compile-cases: {passed} passed, {} failed", failures.len());
+        assert!(failures.is_empty(), "{failures:#?}");
+        assert_eq!(passed, 21);
+    }
+
+    #[test]
+    fn syntax_errors_are_reported() {
+        for bad in ["[", "[]a]", "[x-]", "\\", "a[", "[a-b-c]", "[^bc", "[Local-Only]/"] {
+            assert!(Compiled::new(bad, false).is_err(), "{bad:?} should fail");
+        }
+        for good in ["[\\]a]", "[\\-x]", "a\\*b", "[a-ζ]*", "**/x"] {
+            assert!(Compiled::new(good, false).is_ok(), "{good:?} should compile");
+        }
+    }
+}
