@@ -129,6 +129,15 @@ impl Matcher {
     /// Whether the slash-separated context-relative path is excluded: the last pattern matching
     /// the path or one of its parents decides (`MatchesOrParentMatches`).
     pub fn matches(&self, rel_path: &str) -> bool {
+        if glob::is_simple(rel_path) {
+            self.matches_simple(rel_path)
+        } else {
+            self.matches_general(rel_path)
+        }
+    }
+
+    /// `MatchesOrParentMatches` step by step, for any path.
+    fn matches_general(&self, rel_path: &str) -> bool {
         let parent = clean::dir(rel_path);
         let mut matched = false;
         for pattern in &self.patterns {
@@ -136,6 +145,17 @@ impl Matcher {
                 continue;
             }
             if pattern.matches(rel_path) || (parent != "." && matches_a_parent(pattern, &parent)) {
+                matched = !pattern.exclusion;
+            }
+        }
+        matched
+    }
+
+    /// `matches` for a clean relative path: one test per pattern covers the path and its parents.
+    fn matches_simple(&self, rel_path: &str) -> bool {
+        let mut matched = false;
+        for pattern in &self.patterns {
+            if pattern.exclusion == matched && pattern.matches_self_or_parent(rel_path) {
                 matched = !pattern.exclusion;
             }
         }
@@ -189,4 +209,27 @@ pub fn filter_paths<'a, S: AsRef<str>>(
     paths: &[&'a str],
 ) -> Result<Vec<&'a str>, PatternError> {
     Ok(Matcher::new(patterns)?.filter(paths))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The one-pass parent test agrees with upstream's step-by-step walk.
+        #[test]
+        fn fast_path_agrees_with_general(
+            pats in proptest::collection::vec(r"!?[ab*?/]{1,6}|!?\*\*/[ab*]{1,3}|!?[ab]{1,2}/\*\*|!?\*\*[ab]", 1..4),
+            path in r"[ab]{1,2}(/[ab.]{1,2}){0,3}/?",
+        ) {
+            if let Ok(m) = Matcher::new(&pats) {
+                if glob::is_simple(&path) {
+                    prop_assert_eq!(m.matches_simple(&path), m.matches_general(&path), "{:?} {:?}", pats, path);
+                }
+            }
+        }
+    }
 }

@@ -31,6 +31,8 @@ enum Kind {
 pub(crate) struct Compiled {
     pub(crate) exclusion: bool,
     kind: Kind,
+    /// For regex patterns: `^P(/.*)?$`, matching a path or any of its parents in one pass.
+    with_parents: Option<Regex>,
     /// Per-segment matchers used by `could_match_under`; `None` for a segment with `**`.
     segments: Vec<Option<Kind>>,
 }
@@ -42,6 +44,13 @@ impl Compiled {
         };
         validate(pattern).map_err(|()| bad())?;
         let kind = compile(pattern).map_err(|()| bad())?;
+        let with_parents = match &kind {
+            Kind::Regex(re) => {
+                let inner = &re.as_str()[1..re.as_str().len() - 1];
+                Some(Regex::new(&format!("^(?:{inner})(?s:/.*)?$")).map_err(|_| bad())?)
+            }
+            _ => None,
+        };
         let segments = pattern
             .split('/')
             .map(|seg| {
@@ -56,6 +65,7 @@ impl Compiled {
         Ok(Compiled {
             exclusion,
             kind,
+            with_parents,
             segments,
         })
     }
@@ -63,6 +73,22 @@ impl Compiled {
     /// Whether the pattern itself matches `path` (no parent walking).
     pub(crate) fn matches(&self, path: &str) -> bool {
         kind_matches(&self.kind, path)
+    }
+
+    /// Whether the pattern matches `path` or one of its parent directories. `path` must be
+    /// relative and clean apart from an optional trailing `/` (see `is_simple`), so that its
+    /// parents are exactly the prefixes that end before a `/`.
+    pub(crate) fn matches_self_or_parent(&self, path: &str) -> bool {
+        match (&self.kind, &self.with_parents) {
+            (_, Some(re)) => re.is_match(path),
+            (Kind::Exact(p), _) => {
+                path.strip_prefix(p.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            }
+            (Kind::Prefix(p), _) => path.starts_with(p.as_str()),
+            (kind, _) => {
+                path.match_indices('/').any(|(i, _)| kind_matches(kind, &path[..i])) || kind_matches(kind, path)
+            }
+        }
     }
 
     /// Conservatively: could this pattern match `dir` (given as segments), an ancestor of it, or
@@ -93,6 +119,13 @@ fn kind_matches(kind: &Kind, path: &str) -> bool {
         }
         Kind::Regex(re) => re.is_match(path),
     }
+}
+
+/// Whether the fast parent test of `matches_self_or_parent` applies to `path`: relative, no
+/// empty, `.` or `..` segments (a trailing `/` is fine).
+pub(crate) fn is_simple(path: &str) -> bool {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    !path.is_empty() && path.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
 /// patternmatcher's `compile` with `/` as separator.
