@@ -3,6 +3,21 @@
 //! [`parse_dockerignore`] is moby/patternmatcher's `ignorefile.ReadAll`; [`Matcher`] is
 //! `patternmatcher.PatternMatcher` with `MatchesOrParentMatches` semantics, plus a directory
 //! pruning query for the context walker.
+//!
+//! ```
+//! use lighter_dockerfile::dockerignore::{parse_dockerignore, Matcher};
+//!
+//! let patterns = parse_dockerignore("node_modules\n*.log\n!keep.log\n");
+//! let matcher = Matcher::new(&patterns).expect("valid patterns");
+//! assert!(matcher.matches("node_modules/x/y.js")); // a parent matches
+//! assert!(matcher.matches("debug.log"));
+//! assert!(!matcher.matches("keep.log")); // the later exception wins
+//! assert!(!matcher.matches("src/debug.log")); // patterns are anchored at the root
+//! assert!(matcher.can_skip_dir("node_modules")); // the walker need not descend
+//! ```
+//!
+//! The engine decides which ignore file applies ([`dockerignore_candidates`]) and makes sure
+//! the build still reads the Dockerfile and ignore file even when they are excluded from `COPY .`.
 
 mod clean;
 mod glob;
