@@ -33,7 +33,8 @@ pub(crate) struct Compiled {
     kind: Kind,
     /// For regex patterns: `^P(/.*)?$`, matching a path or any of its parents in one pass.
     with_parents: Option<Regex>,
-    /// Per-segment matchers used by `could_match_under`; `None` for a segment with `**`.
+    /// Per-segment matchers used by `could_match_under`; `None` for a segment with `**`;
+    /// empty when the pattern must be treated as able to match anywhere.
     segments: Vec<Option<Kind>>,
 }
 
@@ -51,17 +52,16 @@ impl Compiled {
             }
             _ => None,
         };
-        let segments = pattern
-            .split('/')
-            .map(|seg| {
-                if seg.contains("**") {
-                    Ok(None)
-                } else {
-                    compile(seg).map(Some)
-                }
-            })
-            .collect::<Result<Vec<_>, ()>>()
-            .map_err(|()| bad())?;
+        // Escapes and classes can match or hide a `/` (`[^a]` matches it), so segment-wise
+        // reasoning is only sound without them; such patterns stay conservative.
+        let segments = if pattern.contains(['\\', '[']) {
+            Vec::new()
+        } else {
+            pattern
+                .split('/')
+                .map(|seg| if seg.contains("**") { None } else { compile(seg).ok() })
+                .collect()
+        };
         Ok(Compiled {
             exclusion,
             kind,
@@ -94,6 +94,9 @@ impl Compiled {
     /// Conservatively: could this pattern match `dir` (given as segments), an ancestor of it, or
     /// anything below it?
     pub(crate) fn could_match_under(&self, dir: &[&str]) -> bool {
+        if self.segments.is_empty() {
+            return true;
+        }
         for (i, seg) in dir.iter().enumerate() {
             match self.segments.get(i) {
                 // The pattern is an ancestor of `dir`: it matched a parent of everything inside.
