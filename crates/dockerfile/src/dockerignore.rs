@@ -3,6 +3,21 @@
 //! [`parse_dockerignore`] is moby/patternmatcher's `ignorefile.ReadAll`; [`Matcher`] is
 //! `patternmatcher.PatternMatcher` with `MatchesOrParentMatches` semantics, plus a directory
 //! pruning query for the context walker.
+//!
+//! ```
+//! use lighter_dockerfile::dockerignore::{parse_dockerignore, Matcher};
+//!
+//! let patterns = parse_dockerignore("node_modules\n*.log\n!keep.log\n");
+//! let matcher = Matcher::new(&patterns).expect("valid patterns");
+//! assert!(matcher.matches("node_modules/x/y.js")); // a parent matches
+//! assert!(matcher.matches("debug.log"));
+//! assert!(!matcher.matches("keep.log")); // the later exception wins
+//! assert!(!matcher.matches("src/debug.log")); // patterns are anchored at the root
+//! assert!(matcher.can_skip_dir("node_modules")); // the walker need not descend
+//! ```
+//!
+//! The engine decides which ignore file applies ([`dockerignore_candidates`]) and makes sure
+//! the build still reads the Dockerfile and ignore file even when they are excluded from `COPY .`.
 
 mod clean;
 mod glob;
@@ -94,7 +109,6 @@ pub fn dockerignore_candidates(dockerfile: &Path, context: &Path) -> [PathBuf; 2
 #[derive(Debug, Clone)]
 pub struct Matcher {
     patterns: Vec<Compiled>,
-    has_exclusions: bool,
 }
 
 impl Matcher {
@@ -119,11 +133,7 @@ impl Matcher {
             };
             compiled.push(Compiled::new(body, exclusion)?);
         }
-        let has_exclusions = compiled.iter().any(|c| c.exclusion);
-        Ok(Matcher {
-            patterns: compiled,
-            has_exclusions,
-        })
+        Ok(Matcher { patterns: compiled })
     }
 
     /// Whether there are no patterns at all.
@@ -134,25 +144,33 @@ impl Matcher {
     /// Whether the slash-separated context-relative path is excluded: the last pattern matching
     /// the path or one of its parents decides (`MatchesOrParentMatches`).
     pub fn matches(&self, rel_path: &str) -> bool {
+        if glob::is_simple(rel_path) {
+            self.matches_simple(rel_path)
+        } else {
+            self.matches_general(rel_path)
+        }
+    }
+
+    /// `MatchesOrParentMatches` step by step, for any path.
+    fn matches_general(&self, rel_path: &str) -> bool {
         let parent = clean::dir(rel_path);
-        let parent_dirs: Vec<&str> = parent.split('/').collect();
         let mut matched = false;
         for pattern in &self.patterns {
             if pattern.exclusion != matched {
                 continue;
             }
-            let mut hit = pattern.matches(rel_path);
-            if !hit && parent != "." {
-                let mut end = 0;
-                for (i, seg) in parent_dirs.iter().enumerate() {
-                    end += seg.len() + usize::from(i > 0);
-                    if pattern.matches(&parent[..end]) {
-                        hit = true;
-                        break;
-                    }
-                }
+            if pattern.matches(rel_path) || (parent != "." && matches_a_parent(pattern, &parent)) {
+                matched = !pattern.exclusion;
             }
-            if hit {
+        }
+        matched
+    }
+
+    /// `matches` for a clean relative path: one test per pattern covers the path and its parents.
+    fn matches_simple(&self, rel_path: &str) -> bool {
+        let mut matched = false;
+        for pattern in &self.patterns {
+            if pattern.exclusion == matched && pattern.matches_self_or_parent(rel_path) {
                 matched = !pattern.exclusion;
             }
         }
@@ -162,19 +180,27 @@ impl Matcher {
     /// True only when the directory is excluded and no `!` pattern could re-include anything
     /// at or below it, so the walker may skip the whole subtree.
     pub fn can_skip_dir(&self, rel_dir: &str) -> bool {
-        let rel_dir = rel_dir.trim_end_matches('/');
-        if rel_dir.is_empty() || rel_dir == "." || !self.matches(rel_dir) {
+        if !self.matches(rel_dir) {
             return false;
         }
-        if !self.has_exclusions {
-            return true;
+        let rel_dir = rel_dir.trim_end_matches('/');
+        if rel_dir.is_empty() || rel_dir == "." {
+            return false;
+        }
+        // The last pattern matching the directory (or a parent of it) also matches everything
+        // below it, so only exceptions after it can re-include anything.
+        let parent = clean::dir(rel_dir);
+        let decisive = self.patterns.iter().rposition(|p| {
+            p.matches(rel_dir) || (parent != "." && matches_a_parent(p, &parent))
+        });
+        let Some(k) = decisive else { return false };
+        if self.patterns[k].exclusion {
+            return false;
         }
         let segs: Vec<&str> = rel_dir.split('/').collect();
-        !self
-            .patterns
+        !self.patterns[k + 1..]
             .iter()
-            .filter(|p| p.exclusion)
-            .any(|p| p.could_match_under(&segs))
+            .any(|p| p.exclusion && p.could_match_under(&segs))
     }
 
     /// The paths of `paths` that are kept (not excluded), in their input order.
@@ -183,10 +209,42 @@ impl Matcher {
     }
 }
 
+/// Whether `pattern` matches one of the prefixes `a`, `a/b`, ... of the (cleaned) `parent`.
+fn matches_a_parent(pattern: &Compiled, parent: &str) -> bool {
+    parent
+        .match_indices('/')
+        .map(|(i, _)| &parent[..i])
+        .chain(std::iter::once(parent))
+        .any(|prefix| pattern.matches(prefix))
+}
+
 /// Compile `patterns` and return the `paths` that stay in the build context.
 pub fn filter_paths<'a, S: AsRef<str>>(
     patterns: &[S],
     paths: &[&'a str],
 ) -> Result<Vec<&'a str>, PatternError> {
     Ok(Matcher::new(patterns)?.filter(paths))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The one-pass parent test agrees with upstream's step-by-step walk.
+        #[test]
+        fn fast_path_agrees_with_general(
+            pats in proptest::collection::vec(r"!?[ab*?/]{1,6}|!?\*\*/[ab*]{1,3}|!?[ab]{1,2}/\*\*|!?\*\*[ab]", 1..4),
+            path in r"[ab]{1,2}(/[ab.]{1,2}){0,3}/?",
+        ) {
+            if let Ok(m) = Matcher::new(&pats) {
+                if glob::is_simple(&path) {
+                    prop_assert_eq!(m.matches_simple(&path), m.matches_general(&path), "{:?} {:?}", pats, path);
+                }
+            }
+        }
+    }
 }

@@ -4,6 +4,19 @@
 //! `ProcessWordWithMatches` (one string, no splitting) and [`Lexer::process_words`] is
 //! `ProcessWords` (split on unquoted whitespace). Both report which variables were looked up
 //! and found (`matched`) and which were looked up but unset (`unmatched`).
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use lighter_dockerfile::shell::Lexer;
+//!
+//! let env: BTreeMap<String, String> = [("A".to_string(), "x y".to_string())].into();
+//! let lexer = Lexer::new('\\');
+//! let one = lexer.process_word("${A}-${B:-dflt}", &env).expect("expands");
+//! assert_eq!(one.value, "x y-dflt");
+//! assert!(one.matched.contains("A") && one.unmatched.contains("B"));
+//! let words = lexer.process_words("$A 'q r'", &env).expect("splits");
+//! assert_eq!(words.words, ["x", "y", "q r"]);
+//! ```
 
 mod env;
 mod pattern;

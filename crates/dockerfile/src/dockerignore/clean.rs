@@ -1,5 +1,7 @@
 //! Lexical path cleaning exactly as Go's `path/filepath.Clean` and `Dir` do on Unix.
 
+use std::borrow::Cow;
+
 /// Go `filepath.Clean`: collapse `//`, drop `.` segments, fold `x/..`, drop `..` above a rooted
 /// path, remove a trailing `/`; an empty result is `.`.
 pub(crate) fn clean(path: &str) -> String {
@@ -33,11 +35,24 @@ pub(crate) fn clean(path: &str) -> String {
 }
 
 /// Go `filepath.Dir`: everything before the last `/`, cleaned (`.` when there is no `/`).
-pub(crate) fn dir(path: &str) -> String {
+/// Borrows when the prefix is already clean (the common case for walker paths).
+pub(crate) fn dir(path: &str) -> Cow<'_, str> {
     match path.rfind('/') {
-        Some(i) => clean(&path[..=i]),
-        None => ".".to_string(),
+        Some(0) => Cow::Borrowed("/"),
+        Some(i) if is_clean(&path[..i]) => Cow::Borrowed(&path[..i]),
+        Some(i) => Cow::Owned(clean(&path[..=i])),
+        None => Cow::Borrowed("."),
     }
+}
+
+/// Whether `clean` would return `path` unchanged.
+fn is_clean(path: &str) -> bool {
+    !path.is_empty()
+        && !path.ends_with('/')
+        && path
+            .split('/')
+            .enumerate()
+            .all(|(i, seg)| seg != "." && seg != ".." && (i == 0 || !seg.is_empty()))
 }
 
 #[cfg(test)]
@@ -63,5 +78,9 @@ mod tests {
         assert_eq!(dir("a/b/"), "a/b");
         assert_eq!(dir("a"), ".");
         assert_eq!(dir("/a"), "/");
+        assert_eq!(dir("a/./b"), "a");
+        assert_eq!(dir("a//b"), "a");
+        assert_eq!(dir("../b"), "..");
+        assert_eq!(dir("/x/y"), "/x");
     }
 }

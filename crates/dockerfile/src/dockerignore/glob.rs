@@ -31,7 +31,10 @@ enum Kind {
 pub(crate) struct Compiled {
     pub(crate) exclusion: bool,
     kind: Kind,
-    /// Per-segment matchers used by `could_match_under`; `None` for a segment with `**`.
+    /// For regex patterns: `^P(/.*)?$`, matching a path or any of its parents in one pass.
+    with_parents: Option<Regex>,
+    /// Per-segment matchers used by `could_match_under`; `None` for a segment with `**`;
+    /// empty when the pattern must be treated as able to match anywhere.
     segments: Vec<Option<Kind>>,
 }
 
@@ -42,20 +45,27 @@ impl Compiled {
         };
         validate(pattern).map_err(|()| bad())?;
         let kind = compile(pattern).map_err(|()| bad())?;
-        let segments = pattern
-            .split('/')
-            .map(|seg| {
-                if seg.contains("**") {
-                    Ok(None)
-                } else {
-                    compile(seg).map(Some)
-                }
-            })
-            .collect::<Result<Vec<_>, ()>>()
-            .map_err(|()| bad())?;
+        let with_parents = match &kind {
+            Kind::Regex(re) => {
+                let inner = &re.as_str()[1..re.as_str().len() - 1];
+                Some(Regex::new(&format!("^(?:{inner})(?s:/.*)?$")).map_err(|_| bad())?)
+            }
+            _ => None,
+        };
+        // Escapes and classes can match or hide a `/` (`[^a]` matches it), so segment-wise
+        // reasoning is only sound without them; such patterns stay conservative.
+        let segments = if pattern.contains(['\\', '[']) {
+            Vec::new()
+        } else {
+            pattern
+                .split('/')
+                .map(|seg| if seg.contains("**") { None } else { compile(seg).ok() })
+                .collect()
+        };
         Ok(Compiled {
             exclusion,
             kind,
+            with_parents,
             segments,
         })
     }
@@ -65,9 +75,28 @@ impl Compiled {
         kind_matches(&self.kind, path)
     }
 
+    /// Whether the pattern matches `path` or one of its parent directories. `path` must be
+    /// relative and clean apart from an optional trailing `/` (see `is_simple`), so that its
+    /// parents are exactly the prefixes that end before a `/`.
+    pub(crate) fn matches_self_or_parent(&self, path: &str) -> bool {
+        match (&self.kind, &self.with_parents) {
+            (_, Some(re)) => re.is_match(path),
+            (Kind::Exact(p), _) => {
+                path.strip_prefix(p.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            }
+            (Kind::Prefix(p), _) => path.starts_with(p.as_str()),
+            (kind, _) => {
+                path.match_indices('/').any(|(i, _)| kind_matches(kind, &path[..i])) || kind_matches(kind, path)
+            }
+        }
+    }
+
     /// Conservatively: could this pattern match `dir` (given as segments), an ancestor of it, or
     /// anything below it?
     pub(crate) fn could_match_under(&self, dir: &[&str]) -> bool {
+        if self.segments.is_empty() {
+            return true;
+        }
         for (i, seg) in dir.iter().enumerate() {
             match self.segments.get(i) {
                 // The pattern is an ancestor of `dir`: it matched a parent of everything inside.
@@ -93,6 +122,13 @@ fn kind_matches(kind: &Kind, path: &str) -> bool {
         }
         Kind::Regex(re) => re.is_match(path),
     }
+}
+
+/// Whether the fast parent test of `matches_self_or_parent` applies to `path`: relative, no
+/// empty, `.` or `..` segments (a trailing `/` is fine).
+pub(crate) fn is_simple(path: &str) -> bool {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    !path.is_empty() && path.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
 /// patternmatcher's `compile` with `/` as separator.
@@ -262,5 +298,58 @@ fn validate_class(chars: &[char], mut pos: usize) -> Result<usize, ()> {
             pos = next;
         }
         n += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (match type, regex) as upstream's `TestCompile` names them.
+    fn describe(pattern: &str) -> (&'static str, String) {
+        match compile(pattern).expect("compiles") {
+            Kind::Exact(_) => ("exactMatch", String::new()),
+            Kind::Prefix(_) => ("prefixMatch", String::new()),
+            Kind::Suffix(_) => ("suffixMatch", String::new()),
+            Kind::Regex(re) => ("regexpMatch", re.as_str().to_string()),
+        }
+    }
+
+    #[test]
+    fn compile_cases_match_upstream() {
+        let root = std::env::var_os("LIGHTER_CONFORMANCE")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+            });
+        let file = root.join("dockerignore/compile-cases.tsv");
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            eprintln!("SKIP: {} not found (set LIGHTER_CONFORMANCE)", file.display());
+            return;
+        };
+        let mut failures = Vec::new();
+        let mut passed = 0;
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let (ty, re) = describe(cols[0]);
+            if ty == cols[1] && re == cols[2] {
+                passed += 1;
+            } else {
+                failures.push(format!("{:?}: want {} {:?}, got {ty} {re:?}", cols[0], cols[1], cols[2]));
+            }
+        }
+        println!("compile-cases: {passed} passed, {} failed", failures.len());
+        assert!(failures.is_empty(), "{failures:#?}");
+        assert_eq!(passed, 21);
+    }
+
+    #[test]
+    fn syntax_errors_are_reported() {
+        for bad in ["[", "[]a]", "[x-]", "\\", "a[", "[a-b-c]", "[^bc", "[Local-Only]/"] {
+            assert!(Compiled::new(bad, false).is_err(), "{bad:?} should fail");
+        }
+        for good in ["[\\]a]", "[\\-x]", "a\\*b", "[a-ζ]*", "**/x"] {
+            assert!(Compiled::new(good, false).is_ok(), "{good:?} should compile");
+        }
     }
 }
