@@ -7,3 +7,4 @@ pub mod shell;
 pub mod dockerignore;
 
 // Parser, AST and instruction modules follow (owned by the parser work).
+pub mod raw;
