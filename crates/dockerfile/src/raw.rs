@@ -216,7 +216,7 @@ fn is_space(c: char) -> bool {
 /// `[\t\v\f\r ]+` splitting, as BuildKit's `reWhitespace`.
 fn ws_split(s: &str, limit: usize) -> Vec<&str> {
     let is_ws = |c: char| matches!(c, '\t' | '\x0b' | '\x0c' | '\r' | ' ');
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(if limit > 0 { limit } else { 4 });
     let mut rest = s;
     loop {
         if limit > 0 && out.len() + 1 == limit {
@@ -281,7 +281,7 @@ impl<'a> Lines<'a> {
 }
 
 fn trim_leading_ws(s: &str) -> &str {
-    s.trim_start_matches(|c: char| c == ' ' || c == '\t')
+    s.trim_start_matches([' ', '\t'])
 }
 
 fn is_comment(s: &str) -> bool {
@@ -414,8 +414,10 @@ pub fn parse_raw(src: &str) -> Result<RawDockerfile, RawError> {
             col,
             offset: first.offset,
         })?;
-        if node.can_contain_heredoc() && line.contains("<<") {
-            let docs = heredocs_from_line(&line).map_err(|message| RawError {
+        let has_heredoc_marker = line.contains("<<");
+        node.original = line;
+        if has_heredoc_marker && node.can_contain_heredoc() {
+            let docs = heredocs_from_line(&node.original).map_err(|message| RawError {
                 message,
                 start_line,
                 end_line: lines.line,
@@ -460,17 +462,18 @@ pub fn parse_raw(src: &str) -> Result<RawDockerfile, RawError> {
 fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
     let parts = ws_split(line.trim(), 2);
     let keyword_original = parts[0].to_string();
-    let (rest, flags) = if parts.len() == 2 { extract_flags(parts[1]) } else { (String::new(), Vec::new()) };
+    let (rest, flags) = if parts.len() == 2 { extract_flags(parts[1]) } else { ("", Vec::new()) };
     let rest = rest.trim();
     let keyword = keyword_original.to_lowercase();
-    let mut node = Node { keyword: keyword.clone(), keyword_original, original: line.to_string(), flags, ..Node::default() };
-    match &*keyword {
+    let mut node = Node { keyword, keyword_original, flags, ..Node::default() };
+    match node.keyword.as_str() {
         "add" | "copy" | "volume" => match parse_json(rest)? {
             Some(v) => set_json(&mut node, v),
             None => node.args = ws_words(rest),
         },
         "cmd" | "entrypoint" | "run" | "shell" => parse_maybe_json(&mut node, rest)?,
-        "env" | "label" => node.args = parse_name_val(rest, &keyword.to_uppercase(), escape)?,
+        "env" => node.args = parse_name_val(rest, "ENV", escape)?,
+        "label" => node.args = parse_name_val(rest, "LABEL", escape)?,
         "arg" => node.args = parse_words(rest, escape),
         "expose" | "from" => node.args = ws_words(rest),
         "healthcheck" => {
@@ -491,7 +494,9 @@ fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
         }
         "onbuild" => {
             if !rest.is_empty() {
-                node.inner = Some(Box::new(node_from_line(rest, escape)?));
+                let mut inner = node_from_line(rest, escape)?;
+                inner.original = rest.to_string();
+                node.inner = Some(Box::new(inner));
             }
         }
         _ => node.args.push(String::new()),
@@ -655,7 +660,7 @@ pub fn parse_words(rest: &str, escape: char) -> Vec<String> {
 }
 
 /// BuildKit's `extractBuilderFlags`: the leading `--flag` words (quotes and `\` removed), and the rest.
-fn extract_flags(line: &str) -> (String, Vec<String>) {
+fn extract_flags(line: &str) -> (&str, Vec<String>) {
     #[derive(PartialEq)]
     enum Phase {
         Spaces,
@@ -682,7 +687,7 @@ fn extract_flags(line: &str) -> (String, Vec<String>) {
                 continue;
             }
             if ch != b'-' || pos + 1 == b.len() || b[pos + 1] != b'-' {
-                return (line[pos..].to_string(), words);
+                return (&line[pos..], words);
             }
             phase = Phase::Word;
         }
@@ -696,7 +701,7 @@ fn extract_flags(line: &str) -> (String, Vec<String>) {
             if ch.is_ascii_whitespace() || ch == 0x0b {
                 phase = Phase::Spaces;
                 if word == b"--" {
-                    return (line[pos..].to_string(), words);
+                    return (&line[pos..], words);
                 }
                 if blank_ok || !word.is_empty() {
                     words.push(finish(&word));
@@ -740,7 +745,7 @@ fn extract_flags(line: &str) -> (String, Vec<String>) {
         word.push(b[pos]);
         pos += 1;
     }
-    (String::new(), words)
+    ("", words)
 }
 
 /// BuildKit's `heredocsFromLine`: the heredoc words of an instruction line, in order.

@@ -160,3 +160,38 @@ fn heredoc_helpers() {
     assert!(d.nodes.iter().all(|n| n.heredocs.is_empty()));
     println!("heredoc helpers: {n} passed, 0 failed");
 }
+
+/// The typed level rejects what BuildKit rejects before building: unknown flags (`flags`, `health`),
+/// missing arguments, no FROM (`json`, `jeztah-*` have CMD-only files or bad flags). Everything else in
+/// the corpus is a valid Dockerfile.
+#[test]
+fn typed_level_accepts_and_rejects_like_buildkit() {
+    let Some(dir) = corpus() else { return };
+    let mut cases: Vec<_> = std::fs::read_dir(dir.join("testfiles")).unwrap().map(|e| e.unwrap().path()).collect();
+    cases.sort();
+    let mut rejected = Vec::new();
+    let mut accepted = 0;
+    for case in &cases {
+        let src = std::fs::read_to_string(case.join("Dockerfile")).unwrap();
+        match lighter_dockerfile::parse(&src) {
+            Ok(_) => accepted += 1,
+            Err(e) => rejected.push(format!("{} ({})", case.file_name().unwrap().to_string_lossy(), e.message)),
+        }
+    }
+    println!("typed level: {accepted} accepted, {} rejected:\n  {}", rejected.len(), rejected.join("\n  "));
+    let names: Vec<String> = rejected.iter().map(|r| r.split(' ').next().unwrap().to_string()).collect();
+    for must in ["flags", "health", "json"] {
+        assert!(names.contains(&must.to_string()), "{must} must be rejected: {names:?}");
+    }
+    for n in &names {
+        assert!(
+            n == "flags" || n == "health" || n == "json" || n.starts_with("jeztah-"),
+            "{n} should be accepted by the typed level"
+        );
+    }
+    for e in std::fs::read_dir(dir.join("testfiles-negative")).unwrap() {
+        let p = e.unwrap().path();
+        let src = std::fs::read_to_string(p.join("Dockerfile")).unwrap();
+        assert!(lighter_dockerfile::parse(&src).is_err(), "{} must fail", p.display());
+    }
+}

@@ -1,0 +1,121 @@
+//! Lint: BuildKit's Dockerfile checks and lighter's image-size rules, as a pass over the typed AST
+//! (not inside the parser). Each finding carries its span, so every message can show the line.
+
+mod buildkit;
+mod size;
+
+use crate::ast::{Dockerfile, Span};
+
+/// How a finding is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// One finding of a check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// BuildKit's rule name (`StageNameCasing`) or lighter's (`AptNoInstallRecommends`).
+    pub rule: &'static str,
+    pub message: String,
+    pub description: &'static str,
+    /// A documentation URL for BuildKit's rules, empty for lighter's own.
+    pub url: String,
+    pub span: Span,
+    pub severity: Severity,
+}
+
+/// The `# check=skip=A,B;error=true` directive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckConfig {
+    pub skip: Vec<String>,
+    pub skip_all: bool,
+    pub error: bool,
+}
+
+impl CheckConfig {
+    /// Reads `# check=...` (`skip=all` or a comma list, `error=true|false`, separated by `;`).
+    pub fn from_directive(value: &str) -> Result<CheckConfig, String> {
+        let mut c = CheckConfig::default();
+        for part in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((k, v)) = part.split_once('=') else {
+                return Err(format!("invalid check directive: {part}"));
+            };
+            match k.trim().to_ascii_lowercase().as_str() {
+                "skip" => {
+                    for r in v.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+                        if r.eq_ignore_ascii_case("all") {
+                            c.skip_all = true;
+                        } else {
+                            c.skip.push(r.to_string());
+                        }
+                    }
+                }
+                "error" => {
+                    c.error = match v.trim().to_ascii_lowercase().as_str() {
+                        "true" => true,
+                        "false" => false,
+                        o => return Err(format!("invalid value for error: {o}")),
+                    }
+                }
+                o => return Err(format!("invalid check directive key: {o}")),
+            }
+        }
+        Ok(c)
+    }
+
+    fn skips(&self, rule: &str) -> bool {
+        self.skip_all || self.skip.iter().any(|s| s.eq_ignore_ascii_case(rule))
+    }
+}
+
+/// Runs every check; honours the Dockerfile's `# check=` directive (skips, and `error=true` turns
+/// every finding into an error).
+pub fn check(df: &Dockerfile) -> Vec<Warning> {
+    let config = df
+        .directives
+        .iter()
+        .find(|d| d.name == "check")
+        .and_then(|d| CheckConfig::from_directive(&d.value).ok())
+        .unwrap_or_default();
+    check_with(df, &config)
+}
+
+/// Runs every check with an explicit configuration.
+pub fn check_with(df: &Dockerfile, config: &CheckConfig) -> Vec<Warning> {
+    let mut out = Vec::new();
+    buildkit::run(df, &mut out);
+    size::run(df, &mut out);
+    out.retain(|w| !config.skips(w.rule));
+    if config.error {
+        for w in &mut out {
+            w.severity = Severity::Error;
+        }
+    }
+    out.sort_by_key(|w| (w.span.start_line, w.rule));
+    out
+}
+
+pub(crate) fn bk(rule: &'static str, description: &'static str, message: String, span: Span) -> Warning {
+    let slug: String = rule
+        .chars()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            let lower = c.to_ascii_lowercase();
+            if c.is_ascii_uppercase() && i > 0 {
+                vec!['-', lower]
+            } else {
+                vec![lower]
+            }
+        })
+        .collect();
+    Warning {
+        rule,
+        message,
+        description,
+        url: format!("https://docs.docker.com/go/dockerfile/rule/{slug}/"),
+        span,
+        severity: Severity::Warning,
+    }
+}
