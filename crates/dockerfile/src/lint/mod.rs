@@ -98,18 +98,18 @@ pub fn check_with(df: &Dockerfile, config: &CheckConfig) -> Vec<Warning> {
 }
 
 pub(crate) fn bk(rule: &'static str, description: &'static str, message: String, span: Span) -> Warning {
-    let slug: String = rule
-        .chars()
-        .enumerate()
-        .flat_map(|(i, c)| {
-            let lower = c.to_ascii_lowercase();
-            if c.is_ascii_uppercase() && i > 0 {
-                vec!['-', lower]
-            } else {
-                vec![lower]
+    let chars: Vec<char> = rule.chars().collect();
+    let mut slug = String::with_capacity(rule.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            let prev_lower = chars[i - 1].is_ascii_lowercase();
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            if prev_lower || (chars[i - 1].is_ascii_uppercase() && next_lower) {
+                slug.push('-');
             }
-        })
-        .collect();
+        }
+        slug.push(c.to_ascii_lowercase());
+    }
     Warning {
         rule,
         message,
@@ -117,5 +117,15 @@ pub(crate) fn bk(rule: &'static str, description: &'static str, message: String,
         url: format!("https://docs.docker.com/go/dockerfile/rule/{slug}/"),
         span,
         severity: Severity::Warning,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rule_urls() {
+        let span = crate::ast::Span::default();
+        assert_eq!(super::bk("JSONArgsRecommended", "", String::new(), span).url, "https://docs.docker.com/go/dockerfile/rule/json-args-recommended/");
+        assert_eq!(super::bk("FromAsCasing", "", String::new(), span).url, "https://docs.docker.com/go/dockerfile/rule/from-as-casing/");
     }
 }
