@@ -1,1 +1,110 @@
-//! lighter-store: see crates/README.md.
+//! lighter-store: content-addressed blobs (verified, fsynced, atomically renamed), the metadata DB
+//! (redb, transactional), the layer tar codec with whiteouts and parallel compression, and unpacked
+//! layer directories that overlay snapshots are made of.
+
+pub mod compress;
+pub mod content;
+pub mod layer;
+pub mod meta;
+
+use std::path::{Path, PathBuf};
+
+pub use content::{Content, Ingest};
+pub use meta::{Meta, Table};
+
+/// On-disk layout version, written to `<root>/version`.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// Errors from the store, each with the path or digest it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("digest mismatch: expected {expected}, got {actual} ({size} bytes)")]
+    DigestMismatch { expected: lighter_oci::Digest, actual: lighter_oci::Digest, size: u64 },
+    #[error("blob {0} not found in the store")]
+    NotFound(lighter_oci::Digest),
+    #[error("metadata database {path}: {message}")]
+    Db { path: PathBuf, message: String },
+    #[error("store at {path} has layout version {found}, this lighter understands {expected}")]
+    Version { path: PathBuf, found: String, expected: u32 },
+    #[error("layer entry {entry:?}: {message}")]
+    Layer { entry: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.into();
+    move |source| StoreError::Io { op, path, source }
+}
+
+/// The store: a root directory with `blobs/`, `ingest/`, `layers/`, `tmp/` and `meta.redb`.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+    content: Content,
+    meta: Meta,
+}
+
+impl Store {
+    /// Opens (creating when missing) the store at `root`.
+    pub fn open(root: &Path) -> Result<Store> {
+        for d in ["blobs/sha256", "ingest", "layers", "tmp", "cache-mounts"] {
+            let p = root.join(d);
+            std::fs::create_dir_all(&p).map_err(io_err("create", &p))?;
+        }
+        let vpath = root.join("version");
+        match std::fs::read_to_string(&vpath) {
+            Ok(v) if v.trim() == LAYOUT_VERSION.to_string() => {}
+            Ok(v) => return Err(StoreError::Version { path: root.to_path_buf(), found: v.trim().to_string(), expected: LAYOUT_VERSION }),
+            Err(_) => content::write_atomic(&vpath, LAYOUT_VERSION.to_string().as_bytes(), &root.join("tmp"))?,
+        }
+        Ok(Store { root: root.to_path_buf(), content: Content::new(root), meta: Meta::new(root.join("meta.redb")) })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn content(&self) -> &Content {
+        &self.content
+    }
+
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// A fresh private temporary directory inside the store (same filesystem, so renames are atomic).
+    pub fn temp_dir(&self, prefix: &str) -> Result<tempfile::TempDir> {
+        tempfile::Builder::new().prefix(prefix).tempdir_in(self.root.join("tmp")).map_err(io_err("create temp dir in", self.root.join("tmp")))
+    }
+
+    /// Where the unpacked (overlay-format) directory of a layer with this diffID lives.
+    pub fn layer_dir(&self, diff_id: &lighter_oci::Digest) -> PathBuf {
+        self.root.join("layers").join(diff_id.hex())
+    }
+
+    /// Directory for `RUN --mount=type=cache` with this id.
+    pub fn cache_mount_dir(&self, id: &str) -> PathBuf {
+        let key = lighter_oci::Digest::sha256(id.as_bytes());
+        self.root.join("cache-mounts").join(&key.hex()[..32])
+    }
+}
+
+/// `$LIGHTER_ROOT`, else `/var/lib/lighter` for root, else `$XDG_DATA_HOME/lighter` (or `~/.local/share/lighter`).
+pub fn default_root() -> PathBuf {
+    if let Some(r) = std::env::var_os("LIGHTER_ROOT") {
+        return PathBuf::from(r);
+    }
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/lighter");
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(x).join("lighter");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".local/share/lighter")
+}

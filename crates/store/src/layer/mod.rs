@@ -1,0 +1,121 @@
+//! The layer codec: a directory (or an overlay upperdir) -> a deterministic tar with OCI whiteouts,
+//! compressed and stored in one pass; and a layer tar -> a directory, every path kept inside the root.
+
+mod apply;
+mod write;
+
+pub use apply::{apply, ApplyFormat, ApplyStats};
+pub use write::{write_tar, DirFormat, WriteOptions};
+
+use crate::compress::{Compression, Compressor};
+use crate::{io_err, Result, Store, StoreError};
+use lighter_oci::{Digest, Sha256Writer};
+use std::io::Write;
+use std::path::Path;
+
+/// A stored layer: its uncompressed digest (diffID), the compressed blob and its media type.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LayerInfo {
+    pub diff_id: Digest,
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+    /// Uncompressed size.
+    pub uncompressed_size: u64,
+}
+
+/// Writes the tar of `dir` through compression into the content store, computing the diffID and the
+/// blob digest in the same single pass, and records the layer in the metadata DB.
+pub fn store_dir(store: &Store, dir: &Path, format: DirFormat, opts: &WriteOptions, compression: Compression) -> Result<LayerInfo> {
+    let ingest = store.content().ingest()?;
+    let compressed = Sha256Writer::new(ingest);
+    let compressor = Compressor::new(compressed, compression).map_err(io_err("compress layer of", dir))?;
+    let mut diff = Sha256Writer::new(compressor);
+    write_tar(dir, format, opts, &mut diff)?;
+    let (compressor, diff_id, uncompressed_size) = diff.finish();
+    let compressed = compressor.finish().map_err(io_err("compress layer of", dir))?;
+    let (ingest, digest, _) = compressed.finish();
+    let (digest2, size) = ingest.commit(Some(&digest))?;
+    debug_assert_eq!(digest, digest2);
+    let info = LayerInfo { diff_id, digest, size, media_type: compression.oci_media_type().to_string(), uncompressed_size };
+    record_layer(store, &info)?;
+    Ok(info)
+}
+
+/// Stores an existing (possibly compressed) layer blob stream: verifies `expected` blob digest when
+/// given, computes the diffID by decompressing, and records the layer.
+pub fn store_blob(store: &Store, mut r: impl std::io::Read, expected: Option<&Digest>, media_type: &str) -> Result<LayerInfo> {
+    let mut ingest = store.content().ingest()?;
+    std::io::copy(&mut r, &mut ingest).map_err(io_err("read layer for", "ingest"))?;
+    let (digest, size) = ingest.commit(expected)?;
+    let f = store.content().open(&digest)?;
+    let mut dec = crate::compress::decompress(f).map_err(io_err("decompress", store.content().path(&digest)))?;
+    let mut h = Sha256Writer::new(std::io::sink());
+    std::io::copy(&mut dec, &mut h).map_err(|e| StoreError::Invalid(format!("layer {digest} is not a readable (gzip, zstd or plain) tar stream: {e}")))?;
+    let (_, diff_id, uncompressed_size) = h.finish();
+    let info = LayerInfo { diff_id, digest, size, media_type: media_type.to_string(), uncompressed_size };
+    record_layer(store, &info)?;
+    Ok(info)
+}
+
+fn record_layer(store: &Store, info: &LayerInfo) -> Result<()> {
+    let json = serde_json::to_string(info).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    store.meta().put(crate::Table::Layers, info.diff_id.as_str(), &json)
+}
+
+/// The layer record for a diffID, if this store has one.
+pub fn lookup(store: &Store, diff_id: &Digest) -> Result<Option<LayerInfo>> {
+    match store.meta().get(crate::Table::Layers, diff_id.as_str())? {
+        Some(j) => Ok(serde_json::from_str(&j).ok()),
+        None => Ok(None),
+    }
+}
+
+/// Ensures the layer with this diffID is unpacked (overlay format) under `<root>/layers/<hex>`, unpacking
+/// it from `blob` once; concurrent callers wait for each other through a lock file.
+pub fn unpacked(store: &Store, diff_id: &Digest, blob: &Digest) -> Result<std::path::PathBuf> {
+    let dir = store.layer_dir(diff_id);
+    if dir.join(".complete").exists() {
+        return Ok(dir.join("fs"));
+    }
+    std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    let lock_path = dir.join(".lock");
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io_err("open", &lock_path))?;
+    use std::os::fd::AsRawFd;
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(io_err("lock", &lock_path)(std::io::Error::last_os_error()));
+    }
+    if dir.join(".complete").exists() {
+        return Ok(dir.join("fs"));
+    }
+    let fs = dir.join("fs");
+    if fs.exists() {
+        std::fs::remove_dir_all(&fs).map_err(io_err("remove", &fs))?;
+    }
+    std::fs::create_dir_all(&fs).map_err(io_err("create", &fs))?;
+    let f = store.content().open(blob)?;
+    let r = crate::compress::decompress(f).map_err(io_err("decompress", store.content().path(blob)))?;
+    let mut h = Sha256Reader { inner: r, hasher: Sha256Writer::new(std::io::sink()) };
+    apply(&mut h, &fs, ApplyFormat::Overlay)?;
+    std::io::copy(&mut h, &mut std::io::sink()).map_err(io_err("read", store.content().path(blob)))?;
+    let (_, got, _) = h.hasher.finish();
+    if got != *diff_id {
+        let _ = std::fs::remove_dir_all(&fs);
+        return Err(StoreError::DigestMismatch { expected: diff_id.clone(), actual: got, size: 0 });
+    }
+    std::fs::write(dir.join(".complete"), b"").map_err(io_err("write", dir.join(".complete")))?;
+    Ok(fs)
+}
+
+struct Sha256Reader<R> {
+    inner: R,
+    hasher: Sha256Writer<std::io::Sink>,
+}
+
+impl<R: std::io::Read> std::io::Read for Sha256Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}

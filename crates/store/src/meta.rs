@@ -1,0 +1,196 @@
+//! Metadata in redb (transactional, crash-safe): refs, image records, layer records, the build
+//! cache index. Several lighter processes share one store: redb lets one process open the file at a
+//! time, so the database is opened per transaction and an open that finds it busy retries with backoff
+//! (up to a minute). Values are JSON strings; keys are plain strings.
+
+use crate::{Result, StoreError};
+use redb::{Database, ReadableTable, TableDefinition};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The tables of the metadata DB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// Normalised reference (`docker.io/library/busybox:latest`) -> image id (config digest).
+    Refs,
+    /// Image id -> image record JSON (manifest digest, created, sizes).
+    Images,
+    /// Layer diffID -> layer record JSON (compressed blob digest, size, media type).
+    Layers,
+    /// Build cache key -> step result JSON.
+    Cache,
+    /// Step position (stage + instruction) -> what its last cache key was made of (for "why rebuilt").
+    CacheInputs,
+}
+
+impl Table {
+    fn def(self) -> TableDefinition<'static, &'static str, &'static str> {
+        TableDefinition::new(match self {
+            Table::Refs => "refs",
+            Table::Images => "images",
+            Table::Layers => "layers",
+            Table::Cache => "cache",
+            Table::CacheInputs => "cache_inputs",
+        })
+    }
+}
+
+/// Handle on the metadata DB.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    path: PathBuf,
+}
+
+/// A write transaction: changes are applied together at commit, or not at all.
+pub struct Tx<'a> {
+    tx: &'a redb::WriteTransaction,
+    path: &'a PathBuf,
+}
+
+impl Tx<'_> {
+    pub fn put(&mut self, table: Table, key: &str, value: &str) -> Result<()> {
+        let mut t = self.tx.open_table(table.def()).map_err(db_err(self.path))?;
+        t.insert(key, value).map_err(db_err(self.path))?;
+        Ok(())
+    }
+
+    pub fn delete(&mut self, table: Table, key: &str) -> Result<bool> {
+        let mut t = self.tx.open_table(table.def()).map_err(db_err(self.path))?;
+        let removed = t.remove(key).map_err(db_err(self.path))?.is_some();
+        Ok(removed)
+    }
+
+    pub fn get(&self, table: Table, key: &str) -> Result<Option<String>> {
+        let t = self.tx.open_table(table.def()).map_err(db_err(self.path))?;
+        let v = t.get(key).map_err(db_err(self.path))?.map(|g| g.value().to_string());
+        Ok(v)
+    }
+
+    pub fn list(&self, table: Table) -> Result<Vec<(String, String)>> {
+        let t = self.tx.open_table(table.def()).map_err(db_err(self.path))?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(db_err(self.path))? {
+            let (k, v) = item.map_err(db_err(self.path))?;
+            out.push((k.value().to_string(), v.value().to_string()));
+        }
+        Ok(out)
+    }
+}
+
+fn db_err<E: std::fmt::Display>(path: &PathBuf) -> impl Fn(E) -> StoreError + '_ {
+    move |e| StoreError::Db { path: path.clone(), message: e.to_string() }
+}
+
+impl Meta {
+    pub(crate) fn new(path: PathBuf) -> Meta {
+        Meta { path }
+    }
+
+    fn open(&self) -> Result<Database> {
+        let start = Instant::now();
+        let mut wait = Duration::from_millis(2);
+        loop {
+            match Database::create(&self.path) {
+                Ok(db) => return Ok(db),
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if start.elapsed() < Duration::from_secs(60) => {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_millis(100));
+                }
+                Err(e) => return Err(StoreError::Db { path: self.path.clone(), message: e.to_string() }),
+            }
+        }
+    }
+
+    /// Runs `f` in one write transaction and commits it; an error from `f` aborts every change.
+    pub fn update<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let db = self.open()?;
+        let tx = db.begin_write().map_err(db_err(&self.path))?;
+        let out = {
+            let mut t = Tx { tx: &tx, path: &self.path };
+            f(&mut t)?
+        };
+        tx.commit().map_err(db_err(&self.path))?;
+        Ok(out)
+    }
+
+    pub fn get(&self, table: Table, key: &str) -> Result<Option<String>> {
+        let db = self.open()?;
+        let tx = db.begin_read().map_err(db_err(&self.path))?;
+        let t = match tx.open_table(table.def()) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db_err(&self.path)(e)),
+        };
+        let v = t.get(key).map_err(db_err(&self.path))?.map(|g| g.value().to_string());
+        Ok(v)
+    }
+
+    pub fn put(&self, table: Table, key: &str, value: &str) -> Result<()> {
+        self.update(|tx| tx.put(table, key, value))
+    }
+
+    pub fn delete(&self, table: Table, key: &str) -> Result<bool> {
+        self.update(|tx| tx.delete(table, key))
+    }
+
+    /// Every (key, value) of a table, in key order.
+    pub fn list(&self, table: Table) -> Result<Vec<(String, String)>> {
+        let db = self.open()?;
+        let tx = db.begin_read().map_err(db_err(&self.path))?;
+        let t = match tx.open_table(table.def()) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(db_err(&self.path)(e)),
+        };
+        let mut out = Vec::new();
+        for item in t.iter().map_err(db_err(&self.path))? {
+            let (k, v) = item.map_err(db_err(&self.path))?;
+            out.push((k.value().to_string(), v.value().to_string()));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transactions_are_atomic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(dir.path()).unwrap();
+        let m = store.meta();
+        assert_eq!(m.get(Table::Refs, "a").unwrap(), None);
+        m.put(Table::Refs, "a", "1").unwrap();
+        assert_eq!(m.get(Table::Refs, "a").unwrap().as_deref(), Some("1"));
+        let r: Result<()> = m.update(|tx| {
+            tx.put(Table::Refs, "b", "2")?;
+            Err(StoreError::Invalid("abort".into()))
+        });
+        assert!(r.is_err());
+        assert_eq!(m.get(Table::Refs, "b").unwrap(), None);
+        assert_eq!(m.list(Table::Refs).unwrap(), vec![("a".to_string(), "1".to_string())]);
+        assert!(m.delete(Table::Refs, "a").unwrap());
+        assert!(m.list(Table::Refs).unwrap().is_empty());
+    }
+
+    #[test]
+    fn concurrent_processes_wait_for_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(dir.path()).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let m = store.meta().clone();
+                std::thread::spawn(move || {
+                    for j in 0..20 {
+                        m.put(Table::Cache, &format!("{i}-{j}"), "x").unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(store.meta().list(Table::Cache).unwrap().len(), 80);
+    }
+}
