@@ -7,17 +7,25 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 fn generated(n: usize) -> String {
-    let mut s = String::from("# syntax=docker/dockerfile:1\nARG BASE=debian:bookworm\nFROM ${BASE} AS build\n");
+    let mut s = String::from(
+        "# syntax=docker/dockerfile:1\nARG BASE=debian:bookworm\nFROM ${BASE} AS build\n",
+    );
     let mut i = 0;
     while i < n {
         match i % 8 {
             0 => s.push_str(&format!("ENV V{i}=${{BASE:-x}}/{i} W{i}=\"a b\"\n")),
-            1 => s.push_str(&format!("RUN echo {i} && \\\n    ls -la /tmp/${{V{i}%%/*}}\n")),
+            1 => s.push_str(&format!(
+                "RUN echo {i} && \\\n    ls -la /tmp/${{V{i}%%/*}}\n"
+            )),
             2 => s.push_str(&format!("COPY --chown=1000:1000 src/{i} /app/{i}/\n")),
-            3 => s.push_str(&format!("RUN <<EOF\necho heredoc {i}\nprintf '%s' \"$HOME\"\nEOF\n")),
+            3 => s.push_str(&format!(
+                "RUN <<EOF\necho heredoc {i}\nprintf '%s' \"$HOME\"\nEOF\n"
+            )),
             4 => s.push_str(&format!("LABEL k{i}=\"v {i}\"\n")),
             5 => s.push_str(&format!("WORKDIR /app/${{V{i}:-w}}\n")),
-            6 => s.push_str(&format!("RUN --mount=type=cache,target=/c{i} [\"sh\", \"-c\", \"true {i}\"]\n")),
+            6 => s.push_str(&format!(
+                "RUN --mount=type=cache,target=/c{i} [\"sh\", \"-c\", \"true {i}\"]\n"
+            )),
             _ => s.push_str(&format!("ARG A{i}=${{V{i}:+set}}\n")),
         }
         i += 1;
@@ -43,7 +51,10 @@ fn main() {
         assert_eq!(df.stages[0].instructions.len(), 10_000);
     });
     let lexer = Lexer::new('\\');
-    let env: Vec<(String, String)> = vec![("BASE".into(), "debian".into()), ("HOME".into(), "/root".into())];
+    let env: Vec<(String, String)> = vec![
+        ("BASE".into(), "debian".into()),
+        ("HOME".into(), "/root".into()),
+    ];
     let parse_expand = best_of(20, || {
         let df = parse(&src).unwrap();
         let mut n = 0;
@@ -51,13 +62,24 @@ fn main() {
             match &ins.kind {
                 InstructionKind::Env(kvs) => {
                     for kv in kvs {
-                        n += lexer.process_word(&kv.value, &env).map(|e| e.value.len()).unwrap_or(0);
+                        n += lexer
+                            .process_word(&kv.value, &env)
+                            .map(|e| e.value.len())
+                            .unwrap_or(0);
                     }
                 }
-                InstructionKind::Workdir(w) => n += lexer.process_word(w, &env).map(|e| e.value.len()).unwrap_or(0),
+                InstructionKind::Workdir(w) => {
+                    n += lexer
+                        .process_word(w, &env)
+                        .map(|e| e.value.len())
+                        .unwrap_or(0)
+                }
                 InstructionKind::Copy(c) => {
                     for s in &c.sources {
-                        n += lexer.process_word(s, &env).map(|e| e.value.len()).unwrap_or(0);
+                        n += lexer
+                            .process_word(s, &env)
+                            .map(|e| e.value.len())
+                            .unwrap_or(0);
                     }
                 }
                 _ => {}
@@ -65,12 +87,18 @@ fn main() {
         }
         assert!(n > 0);
     });
-    println!("10,000 instructions ({} KiB): parse {:.2} ms, parse + expand {:.2} ms (target < 10 ms)",
-        src.len() / 1024, parse_only.as_secs_f64() * 1e3, parse_expand.as_secs_f64() * 1e3);
+    println!(
+        "10,000 instructions ({} KiB): parse {:.2} ms, parse + expand {:.2} ms (target < 10 ms)",
+        src.len() / 1024,
+        parse_only.as_secs_f64() * 1e3,
+        parse_expand.as_secs_f64() * 1e3
+    );
 
     let dir = std::env::var_os("LIGHTER_CONFORMANCE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+        })
         .join("dockerfile-parser");
     let Ok(entries) = std::fs::read_dir(dir.join("testfiles")) else {
         println!("corpus: SKIP, conformance data absent at {}", dir.display());
@@ -85,5 +113,9 @@ fn main() {
             let _ = parse(f);
         }
     });
-    println!("corpus ({} files): raw parse + dump + typed parse {:.3} ms (target < 50 ms)", files.len(), corpus.as_secs_f64() * 1e3);
+    println!(
+        "corpus ({} files): raw parse + dump + typed parse {:.3} ms (target < 50 ms)",
+        files.len(),
+        corpus.as_secs_f64() * 1e3
+    );
 }

@@ -42,7 +42,9 @@ impl Dockerfile {
             None => self.stages.len().checked_sub(1),
             Some(t) => {
                 let t = t.to_ascii_lowercase();
-                self.stages.iter().position(|s| s.name.as_deref() == Some(&t))
+                self.stages
+                    .iter()
+                    .position(|s| s.name.as_deref() == Some(&t))
             }
         }
     }

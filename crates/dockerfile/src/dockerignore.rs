@@ -190,9 +190,10 @@ impl Matcher {
         // The last pattern matching the directory (or a parent of it) also matches everything
         // below it, so only exceptions after it can re-include anything.
         let parent = clean::dir(rel_dir);
-        let decisive = self.patterns.iter().rposition(|p| {
-            p.matches(rel_dir) || (parent != "." && matches_a_parent(p, &parent))
-        });
+        let decisive = self
+            .patterns
+            .iter()
+            .rposition(|p| p.matches(rel_dir) || (parent != "." && matches_a_parent(p, &parent)));
         let Some(k) = decisive else { return false };
         if self.patterns[k].exclusion {
             return false;

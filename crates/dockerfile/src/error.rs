@@ -35,7 +35,13 @@ pub struct ParseError {
 
 impl ParseError {
     pub(crate) fn new(kind: ErrorKind, span: Span, message: impl Into<String>) -> Self {
-        ParseError { kind, span, message: message.into(), expected: None, hint: None }
+        ParseError {
+            kind,
+            span,
+            message: message.into(),
+            expected: None,
+            hint: None,
+        }
     }
 
     pub(crate) fn expected(mut self, e: impl Into<String>) -> Self {
@@ -50,7 +56,15 @@ impl ParseError {
 
     /// Renders the error for people: `file:line:col: error: message`, the line, a caret.
     pub fn render(&self, file: &str, source: &str) -> String {
-        render_at(file, source, &self.span, "error", &self.message, self.expected.as_deref(), self.hint.as_deref())
+        render_at(
+            file,
+            source,
+            &self.span,
+            "error",
+            &self.message,
+            self.expected.as_deref(),
+            self.hint.as_deref(),
+        )
     }
 }
 
@@ -78,10 +92,17 @@ pub fn render_at(
     let mut out = format!("{file}:{line_no}:{col}: {level}: {message}\n");
     out.push_str(&format!("{:gutter$} |\n", ""));
     out.push_str(&format!("{line_no} | {text}\n"));
-    let pad: String = text.chars().take(col - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+    let pad: String = text
+        .chars()
+        .take(col - 1)
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
     out.push_str(&format!("{:gutter$} | {pad}^\n", ""));
     if span.end_line > span.start_line {
-        out.push_str(&format!("{:gutter$} = note: the instruction continues to line {}\n", "", span.end_line));
+        out.push_str(&format!(
+            "{:gutter$} = note: the instruction continues to line {}\n",
+            "", span.end_line
+        ));
     }
     if let Some(e) = expected {
         out.push_str(&format!("{:gutter$} = expected: {e}\n", ""));
@@ -107,7 +128,9 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
             }
@@ -142,9 +165,26 @@ mod tests {
 
     #[test]
     fn render_has_caret() {
-        let span = Span { start_line: 2, end_line: 2, start_col: 1, line_offset: 0, end_offset: 0 };
-        let r = render_at("Dockerfile", "FROM x\nCOPPY a b\n", &span, "error", "unknown instruction: COPPY", None, Some("did you mean COPY?"));
-        assert!(r.starts_with("Dockerfile:2:1: error: unknown instruction: COPPY\n"), "{r}");
+        let span = Span {
+            start_line: 2,
+            end_line: 2,
+            start_col: 1,
+            line_offset: 0,
+            end_offset: 0,
+        };
+        let r = render_at(
+            "Dockerfile",
+            "FROM x\nCOPPY a b\n",
+            &span,
+            "error",
+            "unknown instruction: COPPY",
+            None,
+            Some("did you mean COPY?"),
+        );
+        assert!(
+            r.starts_with("Dockerfile:2:1: error: unknown instruction: COPPY\n"),
+            "{r}"
+        );
         assert!(r.contains("2 | COPPY a b\n"), "{r}");
         assert!(r.contains("  | ^\n"), "{r}");
         assert!(r.contains("hint: did you mean COPY?"), "{r}");

@@ -21,7 +21,10 @@ pub(crate) struct Flags {
 
 impl Flags {
     /// Parses `args` (each `--name[=value]`) against the declared flags.
-    pub(crate) fn parse(args: &[String], decl: &[(&'static str, FlagType)]) -> Result<Flags, String> {
+    pub(crate) fn parse(
+        args: &[String],
+        decl: &[(&'static str, FlagType)],
+    ) -> Result<Flags, String> {
         let mut f = Flags::default();
         let mut used: Vec<&str> = Vec::new();
         for arg in args {
@@ -55,17 +58,25 @@ impl Flags {
                         Some(v) => match v.to_ascii_lowercase().as_str() {
                             "true" => true,
                             "false" => false,
-                            _ => return Err(format!("expecting boolean value for flag {name}, not: {v}")),
+                            _ => {
+                                return Err(format!(
+                                    "expecting boolean value for flag {name}, not: {v}"
+                                ))
+                            }
                         },
                     };
                     f.bools.insert(key, v);
                 }
                 FlagType::Str => {
-                    let Some(v) = value else { return Err(format!("missing a value on flag: {name}")) };
+                    let Some(v) = value else {
+                        return Err(format!("missing a value on flag: {name}"));
+                    };
                     f.strs.insert(key, v.to_string());
                 }
                 FlagType::Strings => {
-                    let Some(v) = value else { return Err(format!("missing a value on flag: {name}")) };
+                    let Some(v) = value else {
+                        return Err(format!("missing a value on flag: {name}"));
+                    };
                     f.strings.entry(key).or_default().push(v.to_string());
                 }
             }
@@ -101,13 +112,17 @@ pub(crate) fn parse_duration(s: &str) -> Option<u64> {
         return None;
     }
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return None;
         }
         let n: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,
@@ -129,17 +144,37 @@ mod tests {
 
     #[test]
     fn bflags_rules() {
-        let decl = [("link", FlagType::Bool), ("from", FlagType::Str), ("exclude", FlagType::Strings)];
+        let decl = [
+            ("link", FlagType::Bool),
+            ("from", FlagType::Str),
+            ("exclude", FlagType::Strings),
+        ];
         let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let f = Flags::parse(&args(&["--link", "--from=a", "--exclude=x", "--exclude=y"]), &decl).unwrap();
+        let f = Flags::parse(
+            &args(&["--link", "--from=a", "--exclude=x", "--exclude=y"]),
+            &decl,
+        )
+        .unwrap();
         assert!(f.bool("link"));
         assert_eq!(f.str("from").as_deref(), Some("a"));
         assert_eq!(f.strings("exclude"), vec!["x", "y"]);
-        assert_eq!(Flags::parse(&args(&["--frm=a"]), &decl).unwrap_err(), "unknown flag: frm (did you mean from?)");
-        assert_eq!(Flags::parse(&args(&["--from"]), &decl).unwrap_err(), "missing a value on flag: from");
-        assert!(Flags::parse(&args(&["--from=a", "--from=b"]), &decl).unwrap_err().contains("duplicate"));
-        assert!(Flags::parse(&args(&["--link=maybe"]), &decl).unwrap_err().contains("expecting boolean"));
-        assert!(!Flags::parse(&args(&["--link=false"]), &decl).unwrap().bool("link"));
+        assert_eq!(
+            Flags::parse(&args(&["--frm=a"]), &decl).unwrap_err(),
+            "unknown flag: frm (did you mean from?)"
+        );
+        assert_eq!(
+            Flags::parse(&args(&["--from"]), &decl).unwrap_err(),
+            "missing a value on flag: from"
+        );
+        assert!(Flags::parse(&args(&["--from=a", "--from=b"]), &decl)
+            .unwrap_err()
+            .contains("duplicate"));
+        assert!(Flags::parse(&args(&["--link=maybe"]), &decl)
+            .unwrap_err()
+            .contains("expecting boolean"));
+        assert!(!Flags::parse(&args(&["--link=false"]), &decl)
+            .unwrap()
+            .bool("link"));
     }
 
     #[test]

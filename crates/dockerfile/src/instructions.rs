@@ -8,8 +8,24 @@ use crate::raw::Node;
 
 /// Every instruction keyword, lowercased.
 pub const KEYWORDS: &[&str] = &[
-    "add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck", "label", "maintainer",
-    "onbuild", "run", "shell", "stopsignal", "user", "volume", "workdir",
+    "add",
+    "arg",
+    "cmd",
+    "copy",
+    "entrypoint",
+    "env",
+    "expose",
+    "from",
+    "healthcheck",
+    "label",
+    "maintainer",
+    "onbuild",
+    "run",
+    "shell",
+    "stopsignal",
+    "user",
+    "volume",
+    "workdir",
 ];
 
 pub(crate) fn span_of(n: &Node) -> Span {
@@ -39,15 +55,38 @@ pub(crate) enum Parsed {
 
 pub(crate) fn parse_node(n: Node) -> Result<Parsed, ParseError> {
     let span = span_of(&n);
-    let Node { keyword, keyword_original, original, flags, args, json, inner, heredocs, .. } = n;
-    let n = NodeRef { keyword: &keyword, keyword_original: &keyword_original, flags: &flags, json, start_line: span.start_line, end_line: span.end_line };
+    let Node {
+        keyword,
+        keyword_original,
+        original,
+        flags,
+        args,
+        json,
+        inner,
+        heredocs,
+        ..
+    } = n;
+    let n = NodeRef {
+        keyword: &keyword,
+        keyword_original: &keyword_original,
+        flags: &flags,
+        json,
+        start_line: span.start_line,
+        end_line: span.end_line,
+    };
     let err = |kind: ErrorKind, msg: String| ParseError::new(kind, span, msg);
-    let flag_err = |msg: String| ParseError::new(ErrorKind::Flag, span, msg).expected(flag_help(n.keyword));
+    let flag_err =
+        |msg: String| ParseError::new(ErrorKind::Flag, span, msg).expected(flag_help(n.keyword));
     let kw_upper = n.keyword.to_ascii_uppercase();
-    let no_flags = || -> Result<(), ParseError> { Flags::parse(n.flags, &[]).map(|_| ()).map_err(flag_err) };
+    let no_flags =
+        || -> Result<(), ParseError> { Flags::parse(n.flags, &[]).map(|_| ()).map_err(flag_err) };
     let exactly_one = |what: &str| -> Result<String, ParseError> {
         if args.len() != 1 {
-            return Err(err(ErrorKind::Arguments, format!("{kw_upper} requires exactly one argument")).expected(what.to_string()));
+            return Err(err(
+                ErrorKind::Arguments,
+                format!("{kw_upper} requires exactly one argument"),
+            )
+            .expected(what.to_string()));
         }
         Ok(args[0].clone())
     };
@@ -63,14 +102,26 @@ pub(crate) fn parse_node(n: Node) -> Result<Parsed, ParseError> {
         "from" => {
             let f = Flags::parse(n.flags, &[("platform", FlagType::Str)]).map_err(flag_err)?;
             if args.len() != 1 && args.len() != 3 {
-                return Err(err(ErrorKind::Arguments, "FROM requires either one or three arguments".into())
-                    .expected("FROM [--platform=<platform>] <image> [AS <name>]"));
+                return Err(err(
+                    ErrorKind::Arguments,
+                    "FROM requires either one or three arguments".into(),
+                )
+                .expected("FROM [--platform=<platform>] <image> [AS <name>]"));
             }
-            let mut from = From { base: args[0].clone(), name: None, name_original: None, as_keyword: None, platform: f.str("platform") };
+            let mut from = From {
+                base: args[0].clone(),
+                name: None,
+                name_original: None,
+                as_keyword: None,
+                platform: f.str("platform"),
+            };
             if args.len() == 3 {
                 if !args[1].eq_ignore_ascii_case("as") {
-                    return Err(err(ErrorKind::Arguments, "Syntax error - can't find 'AS' in FROM".into())
-                        .expected("FROM <image> AS <name>"));
+                    return Err(err(
+                        ErrorKind::Arguments,
+                        "Syntax error - can't find 'AS' in FROM".into(),
+                    )
+                    .expected("FROM <image> AS <name>"));
                 }
                 let name = args[2].to_ascii_lowercase();
                 if !valid_stage_name(&name) {
@@ -88,7 +139,11 @@ pub(crate) fn parse_node(n: Node) -> Result<Parsed, ParseError> {
         "run" => {
             let f = Flags::parse(
                 n.flags,
-                &[("mount", FlagType::Strings), ("network", FlagType::Str), ("security", FlagType::Str)],
+                &[
+                    ("mount", FlagType::Strings),
+                    ("network", FlagType::Str),
+                    ("security", FlagType::Str),
+                ],
             )
             .map_err(flag_err)?;
             let mounts = f
@@ -102,16 +157,29 @@ pub(crate) fn parse_node(n: Node) -> Result<Parsed, ParseError> {
                 Some("none") => Some(NetworkMode::None),
                 Some("host") => Some(NetworkMode::Host),
                 Some(other) => {
-                    return Err(err(ErrorKind::Flag, format!("unsupported network mode: {other}")).expected("default, none or host"))
+                    return Err(err(
+                        ErrorKind::Flag,
+                        format!("unsupported network mode: {other}"),
+                    )
+                    .expected("default, none or host"))
                 }
             };
             let security = f.str("security");
             if let Some(s) = &security {
                 if s != "sandbox" && s != "insecure" {
-                    return Err(err(ErrorKind::Flag, format!("unsupported security mode: {s}")).expected("sandbox or insecure"));
+                    return Err(
+                        err(ErrorKind::Flag, format!("unsupported security mode: {s}"))
+                            .expected("sandbox or insecure"),
+                    );
                 }
             }
-            InstructionKind::Run(Run { command: command(args), heredocs, mounts, network, security })
+            InstructionKind::Run(Run {
+                command: command(args),
+                heredocs,
+                mounts,
+                network,
+                security,
+            })
         }
         "copy" | "add" => {
             let add = n.keyword == "add";
@@ -122,13 +190,21 @@ pub(crate) fn parse_node(n: Node) -> Result<Parsed, ParseError> {
                 ("exclude", FlagType::Strings),
             ];
             if add {
-                decl.extend([("checksum", FlagType::Str), ("keep-git-dir", FlagType::Bool), ("unpack", FlagType::Bool)]);
+                decl.extend([
+                    ("checksum", FlagType::Str),
+                    ("keep-git-dir", FlagType::Bool),
+                    ("unpack", FlagType::Bool),
+                ]);
             } else {
                 decl.extend([("from", FlagType::Str), ("parents", FlagType::Bool)]);
             }
             let f = Flags::parse(n.flags, &decl).map_err(flag_err)?;
             if args.len() < 2 {
-                let provided = if args.is_empty() { "none was" } else { "only one was" };
+                let provided = if args.is_empty() {
+                    "none was"
+                } else {
+                    "only one was"
+                };
                 return Err(err(
                     ErrorKind::Arguments,
                     format!("{kw_upper} requires at least two arguments, but {provided} provided. Destination could not be determined"),
@@ -154,7 +230,10 @@ pub(crate) fn parse_node(n: Node) -> Result<Parsed, ParseError> {
             };
             if let Some(m) = &c.chmod {
                 if !valid_chmod(m) {
-                    return Err(err(ErrorKind::Flag, format!("invalid chmod parameter: {m}")).expected("an octal mode such as 0755, or a symbolic mode such as u+x"));
+                    return Err(
+                        err(ErrorKind::Flag, format!("invalid chmod parameter: {m}"))
+                            .expected("an octal mode such as 0755, or a symbolic mode such as u+x"),
+                    );
                 }
             }
             if add {
@@ -166,12 +245,20 @@ pub(crate) fn parse_node(n: Node) -> Result<Parsed, ParseError> {
         "env" | "label" => {
             no_flags()?;
             if args.is_empty() {
-                return Err(err(ErrorKind::Arguments, format!("{kw_upper} requires at least one argument")).expected(format!("{kw_upper} <key>=<value> ...")));
+                return Err(err(
+                    ErrorKind::Arguments,
+                    format!("{kw_upper} requires at least one argument"),
+                )
+                .expected(format!("{kw_upper} <key>=<value> ...")));
             }
             let mut kvs = Vec::with_capacity(args.len() / 3);
             let mut it = args.into_iter();
             while let (Some(key), Some(value), Some(sep)) = (it.next(), it.next(), it.next()) {
-                kvs.push(KeyValue { key, value, legacy: sep.is_empty() });
+                kvs.push(KeyValue {
+                    key,
+                    value,
+                    legacy: sep.is_empty(),
+                });
             }
             if n.keyword == "env" {
                 InstructionKind::Env(kvs)
@@ -182,13 +269,23 @@ pub(crate) fn parse_node(n: Node) -> Result<Parsed, ParseError> {
         "arg" => {
             no_flags()?;
             if args.is_empty() {
-                return Err(err(ErrorKind::Arguments, "ARG requires at least one argument".into()).expected("ARG <name>[=<default value>]"));
+                return Err(err(
+                    ErrorKind::Arguments,
+                    "ARG requires at least one argument".into(),
+                )
+                .expected("ARG <name>[=<default value>]"));
             }
             InstructionKind::Arg(
                 args.into_iter()
                     .map(|a| match a.split_once('=') {
-                        Some((k, v)) => ArgDef { name: k.to_string(), default: Some(v.to_string()) },
-                        None => ArgDef { name: a, default: None },
+                        Some((k, v)) => ArgDef {
+                            name: k.to_string(),
+                            default: Some(v.to_string()),
+                        },
+                        None => ArgDef {
+                            name: a,
+                            default: None,
+                        },
                     })
                     .collect(),
             )
@@ -212,17 +309,28 @@ pub(crate) fn parse_node(n: Node) -> Result<Parsed, ParseError> {
         "expose" => {
             no_flags()?;
             if args.is_empty() {
-                return Err(err(ErrorKind::Arguments, "EXPOSE requires at least one argument".into()).expected("EXPOSE <port>[/<protocol>] ..."));
+                return Err(err(
+                    ErrorKind::Arguments,
+                    "EXPOSE requires at least one argument".into(),
+                )
+                .expected("EXPOSE <port>[/<protocol>] ..."));
             }
             InstructionKind::Expose(args)
         }
         "volume" => {
             no_flags()?;
             if args.is_empty() {
-                return Err(err(ErrorKind::Arguments, "VOLUME requires at least one argument".into()).expected("VOLUME <path> ..."));
+                return Err(err(
+                    ErrorKind::Arguments,
+                    "VOLUME requires at least one argument".into(),
+                )
+                .expected("VOLUME <path> ..."));
             }
             if args.iter().any(|a| a.trim().is_empty()) {
-                return Err(err(ErrorKind::Arguments, "VOLUME specified can not be an empty string".into()));
+                return Err(err(
+                    ErrorKind::Arguments,
+                    "VOLUME specified can not be an empty string".into(),
+                ));
             }
             InstructionKind::Volume(args)
         }
@@ -237,24 +345,47 @@ pub(crate) fn parse_node(n: Node) -> Result<Parsed, ParseError> {
         "shell" => {
             no_flags()?;
             if !n.json {
-                return Err(err(ErrorKind::Arguments, "SHELL requires the arguments to be in JSON form".into())
-                    .expected("SHELL [\"executable\", \"parameters\"]"));
+                return Err(err(
+                    ErrorKind::Arguments,
+                    "SHELL requires the arguments to be in JSON form".into(),
+                )
+                .expected("SHELL [\"executable\", \"parameters\"]"));
             }
             if args.is_empty() {
-                return Err(err(ErrorKind::Arguments, "SHELL requires at least one argument".into()));
+                return Err(err(
+                    ErrorKind::Arguments,
+                    "SHELL requires at least one argument".into(),
+                ));
             }
             InstructionKind::Shell(args)
         }
-        "healthcheck" => InstructionKind::Healthcheck(parse_healthcheck(&n, args).map_err(|(k, m)| err(k, m))?),
+        "healthcheck" => {
+            InstructionKind::Healthcheck(parse_healthcheck(&n, args).map_err(|(k, m)| err(k, m))?)
+        }
         "onbuild" => {
             no_flags()?;
             let Some(inner) = inner else {
-                return Err(err(ErrorKind::Arguments, "ONBUILD requires at least one argument".into()).expected("ONBUILD <INSTRUCTION>"));
+                return Err(err(
+                    ErrorKind::Arguments,
+                    "ONBUILD requires at least one argument".into(),
+                )
+                .expected("ONBUILD <INSTRUCTION>"));
             };
             match inner.keyword.as_str() {
-                "onbuild" => return Err(err(ErrorKind::Arguments, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into())),
+                "onbuild" => {
+                    return Err(err(
+                        ErrorKind::Arguments,
+                        "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into(),
+                    ))
+                }
                 "from" | "maintainer" => {
-                    return Err(err(ErrorKind::Arguments, format!("{} isn't allowed as an ONBUILD trigger", inner.keyword.to_ascii_uppercase())))
+                    return Err(err(
+                        ErrorKind::Arguments,
+                        format!(
+                            "{} isn't allowed as an ONBUILD trigger",
+                            inner.keyword.to_ascii_uppercase()
+                        ),
+                    ))
                 }
                 _ => {}
             }
@@ -271,14 +402,22 @@ pub(crate) fn parse_node(n: Node) -> Result<Parsed, ParseError> {
             }
         }
         other => {
-            let mut e = err(ErrorKind::UnknownInstruction, format!("unknown instruction: {}", n.keyword_original));
+            let mut e = err(
+                ErrorKind::UnknownInstruction,
+                format!("unknown instruction: {}", n.keyword_original),
+            );
             if let Some(s) = suggest(other, KEYWORDS) {
                 e = e.hint(format!("did you mean {}?", s.to_ascii_uppercase()));
             }
             return Err(e);
         }
     };
-    Ok(Parsed::Other(Instruction { kind, span, keyword: keyword_original, original }))
+    Ok(Parsed::Other(Instruction {
+        kind,
+        span,
+        keyword: keyword_original,
+        original,
+    }))
 }
 
 fn flag_help(keyword: &str) -> String {
@@ -287,7 +426,9 @@ fn flag_help(keyword: &str) -> String {
         "run" => "--mount, --network, --security".into(),
         "copy" => "--from, --chown, --chmod, --link, --parents, --exclude".into(),
         "add" => "--chown, --chmod, --link, --exclude, --checksum, --keep-git-dir, --unpack".into(),
-        "healthcheck" => "--interval, --timeout, --start-period, --start-interval, --retries".into(),
+        "healthcheck" => {
+            "--interval, --timeout, --start-period, --start-interval, --retries".into()
+        }
         k => format!("no flags: {} takes none", k.to_ascii_uppercase()),
     }
 }
@@ -296,7 +437,8 @@ fn flag_help(keyword: &str) -> String {
 fn valid_stage_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Octal modes, or symbolic modes (`u+x`, `go-w,a+r`), or a variable to expand later.
@@ -305,13 +447,17 @@ fn valid_chmod(m: &str) -> bool {
         return true;
     }
     if !m.is_empty() && m.chars().all(|c| c.is_digit(8)) {
-        return u32::from_str_radix(m, 8).map(|v| v <= 0o7777).unwrap_or(false);
+        return u32::from_str_radix(m, 8)
+            .map(|v| v <= 0o7777)
+            .unwrap_or(false);
     }
     m.split(',').all(|clause| {
         let ops = clause.trim_start_matches(['u', 'g', 'o', 'a']);
         !ops.is_empty()
             && ops.starts_with(['+', '-', '='])
-            && ops.chars().all(|c| matches!(c, '+' | '-' | '=' | 'r' | 'w' | 'x' | 'X' | 's' | 't'))
+            && ops
+                .chars()
+                .all(|c| matches!(c, '+' | '-' | '=' | 'r' | 'w' | 'x' | 'X' | 's' | 't'))
     })
 }
 
@@ -327,7 +473,10 @@ struct NodeRef<'a> {
     end_line: usize,
 }
 
-fn parse_healthcheck(n: &NodeRef<'_>, args: Vec<String>) -> Result<Healthcheck, (ErrorKind, String)> {
+fn parse_healthcheck(
+    n: &NodeRef<'_>,
+    args: Vec<String>,
+) -> Result<Healthcheck, (ErrorKind, String)> {
     let f = Flags::parse(
         n.flags,
         &[
@@ -340,28 +489,47 @@ fn parse_healthcheck(n: &NodeRef<'_>, args: Vec<String>) -> Result<Healthcheck, 
     )
     .map_err(|e| (ErrorKind::Flag, e))?;
     let Some(typ) = args.first() else {
-        return Err((ErrorKind::Arguments, "HEALTHCHECK requires an argument".into()));
+        return Err((
+            ErrorKind::Arguments,
+            "HEALTHCHECK requires an argument".into(),
+        ));
     };
     match typ.to_ascii_uppercase().as_str() {
         "NONE" => {
             if args.len() > 1 {
-                return Err((ErrorKind::Arguments, "HEALTHCHECK NONE takes no arguments".into()));
+                return Err((
+                    ErrorKind::Arguments,
+                    "HEALTHCHECK NONE takes no arguments".into(),
+                ));
             }
             Ok(Healthcheck::None)
         }
         "CMD" => {
             let rest = &args[1..];
             if rest.is_empty() || (!n.json && rest[0].is_empty()) {
-                return Err((ErrorKind::Arguments, "Missing command after HEALTHCHECK CMD".into()));
+                return Err((
+                    ErrorKind::Arguments,
+                    "Missing command after HEALTHCHECK CMD".into(),
+                ));
             }
-            let command = if n.json { Command::Exec(rest.to_vec()) } else { Command::Shell(rest[0].clone()) };
+            let command = if n.json {
+                Command::Exec(rest.to_vec())
+            } else {
+                Command::Shell(rest[0].clone())
+            };
             let dur = |name: &str| -> Result<Option<u64>, (ErrorKind, String)> {
                 match f.str(name) {
                     None => Ok(None),
                     Some(v) => {
-                        let d = parse_duration(&v).ok_or((ErrorKind::Flag, format!("invalid duration for --{name}: {v}")))?;
+                        let d = parse_duration(&v).ok_or((
+                            ErrorKind::Flag,
+                            format!("invalid duration for --{name}: {v}"),
+                        ))?;
                         if d != 0 && d < 1_000_000 {
-                            return Err((ErrorKind::Flag, format!("Interval \"{name}\" cannot be less than 1ms")));
+                            return Err((
+                                ErrorKind::Flag,
+                                format!("Interval \"{name}\" cannot be less than 1ms"),
+                            ));
                         }
                         Ok(Some(d))
                     }
@@ -370,7 +538,9 @@ fn parse_healthcheck(n: &NodeRef<'_>, args: Vec<String>) -> Result<Healthcheck, 
             let retries = match f.str("retries") {
                 None => None,
                 Some(v) => {
-                    let r: i64 = v.parse().map_err(|_| (ErrorKind::Flag, format!("invalid value for --retries: {v}")))?;
+                    let r: i64 = v.parse().map_err(|_| {
+                        (ErrorKind::Flag, format!("invalid value for --retries: {v}"))
+                    })?;
                     if r < 0 {
                         return Err((ErrorKind::Flag, "--retries cannot be negative".into()));
                     }
@@ -386,7 +556,10 @@ fn parse_healthcheck(n: &NodeRef<'_>, args: Vec<String>) -> Result<Healthcheck, 
                 retries,
             })
         }
-        other => Err((ErrorKind::Arguments, format!("Unknown type \"{other}\" in HEALTHCHECK (try CMD)"))),
+        other => Err((
+            ErrorKind::Arguments,
+            format!("Unknown type \"{other}\" in HEALTHCHECK (try CMD)"),
+        )),
     }
 }
 
@@ -407,7 +580,11 @@ pub(crate) fn parse_mount(spec: &str) -> Result<RunMount, String> {
         env: None,
         size: None,
     };
-    let fields: Vec<&str> = spec.split(',').map(str::trim).filter(|f| !f.is_empty()).collect();
+    let fields: Vec<&str> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .collect();
     // The type decides defaults, so read it first.
     for f in &fields {
         if let Some(t) = f.strip_prefix("type=") {
@@ -459,12 +636,24 @@ pub(crate) fn parse_mount(spec: &str) -> Result<RunMount, String> {
             "uid" => m.uid = Some(num(&k, need()?, 10)?),
             "gid" => m.gid = Some(num(&k, need()?, 10)?),
             "env" => m.env = Some(need()?.to_string()),
-            "size" => m.size = Some(parse_size(need()?).ok_or_else(|| format!("invalid value for size: {f}"))?),
+            "size" => {
+                m.size = Some(
+                    parse_size(need()?).ok_or_else(|| format!("invalid value for size: {f}"))?,
+                )
+            }
             _ => return Err(format!("unexpected key '{k}' in '{f}'")),
         }
     }
-    if m.target.is_none() && matches!(m.kind, MountKind::Bind | MountKind::Cache | MountKind::Tmpfs) {
-        return Err(format!("mount type={} requires a target", kind_name(m.kind)));
+    if m.target.is_none()
+        && matches!(
+            m.kind,
+            MountKind::Bind | MountKind::Cache | MountKind::Tmpfs
+        )
+    {
+        return Err(format!(
+            "mount type={} requires a target",
+            kind_name(m.kind)
+        ));
     }
     if m.kind == MountKind::Secret && m.id.is_none() && m.target.is_none() && m.source.is_none() {
         return Err("secret mount requires an id, a source or a target".into());
@@ -503,17 +692,26 @@ mod tests {
 
     #[test]
     fn mounts() {
-        let m = parse_mount("type=cache,target=/root/.cache,id=go,sharing=locked,mode=0755,uid=1000").unwrap();
+        let m =
+            parse_mount("type=cache,target=/root/.cache,id=go,sharing=locked,mode=0755,uid=1000")
+                .unwrap();
         assert_eq!(m.kind, MountKind::Cache);
         assert!(!m.readonly);
         assert_eq!(m.mode, Some(0o755));
         assert_eq!(m.sharing, Sharing::Locked);
         let s = parse_mount("type=secret,id=tok,env=TOKEN,required").unwrap();
         assert!(s.required && s.readonly);
-        assert!(parse_mount("type=bind").unwrap_err().contains("requires a target"));
+        assert!(parse_mount("type=bind")
+            .unwrap_err()
+            .contains("requires a target"));
         assert!(parse_mount("type=nope,target=/x").is_err());
-        assert!(parse_mount("target=/x,bogus=1").unwrap_err().contains("unexpected key"));
-        assert_eq!(parse_mount("type=tmpfs,target=/t,size=64m").unwrap().size, Some(64 << 20));
+        assert!(parse_mount("target=/x,bogus=1")
+            .unwrap_err()
+            .contains("unexpected key"));
+        assert_eq!(
+            parse_mount("type=tmpfs,target=/t,size=64m").unwrap().size,
+            Some(64 << 20)
+        );
     }
 
     #[test]

@@ -7,12 +7,12 @@ pub mod shell;
 pub mod dockerignore;
 
 // Parser, AST and instruction modules follow (owned by the parser work).
-pub mod raw;
 pub mod ast;
 mod error;
 mod flags;
 mod instructions;
 pub mod lint;
+pub mod raw;
 
 pub use ast::*;
 pub use error::{render_at, ErrorKind, ParseError};
@@ -28,13 +28,28 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
     let raw = raw::parse_raw(src).map_err(|e| {
         ParseError::new(
             ErrorKind::Syntax,
-            Span { start_line: e.start_line, end_line: e.end_line, start_col: e.col, line_offset: e.offset, end_offset: e.offset },
+            Span {
+                start_line: e.start_line,
+                end_line: e.end_line,
+                start_col: e.col,
+                line_offset: e.offset,
+                end_offset: e.offset,
+            },
             e.message,
         )
     })?;
     if raw.nodes.is_empty() {
-        return Err(ParseError::new(ErrorKind::Structure, Span { start_line: 1, end_line: 1, start_col: 1, ..Span::default() }, "file with no instructions")
-            .expected("at least a FROM instruction"));
+        return Err(ParseError::new(
+            ErrorKind::Structure,
+            Span {
+                start_line: 1,
+                end_line: 1,
+                start_col: 1,
+                ..Span::default()
+            },
+            "file with no instructions",
+        )
+        .expected("at least a FROM instruction"));
     }
     let mut meta_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
@@ -45,7 +60,11 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
             Parsed::From(f) => {
                 if let Some(name) = &f.name {
                     if stages.iter().any(|s| s.name.as_deref() == Some(name)) {
-                        return Err(ParseError::new(ErrorKind::Structure, node_span, format!("duplicate stage name \"{name}\"")));
+                        return Err(ParseError::new(
+                            ErrorKind::Structure,
+                            node_span,
+                            format!("duplicate stage name \"{name}\""),
+                        ));
                     }
                 }
                 stages.push(Stage {
@@ -64,15 +83,33 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
                 Some(stage) => stage.instructions.push(i),
                 None if matches!(i.kind, InstructionKind::Arg(_)) => meta_args.push(i),
                 None => {
-                    return Err(ParseError::new(ErrorKind::Structure, i.span, "no build stage in current context")
-                        .expected("FROM before any instruction other than ARG"))
+                    return Err(ParseError::new(
+                        ErrorKind::Structure,
+                        i.span,
+                        "no build stage in current context",
+                    )
+                    .expected("FROM before any instruction other than ARG"))
                 }
             },
         }
     }
     if stages.is_empty() {
-        let span = meta_args.last().map(|i: &Instruction| i.span).unwrap_or_default();
-        return Err(ParseError::new(ErrorKind::Structure, span, "dockerfile contains no stages to build").expected("a FROM instruction"));
+        let span = meta_args
+            .last()
+            .map(|i: &Instruction| i.span)
+            .unwrap_or_default();
+        return Err(ParseError::new(
+            ErrorKind::Structure,
+            span,
+            "dockerfile contains no stages to build",
+        )
+        .expected("a FROM instruction"));
     }
-    Ok(Dockerfile { directives: raw.directives, escape: raw.escape, meta_args, stages, warnings: raw.warnings })
+    Ok(Dockerfile {
+        directives: raw.directives,
+        escape: raw.escape,
+        meta_args,
+        stages,
+        warnings: raw.warnings,
+    })
 }

@@ -309,7 +309,13 @@ impl Directives {
             self.done = true;
             return Ok(());
         }
-        let err = |message: String| RawError { message, start_line: lineno, end_line: lineno, col: 1, offset };
+        let err = |message: String| RawError {
+            message,
+            start_line: lineno,
+            end_line: lineno,
+            col: 1,
+            offset,
+        };
         if self.parsed.iter().any(|d| d.name == name) {
             return Err(err(format!("only one {name} parser directive can be used")));
         }
@@ -317,10 +323,18 @@ impl Directives {
             match value {
                 "\\" => self.escape = '\\',
                 "`" => self.escape = '`',
-                _ => return Err(err(format!("invalid escape token '{value}' does not match ` or \\"))),
+                _ => {
+                    return Err(err(format!(
+                        "invalid escape token '{value}' does not match ` or \\"
+                    )))
+                }
             }
         }
-        self.parsed.push(Directive { name, value: value.to_string(), line: lineno });
+        self.parsed.push(Directive {
+            name,
+            value: value.to_string(),
+            line: lineno,
+        });
         Ok(())
     }
 }
@@ -331,7 +345,13 @@ fn parse_directive_line(line: &str) -> Option<(&str, &str)> {
     let rest = trim_leading_ws(rest);
     let name_len = rest
         .char_indices()
-        .take_while(|(i, c)| if *i == 0 { c.is_ascii_alphabetic() } else { c.is_ascii_alphanumeric() })
+        .take_while(|(i, c)| {
+            if *i == 0 {
+                c.is_ascii_alphabetic()
+            } else {
+                c.is_ascii_alphanumeric()
+            }
+        })
         .count();
     if name_len == 0 {
         return None;
@@ -359,8 +379,16 @@ fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
 /// Parses Dockerfile text into raw nodes.
 pub fn parse_raw(src: &str) -> Result<RawDockerfile, RawError> {
     let src = src.strip_prefix('\u{feff}').unwrap_or(src);
-    let mut lines = Lines { src, pos: 0, line: 0 };
-    let mut dirs = Directives { done: false, parsed: Vec::new(), escape: '\\' };
+    let mut lines = Lines {
+        src,
+        pos: 0,
+        line: 0,
+    };
+    let mut dirs = Directives {
+        done: false,
+        parsed: Vec::new(),
+        escape: '\\',
+    };
     let mut nodes = Vec::new();
     let mut warnings = Vec::new();
     let mut comments: Vec<String> = Vec::new();
@@ -403,7 +431,8 @@ pub fn parse_raw(src: &str) -> Result<RawDockerfile, RawError> {
         if empty_cont {
             warnings.push(RawWarning {
                 short: format!("Empty continuation line found in: {line}"),
-                detail: "Empty continuation lines will become errors in a future release".to_string(),
+                detail: "Empty continuation lines will become errors in a future release"
+                    .to_string(),
                 line: start_line,
             });
         }
@@ -428,7 +457,11 @@ pub fn parse_raw(src: &str) -> Result<RawDockerfile, RawError> {
                 let mut terminated = false;
                 while let Some(body) = lines.next()? {
                     end_offset = body.offset + body.raw.len();
-                    let candidate = if doc.chomp { body.text.trim_start_matches('\t') } else { body.text };
+                    let candidate = if doc.chomp {
+                        body.text.trim_start_matches('\t')
+                    } else {
+                        body.text
+                    };
                     if candidate == doc.name {
                         terminated = true;
                         break;
@@ -455,17 +488,31 @@ pub fn parse_raw(src: &str) -> Result<RawDockerfile, RawError> {
         node.comments = std::mem::take(&mut comments);
         nodes.push(node);
     }
-    Ok(RawDockerfile { directives: dirs.parsed, escape: dirs.escape, nodes, warnings })
+    Ok(RawDockerfile {
+        directives: dirs.parsed,
+        escape: dirs.escape,
+        nodes,
+        warnings,
+    })
 }
 
 /// BuildKit's `newNodeFromLine`: keyword, flags, then the instruction's own argument parser.
 fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
     let parts = ws_split(line.trim(), 2);
     let keyword_original = parts[0].to_string();
-    let (rest, flags) = if parts.len() == 2 { extract_flags(parts[1]) } else { ("", Vec::new()) };
+    let (rest, flags) = if parts.len() == 2 {
+        extract_flags(parts[1])
+    } else {
+        ("", Vec::new())
+    };
     let rest = rest.trim();
     let keyword = keyword_original.to_lowercase();
-    let mut node = Node { keyword, keyword_original, flags, ..Node::default() };
+    let mut node = Node {
+        keyword,
+        keyword_original,
+        flags,
+        ..Node::default()
+    };
     match node.keyword.as_str() {
         "add" | "copy" | "volume" => match parse_json(rest)? {
             Some(v) => set_json(&mut node, v),
@@ -561,12 +608,19 @@ fn parse_name_val(rest: &str, key: &str, escape: char) -> Result<Vec<String>, St
         if parts.len() < 2 {
             return Err(format!("{key} must have two arguments"));
         }
-        return Ok(vec![parts[0].to_string(), parts[1].to_string(), String::new()]);
+        return Ok(vec![
+            parts[0].to_string(),
+            parts[1].to_string(),
+            String::new(),
+        ]);
     }
     let mut out = Vec::with_capacity(words.len() * 3);
     for w in words {
         let Some((k, v)) = w.split_once('=') else {
-            return Err(format!("Syntax error - can't find = in {}. Must be of the form: name=value", go_quote(&w)));
+            return Err(format!(
+                "Syntax error - can't find = in {}. Must be of the form: name=value",
+                go_quote(&w)
+            ));
         };
         out.extend([k.to_string(), v.to_string(), "=".to_string()]);
     }
@@ -750,7 +804,10 @@ fn extract_flags(line: &str) -> (&str, Vec<String>) {
 
 /// BuildKit's `heredocsFromLine`: the heredoc words of an instruction line, in order.
 pub fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
-    let lexer = Lexer::new('\\').raw_quotes(true).raw_escapes(true).skip_unset_env(true);
+    let lexer = Lexer::new('\\')
+        .raw_quotes(true)
+        .raw_escapes(true)
+        .skip_unset_env(true);
     let empty: Vec<(String, String)> = Vec::new();
     let words = match lexer.process_words(line, &empty) {
         Ok(w) => w.words,
@@ -780,7 +837,9 @@ pub fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
 /// BuildKit's `ParseHeredoc`: `^(\d*)<<(-?)\s*([^<]*)$` plus quote detection on the delimiter word.
 pub fn parse_heredoc(src: &str) -> Result<Option<Heredoc>, String> {
     let digits = src.bytes().take_while(u8::is_ascii_digit).count();
-    let Some(rest) = src[digits..].strip_prefix("<<") else { return Ok(None) };
+    let Some(rest) = src[digits..].strip_prefix("<<") else {
+        return Ok(None);
+    };
     let (chomp, rest) = match rest.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, rest),
@@ -792,17 +851,32 @@ pub fn parse_heredoc(src: &str) -> Result<Option<Heredoc>, String> {
     let fd = src[..digits].parse::<u32>().unwrap_or(0);
     let empty: Vec<(String, String)> = Vec::new();
     let lexer = Lexer::new('\\').skip_unset_env(true);
-    let words = lexer.process_words(rest, &empty).map_err(|e| e.to_string())?.words;
+    let words = lexer
+        .process_words(rest, &empty)
+        .map_err(|e| e.to_string())?
+        .words;
     if words.len() != 1 {
         return Ok(None);
     }
-    let raw = lexer.raw_quotes(true).process_words(rest, &empty).map_err(|e| e.to_string())?.words;
+    let raw = lexer
+        .raw_quotes(true)
+        .process_words(rest, &empty)
+        .map_err(|e| e.to_string())?
+        .words;
     if raw.len() != words.len() {
-        return Err(format!("internal lexing of heredoc produced inconsistent results: {rest}"));
+        return Err(format!(
+            "internal lexing of heredoc produced inconsistent results: {rest}"
+        ));
     }
     let quotes = |s: &str| s.matches(['\'', '"']).count();
     let expand = quotes(&words[0]) == quotes(&raw[0]);
-    Ok(Some(Heredoc { name: words[0].clone(), content: String::new(), expand, chomp, fd }))
+    Ok(Some(Heredoc {
+        name: words[0].clone(),
+        content: String::new(),
+        expand,
+        chomp,
+        fd,
+    }))
 }
 
 #[cfg(test)]
@@ -811,7 +885,8 @@ mod tests {
 
     #[test]
     fn flags_and_dump() {
-        let d = parse_raw("COPY --user=me --doit=true -- foo /tmp/\nCMD --doit [ \"a\", \"b\" ]\n").unwrap();
+        let d = parse_raw("COPY --user=me --doit=true -- foo /tmp/\nCMD --doit [ \"a\", \"b\" ]\n")
+            .unwrap();
         assert_eq!(d.dump(), "(copy [\"--user=me\" \"--doit=true\"] \"foo\" \"/tmp/\")\n(cmd [\"--doit\"] \"a\" \"b\")\n");
     }
 
@@ -832,7 +907,13 @@ mod tests {
 
     #[test]
     fn env_errors() {
-        assert_eq!(parse_raw("ENV PATH").unwrap_err().message, "ENV must have two arguments");
-        assert!(parse_raw("CMD [\"a\", 1]").unwrap_err().message.contains("strings only"));
+        assert_eq!(
+            parse_raw("ENV PATH").unwrap_err().message,
+            "ENV must have two arguments"
+        );
+        assert!(parse_raw("CMD [\"a\", 1]")
+            .unwrap_err()
+            .message
+            .contains("strings only"));
     }
 }

@@ -9,12 +9,17 @@ use serde_json::Value;
 fn corpus() -> Option<PathBuf> {
     let root = std::env::var_os("LIGHTER_CONFORMANCE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+        });
     let dir = root.join("dockerignore");
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("SKIP: conformance corpus not found at {} (set LIGHTER_CONFORMANCE)", dir.display());
+        eprintln!(
+            "SKIP: conformance corpus not found at {} (set LIGHTER_CONFORMANCE)",
+            dir.display()
+        );
         None
     }
 }
@@ -29,7 +34,10 @@ fn report(name: &str, passed: usize, failures: &[String]) {
 
 /// Go `filepath.Clean` for the simple relative paths of the `Matches` rows.
 fn go_clean(path: &str) -> String {
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+    let segs: Vec<&str> = path
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
     if segs.is_empty() {
         ".".to_string()
     } else {
@@ -45,7 +53,11 @@ fn patternmatcher_cases() {
     for line in text.lines().skip(1) {
         let cols: Vec<&str> = line.split('\t').collect();
         let (function, path, expected) = (cols[0], cols[1], cols[2]);
-        let patterns: Vec<&str> = cols[4..].iter().copied().filter(|p| !p.is_empty()).collect();
+        let patterns: Vec<&str> = cols[4..]
+            .iter()
+            .copied()
+            .filter(|p| !p.is_empty())
+            .collect();
         let got = match Matcher::new(&patterns) {
             Err(_) => "error".to_string(),
             Ok(m) => match function {
@@ -60,7 +72,9 @@ fn patternmatcher_cases() {
         if got == expected {
             passed += 1;
         } else {
-            failures.push(format!("{function} {path:?} {patterns:?}: expected {expected}, got {got}"));
+            failures.push(format!(
+                "{function} {path:?} {patterns:?}: expected {expected}, got {got}"
+            ));
         }
     }
     assert_eq!(passed + failures.len(), 138, "row count");
@@ -74,7 +88,11 @@ fn load_context(dir: &std::path::Path) -> Value {
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -85,7 +103,10 @@ fn readall_cases() {
     let (mut passed, mut failures) = (0, Vec::new());
     for case in doc["readall"].as_array().expect("readall") {
         let input = case["input"].as_str().unwrap_or("");
-        let got: Vec<String> = parse_dockerignore(input).iter().map(|p| p.to_string()).collect();
+        let got: Vec<String> = parse_dockerignore(input)
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
         let want = strings(&case["patterns"]);
         if got == want {
             passed += 1;
@@ -120,7 +141,8 @@ fn context_cases() {
     for case in doc["context"].as_array().expect("context") {
         let test = case["source"]["test"].as_str().unwrap_or("?");
         let files = strings(&case["files"]);
-        let patterns: Vec<Pattern> = parse_dockerignore(case["dockerignore"].as_str().unwrap_or(""));
+        let patterns: Vec<Pattern> =
+            parse_dockerignore(case["dockerignore"].as_str().unwrap_or(""));
         // With `-f -` the Dockerfile comes from stdin: an on-disk one is only a context file.
         // The context holds the files and their directories (which may end up empty).
         let entries = visible(&files.iter().map(String::as_str).collect::<Vec<_>>());
@@ -149,9 +171,11 @@ fn context_cases() {
             ok &= !seen.contains(&p);
         }
         if case.get("listing").is_some() {
-            let top: BTreeSet<String> =
-                seen.iter().filter(|p| !p.contains('/')).cloned().collect();
-            ok &= top == strings(&case["listing"]).into_iter().collect::<BTreeSet<_>>();
+            let top: BTreeSet<String> = seen.iter().filter(|p| !p.contains('/')).cloned().collect();
+            ok &= top
+                == strings(&case["listing"])
+                    .into_iter()
+                    .collect::<BTreeSet<_>>();
         }
         if ok {
             passed += 1;
@@ -183,11 +207,17 @@ fn fsutil_walk_cases() {
         };
         let tree: Vec<(String, String)> = strings(&case["tree"])
             .iter()
-            .filter_map(|e| e.split_once(' ').map(|(k, p)| (k.to_string(), p.to_string())))
+            .filter_map(|e| {
+                e.split_once(' ')
+                    .map(|(k, p)| (k.to_string(), p.to_string()))
+            })
             .collect();
         let walk = walk(&matcher, &tree);
         let mut ok = case.get("walk").is_none_or(|w| walk == strings(w));
-        let kept: BTreeSet<&str> = walk.iter().filter_map(|e| e.strip_prefix("file ")).collect();
+        let kept: BTreeSet<&str> = walk
+            .iter()
+            .filter_map(|e| e.strip_prefix("file "))
+            .collect();
         for p in strings(&case["open_ok"]) {
             ok &= kept.contains(p.as_str());
         }
@@ -223,7 +253,13 @@ fn walk(matcher: &Matcher, tree: &[(String, String)]) -> Vec<String> {
         }
         // Emit excluded parents that were not emitted yet.
         let mut acc = String::new();
-        for seg in path.split('/').collect::<Vec<_>>().split_last().map(|(_, p)| p).unwrap_or(&[]) {
+        for seg in path
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map(|(_, p)| p)
+            .unwrap_or(&[])
+        {
             if !acc.is_empty() {
                 acc.push('/');
             }

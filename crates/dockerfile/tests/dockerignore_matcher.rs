@@ -23,13 +23,19 @@ fn can_skip_dir_without_exceptions() {
 #[test]
 fn can_skip_dir_respects_exceptions() {
     let m = matcher("node_modules\n!node_modules/keep/**\nbuild\n!src/build.rs\n");
-    assert!(!m.can_skip_dir("node_modules"), "an exception re-includes files below it");
+    assert!(
+        !m.can_skip_dir("node_modules"),
+        "an exception re-includes files below it"
+    );
     assert!(m.can_skip_dir("build"), "the exception is elsewhere");
     assert!(!m.can_skip_dir("node_modules/keep"));
     assert!(m.can_skip_dir("node_modules/other"));
 
     let anywhere = matcher("vendor\n!**/LICENSE\n");
-    assert!(!anywhere.can_skip_dir("vendor"), "`**` exceptions can match anywhere");
+    assert!(
+        !anywhere.can_skip_dir("vendor"),
+        "`**` exceptions can match anywhere"
+    );
 
     let wild = matcher("dir\n!dir/e*\n");
     assert!(!wild.can_skip_dir("dir"));
@@ -46,14 +52,26 @@ fn can_skip_dir_respects_exceptions() {
 fn skipping_never_hides_a_kept_file() {
     let m = matcher("dir\n!dir/e*\n!dir/dir/foo\n**/*.cc\n!**/*.cc\nnode_modules\n");
     let files = [
-        "dir/e", "dir/e-dir/foo", "dir/dir/foo", "dir/a.cc", "dir/x/y", "node_modules/a/b.js", "src/a.cc",
+        "dir/e",
+        "dir/e-dir/foo",
+        "dir/dir/foo",
+        "dir/a.cc",
+        "dir/x/y",
+        "node_modules/a/b.js",
+        "src/a.cc",
     ];
     for f in files {
         if m.matches(f) {
             continue;
         }
         let mut acc = String::new();
-        for seg in f.split('/').collect::<Vec<_>>().split_last().map(|(_, p)| p.to_vec()).unwrap_or_default() {
+        for seg in f
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map(|(_, p)| p.to_vec())
+            .unwrap_or_default()
+        {
             if !acc.is_empty() {
                 acc.push('/');
             }
@@ -70,7 +88,14 @@ fn matching_50k_paths_is_fast() {
         "node_modules\n.git\n**/*.log\n!keep.log\ndist/**\n**/__pycache__\n*.tmp\ncoverage\n!coverage/summary.json\n",
     );
     let paths: Vec<String> = (0..50_000)
-        .map(|i| format!("src/folder{:03}/sub{}/file{i}.{}", i % 200, i % 7, ["rs", "log", "ts", "tmp"][i % 4]))
+        .map(|i| {
+            format!(
+                "src/folder{:03}/sub{}/file{i}.{}",
+                i % 200,
+                i % 7,
+                ["rs", "log", "ts", "tmp"][i % 4]
+            )
+        })
         .collect();
     let start = Instant::now();
     let excluded = paths.iter().filter(|p| m.matches(p)).count();
@@ -84,9 +109,14 @@ fn matching_50k_paths_is_fast() {
 
 #[test]
 fn candidates_prefer_the_per_dockerfile_file() {
-    let [first, second] =
-        dockerignore_candidates(std::path::Path::new("/ctx/sub/Dockerfile2"), std::path::Path::new("/ctx"));
-    assert_eq!(first, std::path::Path::new("/ctx/sub/Dockerfile2.dockerignore"));
+    let [first, second] = dockerignore_candidates(
+        std::path::Path::new("/ctx/sub/Dockerfile2"),
+        std::path::Path::new("/ctx"),
+    );
+    assert_eq!(
+        first,
+        std::path::Path::new("/ctx/sub/Dockerfile2.dockerignore")
+    );
     assert_eq!(second, std::path::Path::new("/ctx/.dockerignore"));
 }
 

@@ -52,14 +52,22 @@ fn errors_point_at_the_line() {
     let e = lighter_dockerfile::parse(src).unwrap_err();
     assert_eq!((e.span.start_line, e.span.start_col), (2, 1));
     let r = e.render("Dockerfile", src);
-    assert!(r.starts_with("Dockerfile:2:1: error: unknown instruction: COPPY"), "{r}");
+    assert!(
+        r.starts_with("Dockerfile:2:1: error: unknown instruction: COPPY"),
+        "{r}"
+    );
     assert!(r.contains("did you mean COPY?"), "{r}");
     assert!(r.contains("2 | COPPY a b"), "{r}");
 
     let src = "FROM alpine\n  COPY --form=x a b\n";
     let e = lighter_dockerfile::parse(src).unwrap_err();
     assert_eq!((e.span.start_line, e.span.start_col), (2, 3));
-    assert!(e.message.contains("unknown flag: form (did you mean from?)"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("unknown flag: form (did you mean from?)"),
+        "{}",
+        e.message
+    );
 
     for (src, want) in [
         ("FROM a\nHEALTHCHECK\n", "HEALTHCHECK requires an argument"),
@@ -73,14 +81,21 @@ fn errors_point_at_the_line() {
         ("FROM a b\n", "one or three arguments"),
         ("FROM a\nCOPY x\n", "at least two arguments"),
         ("FROM a\nRUN --mount=type=bind echo\n", "requires a target"),
-        ("FROM a\nONBUILD FROM b\n", "isn't allowed as an ONBUILD trigger"),
+        (
+            "FROM a\nONBUILD FROM b\n",
+            "isn't allowed as an ONBUILD trigger",
+        ),
         ("FROM a\nSHELL sh -c\n", "JSON form"),
         ("FROM a\nCOPY --chmod=999 a b\n", "invalid chmod"),
         ("FROM a\nRUN <<EOF\nnever ends\n", "unterminated heredoc"),
         ("# escape=x\nFROM a\n", "invalid escape token"),
     ] {
         let e = lighter_dockerfile::parse(src).expect_err(src);
-        assert!(e.message.contains(want), "{src:?}: {} does not contain {want}", e.message);
+        assert!(
+            e.message.contains(want),
+            "{src:?}: {} does not contain {want}",
+            e.message
+        );
     }
 }
 
@@ -110,7 +125,10 @@ fn typed_instructions() {
         }
         k => panic!("{k:?}"),
     }
-    assert_eq!(df.stages[1].instructions[1].kind, InstructionKind::Entrypoint(Command::Exec(vec!["/app".into()])));
+    assert_eq!(
+        df.stages[1].instructions[1].kind,
+        InstructionKind::Entrypoint(Command::Exec(vec!["/app".into()]))
+    );
     assert_eq!(df.target_stage(Some("BUILD")), Some(0));
     assert_eq!(df.stage_ref("build", 1), Some(0));
     assert_eq!(df.stage_ref("0", 1), Some(0));
@@ -136,6 +154,12 @@ fn typed_instructions() {
         k => panic!("{k:?}"),
     }
     assert!(matches!(&ins[4].kind, InstructionKind::Onbuild(i) if i.name() == "RUN"));
-    assert!(matches!(&ins[5].kind, InstructionKind::Healthcheck(Healthcheck::Cmd { interval: Some(5_000_000_000), .. })));
+    assert!(matches!(
+        &ins[5].kind,
+        InstructionKind::Healthcheck(Healthcheck::Cmd {
+            interval: Some(5_000_000_000),
+            ..
+        })
+    ));
     assert_eq!(ins[2].span.start_line, 8);
 }

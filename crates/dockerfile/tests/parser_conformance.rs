@@ -7,12 +7,17 @@ use std::path::PathBuf;
 fn corpus() -> Option<PathBuf> {
     let dir = std::env::var_os("LIGHTER_CONFORMANCE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+        })
         .join("dockerfile-parser");
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("SKIP: conformance data absent at {} (set LIGHTER_CONFORMANCE)", dir.display());
+        eprintln!(
+            "SKIP: conformance data absent at {} (set LIGHTER_CONFORMANCE)",
+            dir.display()
+        );
         None
     }
 }
@@ -22,14 +27,21 @@ fn dumps_match_buildkit() {
     let Some(dir) = corpus() else { return };
     let mut passed = 0;
     let mut failed = Vec::new();
-    let mut cases: Vec<_> = std::fs::read_dir(dir.join("testfiles")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut cases: Vec<_> = std::fs::read_dir(dir.join("testfiles"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     cases.sort();
     for case in &cases {
         let src = std::fs::read_to_string(case.join("Dockerfile")).unwrap();
         let want = std::fs::read_to_string(case.join("result")).unwrap();
         match parse_raw(&src) {
             Ok(d) if d.dump() == want => passed += 1,
-            Ok(d) => failed.push(format!("{}:\n--- want\n{want}--- got\n{}", case.display(), d.dump())),
+            Ok(d) => failed.push(format!(
+                "{}:\n--- want\n{want}--- got\n{}",
+                case.display(),
+                d.dump()
+            )),
             Err(e) => failed.push(format!("{}: error {e}", case.display())),
         }
     }
@@ -72,11 +84,16 @@ fn line_numbers() {
 #[test]
 fn empty_continuation_warnings() {
     let Some(dir) = corpus() else { return };
-    let src = std::fs::read_to_string(dir.join("derived/empty-continuation-warnings.Dockerfile")).unwrap();
+    let src = std::fs::read_to_string(dir.join("derived/empty-continuation-warnings.Dockerfile"))
+        .unwrap();
     let d = parse_raw(&src).unwrap();
     assert_eq!(d.warnings.len(), 2, "{:?}", d.warnings);
-    assert!(d.warnings[0].short.contains("Empty continuation line found in"));
-    assert!(d.warnings[0].short.contains("RUN something     following     more"));
+    assert!(d.warnings[0]
+        .short
+        .contains("Empty continuation line found in"));
+    assert!(d.warnings[0]
+        .short
+        .contains("RUN something     following     more"));
     assert!(d.warnings[1].short.contains("RUN another     thing"));
 }
 
@@ -84,7 +101,10 @@ fn empty_continuation_warnings() {
 fn long_line_is_an_error() {
     let src = format!("LABEL test={}\n", "a".repeat(65536));
     let e = parse_raw(&src).unwrap_err();
-    assert_eq!(e.message, "dockerfile line greater than max allowed size of 65535");
+    assert_eq!(
+        e.message,
+        "dockerfile line greater than max allowed size of 65535"
+    );
 }
 
 #[test]
@@ -93,7 +113,8 @@ fn heredoc_facts() {
     let h = dir.join("derived/heredoc");
     let src = std::fs::read_to_string(h.join("extracts-heredoc.Dockerfile")).unwrap();
     let facts: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(h.join("expected-heredocs.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(h.join("expected-heredocs.json")).unwrap())
+            .unwrap();
     let d = parse_raw(&src).unwrap();
     let children = facts["extract"]["children"].as_array().expect("children");
     let mut passed = 0;
@@ -140,7 +161,12 @@ fn heredoc_helpers() {
         let line = c["line"].as_str().unwrap();
         let docs = lighter_dockerfile::raw::heredocs_from_line(line).unwrap();
         let names: Vec<_> = docs.iter().map(|h| h.name.clone()).collect();
-        let want: Vec<String> = c["names"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        let want: Vec<String> = c["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
         assert_eq!(names, want, "line {line:?}");
         n += 1;
     }
@@ -155,7 +181,8 @@ fn heredoc_helpers() {
         assert_eq!(h.body(), c["output"].as_str().unwrap());
         n += 1;
     }
-    let src = std::fs::read_to_string(dir.join("derived/heredoc/json-form-no-heredoc.Dockerfile")).unwrap();
+    let src = std::fs::read_to_string(dir.join("derived/heredoc/json-form-no-heredoc.Dockerfile"))
+        .unwrap();
     let d = parse_raw(&src).unwrap();
     assert!(d.nodes.iter().all(|n| n.heredocs.is_empty()));
     println!("heredoc helpers: {n} passed, 0 failed");
@@ -167,7 +194,10 @@ fn heredoc_helpers() {
 #[test]
 fn typed_level_accepts_and_rejects_like_buildkit() {
     let Some(dir) = corpus() else { return };
-    let mut cases: Vec<_> = std::fs::read_dir(dir.join("testfiles")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut cases: Vec<_> = std::fs::read_dir(dir.join("testfiles"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     cases.sort();
     let mut rejected = Vec::new();
     let mut accepted = 0;
@@ -175,13 +205,27 @@ fn typed_level_accepts_and_rejects_like_buildkit() {
         let src = std::fs::read_to_string(case.join("Dockerfile")).unwrap();
         match lighter_dockerfile::parse(&src) {
             Ok(_) => accepted += 1,
-            Err(e) => rejected.push(format!("{} ({})", case.file_name().unwrap().to_string_lossy(), e.message)),
+            Err(e) => rejected.push(format!(
+                "{} ({})",
+                case.file_name().unwrap().to_string_lossy(),
+                e.message
+            )),
         }
     }
-    println!("typed level: {accepted} accepted, {} rejected:\n  {}", rejected.len(), rejected.join("\n  "));
-    let names: Vec<String> = rejected.iter().map(|r| r.split(' ').next().unwrap().to_string()).collect();
+    println!(
+        "typed level: {accepted} accepted, {} rejected:\n  {}",
+        rejected.len(),
+        rejected.join("\n  ")
+    );
+    let names: Vec<String> = rejected
+        .iter()
+        .map(|r| r.split(' ').next().unwrap().to_string())
+        .collect();
     for must in ["flags", "health", "json"] {
-        assert!(names.contains(&must.to_string()), "{must} must be rejected: {names:?}");
+        assert!(
+            names.contains(&must.to_string()),
+            "{must} must be rejected: {names:?}"
+        );
     }
     for n in &names {
         assert!(
@@ -192,6 +236,10 @@ fn typed_level_accepts_and_rejects_like_buildkit() {
     for e in std::fs::read_dir(dir.join("testfiles-negative")).unwrap() {
         let p = e.unwrap().path();
         let src = std::fs::read_to_string(p.join("Dockerfile")).unwrap();
-        assert!(lighter_dockerfile::parse(&src).is_err(), "{} must fail", p.display());
+        assert!(
+            lighter_dockerfile::parse(&src).is_err(),
+            "{} must fail",
+            p.display()
+        );
     }
 }

@@ -9,12 +9,17 @@ use serde_json::Value;
 fn corpus() -> Option<PathBuf> {
     let root = std::env::var_os("LIGHTER_CONFORMANCE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+        });
     let dir = root.join("dockerfile-shell");
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("SKIP: conformance corpus not found at {} (set LIGHTER_CONFORMANCE)", dir.display());
+        eprintln!(
+            "SKIP: conformance corpus not found at {} (set LIGHTER_CONFORMANCE)",
+            dir.display()
+        );
         None
     }
 }
@@ -31,10 +36,15 @@ fn report(name: &str, passed: usize, failures: &[String]) {
 fn env_var_test() {
     let Some(dir) = corpus() else { return };
     let text = std::fs::read_to_string(dir.join("envVarTest")).expect("read envVarTest");
-    let env: Vec<(String, String)> = [("PWD", "/home"), ("SHELL", "bash"), ("KOREAN", "한국어"), ("NULL", "")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let env: Vec<(String, String)> = [
+        ("PWD", "/home"),
+        ("SHELL", "bash"),
+        ("KOREAN", "한국어"),
+        ("NULL", ""),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     let lexer = Lexer::new('\\');
     let (mut passed, mut skipped, mut failures) = (0, 0, Vec::new());
     for line in text.lines() {
@@ -119,19 +129,27 @@ fn env_of(v: &Value) -> BTreeMap<String, String> {
 
 fn names(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 #[test]
 fn derived_substitution_cases() {
     let Some(dir) = corpus() else { return };
-    let text = std::fs::read_to_string(dir.join("derived/substitution-cases.json")).expect("read json");
+    let text =
+        std::fs::read_to_string(dir.join("derived/substitution-cases.json")).expect("read json");
     let doc: Value = serde_json::from_str(&text).expect("parse json");
     let lexer = Lexer::new('\\');
     let (mut passed, mut failures) = (0, Vec::new());
 
-    for case in doc["process_word_with_matches"]["cases"].as_array().expect("cases") {
+    for case in doc["process_word_with_matches"]["cases"]
+        .as_array()
+        .expect("cases")
+    {
         let input = case["input"].as_str().expect("input");
         let env = env_of(&case["env"]);
         let got = lexer.process_word(input, &env);
@@ -147,16 +165,23 @@ fn derived_substitution_cases() {
         if ok {
             passed += 1;
         } else {
-            failures.push(format!("with_matches {input:?} env={env:?}: got {got:?}, case {case}"));
+            failures.push(format!(
+                "with_matches {input:?} env={env:?}: got {got:?}, case {case}"
+            ));
         }
     }
 
-    for case in doc["mandatory_vars"]["cases"].as_array().expect("mandatory cases") {
+    for case in doc["mandatory_vars"]["cases"]
+        .as_array()
+        .expect("mandatory cases")
+    {
         let input = case["input"].as_str().expect("input");
         let env = env_of(&case["env"]);
         let got = lexer.process_word(input, &env);
         let ok = match (&got, case["error"].as_bool() == Some(true)) {
-            (Err(e), true) => e.to_string().contains(case["error_contains"].as_str().unwrap_or("")),
+            (Err(e), true) => e
+                .to_string()
+                .contains(case["error_contains"].as_str().unwrap_or("")),
             (Ok(e), false) => case["expected"].as_str() == Some(e.value.as_str()),
             _ => false,
         };

@@ -49,8 +49,14 @@ proptest! {
 fn backtick_escape_token() {
     let env = env();
     let lexer = Lexer::new('`');
-    assert_eq!(lexer.process_word("a`$A\\b", &env).expect("expands").value, "a$A\\b");
-    assert_eq!(lexer.process_word("\"`\"q\"", &env).expect("expands").value, "\"q");
+    assert_eq!(
+        lexer.process_word("a`$A\\b", &env).expect("expands").value,
+        "a$A\\b"
+    );
+    assert_eq!(
+        lexer.process_word("\"`\"q\"", &env).expect("expands").value,
+        "\"q"
+    );
     let words = lexer.process_words("one` two $A", &env).expect("splits");
     assert_eq!(words.words, ["one two", "x", "y"]);
 }
@@ -59,13 +65,25 @@ fn backtick_escape_token() {
 fn error_messages_match_buildkit() {
     let env = env();
     let lexer = Lexer::default();
-    let err = lexer.process_word("${UNSET:?need it}", &env).expect_err("unset is an error");
-    assert_eq!(err.to_string(), "failed to process \"${UNSET:?need it}\": UNSET: need it");
-    let err = lexer.process_word("${B:?}", &env).expect_err("empty is an error");
-    assert_eq!(err.to_string(), "failed to process \"${B:?}\": B: is not allowed to be empty");
+    let err = lexer
+        .process_word("${UNSET:?need it}", &env)
+        .expect_err("unset is an error");
+    assert_eq!(
+        err.to_string(),
+        "failed to process \"${UNSET:?need it}\": UNSET: need it"
+    );
+    let err = lexer
+        .process_word("${B:?}", &env)
+        .expect_err("empty is an error");
+    assert_eq!(
+        err.to_string(),
+        "failed to process \"${B:?}\": B: is not allowed to be empty"
+    );
     let err = lexer.process_word("${A", &env).expect_err("missing brace");
     assert!(err.to_string().contains("missing '}'"), "{err}");
-    let err = lexer.process_word("${}", &env).expect_err("bad substitution");
+    let err = lexer
+        .process_word("${}", &env)
+        .expect_err("bad substitution");
     assert!(err.to_string().ends_with("bad substitution"), "{err}");
 }
 
@@ -73,7 +91,9 @@ fn error_messages_match_buildkit() {
 fn skip_unset_env_keeps_references() {
     let env = env();
     let lexer = Lexer::default().skip_unset_env(true);
-    let got = lexer.process_word("$NOPE ${NOPE} ${NOPE:-d} $A", &env).expect("expands");
+    let got = lexer
+        .process_word("$NOPE ${NOPE} ${NOPE:-d} $A", &env)
+        .expect("expands");
     assert_eq!(got.value, "$NOPE ${NOPE} ${NOPE:-d} x y");
     assert_eq!(got.unmatched.iter().collect::<Vec<_>>(), ["NOPE"]);
 }

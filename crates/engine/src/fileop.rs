@@ -1,1 +1,445 @@
-//! COPY and ADD as BuildKit performs them on real filesystems.
+//! COPY and ADD as BuildKit performs them, into a destination root directory: a directory source copies
+//! its contents; several sources or a wildcard need a destination ending in `/`; relative destinations
+//! are joined to WORKDIR; missing parents are created; symlinks are copied as links (a named source
+//! that is a symlink is followed); modes and mtimes are kept; owners are 0:0 unless `--chown`;
+//! `--chmod` applies to everything copied; every destination path resolves inside the root.
+
+use crate::context::{BuildContext, Selected};
+use crate::EngineError;
+use lighter_store::layer::resolve_parent;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Parses `--chmod` (octal, or symbolic like `u+x,go-w`).
+pub fn parse_chmod(s: &str) -> Result<SymbolicOrOctal, EngineError> {
+    if !s.is_empty() && s.chars().all(|c| c.is_digit(8)) {
+        return u32::from_str_radix(s, 8)
+            .map(SymbolicOrOctal::Octal)
+            .map_err(|_| EngineError::msg(format!("invalid chmod {s}")));
+    }
+    Ok(SymbolicOrOctal::Symbolic(s.to_string()))
+}
+
+/// A parsed `--chmod`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SymbolicOrOctal {
+    Octal(u32),
+    Symbolic(String),
+}
+
+impl SymbolicOrOctal {
+    /// The resulting mode for a file whose current permission bits are `cur`.
+    pub fn apply(&self, cur: u32, is_dir: bool) -> u32 {
+        match self {
+            SymbolicOrOctal::Octal(m) => *m,
+            SymbolicOrOctal::Symbolic(s) => {
+                let mut mode = cur & 0o7777;
+                for clause in s.split(',') {
+                    let who_end = clause.find(['+', '-', '=']).unwrap_or(clause.len());
+                    let who = &clause[..who_end];
+                    let mask = if who.is_empty() || who.contains('a') {
+                        0o777
+                    } else {
+                        (if who.contains('u') { 0o700 } else { 0 })
+                            | (if who.contains('g') { 0o070 } else { 0 })
+                            | (if who.contains('o') { 0o007 } else { 0 })
+                    };
+                    let mut rest = &clause[who_end..];
+                    while let Some(op) = rest.chars().next() {
+                        let perms_end = rest[1..]
+                            .find(['+', '-', '='])
+                            .map(|i| i + 1)
+                            .unwrap_or(rest.len());
+                        let perms = &rest[1..perms_end];
+                        let mut bits = 0;
+                        for p in perms.chars() {
+                            bits |= match p {
+                                'r' => 0o444,
+                                'w' => 0o222,
+                                'x' => 0o111,
+                                'X' if is_dir || cur & 0o111 != 0 => 0o111,
+                                _ => 0,
+                            };
+                        }
+                        let bits = bits & mask;
+                        match op {
+                            '+' => mode |= bits,
+                            '-' => mode &= !bits,
+                            _ => mode = (mode & !mask) | bits,
+                        }
+                        rest = &rest[perms_end..];
+                    }
+                }
+                mode
+            }
+        }
+    }
+}
+
+/// A copy request with expanded words.
+pub struct CopyRequest<'a> {
+    pub sources: &'a BuildContext,
+    pub selected: Vec<Selected>,
+    /// The destination as written (expanded), absolute or relative to `workdir`.
+    pub dest: &'a str,
+    pub workdir: &'a str,
+    /// Several sources or a wildcard: the destination must be a directory.
+    pub multiple: bool,
+    pub owner: Option<(u32, u32)>,
+    pub chmod: Option<SymbolicOrOctal>,
+    /// Extra exclusion patterns (`--exclude`).
+    pub exclude: Vec<String>,
+    /// ADD: extract local tar archives into the destination.
+    pub extract_archives: bool,
+}
+
+/// Performs the copy into `root`. Returns the number of entries written.
+pub fn copy(req: &CopyRequest<'_>, root: &Path) -> Result<u64, EngineError> {
+    let dest_abs = if req.dest.starts_with('/') {
+        req.dest.to_string()
+    } else {
+        format!("{}/{}", req.workdir.trim_end_matches('/'), req.dest)
+    };
+    let dest_is_dir =
+        req.dest.ends_with('/') || req.dest.ends_with("/.") || req.dest == "." || req.multiple;
+    if req.multiple && !req.dest.ends_with('/') {
+        return Err(EngineError::msg(format!("When using COPY with more than one source file, the destination must be a directory and end with a / (got {})", req.dest)));
+    }
+    let dest_rel = crate::context::clean_rel(&dest_abs);
+    let exclude = if req.exclude.is_empty() {
+        None
+    } else {
+        Some(
+            lighter_dockerfile::dockerignore::Matcher::new(req.exclude.iter())
+                .map_err(|e| EngineError::msg(format!("--exclude: {e}")))?,
+        )
+    };
+    let mut n = 0;
+    for sel in &req.selected {
+        let src_abs = req.sources.dir.join(&sel.rel);
+        let md = std::fs::metadata(&src_abs)
+            .or_else(|_| std::fs::symlink_metadata(&src_abs))
+            .map_err(|e| EngineError::msg(format!("{}: {e}", sel.rel.display())))?;
+        if md.is_dir() {
+            // The directory's contents go into the destination directory.
+            mkdir_all(root, &dest_rel, req.owner)?;
+            for rel in req.sources.walk(&sel.rel).into_iter().skip(1) {
+                let inner = rel.strip_prefix(&sel.rel).unwrap_or(&rel);
+                if exclude
+                    .as_ref()
+                    .is_some_and(|m| m.matches(&inner.to_string_lossy()))
+                {
+                    continue;
+                }
+                let to = Path::new(&dest_rel).join(inner);
+                copy_entry(&req.sources.dir.join(&rel), root, &to, req, false)?;
+                n += 1;
+            }
+        } else {
+            let name = sel.rel.file_name().map(PathBuf::from).unwrap_or_default();
+            if exclude
+                .as_ref()
+                .is_some_and(|m| m.matches(&sel.rel.to_string_lossy()))
+            {
+                continue;
+            }
+            let existing_dir = resolve_parent(root, Path::new(&dest_rel))
+                .map(|p| p.is_dir())
+                .unwrap_or(false);
+            let to = if dest_is_dir || existing_dir {
+                Path::new(&dest_rel).join(&name)
+            } else {
+                PathBuf::from(&dest_rel)
+            };
+            if req.extract_archives && is_archive(&src_abs) {
+                let target = mkdir_all(root, &dest_rel, req.owner)?;
+                extract_archive(&src_abs, &target)?;
+                n += 1;
+                continue;
+            }
+            if let Some(parent) = to.parent() {
+                mkdir_all(root, &parent.to_string_lossy(), req.owner)?;
+            }
+            copy_entry(&src_abs, root, &to, req, true)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+fn is_archive(p: &Path) -> bool {
+    let Ok(mut f) = std::fs::File::open(p) else {
+        return false;
+    };
+    let mut head = [0u8; 512];
+    let Ok(n) = std::io::Read::read(&mut f, &mut head) else {
+        return false;
+    };
+    let head = &head[..n];
+    if head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return true;
+    }
+    n >= 262 && &head[257..262] == b"ustar"
+}
+
+fn extract_archive(src: &Path, target: &Path) -> Result<(), EngineError> {
+    let f = std::fs::File::open(src)
+        .map_err(|e| EngineError::msg(format!("{}: {e}", src.display())))?;
+    let mut r = lighter_store::compress::decompress(f)
+        .map_err(|e| EngineError::msg(format!("{}: {e}", src.display())))?;
+    lighter_store::layer::apply(&mut r, target, lighter_store::layer::ApplyFormat::Plain)
+        .map_err(|e| EngineError::msg(format!("ADD {}: {e}", src.display())))?;
+    Ok(())
+}
+
+/// `mkdir -p` inside root (scoped), new directories 0755 and owned by `owner` (root by default).
+pub fn mkdir_all(
+    root: &Path,
+    rel: &str,
+    owner: Option<(u32, u32)>,
+) -> Result<PathBuf, EngineError> {
+    let mut cur = PathBuf::new();
+    let mut abs = root.to_path_buf();
+    for comp in rel.split('/').filter(|c| !c.is_empty()) {
+        cur.push(comp);
+        abs = resolve_parent(root, &cur).map_err(|e| EngineError::msg(e.to_string()))?;
+        match std::fs::metadata(&abs) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(EngineError::msg(format!(
+                    "cannot create directory /{}: a file is in the way",
+                    cur.display()
+                )))
+            }
+            Err(_) => {
+                std::fs::create_dir(&abs)
+                    .map_err(|e| EngineError::msg(format!("mkdir /{}: {e}", cur.display())))?;
+                std::fs::set_permissions(&abs, std::fs::Permissions::from_mode(0o755))
+                    .map_err(|e| EngineError::msg(e.to_string()))?;
+                let (u, g) = owner.unwrap_or((0, 0));
+                let _ = std::os::unix::fs::lchown(&abs, Some(u), Some(g));
+            }
+        }
+        // Continue from the resolved location (a symlinked directory is followed, inside the root).
+        if let Ok(r) = abs.strip_prefix(root) {
+            cur = r.to_path_buf();
+        }
+    }
+    Ok(abs)
+}
+
+fn copy_entry(
+    src: &Path,
+    root: &Path,
+    to: &Path,
+    req: &CopyRequest<'_>,
+    follow: bool,
+) -> Result<(), EngineError> {
+    let err = |e: std::io::Error| {
+        EngineError::msg(format!("copy {} -> /{}: {e}", src.display(), to.display()))
+    };
+    let md = if follow {
+        std::fs::metadata(src)
+    } else {
+        std::fs::symlink_metadata(src)
+    }
+    .map_err(err)?;
+    let dest = resolve_parent(root, to).map_err(|e| EngineError::msg(e.to_string()))?;
+    let ft = md.file_type();
+    if let Ok(existing) = std::fs::symlink_metadata(&dest) {
+        if !(existing.is_dir() && ft.is_dir()) {
+            if existing.is_dir() {
+                std::fs::remove_dir_all(&dest).map_err(err)?;
+            } else {
+                std::fs::remove_file(&dest).map_err(err)?;
+            }
+        }
+    }
+    if ft.is_dir() {
+        if !dest.is_dir() {
+            std::fs::create_dir(&dest).map_err(err)?;
+        }
+    } else if ft.is_symlink() {
+        let target = std::fs::read_link(src).map_err(err)?;
+        std::os::unix::fs::symlink(target, &dest).map_err(err)?;
+    } else if ft.is_file() {
+        std::fs::copy(src, &dest).map_err(err)?;
+    } else {
+        // Devices, fifos and sockets are skipped, as BuildKit does for the context.
+        return Ok(());
+    }
+    let (uid, gid) = req.owner.unwrap_or((0, 0));
+    std::os::unix::fs::lchown(&dest, Some(uid), Some(gid)).map_err(err)?;
+    if !ft.is_symlink() {
+        let mode = match &req.chmod {
+            Some(c) => c.apply(md.mode(), ft.is_dir()),
+            None => md.mode() & 0o7777,
+        };
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    }
+    set_times(&dest, md.mtime(), md.mtime_nsec());
+    Ok(())
+}
+
+fn set_times(p: &Path, secs: i64, nsec: i64) {
+    let Ok(c) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()))
+    else {
+        return;
+    };
+    let ts = [
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: nsec,
+        },
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: nsec,
+        },
+    ];
+    unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+}
+
+/// `--chown` names resolved through the destination's /etc/passwd and /etc/group (numbers as is).
+pub fn resolve_chown(root: &Path, spec: &str) -> Result<(u32, u32), EngineError> {
+    let passwd =
+        std::fs::read_to_string(resolve_parent(root, Path::new("etc/passwd")).unwrap_or_default())
+            .unwrap_or_default();
+    let group =
+        std::fs::read_to_string(resolve_parent(root, Path::new("etc/group")).unwrap_or_default())
+            .unwrap_or_default();
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let uid = match u.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => {
+            lighter_sandbox::resolve_user(u, &passwd, &group)
+                .map_err(|e| EngineError::msg(format!("--chown={spec}: {e}")))?
+                .uid
+        }
+    };
+    let gid = match g {
+        // `--chown=user` alone: the group is the same as the user (BuildKit uses uid for gid when only a
+        // user is given by number, and the user's name looked up as a group otherwise).
+        None => match u.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lighter_sandbox::resolve_user(&format!("{u}:{u}"), &passwd, &group)
+                .map(|x| x.gid)
+                .or_else(|_| lighter_sandbox::resolve_user(u, &passwd, &group).map(|x| x.gid))
+                .map_err(|e| EngineError::msg(format!("--chown={spec}: {e}")))?,
+        },
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                lighter_sandbox::resolve_user(&format!("0:{g}"), &passwd, &group)
+                    .map_err(|e| EngineError::msg(format!("--chown={spec}: {e}")))?
+                    .gid
+            }
+        },
+    };
+    Ok((uid, gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbolic_chmod() {
+        let s = SymbolicOrOctal::Symbolic("u+x,go-w".into());
+        assert_eq!(s.apply(0o666, false), 0o744);
+        assert_eq!(
+            SymbolicOrOctal::Symbolic("a=r".into()).apply(0o777, false),
+            0o444
+        );
+        assert_eq!(SymbolicOrOctal::Octal(0o700).apply(0o644, false), 0o700);
+    }
+
+    #[test]
+    fn copy_rules() {
+        let ctx = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(ctx.path().join("src/sub")).unwrap();
+        std::fs::write(ctx.path().join("src/a.txt"), "a").unwrap();
+        std::fs::write(ctx.path().join("src/sub/b.txt"), "b").unwrap();
+        std::os::unix::fs::symlink("a.txt", ctx.path().join("src/link")).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let c = BuildContext::open(ctx.path(), None).unwrap();
+        let req = CopyRequest {
+            sources: &c,
+            selected: c.select("src").unwrap(),
+            dest: "/app/",
+            workdir: "/",
+            multiple: false,
+            owner: None,
+            chmod: None,
+            exclude: vec![],
+            extract_archives: false,
+        };
+        copy(&req, root.path()).unwrap();
+        // The directory's contents, not the directory itself.
+        assert!(root.path().join("app/a.txt").is_file());
+        assert!(root.path().join("app/sub/b.txt").is_file());
+        assert_eq!(
+            std::fs::read_link(root.path().join("app/link")).unwrap(),
+            Path::new("a.txt")
+        );
+        // A file to a relative destination against WORKDIR, renamed.
+        let req = CopyRequest {
+            sources: &c,
+            selected: c.select("src/a.txt").unwrap(),
+            dest: "renamed.txt",
+            workdir: "/work",
+            multiple: false,
+            owner: Some((1000, 1000)),
+            chmod: Some(SymbolicOrOctal::Octal(0o600)),
+            exclude: vec![],
+            extract_archives: false,
+        };
+        copy(&req, root.path()).unwrap();
+        let md = std::fs::metadata(root.path().join("work/renamed.txt")).unwrap();
+        assert_eq!(md.mode() & 0o777, 0o600);
+        if unsafe { libc::geteuid() } == 0 {
+            assert_eq!((md.uid(), md.gid()), (1000, 1000));
+        }
+        // Several sources need a trailing slash.
+        let req = CopyRequest {
+            sources: &c,
+            selected: c.select("src/*.txt").unwrap(),
+            dest: "/x",
+            workdir: "/",
+            multiple: true,
+            owner: None,
+            chmod: None,
+            exclude: vec![],
+            extract_archives: false,
+        };
+        assert!(copy(&req, root.path())
+            .unwrap_err()
+            .to_string()
+            .contains("must be a directory"));
+        // Destination symlinks never lead outside the root.
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("escape")).unwrap();
+        let req = CopyRequest {
+            sources: &c,
+            selected: c.select("src/a.txt").unwrap(),
+            dest: "/escape/",
+            workdir: "/",
+            multiple: false,
+            owner: None,
+            chmod: None,
+            exclude: vec![],
+            extract_archives: false,
+        };
+        copy(&req, root.path()).unwrap();
+        assert!(!outside.path().join("a.txt").exists());
+    }
+}

@@ -1,11 +1,49 @@
-//! lighter-engine: wires dockerfile, graph, solver, store, sandbox and image into
-//! `Engine::build(BuildRequest) -> BuildResult` with progress events.
+//! lighter-engine: wires dockerfile, store, sandbox and image into `build(BuildRequest) -> BuildResult`
+//! with progress events.
+//!
+//! Lowering (ARG/ENV scoping and word expansion per instruction), stage scheduling and cache keys live
+//! here for now, in `lower` and `build`; they are the parts ARCHITECTURE.md gives to the `graph` and
+//! `solver` crates, and move there when a second front end needs them.
 
-// The build context read in place: .dockerignore, walking, content hashing with a stat cache.
-// Owned by the file-operations work.
+// The build context read in place: .dockerignore, selection, content hashing.
 pub mod context;
-// COPY/ADD semantics on real filesystems (sources, wildcards, destinations, chown/chmod, archives, URLs).
-// Owned by the file-operations work.
+// COPY/ADD semantics on real filesystems.
 pub mod fileop;
 
-// Engine orchestration modules follow (owned by the engine work).
+mod build;
+pub mod config;
+mod lower;
+mod snapshot;
+mod step;
+
+pub use build::{build, BuildRequest, BuildResult, Event, Output, Secret};
+
+use lighter_dockerfile::Span;
+
+/// A build failure: what went wrong and, when it comes from an instruction, where.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct EngineError {
+    pub message: String,
+    /// The instruction's position in the Dockerfile.
+    pub span: Option<Span>,
+    /// Extra lines (a failing RUN's last output lines).
+    pub detail: Vec<String>,
+}
+
+impl EngineError {
+    pub fn msg(m: impl Into<String>) -> EngineError {
+        EngineError {
+            message: m.into(),
+            span: None,
+            detail: Vec::new(),
+        }
+    }
+
+    pub fn at(mut self, span: Span) -> EngineError {
+        if self.span.is_none() {
+            self.span = Some(span);
+        }
+        self
+    }
+}

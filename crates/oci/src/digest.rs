@@ -56,11 +56,17 @@ impl Digest {
 impl FromStr for Digest {
     type Err = DigestError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let Some((alg, hex)) = s.split_once(':') else { return Err(DigestError::Invalid(s.to_string())) };
+        let Some((alg, hex)) = s.split_once(':') else {
+            return Err(DigestError::Invalid(s.to_string()));
+        };
         if alg != "sha256" {
             return Err(DigestError::Algorithm(s.to_string()));
         }
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(DigestError::Invalid(s.to_string()));
         }
         Ok(Digest(s.to_string()))
@@ -101,7 +107,11 @@ pub struct Sha256Writer<W> {
 
 impl<W: Write> Sha256Writer<W> {
     pub fn new(inner: W) -> Self {
-        Sha256Writer { inner, hasher: Sha256::new(), count: 0 }
+        Sha256Writer {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
 
     /// Bytes written so far.
@@ -111,7 +121,11 @@ impl<W: Write> Sha256Writer<W> {
 
     /// The inner writer, the digest and the byte count.
     pub fn finish(self) -> (W, Digest, u64) {
-        (self.inner, Digest::from_sha256_bytes(&self.hasher.finalize()), self.count)
+        (
+            self.inner,
+            Digest::from_sha256_bytes(&self.hasher.finalize()),
+            self.count,
+        )
     }
 
     pub fn get_mut(&mut self) -> &mut W {
@@ -138,11 +152,18 @@ mod tests {
     #[test]
     fn parse_and_hash() {
         let d = Digest::sha256(b"");
-        assert_eq!(d.as_str(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            d.as_str(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         assert_eq!(d.as_str().parse::<Digest>().unwrap(), d);
         assert!("sha256:XYZ".parse::<Digest>().is_err());
         assert!("sha512:abcd".parse::<Digest>().is_err());
-        assert!("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855".parse::<Digest>().is_err());
+        assert!(
+            "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+                .parse::<Digest>()
+                .is_err()
+        );
         let mut w = Sha256Writer::new(Vec::new());
         w.write_all(b"abc").unwrap();
         let (v, dg, n) = w.finish();

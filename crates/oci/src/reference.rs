@@ -44,50 +44,92 @@ impl Reference {
             return Err(invalid());
         }
         let (name_tag, digest) = match s.split_once('@') {
-            Some((n, d)) => (n, Some(d.parse::<Digest>().map_err(|e| ReferenceError::Digest(s.to_string(), e.to_string()))?)),
+            Some((n, d)) => (
+                n,
+                Some(
+                    d.parse::<Digest>()
+                        .map_err(|e| ReferenceError::Digest(s.to_string(), e.to_string()))?,
+                ),
+            ),
             None => (s, None),
         };
         // A tag is after the last ':' that follows the last '/'.
         let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
         let (name, tag) = match name_tag[last_slash..].rfind(':') {
-            Some(i) => (&name_tag[..last_slash + i], Some(&name_tag[last_slash + i + 1..])),
+            Some(i) => (
+                &name_tag[..last_slash + i],
+                Some(&name_tag[last_slash + i + 1..]),
+            ),
             None => (name_tag, None),
         };
         if let Some(t) = tag {
             let ok = !t.is_empty()
                 && t.len() <= 128
-                && t.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-                && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+                && t.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
             if !ok {
                 return Err(ReferenceError::Tag(s.to_string()));
             }
         }
         let (domain, path) = match name.split_once('/') {
-            Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) => {
+            Some((first, rest))
+                if first.contains('.')
+                    || first.contains(':')
+                    || first == "localhost"
+                    || first.chars().any(|c| c.is_ascii_uppercase()) =>
+            {
                 (first.to_string(), rest.to_string())
             }
             _ => (DEFAULT_DOMAIN.to_string(), name.to_string()),
         };
-        let domain = if domain == "index.docker.io" { DEFAULT_DOMAIN.to_string() } else { domain };
-        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') { format!("library/{path}") } else { path };
+        let domain = if domain == "index.docker.io" {
+            DEFAULT_DOMAIN.to_string()
+        } else {
+            domain
+        };
+        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path
+        };
         if path.chars().any(|c| c.is_ascii_uppercase()) {
             return Err(ReferenceError::Uppercase(s.to_string()));
         }
         for comp in path.split('/') {
             let ok = !comp.is_empty()
-                && comp.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-                && comp.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
-                && comp.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+                && comp
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric())
+                && comp
+                    .chars()
+                    .last()
+                    .is_some_and(|c| c.is_ascii_alphanumeric())
+                && comp.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+                })
                 && !comp.contains("..")
                 && !comp.contains("___");
             if !ok {
                 return Err(invalid());
             }
         }
-        if domain.is_empty() || !domain.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']')) {
+        if domain.is_empty()
+            || !domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        {
             return Err(invalid());
         }
-        Ok(Reference { domain, path, tag: tag.map(str::to_string), digest })
+        Ok(Reference {
+            domain,
+            path,
+            tag: tag.map(str::to_string),
+            digest,
+        })
     }
 
     /// `docker.io/library/busybox` (no tag or digest).
@@ -98,7 +140,10 @@ impl Reference {
     /// The familiar name docker shows: `busybox`, `user/app`, `host:5000/app`.
     pub fn familiar_name(&self) -> String {
         if self.domain == DEFAULT_DOMAIN {
-            self.path.strip_prefix("library/").unwrap_or(&self.path).to_string()
+            self.path
+                .strip_prefix("library/")
+                .unwrap_or(&self.path)
+                .to_string()
         } else {
             self.name()
         }
@@ -140,13 +185,33 @@ mod tests {
     #[test]
     fn docker_normalisation() {
         let cases = [
-            ("busybox", "docker.io/library/busybox:latest", "busybox:latest"),
-            ("busybox:1.36", "docker.io/library/busybox:1.36", "busybox:1.36"),
+            (
+                "busybox",
+                "docker.io/library/busybox:latest",
+                "busybox:latest",
+            ),
+            (
+                "busybox:1.36",
+                "docker.io/library/busybox:1.36",
+                "busybox:1.36",
+            ),
             ("user/app", "docker.io/user/app:latest", "user/app:latest"),
-            ("localhost:5000/app:v1", "localhost:5000/app:v1", "localhost:5000/app:v1"),
-            ("localhost/app", "localhost/app:latest", "localhost/app:latest"),
+            (
+                "localhost:5000/app:v1",
+                "localhost:5000/app:v1",
+                "localhost:5000/app:v1",
+            ),
+            (
+                "localhost/app",
+                "localhost/app:latest",
+                "localhost/app:latest",
+            ),
             ("ghcr.io/a/b/c:x", "ghcr.io/a/b/c:x", "ghcr.io/a/b/c:x"),
-            ("index.docker.io/library/debian:bookworm", "docker.io/library/debian:bookworm", "debian:bookworm"),
+            (
+                "index.docker.io/library/debian:bookworm",
+                "docker.io/library/debian:bookworm",
+                "debian:bookworm",
+            ),
         ];
         for (input, full, familiar) in cases {
             let r = Reference::parse(input).unwrap();
@@ -157,7 +222,15 @@ mod tests {
         let r = Reference::parse(&format!("busybox@{d}")).unwrap();
         assert_eq!(r.tag, None);
         assert_eq!(r.to_string(), format!("docker.io/library/busybox@{d}"));
-        for bad in ["Busybox", "a//b", "a:", "-a", "a:b c", "busybox@sha256:12", ""] {
+        for bad in [
+            "Busybox",
+            "a//b",
+            "a:",
+            "-a",
+            "a:b c",
+            "busybox@sha256:12",
+            "",
+        ] {
             assert!(Reference::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -47,8 +47,17 @@ pub struct ParGzWriter<W: Write> {
 
 impl<W: Write> ParGzWriter<W> {
     pub fn new(inner: W, level: u32) -> Self {
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        ParGzWriter { inner: Some(inner), pending: Vec::new(), current: Vec::with_capacity(CHUNK), level, batch: threads * 2, wrote_any: false }
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        ParGzWriter {
+            inner: Some(inner),
+            pending: Vec::new(),
+            current: Vec::with_capacity(CHUNK),
+            level,
+            batch: threads * 2,
+            wrote_any: false,
+        }
     }
 
     fn flush_pending(&mut self) -> io::Result<()> {
@@ -62,15 +71,25 @@ impl<W: Write> ParGzWriter<W> {
                 .iter()
                 .map(|c| {
                     s.spawn(move || {
-                        let mut e = flate2::write::GzEncoder::new(Vec::with_capacity(c.len() / 2), level);
+                        let mut e =
+                            flate2::write::GzEncoder::new(Vec::with_capacity(c.len() / 2), level);
                         e.write_all(c)?;
                         e.finish()
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(io::Error::other("compression thread panicked")))).collect()
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(io::Error::other("compression thread panicked")))
+                })
+                .collect()
         });
-        let inner = self.inner.as_mut().ok_or_else(|| io::Error::other("writer finished"))?;
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| io::Error::other("writer finished"))?;
         for c in compressed {
             inner.write_all(&c?)?;
             self.wrote_any = true;
@@ -85,7 +104,9 @@ impl<W: Write> ParGzWriter<W> {
             self.pending.push(c);
         }
         self.flush_pending()?;
-        self.inner.take().ok_or_else(|| io::Error::other("writer finished"))
+        self.inner
+            .take()
+            .ok_or_else(|| io::Error::other("writer finished"))
     }
 }
 
@@ -127,7 +148,9 @@ impl<W: Write> Compressor<W> {
             Compression::Gzip => Compressor::Gzip(ParGzWriter::new(inner, 6)),
             Compression::Zstd => {
                 let mut e = zstd::Encoder::new(inner, 3)?;
-                let threads = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+                let threads = std::thread::available_parallelism()
+                    .map(|n| n.get() as u32)
+                    .unwrap_or(1);
                 let _ = e.multithread(threads);
                 Compressor::Zstd(e)
             }
@@ -205,7 +228,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.gz");
         std::fs::write(&p, &gz).unwrap();
-        let o = std::process::Command::new("gzip").arg("-dc").arg(&p).output().unwrap();
+        let o = std::process::Command::new("gzip")
+            .arg("-dc")
+            .arg(&p)
+            .output()
+            .unwrap();
         assert!(o.status.success());
         assert_eq!(o.stdout, input);
     }
@@ -219,7 +246,10 @@ mod tests {
             let bytes = w.finish().unwrap();
             assert_eq!(sniff(&bytes), c);
             let mut out = Vec::new();
-            decompress(&bytes[..]).unwrap().read_to_end(&mut out).unwrap();
+            decompress(&bytes[..])
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
             assert_eq!(out, input, "{c:?}");
         }
         // An empty gzip stream is still a valid gzip file.

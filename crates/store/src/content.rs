@@ -16,7 +16,10 @@ pub struct Content {
 
 impl Content {
     pub(crate) fn new(root: &Path) -> Content {
-        Content { blobs: root.join("blobs/sha256"), ingest: root.join("ingest") }
+        Content {
+            blobs: root.join("blobs/sha256"),
+            ingest: root.join("ingest"),
+        }
     }
 
     /// Where the blob with this digest lives (whether or not it exists).
@@ -30,7 +33,9 @@ impl Content {
 
     pub fn size(&self, d: &Digest) -> Result<u64> {
         let p = self.path(d);
-        std::fs::metadata(&p).map(|m| m.len()).map_err(|_| StoreError::NotFound(d.clone()))
+        std::fs::metadata(&p)
+            .map(|m| m.len())
+            .map_err(|_| StoreError::NotFound(d.clone()))
     }
 
     pub fn open(&self, d: &Digest) -> Result<File> {
@@ -44,8 +49,14 @@ impl Content {
 
     /// Starts writing a new blob.
     pub fn ingest(&self) -> Result<Ingest> {
-        let tmp = tempfile::Builder::new().prefix("ingest-").tempfile_in(&self.ingest).map_err(io_err("create ingest file in", &self.ingest))?;
-        Ok(Ingest { writer: Sha256Writer::new(BufWriter::with_capacity(1 << 20, tmp)), blobs: self.blobs.clone() })
+        let tmp = tempfile::Builder::new()
+            .prefix("ingest-")
+            .tempfile_in(&self.ingest)
+            .map_err(io_err("create ingest file in", &self.ingest))?;
+        Ok(Ingest {
+            writer: Sha256Writer::new(BufWriter::with_capacity(1 << 20, tmp)),
+            blobs: self.blobs.clone(),
+        })
     }
 
     /// Stores `bytes` and returns their digest.
@@ -80,7 +91,11 @@ impl Content {
         match std::fs::remove_file(&p) {
             Ok(()) => Ok(size),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
-            Err(e) => Err(StoreError::Io { op: "remove", path: p, source: e }),
+            Err(e) => Err(StoreError::Io {
+                op: "remove",
+                path: p,
+                source: e,
+            }),
         }
     }
 }
@@ -100,18 +115,32 @@ impl Ingest {
     /// Verifies against `expected` (when given), fsyncs and renames into place. Returns the digest and size.
     pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
         let (buf, digest, size) = self.writer.finish();
-        let tmp = buf.into_inner().map_err(|e| StoreError::Io { op: "flush", path: PathBuf::from("ingest"), source: e.into_error() })?;
+        let tmp = buf.into_inner().map_err(|e| StoreError::Io {
+            op: "flush",
+            path: PathBuf::from("ingest"),
+            source: e.into_error(),
+        })?;
         if let Some(exp) = expected {
             if *exp != digest {
-                return Err(StoreError::DigestMismatch { expected: exp.clone(), actual: digest, size });
+                return Err(StoreError::DigestMismatch {
+                    expected: exp.clone(),
+                    actual: digest,
+                    size,
+                });
             }
         }
         let dest = self.blobs.join(digest.hex());
         if dest.exists() {
             return Ok((digest, size));
         }
-        tmp.as_file().sync_all().map_err(io_err("fsync", tmp.path()))?;
-        tmp.persist(&dest).map_err(|e| StoreError::Io { op: "rename into", path: dest.clone(), source: e.error })?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(io_err("fsync", tmp.path()))?;
+        tmp.persist(&dest).map_err(|e| StoreError::Io {
+            op: "rename into",
+            path: dest.clone(),
+            source: e.error,
+        })?;
         sync_dir(&self.blobs);
         Ok((digest, size))
     }
@@ -135,10 +164,18 @@ fn sync_dir(dir: &Path) {
 /// Writes a small file atomically: temp file in `tmp_dir`, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8], tmp_dir: &Path) -> Result<()> {
     std::fs::create_dir_all(tmp_dir).map_err(io_err("create", tmp_dir))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir).map_err(io_err("create temp file in", tmp_dir))?;
-    tmp.write_all(bytes).map_err(io_err("write", tmp.path().to_path_buf()))?;
-    tmp.as_file().sync_all().map_err(io_err("fsync", tmp.path().to_path_buf()))?;
-    tmp.persist(path).map_err(|e| StoreError::Io { op: "rename into", path: path.to_path_buf(), source: e.error })?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(tmp_dir).map_err(io_err("create temp file in", tmp_dir))?;
+    tmp.write_all(bytes)
+        .map_err(io_err("write", tmp.path().to_path_buf()))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(io_err("fsync", tmp.path().to_path_buf()))?;
+    tmp.persist(path).map_err(|e| StoreError::Io {
+        op: "rename into",
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
     if let Some(parent) = path.parent() {
         sync_dir(parent);
     }
@@ -161,14 +198,27 @@ mod tests {
         let mut w = c.ingest().unwrap();
         w.write_all(b"other").unwrap();
         let wrong = Digest::sha256(b"not this");
-        assert!(matches!(w.commit(Some(&wrong)), Err(StoreError::DigestMismatch { .. })));
+        assert!(matches!(
+            w.commit(Some(&wrong)),
+            Err(StoreError::DigestMismatch { .. })
+        ));
         assert!(!c.exists(&wrong));
-        assert_eq!(std::fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("ingest"))
+                .unwrap()
+                .count(),
+            0
+        );
         // A dropped ingest leaves nothing either.
         let mut w = c.ingest().unwrap();
         w.write_all(b"partial").unwrap();
         drop(w);
-        assert_eq!(std::fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("ingest"))
+                .unwrap()
+                .count(),
+            0
+        );
         assert_eq!(c.list().unwrap(), vec![d]);
     }
 }

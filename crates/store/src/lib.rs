@@ -19,15 +19,27 @@ pub const LAYOUT_VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("digest mismatch: expected {expected}, got {actual} ({size} bytes)")]
-    DigestMismatch { expected: lighter_oci::Digest, actual: lighter_oci::Digest, size: u64 },
+    DigestMismatch {
+        expected: lighter_oci::Digest,
+        actual: lighter_oci::Digest,
+        size: u64,
+    },
     #[error("blob {0} not found in the store")]
     NotFound(lighter_oci::Digest),
     #[error("metadata database {path}: {message}")]
     Db { path: PathBuf, message: String },
     #[error("store at {path} has layout version {found}, this lighter understands {expected}")]
-    Version { path: PathBuf, found: String, expected: u32 },
+    Version {
+        path: PathBuf,
+        found: String,
+        expected: u32,
+    },
     #[error("layer entry {entry:?}: {message}")]
     Layer { entry: String, message: String },
     #[error("{0}")]
@@ -36,7 +48,10 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-pub(crate) fn io_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
+pub(crate) fn io_err(
+    op: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(std::io::Error) -> StoreError {
     let path = path.into();
     move |source| StoreError::Io { op, path, source }
 }
@@ -59,10 +74,24 @@ impl Store {
         let vpath = root.join("version");
         match std::fs::read_to_string(&vpath) {
             Ok(v) if v.trim() == LAYOUT_VERSION.to_string() => {}
-            Ok(v) => return Err(StoreError::Version { path: root.to_path_buf(), found: v.trim().to_string(), expected: LAYOUT_VERSION }),
-            Err(_) => content::write_atomic(&vpath, LAYOUT_VERSION.to_string().as_bytes(), &root.join("tmp"))?,
+            Ok(v) => {
+                return Err(StoreError::Version {
+                    path: root.to_path_buf(),
+                    found: v.trim().to_string(),
+                    expected: LAYOUT_VERSION,
+                })
+            }
+            Err(_) => content::write_atomic(
+                &vpath,
+                LAYOUT_VERSION.to_string().as_bytes(),
+                &root.join("tmp"),
+            )?,
         }
-        Ok(Store { root: root.to_path_buf(), content: Content::new(root), meta: Meta::new(root.join("meta.redb")) })
+        Ok(Store {
+            root: root.to_path_buf(),
+            content: Content::new(root),
+            meta: Meta::new(root.join("meta.redb")),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -79,7 +108,10 @@ impl Store {
 
     /// A fresh private temporary directory inside the store (same filesystem, so renames are atomic).
     pub fn temp_dir(&self, prefix: &str) -> Result<tempfile::TempDir> {
-        tempfile::Builder::new().prefix(prefix).tempdir_in(self.root.join("tmp")).map_err(io_err("create temp dir in", self.root.join("tmp")))
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(self.root.join("tmp"))
+            .map_err(io_err("create temp dir in", self.root.join("tmp")))
     }
 
     /// Where the unpacked (overlay-format) directory of a layer with this diffID lives.
@@ -105,6 +137,8 @@ pub fn default_root() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
         return PathBuf::from(x).join("lighter");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
     home.join(".local/share/lighter")
 }

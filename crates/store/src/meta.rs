@@ -62,7 +62,10 @@ impl Tx<'_> {
 
     pub fn get(&self, table: Table, key: &str) -> Result<Option<String>> {
         let t = self.tx.open_table(table.def()).map_err(db_err(self.path))?;
-        let v = t.get(key).map_err(db_err(self.path))?.map(|g| g.value().to_string());
+        let v = t
+            .get(key)
+            .map_err(db_err(self.path))?
+            .map(|g| g.value().to_string());
         Ok(v)
     }
 
@@ -78,7 +81,10 @@ impl Tx<'_> {
 }
 
 fn db_err<E: std::fmt::Display>(path: &PathBuf) -> impl Fn(E) -> StoreError + '_ {
-    move |e| StoreError::Db { path: path.clone(), message: e.to_string() }
+    move |e| StoreError::Db {
+        path: path.clone(),
+        message: e.to_string(),
+    }
 }
 
 impl Meta {
@@ -92,11 +98,18 @@ impl Meta {
         loop {
             match Database::create(&self.path) {
                 Ok(db) => return Ok(db),
-                Err(redb::DatabaseError::DatabaseAlreadyOpen) if start.elapsed() < Duration::from_secs(60) => {
+                Err(redb::DatabaseError::DatabaseAlreadyOpen)
+                    if start.elapsed() < Duration::from_secs(60) =>
+                {
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(Duration::from_millis(100));
                 }
-                Err(e) => return Err(StoreError::Db { path: self.path.clone(), message: e.to_string() }),
+                Err(e) => {
+                    return Err(StoreError::Db {
+                        path: self.path.clone(),
+                        message: e.to_string(),
+                    })
+                }
             }
         }
     }
@@ -106,7 +119,10 @@ impl Meta {
         let db = self.open()?;
         let tx = db.begin_write().map_err(db_err(&self.path))?;
         let out = {
-            let mut t = Tx { tx: &tx, path: &self.path };
+            let mut t = Tx {
+                tx: &tx,
+                path: &self.path,
+            };
             f(&mut t)?
         };
         tx.commit().map_err(db_err(&self.path))?;
@@ -121,7 +137,10 @@ impl Meta {
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(e) => return Err(db_err(&self.path)(e)),
         };
-        let v = t.get(key).map_err(db_err(&self.path))?.map(|g| g.value().to_string());
+        let v = t
+            .get(key)
+            .map_err(db_err(&self.path))?
+            .map(|g| g.value().to_string());
         Ok(v)
     }
 
@@ -169,7 +188,10 @@ mod tests {
         });
         assert!(r.is_err());
         assert_eq!(m.get(Table::Refs, "b").unwrap(), None);
-        assert_eq!(m.list(Table::Refs).unwrap(), vec![("a".to_string(), "1".to_string())]);
+        assert_eq!(
+            m.list(Table::Refs).unwrap(),
+            vec![("a".to_string(), "1".to_string())]
+        );
         assert!(m.delete(Table::Refs, "a").unwrap());
         assert!(m.list(Table::Refs).unwrap().is_empty());
     }

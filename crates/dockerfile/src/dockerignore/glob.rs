@@ -59,7 +59,13 @@ impl Compiled {
         } else {
             pattern
                 .split('/')
-                .map(|seg| if seg.contains("**") { None } else { compile(seg).ok() })
+                .map(|seg| {
+                    if seg.contains("**") {
+                        None
+                    } else {
+                        compile(seg).ok()
+                    }
+                })
                 .collect()
         };
         Ok(Compiled {
@@ -81,12 +87,14 @@ impl Compiled {
     pub(crate) fn matches_self_or_parent(&self, path: &str) -> bool {
         match (&self.kind, &self.with_parents) {
             (_, Some(re)) => re.is_match(path),
-            (Kind::Exact(p), _) => {
-                path.strip_prefix(p.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-            }
+            (Kind::Exact(p), _) => path
+                .strip_prefix(p.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
             (Kind::Prefix(p), _) => path.starts_with(p.as_str()),
             (kind, _) => {
-                path.match_indices('/').any(|(i, _)| kind_matches(kind, &path[..i])) || kind_matches(kind, path)
+                path.match_indices('/')
+                    .any(|(i, _)| kind_matches(kind, &path[..i]))
+                    || kind_matches(kind, path)
             }
         }
     }
@@ -128,7 +136,10 @@ fn kind_matches(kind: &Kind, path: &str) -> bool {
 /// empty, `.` or `..` segments (a trailing `/` is fine).
 pub(crate) fn is_simple(path: &str) -> bool {
     let path = path.strip_suffix('/').unwrap_or(path);
-    !path.is_empty() && path.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+    !path.is_empty()
+        && path
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
 /// patternmatcher's `compile` with `/` as separator.
@@ -320,11 +331,15 @@ mod tests {
         let root = std::env::var_os("LIGHTER_CONFORMANCE")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| {
-                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../../shared/conformance")
             });
         let file = root.join("dockerignore/compile-cases.tsv");
         let Ok(text) = std::fs::read_to_string(&file) else {
-            eprintln!("SKIP: {} not found (set LIGHTER_CONFORMANCE)", file.display());
+            eprintln!(
+                "SKIP: {} not found (set LIGHTER_CONFORMANCE)",
+                file.display()
+            );
             return;
         };
         let mut failures = Vec::new();
@@ -335,7 +350,10 @@ mod tests {
             if ty == cols[1] && re == cols[2] {
                 passed += 1;
             } else {
-                failures.push(format!("{:?}: want {} {:?}, got {ty} {re:?}", cols[0], cols[1], cols[2]));
+                failures.push(format!(
+                    "{:?}: want {} {:?}, got {ty} {re:?}",
+                    cols[0], cols[1], cols[2]
+                ));
             }
         }
         println!("compile-cases: {passed} passed, {} failed", failures.len());
@@ -345,11 +363,23 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_reported() {
-        for bad in ["[", "[]a]", "[x-]", "\\", "a[", "[a-b-c]", "[^bc", "[Local-Only]/"] {
+        for bad in [
+            "[",
+            "[]a]",
+            "[x-]",
+            "\\",
+            "a[",
+            "[a-b-c]",
+            "[^bc",
+            "[Local-Only]/",
+        ] {
             assert!(Compiled::new(bad, false).is_err(), "{bad:?} should fail");
         }
         for good in ["[\\]a]", "[\\-x]", "a\\*b", "[a-ζ]*", "**/x"] {
-            assert!(Compiled::new(good, false).is_ok(), "{good:?} should compile");
+            assert!(
+                Compiled::new(good, false).is_ok(),
+                "{good:?} should compile"
+            );
         }
     }
 }

@@ -6,22 +6,50 @@ use crate::shell::Lexer;
 use std::collections::BTreeMap;
 
 const PREDEFINED_ARGS: &[&str] = &[
-    "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT", "BUILDPLATFORM", "BUILDOS", "BUILDARCH",
-    "BUILDVARIANT", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
-    "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
 ];
 
 pub(super) fn run(df: &Dockerfile, out: &mut Vec<Warning>) {
     for w in &df.warnings {
-        let span = Span { start_line: w.line, end_line: w.line, start_col: 1, ..Span::default() };
-        out.push(bk("NoEmptyContinuation", "Empty continuation lines will become errors in a future release", "Empty continuation line".into(), span));
+        let span = Span {
+            start_line: w.line,
+            end_line: w.line,
+            start_col: 1,
+            ..Span::default()
+        };
+        out.push(bk(
+            "NoEmptyContinuation",
+            "Empty continuation lines will become errors in a future release",
+            "Empty continuation line".into(),
+            span,
+        ));
     }
     casing(df, out);
     let meta: BTreeMap<String, Option<String>> = df
         .meta_args
         .iter()
         .flat_map(|i| match &i.kind {
-            InstructionKind::Arg(defs) => defs.iter().map(|d| (d.name.clone(), d.default.clone())).collect(),
+            InstructionKind::Arg(defs) => defs
+                .iter()
+                .map(|d| (d.name.clone(), d.default.clone()))
+                .collect(),
             _ => Vec::new(),
         })
         .collect();
@@ -36,13 +64,22 @@ pub(super) fn run(df: &Dockerfile, out: &mut Vec<Warning>) {
 
 /// StageNameCasing, FromAsCasing, ConsistentInstructionCasing.
 fn casing(df: &Dockerfile, out: &mut Vec<Warning>) {
-    let mut keywords: Vec<(&str, Span)> = df.meta_args.iter().map(|i| (i.keyword.as_str(), i.span)).collect();
+    let mut keywords: Vec<(&str, Span)> = df
+        .meta_args
+        .iter()
+        .map(|i| (i.keyword.as_str(), i.span))
+        .collect();
     for s in &df.stages {
         keywords.push((s.keyword.as_str(), s.span));
         keywords.extend(s.instructions.iter().map(|i| (i.keyword.as_str(), i.span)));
         if let Some(orig) = &s.name_original {
             if orig.chars().any(|c| c.is_ascii_uppercase()) {
-                out.push(bk("StageNameCasing", "Stage names should be lowercase", format!("Stage name '{orig}' should be lowercase"), s.span));
+                out.push(bk(
+                    "StageNameCasing",
+                    "Stage names should be lowercase",
+                    format!("Stage name '{orig}' should be lowercase"),
+                    s.span,
+                ));
             }
         }
         if let Some(as_kw) = &s.as_keyword {
@@ -62,7 +99,11 @@ fn casing(df: &Dockerfile, out: &mut Vec<Warning>) {
     let lower = keywords.iter().filter(|(k, _)| is_lower(k)).count();
     let majority_upper = upper >= lower;
     for (k, span) in keywords {
-        let consistent = if majority_upper { is_upper(k) } else { is_lower(k) };
+        let consistent = if majority_upper {
+            is_upper(k)
+        } else {
+            is_lower(k)
+        };
         if !consistent {
             out.push(bk(
                 "ConsistentInstructionCasing",
@@ -82,12 +123,20 @@ fn is_lower(s: &str) -> bool {
     s.chars().all(|c| !c.is_ascii_uppercase())
 }
 
-fn from_checks(df: &Dockerfile, stage: &Stage, meta: &BTreeMap<String, Option<String>>, out: &mut Vec<Warning>) {
+fn from_checks(
+    df: &Dockerfile,
+    stage: &Stage,
+    meta: &BTreeMap<String, Option<String>>,
+    out: &mut Vec<Warning>,
+) {
     if stage.name.as_deref() == Some("scratch") || stage.name.as_deref() == Some("context") {
         out.push(bk(
             "ReservedStageName",
             "Reserved words should not be used as stage names",
-            format!("'{}' is reserved and should not be used as a stage name", stage.name.as_deref().unwrap_or_default()),
+            format!(
+                "'{}' is reserved and should not be used as a stage name",
+                stage.name.as_deref().unwrap_or_default()
+            ),
             stage.span,
         ));
     }
@@ -103,10 +152,17 @@ fn from_checks(df: &Dockerfile, stage: &Stage, meta: &BTreeMap<String, Option<St
     for name in used {
         if !meta.contains_key(&name) && !PREDEFINED_ARGS.contains(&name.as_str()) {
             let mut msg = format!("FROM argument '{name}' is not declared");
-            if let Some(s) = crate::error::suggest(&name, &meta.keys().map(String::as_str).collect::<Vec<_>>()) {
+            if let Some(s) =
+                crate::error::suggest(&name, &meta.keys().map(String::as_str).collect::<Vec<_>>())
+            {
                 msg.push_str(&format!(" (did you mean {s}?)"));
             }
-            out.push(bk("UndefinedArgInFrom", "FROM command must use declared ARGs", msg, stage.span));
+            out.push(bk(
+                "UndefinedArgInFrom",
+                "FROM command must use declared ARGs",
+                msg,
+                stage.span,
+            ));
         }
     }
     if let Some(p) = &stage.platform {
@@ -127,14 +183,20 @@ fn from_checks(df: &Dockerfile, stage: &Stage, meta: &BTreeMap<String, Option<St
         }
     }
     // A global ARG default that makes the base empty.
-    let expanded: Vec<(String, String)> = meta.iter().map(|(k, v)| (k.clone(), v.clone().unwrap_or_default())).collect();
+    let expanded: Vec<(String, String)> = meta
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
+        .collect();
     if stage.base.contains('$') {
         if let Ok(e) = lexer.process_word(&stage.base, &expanded) {
             if e.value.is_empty() || e.value.ends_with(':') || e.value.starts_with(':') {
                 out.push(bk(
                     "InvalidDefaultArgInFrom",
                     "Default value for global ARG results in an empty or invalid base image name",
-                    format!("Default value for ARG {} results in empty or invalid base image name", stage.base),
+                    format!(
+                        "Default value for ARG {} results in empty or invalid base image name",
+                        stage.base
+                    ),
                     stage.span,
                 ));
             }
@@ -236,7 +298,10 @@ fn secrets_in(i: &Instruction, out: &mut Vec<Warning>) {
             out.push(bk(
                 "SecretsUsedInArgOrEnv",
                 "Sensitive data should not be used in the ARG or ENV commands",
-                format!("Do not use ARG or ENV instructions for sensitive data ({} \"{n}\")", i.name()),
+                format!(
+                    "Do not use ARG or ENV instructions for sensitive data ({} \"{n}\")",
+                    i.name()
+                ),
                 i.span,
             ));
         }
@@ -252,7 +317,18 @@ fn looks_secret(name: &str) -> bool {
     if words.iter().any(|w| allow.contains(&w.as_str())) {
         return false;
     }
-    let deny = ["apikey", "auth", "credential", "credentials", "key", "password", "pword", "passwd", "secret", "token"];
+    let deny = [
+        "apikey",
+        "auth",
+        "credential",
+        "credentials",
+        "key",
+        "password",
+        "pword",
+        "passwd",
+        "secret",
+        "token",
+    ];
     words.iter().any(|w| deny.contains(&w.as_str()))
 }
 
@@ -261,29 +337,49 @@ mod tests {
     use crate::{check, parse};
 
     fn rules(src: &str) -> Vec<&'static str> {
-        check(&parse(src).unwrap()).into_iter().map(|w| w.rule).collect()
+        check(&parse(src).unwrap())
+            .into_iter()
+            .map(|w| w.rule)
+            .collect()
     }
 
     #[test]
     fn finds_buildkit_rules() {
         let r = rules("FROM alpine AS Build\nMAINTAINER me\nCMD echo a\nCMD [\"b\"]\nWORKDIR app\nENV A b\nARG API_TOKEN\n");
-        for want in ["StageNameCasing", "MaintainerDeprecated", "JSONArgsRecommended", "MultipleInstructionsDisallowed", "WorkdirRelativePath", "LegacyKeyValueFormat", "SecretsUsedInArgOrEnv"] {
+        for want in [
+            "StageNameCasing",
+            "MaintainerDeprecated",
+            "JSONArgsRecommended",
+            "MultipleInstructionsDisallowed",
+            "WorkdirRelativePath",
+            "LegacyKeyValueFormat",
+            "SecretsUsedInArgOrEnv",
+        ] {
             assert!(r.contains(&want), "{want} missing from {r:?}");
         }
         assert!(rules("FROM alpine as build\n").contains(&"FromAsCasing"));
         assert!(rules("FROM $BASE\n").contains(&"UndefinedArgInFrom"));
         assert!(!rules("ARG BASE=alpine\nFROM $BASE\n").contains(&"UndefinedArgInFrom"));
-        assert!(rules("FROM --platform=linux/amd64 alpine\n").contains(&"FromPlatformFlagConstDisallowed"));
-        assert!(rules("FROM --platform=$TARGETPLATFORM alpine\n").contains(&"RedundantTargetPlatform"));
-        assert!(rules("FROM alpine\nrun true\nRUN true\nRUN true\n").contains(&"ConsistentInstructionCasing"));
+        assert!(rules("FROM --platform=linux/amd64 alpine\n")
+            .contains(&"FromPlatformFlagConstDisallowed"));
+        assert!(
+            rules("FROM --platform=$TARGETPLATFORM alpine\n").contains(&"RedundantTargetPlatform")
+        );
+        assert!(rules("FROM alpine\nrun true\nRUN true\nRUN true\n")
+            .contains(&"ConsistentInstructionCasing"));
         assert!(rules("FROM alpine AS scratch\n").contains(&"ReservedStageName"));
     }
 
     #[test]
     fn check_directive_skips_and_errors() {
-        let w = check(&parse("# check=skip=MaintainerDeprecated;error=true\nFROM a\nMAINTAINER x\nCMD a\n").unwrap());
+        let w = check(
+            &parse("# check=skip=MaintainerDeprecated;error=true\nFROM a\nMAINTAINER x\nCMD a\n")
+                .unwrap(),
+        );
         assert!(w.iter().all(|w| w.rule != "MaintainerDeprecated"));
-        assert!(w.iter().any(|w| w.rule == "JSONArgsRecommended" && w.severity == super::super::Severity::Error));
+        assert!(w.iter().any(
+            |w| w.rule == "JSONArgsRecommended" && w.severity == super::super::Severity::Error
+        ));
         assert!(check(&parse("# check=skip=all\nFROM a\nMAINTAINER x\n").unwrap()).is_empty());
     }
 }

@@ -97,7 +97,12 @@ pub fn check_with(df: &Dockerfile, config: &CheckConfig) -> Vec<Warning> {
     out
 }
 
-pub(crate) fn bk(rule: &'static str, description: &'static str, message: String, span: Span) -> Warning {
+pub(crate) fn bk(
+    rule: &'static str,
+    description: &'static str,
+    message: String,
+    span: Span,
+) -> Warning {
     let chars: Vec<char> = rule.chars().collect();
     let mut slug = String::with_capacity(rule.len() + 4);
     for (i, &c) in chars.iter().enumerate() {
@@ -125,7 +130,13 @@ mod tests {
     #[test]
     fn rule_urls() {
         let span = crate::ast::Span::default();
-        assert_eq!(super::bk("JSONArgsRecommended", "", String::new(), span).url, "https://docs.docker.com/go/dockerfile/rule/json-args-recommended/");
-        assert_eq!(super::bk("FromAsCasing", "", String::new(), span).url, "https://docs.docker.com/go/dockerfile/rule/from-as-casing/");
+        assert_eq!(
+            super::bk("JSONArgsRecommended", "", String::new(), span).url,
+            "https://docs.docker.com/go/dockerfile/rule/json-args-recommended/"
+        );
+        assert_eq!(
+            super::bk("FromAsCasing", "", String::new(), span).url,
+            "https://docs.docker.com/go/dockerfile/rule/from-as-casing/"
+        );
     }
 }

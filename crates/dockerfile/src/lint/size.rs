@@ -5,7 +5,14 @@ use super::{Severity, Warning};
 use crate::ast::*;
 
 fn rule(rule: &'static str, description: &'static str, message: String, span: Span) -> Warning {
-    Warning { rule, message, description, url: String::new(), span, severity: Severity::Warning }
+    Warning {
+        rule,
+        message,
+        description,
+        url: String::new(),
+        span,
+        severity: Severity::Warning,
+    }
 }
 
 pub(super) fn run(df: &Dockerfile, out: &mut Vec<Warning>) {
@@ -16,9 +23,22 @@ pub(super) fn run(df: &Dockerfile, out: &mut Vec<Warning>) {
                     Command::Shell(s) => s.clone(),
                     Command::Exec(v) => v.join(" "),
                 };
-                let cache_mounted = |dir: &str| r.mounts.iter().any(|m| m.target.as_deref().is_some_and(|t| t.starts_with(dir)));
-                apt_rules(&text, i.span, cache_mounted("/var/lib/apt") || cache_mounted("/var/cache/apt"), out);
-                if has_word(&text, "apk") && text.contains(" add ") && !text.contains("--no-cache") && !cache_mounted("/var/cache/apk") {
+                let cache_mounted = |dir: &str| {
+                    r.mounts
+                        .iter()
+                        .any(|m| m.target.as_deref().is_some_and(|t| t.starts_with(dir)))
+                };
+                apt_rules(
+                    &text,
+                    i.span,
+                    cache_mounted("/var/lib/apt") || cache_mounted("/var/cache/apt"),
+                    out,
+                );
+                if has_word(&text, "apk")
+                    && text.contains(" add ")
+                    && !text.contains("--no-cache")
+                    && !cache_mounted("/var/cache/apk")
+                {
                     out.push(rule(
                         "ApkNoCache",
                         "apk's index cache stays in the layer",
@@ -37,7 +57,8 @@ pub(super) fn run(df: &Dockerfile, out: &mut Vec<Warning>) {
                         i.span,
                     ));
                 }
-                if text.contains("npm install") && !text.contains("npm ci") && !text.contains("-g") {
+                if text.contains("npm install") && !text.contains("npm ci") && !text.contains("-g")
+                {
                     out.push(rule(
                         "NpmCiRecommended",
                         "npm install in an image is not reproducible and keeps dev dependencies",
@@ -53,7 +74,8 @@ pub(super) fn run(df: &Dockerfile, out: &mut Vec<Warning>) {
 }
 
 fn has_word(text: &str, w: &str) -> bool {
-    text.split(|c: char| c.is_whitespace() || c == ';' || c == '&' || c == '|').any(|t| t == w)
+    text.split(|c: char| c.is_whitespace() || c == ';' || c == '&' || c == '|')
+        .any(|t| t == w)
 }
 
 fn apt_rules(text: &str, span: Span, cache_mounted: bool, out: &mut Vec<Warning>) {
@@ -87,8 +109,15 @@ fn single_stage_toolchain(df: &Dockerfile, out: &mut Vec<Warning>) {
     let s = &df.stages[0];
     let base = s.base.to_ascii_lowercase();
     let name = base.rsplit('/').next().unwrap_or(&base);
-    let toolchains = ["golang", "rust", "maven", "gradle", "node", "openjdk", "gcc", "python"];
-    if toolchains.iter().any(|t| name == *t || name.starts_with(&format!("{t}:"))) && !name.contains("slim") && !name.contains("alpine") {
+    let toolchains = [
+        "golang", "rust", "maven", "gradle", "node", "openjdk", "gcc", "python",
+    ];
+    if toolchains
+        .iter()
+        .any(|t| name == *t || name.starts_with(&format!("{t}:")))
+        && !name.contains("slim")
+        && !name.contains("alpine")
+    {
         out.push(rule(
             "SingleStageToolchain",
             "the build toolchain ships in the final image",
@@ -107,7 +136,9 @@ fn copy_all_before_install(df: &Dockerfile, out: &mut Vec<Warning>) {
         let mut copied_all: Option<Span> = None;
         for i in &s.instructions {
             match &i.kind {
-                InstructionKind::Copy(c) if c.from.is_none() && c.sources.iter().any(|s| s == "." || s == "./") => {
+                InstructionKind::Copy(c)
+                    if c.from.is_none() && c.sources.iter().any(|s| s == "." || s == "./") =>
+                {
                     copied_all.get_or_insert(i.span);
                 }
                 InstructionKind::Run(r) => {
@@ -115,9 +146,16 @@ fn copy_all_before_install(df: &Dockerfile, out: &mut Vec<Warning>) {
                         Command::Shell(s) => s.clone(),
                         Command::Exec(v) => v.join(" "),
                     };
-                    let install = ["npm ci", "npm install", "pip install", "go mod download", "bundle install", "yarn install"]
-                        .iter()
-                        .any(|p| t.contains(p));
+                    let install = [
+                        "npm ci",
+                        "npm install",
+                        "pip install",
+                        "go mod download",
+                        "bundle install",
+                        "yarn install",
+                    ]
+                    .iter()
+                    .any(|p| t.contains(p));
                     if let (Some(span), true) = (copied_all, install) {
                         out.push(rule(
                             "CopyAllBeforeInstall",
@@ -139,18 +177,30 @@ mod tests {
     use crate::{check, parse};
 
     fn rules(src: &str) -> Vec<&'static str> {
-        check(&parse(src).unwrap()).into_iter().map(|w| w.rule).collect()
+        check(&parse(src).unwrap())
+            .into_iter()
+            .map(|w| w.rule)
+            .collect()
     }
 
     #[test]
     fn size_rules() {
         let r = rules("FROM debian\nRUN apt-get update && apt-get install -y curl\n");
-        assert!(r.contains(&"AptNoInstallRecommends") && r.contains(&"AptListsNotCleaned"), "{r:?}");
+        assert!(
+            r.contains(&"AptNoInstallRecommends") && r.contains(&"AptListsNotCleaned"),
+            "{r:?}"
+        );
         let ok = rules("FROM debian\nRUN apt-get update && apt-get install -y --no-install-recommends curl && rm -rf /var/lib/apt/lists/*\n");
-        assert!(!ok.contains(&"AptNoInstallRecommends") && !ok.contains(&"AptListsNotCleaned"), "{ok:?}");
+        assert!(
+            !ok.contains(&"AptNoInstallRecommends") && !ok.contains(&"AptListsNotCleaned"),
+            "{ok:?}"
+        );
         assert!(rules("FROM golang:1.22\nRUN go build\n").contains(&"SingleStageToolchain"));
         assert!(!rules("FROM golang:1.22 AS b\nFROM scratch\n").contains(&"SingleStageToolchain"));
-        assert!(rules("FROM node:18 AS b\nCOPY . .\nRUN npm ci\nFROM scratch\n").contains(&"CopyAllBeforeInstall"));
+        assert!(
+            rules("FROM node:18 AS b\nCOPY . .\nRUN npm ci\nFROM scratch\n")
+                .contains(&"CopyAllBeforeInstall")
+        );
         assert!(rules("FROM alpine\nRUN apk add curl\n").contains(&"ApkNoCache"));
         assert!(rules("FROM python\nRUN pip install x\n").contains(&"PipNoCacheDir"));
     }

@@ -55,14 +55,22 @@ pub(crate) fn to_regex_string(
 }
 
 /// Compile a pattern to a regex.
-pub(crate) fn compile(pattern: &str, greedy: bool, anchored: bool) -> Result<Regex, PatternErrorKind> {
+pub(crate) fn compile(
+    pattern: &str,
+    greedy: bool,
+    anchored: bool,
+) -> Result<Regex, PatternErrorKind> {
     let src = to_regex_string(pattern, greedy, anchored)?;
     // Go's `.` does not match `\n` by default, nor does Rust's: same semantics.
     Regex::new(&src).map_err(|e| PatternErrorKind::Regex(e.to_string()))
 }
 
 /// `${v#p}` / `${v##p}`: remove the shortest (or longest) matching prefix.
-pub(crate) fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> Result<String, PatternErrorKind> {
+pub(crate) fn trim_prefix(
+    pattern: &str,
+    value: &str,
+    greedy: bool,
+) -> Result<String, PatternErrorKind> {
     let re = compile(pattern, greedy, true)?;
     Ok(match re.find(value) {
         Some(m) => value[m.end()..].to_string(),
@@ -71,7 +79,11 @@ pub(crate) fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> Result<St
 }
 
 /// `${v%p}` / `${v%%p}`: reverse pattern and value, trim the prefix, reverse back.
-pub(crate) fn trim_suffix(pattern: &str, value: &str, greedy: bool) -> Result<String, PatternErrorKind> {
+pub(crate) fn trim_suffix(
+    pattern: &str,
+    value: &str,
+    greedy: bool,
+) -> Result<String, PatternErrorKind> {
     let pattern = reverse_pattern(pattern);
     let value: String = value.chars().rev().collect();
     let trimmed = trim_prefix(&pattern, &value, greedy)?;

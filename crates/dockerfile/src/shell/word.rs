@@ -122,7 +122,11 @@ impl ShellWord<'_> {
     }
 
     /// Process until `stop` (consumed) or the end of input; returns the text and its words.
-    fn process_stop_on(&mut self, stop: Option<char>, raw_escapes: bool) -> Res<(String, Vec<String>)> {
+    fn process_stop_on(
+        &mut self,
+        stop: Option<char>,
+        raw_escapes: bool,
+    ) -> Res<(String, Vec<String>)> {
         let saved = self.raw_escapes;
         self.raw_escapes = raw_escapes;
         let out = self.process_stop_on_inner(stop);
@@ -322,7 +326,13 @@ impl ShellWord<'_> {
         }
     }
 
-    fn process_modifier(&mut self, name: &str, ch: char, chs: &str, null_is_unset: bool) -> Res<String> {
+    fn process_modifier(
+        &mut self,
+        name: &str,
+        ch: char,
+        chs: &str,
+        null_is_unset: bool,
+    ) -> Res<String> {
         let raw = ch == '#' || ch == '%';
         if null_is_unset && raw {
             return Err(ShellErrorKind::UnsupportedModifier(chs.to_string()));
@@ -340,9 +350,15 @@ impl ShellWord<'_> {
         if self.skip_unset_env && value.is_none() {
             return Ok(format!("${{{name}{chs}{word}}}"));
         }
-        let empty = value.as_deref().is_none_or(|v| null_is_unset && v.is_empty());
+        let empty = value
+            .as_deref()
+            .is_none_or(|v| null_is_unset && v.is_empty());
         match ch {
-            '-' => Ok(if empty { word } else { value.unwrap_or_default() }),
+            '-' => Ok(if empty {
+                word
+            } else {
+                value.unwrap_or_default()
+            }),
             '+' => Ok(if empty { String::new() } else { word }),
             '?' => match value {
                 None => Err(required(name, word, "is not allowed to be unset")),
@@ -362,7 +378,10 @@ impl ShellWord<'_> {
                 } else {
                     pattern::trim_prefix(&word, &value, greedy)
                 };
-                trimmed.map_err(|reason| ShellErrorKind::InvalidPattern { pattern: word, reason })
+                trimmed.map_err(|reason| ShellErrorKind::InvalidPattern {
+                    pattern: word,
+                    reason,
+                })
             }
             _ => Err(ShellErrorKind::UnsupportedModifier(chs.to_string())),
         }
@@ -396,16 +415,23 @@ impl ShellWord<'_> {
             return Ok(format!("${{{name}/{pat}/{replacement}}}"));
         }
         let value = value.unwrap_or_default();
-        let re = pattern::compile(&pat, true, false).map_err(|reason| ShellErrorKind::InvalidPattern {
-            pattern: pat.clone(),
-            reason,
+        let re = pattern::compile(&pat, true, false).map_err(|reason| {
+            ShellErrorKind::InvalidPattern {
+                pattern: pat.clone(),
+                reason,
+            }
         })?;
         Ok(if replace_all {
             // Go's ReplaceAllString expands `$1`-style references; so does `replace_all`.
             re.replace_all(&value, replacement.as_str()).into_owned()
         } else {
             match re.find(&value) {
-                Some(m) => format!("{}{}{}", &value[..m.start()], replacement, &value[m.end()..]),
+                Some(m) => format!(
+                    "{}{}{}",
+                    &value[..m.start()],
+                    replacement,
+                    &value[m.end()..]
+                ),
                 None => value,
             }
         })
@@ -413,7 +439,11 @@ impl ShellWord<'_> {
 }
 
 fn required(name: &str, word: String, default: &str) -> ShellErrorKind {
-    let message = if word.is_empty() { default.to_string() } else { word };
+    let message = if word.is_empty() {
+        default.to_string()
+    } else {
+        word
+    };
     ShellErrorKind::Required {
         name: name.to_string(),
         message,

@@ -1,10 +1,255 @@
-//! `lighter build`.
+//! `lighter build`: docker build's flags; `--check` validates only; plain progress prints one line per
+//! event (`#3 [build 2/4] COPY ...`, `#3 CACHED`, `#3 DONE 0.1s`).
 
 use super::Context;
-use crate::cli::BuildArgs;
-use crate::diagnostics::NotImplemented;
+use crate::cli::{BuildArgs, Progress};
+use crate::diagnostics::Rendered;
+use lighter_dockerfile::render_at;
+use lighter_engine::{BuildRequest, Event, Output, Secret};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Instant;
 
-pub fn run(_ctx: &Context, _args: BuildArgs) -> anyhow::Result<ExitCode> {
-    Err(NotImplemented("lighter build").into())
+pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
+    // The Dockerfile: -f -, build - (Dockerfile on stdin, no context), -f PATH, or PATH/Dockerfile.
+    let (context, df_path, df_name, src) = if args.context == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        (None, None, "<stdin>".to_string(), s)
+    } else {
+        let dir = PathBuf::from(&args.context);
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "unable to prepare context: path {:?} not found",
+                args.context
+            );
+        }
+        match args.file.as_deref() {
+            Some("-") => {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                (Some(dir), None, "<stdin>".to_string(), s)
+            }
+            Some(f) => {
+                let p = PathBuf::from(f);
+                let (name, src) = super::lint::read_dockerfile(f)?;
+                (Some(dir), Some(p), name, src)
+            }
+            None => {
+                let p = dir.join("Dockerfile");
+                let (name, src) = super::lint::read_dockerfile(&p.to_string_lossy())?;
+                (Some(dir), Some(p), name, src)
+            }
+        }
+    };
+    if args.check {
+        return super::lint::lint_source(&df_name, &src, "text");
+    }
+    let dockerfile = lighter_dockerfile::parse(&src).map_err(|e| Rendered {
+        message: e.render(&df_name, &src),
+        code: 1,
+    })?;
+    if let Some(p) = &args.platform {
+        let host = format!("{}/{}", lighter_oci::HOST_OS, lighter_oci::HOST_ARCH);
+        if lighter_oci::parse_platform(p).map(|(o, a, _)| format!("{o}/{a}")) != Some(host.clone())
+        {
+            anyhow::bail!("--platform {p}: lighter builds for {host} only");
+        }
+    }
+    let mut build_args = BTreeMap::new();
+    for a in &args.build_args {
+        match a.split_once('=') {
+            Some((k, v)) => {
+                build_args.insert(k.to_string(), v.to_string());
+            }
+            None => {
+                if let Ok(v) = std::env::var(a) {
+                    build_args.insert(a.clone(), v);
+                }
+            }
+        }
+    }
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| lighter_oci::Reference::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let labels = args
+        .labels
+        .iter()
+        .map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .unwrap_or((l.clone(), String::new()))
+        })
+        .collect();
+    let outputs = args
+        .outputs
+        .iter()
+        .map(|o| parse_output(o))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let secrets = args
+        .secrets
+        .iter()
+        .map(|s| parse_secret(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let network_none = match args.network.as_str() {
+        "none" => true,
+        "host" | "default" => false,
+        other => anyhow::bail!("--network {other}: use default, host or none"),
+    };
+    let store = ctx.store()?;
+    let req = BuildRequest {
+        context,
+        dockerfile_path: df_path.clone(),
+        dockerfile,
+        target: args.target.clone(),
+        build_args,
+        tags,
+        labels,
+        no_cache: args.no_cache,
+        network_none,
+        secrets,
+        outputs,
+        exe: std::env::current_exe()?,
+    };
+    let quiet = args.quiet || args.progress == Progress::Quiet;
+    let json = args.progress == Progress::Rawjson;
+    let start = Instant::now();
+    let out = Mutex::new(());
+    let progress = |ev: Event| {
+        if quiet {
+            return;
+        }
+        let _g = out.lock();
+        let t = start.elapsed().as_secs_f64();
+        if json {
+            let v = match &ev {
+                Event::Start { id, label, text } => {
+                    serde_json::json!({ "type": "start", "id": id, "name": format!("{label} {text}"), "time": t })
+                }
+                Event::Cached { id } => {
+                    serde_json::json!({ "type": "cached", "id": id, "time": t })
+                }
+                Event::Done { id, secs, why } => {
+                    serde_json::json!({ "type": "done", "id": id, "duration": secs, "reason": why, "time": t })
+                }
+                Event::Log { id, line } => {
+                    serde_json::json!({ "type": "log", "id": id, "line": line, "time": t })
+                }
+                Event::Info(m) => serde_json::json!({ "type": "info", "message": m, "time": t }),
+            };
+            eprintln!("{v}");
+            return;
+        }
+        match ev {
+            Event::Start { id, label, text } => eprintln!("#{id} {label} {text}"),
+            Event::Cached { id } => eprintln!("#{id} CACHED"),
+            Event::Done { id, secs, why } => match why {
+                Some(w) => eprintln!("#{id} DONE {secs:.1}s (rebuilt: {w})"),
+                None => eprintln!("#{id} DONE {secs:.1}s"),
+            },
+            Event::Log { id, line } => eprintln!("#{id} {t:.3} {line}"),
+            Event::Info(m) => eprintln!("{m}"),
+        }
+    };
+    let result = match lighter_engine::build(&store, &req, &progress) {
+        Ok(r) => r,
+        Err(e) => {
+            let mut msg = String::new();
+            if !e.detail.is_empty() {
+                msg.push_str("------\n");
+                for l in &e.detail {
+                    msg.push_str(&format!(" > {l}\n"));
+                }
+                msg.push_str("------\n");
+            }
+            match e.span {
+                Some(span) => msg.push_str(&render_at(
+                    &df_name, &src, &span, "error", &e.message, None, None,
+                )),
+                None => msg.push_str(&format!("error: {}\n", e.message)),
+            }
+            return Err(Rendered {
+                message: msg,
+                code: 1,
+            }
+            .into());
+        }
+    };
+    if let Some(p) = &args.iidfile {
+        std::fs::write(p, result.image_id.as_str())?;
+    }
+    if args.quiet {
+        println!("{}", result.image_id);
+    } else {
+        for t in &req.tags {
+            eprintln!("naming to {}", t.familiar());
+        }
+        eprintln!("writing image {}", result.image_id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn kv(spec: &str) -> BTreeMap<String, String> {
+    spec.split(',')
+        .filter_map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+/// `-o type=docker,dest=FILE`, `type=oci,dest=...`, `type=local,dest=DIR`, `type=tar,dest=FILE`,
+/// `type=image`; a bare path means `type=local,dest=PATH` (docker's shorthand).
+fn parse_output(spec: &str) -> anyhow::Result<Output> {
+    if !spec.contains('=') {
+        return Ok(if spec == "-" {
+            anyhow::bail!("-o - (tar to stdout) is not supported yet")
+        } else {
+            Output::Local(PathBuf::from(spec))
+        });
+    }
+    let m = kv(spec);
+    let dest = || {
+        m.get("dest")
+            .map(PathBuf::from)
+            .ok_or_else(|| anyhow::anyhow!("output {spec:?} needs dest="))
+    };
+    Ok(match m.get("type").map(String::as_str) {
+        Some("image") | Some("docker") if m.get("dest").is_none() => Output::Image,
+        Some("docker") => Output::Docker(dest()?),
+        Some("oci") => Output::Oci(dest()?),
+        Some("local") => Output::Local(dest()?),
+        Some("tar") => Output::Tar(dest()?),
+        other => {
+            anyhow::bail!("unknown output type {other:?}: use image, docker, oci, local or tar")
+        }
+    })
+}
+
+/// `--secret id=x,src=FILE` or `id=x,env=VAR` (docker's forms; `source`/`type=file|env` accepted too).
+fn parse_secret(spec: &str) -> anyhow::Result<Secret> {
+    let m = kv(spec);
+    let id = m
+        .get("id")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("--secret {spec:?}: id= is required"))?;
+    let value = if let Some(src) = m.get("src").or_else(|| m.get("source")) {
+        std::fs::read(src).map_err(|e| anyhow::anyhow!("--secret id={id}: read {src}: {e}"))?
+    } else if let Some(var) = m.get("env") {
+        std::env::var(var)
+            .map_err(|_| {
+                anyhow::anyhow!("--secret id={id}: environment variable {var} is not set")
+            })?
+            .into_bytes()
+    } else {
+        std::env::var(&id)
+            .map(String::into_bytes)
+            .map_err(|_| anyhow::anyhow!("--secret id={id}: give src=FILE or env=VAR"))?
+    };
+    Ok(Secret { id, value })
 }

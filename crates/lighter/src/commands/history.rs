@@ -1,10 +1,113 @@
-//! `lighter history`.
+//! `lighter history IMAGE`: docker's columns (IMAGE CREATED CREATED BY SIZE COMMENT) plus each layer's
+//! compressed size.
 
 use super::Context;
 use crate::cli::HistoryArgs;
-use crate::diagnostics::NotImplemented;
+use crate::printer::{human_ago, human_size, table};
 use std::process::ExitCode;
 
-pub fn run(_ctx: &Context, _args: HistoryArgs) -> anyhow::Result<ExitCode> {
-    Err(NotImplemented("lighter history").into())
+pub fn run(ctx: &Context, args: HistoryArgs) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let img = lighter_image::resolve(&store, &args.image)?;
+    let history = img.history();
+    let mut layers = img.record.layers.iter();
+    let mut rows = Vec::new();
+    let n = history.len();
+    for (i, h) in history.iter().enumerate() {
+        let empty = h
+            .get("empty_layer")
+            .and_then(|e| e.as_bool())
+            .unwrap_or(false);
+        let layer = if empty { None } else { layers.next() };
+        let created_by = h
+            .get("created_by")
+            .and_then(|c| c.as_str())
+            .unwrap_or("")
+            .to_string();
+        let created = h.get("created").and_then(|c| c.as_str()).unwrap_or("");
+        rows.push((
+            i + 1 == n,
+            created.to_string(),
+            created_by,
+            layer.map(|l| (l.uncompressed_size, l.size)),
+            h.get("comment")
+                .and_then(|c| c.as_str())
+                .unwrap_or("")
+                .to_string(),
+        ));
+    }
+    rows.reverse();
+    if args.quiet {
+        for r in &rows {
+            println!(
+                "{}",
+                if r.0 {
+                    img.id.short().to_string()
+                } else {
+                    "<missing>".into()
+                }
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.format.as_deref() == Some("json") {
+        for (last, created, by, sizes, comment) in &rows {
+            let v = serde_json::json!({
+                "ID": if *last { img.id.to_string() } else { "<missing>".into() },
+                "CreatedAt": created, "CreatedBy": by,
+                "Size": sizes.map(|s| s.0).unwrap_or(0), "CompressedSize": sizes.map(|s| s.1).unwrap_or(0),
+                "Comment": comment,
+            });
+            println!("{v}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table_rows = vec![vec![
+        "IMAGE".to_string(),
+        "CREATED".into(),
+        "CREATED BY".into(),
+        "SIZE".into(),
+        "COMPRESSED".into(),
+        "COMMENT".into(),
+    ]];
+    for (last, created, by, sizes, comment) in rows {
+        let by = if args.no_trunc { by } else { truncate(&by, 45) };
+        let created = if args.human {
+            human_ago(lighter_image::parse_rfc3339(&created))
+        } else {
+            created
+        };
+        let (size, comp) = match sizes {
+            Some((u, c)) if args.human => (human_size(u), human_size(c)),
+            Some((u, c)) => (u.to_string(), c.to_string()),
+            None => ("0B".into(), "0B".into()),
+        };
+        table_rows.push(vec![
+            if last {
+                if args.no_trunc {
+                    img.id.to_string()
+                } else {
+                    img.id.short().to_string()
+                }
+            } else {
+                "<missing>".into()
+            },
+            created,
+            by,
+            size,
+            comp,
+            comment,
+        ]);
+    }
+    print!("{}", table(&table_rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let t: String = s.chars().take(n - 1).collect();
+        format!("{t}…")
+    }
 }

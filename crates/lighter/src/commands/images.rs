@@ -1,10 +1,134 @@
-//! `lighter images`.
+//! `lighter images`: docker's columns (REPOSITORY TAG IMAGE ID CREATED SIZE) plus the compressed size
+//! (what a registry stores) and the bytes an image shares with others.
 
 use super::Context;
 use crate::cli::ImagesArgs;
-use crate::diagnostics::NotImplemented;
+use crate::printer::{human_ago, human_size, table};
+use std::collections::HashMap;
 use std::process::ExitCode;
 
-pub fn run(_ctx: &Context, _args: ImagesArgs) -> anyhow::Result<ExitCode> {
-    Err(NotImplemented("lighter images").into())
+pub fn run(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let mut listed = lighter_image::list(&store)?;
+    if let Some(filter) = &args.reference {
+        let (repo, tag) = match filter.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => (r.to_string(), Some(t.to_string())),
+            _ => (filter.clone(), None),
+        };
+        listed.retain(|l| {
+            l.reference.as_ref().is_some_and(|r| {
+                (r.familiar_name() == repo || r.name() == repo)
+                    && tag.as_ref().map_or(true, |t| r.tag.as_deref() == Some(t))
+            })
+        });
+    }
+    listed.sort_by(|a, b| {
+        b.image
+            .created()
+            .cmp(&a.image.created())
+            .then_with(|| a.reference.cmp(&b.reference))
+    });
+    // Layer use counts across all images, for SHARED / UNIQUE.
+    let mut uses: HashMap<String, usize> = HashMap::new();
+    let mut seen_ids = std::collections::HashSet::new();
+    for l in lighter_image::list(&store)? {
+        if seen_ids.insert(l.image.id.clone()) {
+            for layer in &l.image.record.layers {
+                *uses.entry(layer.diff_id.to_string()).or_default() += 1;
+            }
+        }
+    }
+    if args.quiet {
+        let mut printed = std::collections::HashSet::new();
+        for l in &listed {
+            if printed.insert(l.image.id.clone()) {
+                println!(
+                    "{}",
+                    if args.no_trunc {
+                        l.image.id.to_string()
+                    } else {
+                        l.image.id.short().to_string()
+                    }
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.format.as_deref() == Some("json") {
+        for l in &listed {
+            let shared: u64 = l
+                .image
+                .record
+                .layers
+                .iter()
+                .filter(|x| uses.get(x.diff_id.as_str()).copied().unwrap_or(0) > 1)
+                .map(|x| x.uncompressed_size)
+                .sum();
+            let v = serde_json::json!({
+                "Repository": l.reference.as_ref().map(|r| r.familiar_name()).unwrap_or_else(|| "<none>".into()),
+                "Tag": l.reference.as_ref().and_then(|r| r.tag.clone()).unwrap_or_else(|| "<none>".into()),
+                "ID": l.image.id.to_string(),
+                "Digest": l.image.record.manifest.to_string(),
+                "CreatedAt": l.image.created().unwrap_or_default(),
+                "Size": l.image.size(),
+                "CompressedSize": l.image.compressed_size(),
+                "SharedSize": shared,
+                "UniqueSize": l.image.size() - shared,
+            });
+            println!("{v}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = vec![];
+    let mut header = vec!["REPOSITORY".to_string(), "TAG".into()];
+    if args.digests {
+        header.push("DIGEST".into());
+    }
+    header.extend([
+        "IMAGE ID".into(),
+        "CREATED".into(),
+        "SIZE".into(),
+        "COMPRESSED".into(),
+        "SHARED".into(),
+        "UNIQUE".into(),
+    ]);
+    rows.push(header);
+    for l in &listed {
+        let img = &l.image;
+        let shared: u64 = img
+            .record
+            .layers
+            .iter()
+            .filter(|x| uses.get(x.diff_id.as_str()).copied().unwrap_or(0) > 1)
+            .map(|x| x.uncompressed_size)
+            .sum();
+        let mut row = vec![
+            l.reference
+                .as_ref()
+                .map(|r| r.familiar_name())
+                .unwrap_or_else(|| "<none>".into()),
+            l.reference
+                .as_ref()
+                .and_then(|r| r.tag.clone())
+                .unwrap_or_else(|| "<none>".into()),
+        ];
+        if args.digests {
+            row.push(img.record.manifest.to_string());
+        }
+        row.extend([
+            if args.no_trunc {
+                img.id.to_string()
+            } else {
+                img.id.short().to_string()
+            },
+            human_ago(img.created().and_then(lighter_image::parse_rfc3339)),
+            human_size(img.size()),
+            human_size(img.compressed_size()),
+            human_size(shared),
+            human_size(img.size() - shared),
+        ]);
+        rows.push(row);
+    }
+    print!("{}", table(&rows));
+    Ok(ExitCode::SUCCESS)
 }

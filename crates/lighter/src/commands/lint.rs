@@ -22,8 +22,10 @@ pub fn read_dockerfile(path: &str) -> anyhow::Result<(String, String)> {
         std::io::stdin().read_to_string(&mut s)?;
         return Ok(("<stdin>".to_string(), s));
     }
-    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read Dockerfile {path}: {e}"))?;
-    let src = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{path}: the Dockerfile is not valid UTF-8"))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read Dockerfile {path}: {e}"))?;
+    let src = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{path}: the Dockerfile is not valid UTF-8"))?;
     Ok((path.to_string(), src))
 }
 
@@ -40,11 +42,18 @@ pub fn lint_source(name: &str, src: &str, format: &str) -> anyhow::Result<ExitCo
                 });
                 println!("{}", serde_json::to_string_pretty(&v)?);
             }
-            return Err(Rendered { message: e.render(name, src), code: 1 }.into());
+            return Err(Rendered {
+                message: e.render(name, src),
+                code: 1,
+            }
+            .into());
         }
     };
     let findings = check(&df);
-    let errors = findings.iter().filter(|w| w.severity == Severity::Error).count();
+    let errors = findings
+        .iter()
+        .filter(|w| w.severity == Severity::Error)
+        .count();
     if format == "json" {
         let list: Vec<_> = findings
             .iter()
@@ -56,19 +65,44 @@ pub fn lint_source(name: &str, src: &str, format: &str) -> anyhow::Result<ExitCo
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "errors": [], "warnings": list }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "errors": [], "warnings": list }))?
+        );
     } else {
         for w in &findings {
-            let level = if w.severity == Severity::Error { "error" } else { "warning" };
+            let level = if w.severity == Severity::Error {
+                "error"
+            } else {
+                "warning"
+            };
             let hint = (!w.url.is_empty()).then(|| format!("{} ({})", w.description, w.url));
             let hint = hint.unwrap_or_else(|| w.description.to_string());
-            eprint!("{}", render_at(name, src, &w.span, level, &format!("{}: {}", w.rule, w.message), None, Some(&hint)));
+            eprint!(
+                "{}",
+                render_at(
+                    name,
+                    src,
+                    &w.span,
+                    level,
+                    &format!("{}: {}", w.rule, w.message),
+                    None,
+                    Some(&hint)
+                )
+            );
         }
         if findings.is_empty() {
             eprintln!("{name}: no problems found");
         } else {
-            eprintln!("{name}: {} warning(s), {errors} error(s)", findings.len() - errors);
+            eprintln!(
+                "{name}: {} warning(s), {errors} error(s)",
+                findings.len() - errors
+            );
         }
     }
-    Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

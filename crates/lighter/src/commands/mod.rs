@@ -34,6 +34,18 @@ impl Context {
     pub fn new(root: Option<PathBuf>, debug: bool) -> Self {
         Context { root, debug }
     }
+
+    /// Opens the store (creating it when missing).
+    pub fn store(&self) -> anyhow::Result<lighter_store::Store> {
+        let root = self
+            .root
+            .clone()
+            .unwrap_or_else(lighter_store::default_root);
+        if self.debug {
+            eprintln!("debug: store at {}", root.display());
+        }
+        Ok(lighter_store::Store::open(&root)?)
+    }
 }
 
 pub fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {

@@ -1,10 +1,20 @@
-//! `lighter prune`.
+//! `lighter prune`: removes blobs and unpacked layers no image uses; `-a` also clears the build cache
+//! and cache mounts.
 
 use super::Context;
 use crate::cli::PruneArgs;
-use crate::diagnostics::NotImplemented;
+use crate::printer::human_size;
 use std::process::ExitCode;
 
-pub fn run(_ctx: &Context, _args: PruneArgs) -> anyhow::Result<ExitCode> {
-    Err(NotImplemented("lighter prune").into())
+pub fn run(ctx: &Context, args: PruneArgs) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let r = lighter_image::prune(&store, args.all)?;
+    println!(
+        "Deleted {} blobs, {} unpacked layers, {} build cache entries\nTotal reclaimed space: {}",
+        r.blobs,
+        r.layer_dirs,
+        r.cache_entries,
+        human_size(r.bytes)
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,10 +1,25 @@
-//! `lighter rmi`.
+//! `lighter rmi [-f] IMAGE...`: untags, and deletes the image with its last name. Space is reclaimed by
+//! `lighter prune`.
 
 use super::Context;
 use crate::cli::RmiArgs;
-use crate::diagnostics::NotImplemented;
 use std::process::ExitCode;
 
-pub fn run(_ctx: &Context, _args: RmiArgs) -> anyhow::Result<ExitCode> {
-    Err(NotImplemented("lighter rmi").into())
+pub fn run(ctx: &Context, args: RmiArgs) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let mut failed = false;
+    for name in &args.images {
+        match lighter_image::remove(&store, name, args.force) {
+            Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

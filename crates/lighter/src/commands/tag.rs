@@ -1,10 +1,11 @@
-//! `lighter tag`.
+//! `lighter tag SOURCE TARGET`.
 
 use super::Context;
 use crate::cli::TagArgs;
-use crate::diagnostics::NotImplemented;
 use std::process::ExitCode;
 
-pub fn run(_ctx: &Context, _args: TagArgs) -> anyhow::Result<ExitCode> {
-    Err(NotImplemented("lighter tag").into())
+pub fn run(ctx: &Context, args: TagArgs) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    lighter_image::tag(&store, &args.source, &args.target)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -34,7 +34,10 @@ pub struct ApplyStats {
 }
 
 fn bad(entry: &str, message: impl Into<String>) -> StoreError {
-    StoreError::Layer { entry: entry.to_string(), message: message.into() }
+    StoreError::Layer {
+        entry: entry.to_string(),
+        message: message.into(),
+    }
 }
 
 /// Cleans an entry name into relative components; rejects `..`.
@@ -44,7 +47,12 @@ fn clean(name: &str) -> Result<PathBuf> {
         match c {
             Component::Normal(p) => out.push(p),
             Component::RootDir | Component::CurDir => {}
-            Component::ParentDir => return Err(bad(name, "path contains '..': refusing to write outside the root")),
+            Component::ParentDir => {
+                return Err(bad(
+                    name,
+                    "path contains '..': refusing to write outside the root",
+                ))
+            }
             Component::Prefix(_) => return Err(bad(name, "unsupported path prefix")),
         }
     }
@@ -53,8 +61,10 @@ fn clean(name: &str) -> Result<PathBuf> {
 
 /// Resolves `rel`'s parent directories inside `root`, following symlinks scoped to the root. The last
 /// component is not followed. Returns the absolute path to write.
-pub(crate) fn resolve_parent(root: &Path, rel: &Path) -> Result<PathBuf> {
-    let Some(file) = rel.file_name() else { return Ok(root.to_path_buf()) };
+pub fn resolve_parent(root: &Path, rel: &Path) -> Result<PathBuf> {
+    let Some(file) = rel.file_name() else {
+        return Ok(root.to_path_buf());
+    };
     let parent = rel.parent().unwrap_or(Path::new(""));
     let dir = resolve_dir(root, parent, 0)?;
     Ok(root.join(dir).join(file))
@@ -64,7 +74,10 @@ pub(crate) fn resolve_parent(root: &Path, rel: &Path) -> Result<PathBuf> {
 /// with no symlinks.
 fn resolve_dir(root: &Path, rel: &Path, depth: usize) -> Result<PathBuf> {
     if depth > 40 {
-        return Err(bad(&rel.to_string_lossy(), "too many levels of symbolic links"));
+        return Err(bad(
+            &rel.to_string_lossy(),
+            "too many levels of symbolic links",
+        ));
     }
     let mut cur = PathBuf::new();
     let comps: Vec<_> = rel.components().collect();
@@ -76,7 +89,11 @@ fn resolve_dir(root: &Path, rel: &Path, depth: usize) -> Result<PathBuf> {
                 match std::fs::symlink_metadata(&abs) {
                     Ok(md) if md.file_type().is_symlink() => {
                         let target = std::fs::read_link(&abs).map_err(io_err("readlink", &abs))?;
-                        let base = if target.is_absolute() { PathBuf::new() } else { cur.clone() };
+                        let base = if target.is_absolute() {
+                            PathBuf::new()
+                        } else {
+                            cur.clone()
+                        };
                         let mut joined = base;
                         for tc in target.components() {
                             match tc {
@@ -114,7 +131,8 @@ fn remove_any(p: &Path) -> std::io::Result<()> {
 }
 
 fn cstr(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| StoreError::Invalid(format!("path with NUL: {}", p.display())))
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| StoreError::Invalid(format!("path with NUL: {}", p.display())))
 }
 
 fn lchown(p: &Path, uid: u64, gid: u64) -> Result<()> {
@@ -131,8 +149,25 @@ fn lchown(p: &Path, uid: u64, gid: u64) -> Result<()> {
 
 fn set_mtime(p: &Path, mtime: u64) -> Result<()> {
     let c = cstr(p)?;
-    let ts = [libc::timespec { tv_sec: mtime as i64, tv_nsec: 0 }, libc::timespec { tv_sec: mtime as i64, tv_nsec: 0 }];
-    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+    let ts = [
+        libc::timespec {
+            tv_sec: mtime as i64,
+            tv_nsec: 0,
+        },
+        libc::timespec {
+            tv_sec: mtime as i64,
+            tv_nsec: 0,
+        },
+    ];
+    if unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } != 0
+    {
         return Err(io_err("set times of", p)(std::io::Error::last_os_error()));
     }
     Ok(())
@@ -140,8 +175,19 @@ fn set_mtime(p: &Path, mtime: u64) -> Result<()> {
 
 fn set_xattr(p: &Path, k: &str, v: &[u8]) -> Result<()> {
     let c = cstr(p)?;
-    let Ok(name) = CString::new(k) else { return Ok(()) };
-    if unsafe { libc::lsetxattr(c.as_ptr(), name.as_ptr(), v.as_ptr() as *const libc::c_void, v.len(), 0) } != 0 {
+    let Ok(name) = CString::new(k) else {
+        return Ok(());
+    };
+    if unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            name.as_ptr(),
+            v.as_ptr() as *const libc::c_void,
+            v.len(),
+            0,
+        )
+    } != 0
+    {
         let e = std::io::Error::last_os_error();
         // Filesystems without xattr support (or user.* on symlinks) cannot hold them.
         if !matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::EPERM)) {
@@ -153,7 +199,14 @@ fn set_xattr(p: &Path, k: &str, v: &[u8]) -> Result<()> {
 
 fn mknod(p: &Path, kind: libc::mode_t, mode: u32, major: u32, minor: u32) -> Result<()> {
     let c = cstr(p)?;
-    if unsafe { libc::mknod(c.as_ptr(), kind | (mode & 0o7777), libc::makedev(major, minor)) } != 0 {
+    if unsafe {
+        libc::mknod(
+            c.as_ptr(),
+            kind | (mode & 0o7777),
+            libc::makedev(major, minor),
+        )
+    } != 0
+    {
         return Err(io_err("mknod", p)(std::io::Error::last_os_error()));
     }
     Ok(())
@@ -165,9 +218,12 @@ pub fn apply(r: &mut dyn Read, root: &Path, format: ApplyFormat) -> Result<Apply
     let mut stats = ApplyStats::default();
     let mut dirs: Vec<(PathBuf, u64)> = Vec::new();
     let mut written: HashSet<PathBuf> = HashSet::new();
-    let entries = ar.entries().map_err(|e| bad("<archive>", format!("not a tar stream: {e}")))?;
+    let entries = ar
+        .entries()
+        .map_err(|e| bad("<archive>", format!("not a tar stream: {e}")))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| bad("<archive>", format!("corrupt or truncated tar: {e}")))?;
+        let mut entry =
+            entry.map_err(|e| bad("<archive>", format!("corrupt or truncated tar: {e}")))?;
         let name_bytes = entry.path_bytes().into_owned();
         let name = String::from_utf8_lossy(&name_bytes).into_owned();
         let rel = clean(&name)?;
@@ -175,7 +231,10 @@ pub fn apply(r: &mut dyn Read, root: &Path, format: ApplyFormat) -> Result<Apply
         if rel.as_os_str().is_empty() {
             continue;
         }
-        let file_name = rel.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let file_name = rel
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if let Some(hidden) = file_name.strip_prefix(".wh.") {
             stats.whiteouts += 1;
             let parent_rel = rel.parent().unwrap_or(Path::new("")).to_path_buf();
@@ -227,20 +286,28 @@ pub fn apply(r: &mut dyn Read, root: &Path, format: ApplyFormat) -> Result<Apply
                     .create_new(true)
                     .open(&dest)
                     .map_err(io_err("create", &dest))?;
-                stats.bytes += std::io::copy(&mut entry, &mut f).map_err(|e| bad(&name, format!("truncated file data: {e}")))?;
+                stats.bytes += std::io::copy(&mut entry, &mut f)
+                    .map_err(|e| bad(&name, format!("truncated file data: {e}")))?;
             }
             tar::EntryType::Symlink => {
-                let target = entry.link_name().map_err(|e| bad(&name, e.to_string()))?.ok_or_else(|| bad(&name, "symlink without a target"))?;
+                let target = entry
+                    .link_name()
+                    .map_err(|e| bad(&name, e.to_string()))?
+                    .ok_or_else(|| bad(&name, "symlink without a target"))?;
                 std::os::unix::fs::symlink(&target, &dest).map_err(io_err("symlink", &dest))?;
             }
             tar::EntryType::Link => {
-                let target = entry.link_name().map_err(|e| bad(&name, e.to_string()))?.ok_or_else(|| bad(&name, "hardlink without a target"))?;
+                let target = entry
+                    .link_name()
+                    .map_err(|e| bad(&name, e.to_string()))?
+                    .ok_or_else(|| bad(&name, "hardlink without a target"))?;
                 let trel = clean(&target.to_string_lossy())?;
                 let tabs = resolve_parent(root, &trel)?;
                 if !tabs.starts_with(root) {
                     return Err(bad(&name, "hardlink target outside the root"));
                 }
-                std::fs::hard_link(&tabs, &dest).map_err(|e| bad(&name, format!("hardlink to {}: {e}", target.display())))?;
+                std::fs::hard_link(&tabs, &dest)
+                    .map_err(|e| bad(&name, format!("hardlink to {}: {e}", target.display())))?;
                 written.insert(rel.clone());
                 continue;
             }
@@ -260,7 +327,8 @@ pub fn apply(r: &mut dyn Read, root: &Path, format: ApplyFormat) -> Result<Apply
         // Order matters: chown clears setuid bits and file capabilities, so owner, then mode, then xattrs.
         lchown(&dest, uid, gid)?;
         if kind != tar::EntryType::Symlink {
-            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode & 0o7777)).map_err(io_err("chmod", &dest))?;
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode & 0o7777))
+                .map_err(io_err("chmod", &dest))?;
         }
         if let Ok(Some(exts)) = entry.pax_extensions() {
             for ext in exts.flatten() {
@@ -284,7 +352,9 @@ pub fn apply(r: &mut dyn Read, root: &Path, format: ApplyFormat) -> Result<Apply
 
 /// Opaque directory on a plain tree: remove what lower layers put in `dir`, keep what this layer wrote.
 fn remove_not_written(dir: &Path, rel: &Path, written: &HashSet<PathBuf>) -> Result<()> {
-    let Ok(rd) = std::fs::read_dir(dir) else { return Ok(()) };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
     for e in rd.flatten() {
         let child_rel = rel.join(e.file_name());
         let child = e.path();
@@ -344,7 +414,11 @@ mod tests {
         ]);
         apply(&mut &through[..], root.path(), ApplyFormat::Plain).unwrap();
         assert!(!outside.path().join("pwned").exists());
-        assert!(root.path().join(target.trim_start_matches('/')).join("pwned").exists());
+        assert!(root
+            .path()
+            .join(target.trim_start_matches('/'))
+            .join("pwned")
+            .exists());
         // A climbing relative symlink is clamped at the root too.
         let climb = tar_of(&[
             ("up", tar::EntryType::Symlink, b"", Some("../../../../..")),
@@ -384,11 +458,23 @@ mod tests {
         apply(&mut &layer[..], up.path(), ApplyFormat::Overlay).unwrap();
         let md = std::fs::symlink_metadata(up.path().join("gone")).unwrap();
         assert_eq!(md.rdev(), 0);
-        assert!(std::os::unix::fs::FileTypeExt::is_char_device(&md.file_type()));
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+            &md.file_type()
+        ));
         // ... and back to OCI whiteouts.
         let mut out = Vec::new();
-        write_tar(up.path(), DirFormat::OverlayUpper, &WriteOptions::default(), &mut out).unwrap();
-        let mut names: Vec<String> = tar::Archive::new(&out[..]).entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+        write_tar(
+            up.path(),
+            DirFormat::OverlayUpper,
+            &WriteOptions::default(),
+            &mut out,
+        )
+        .unwrap();
+        let mut names: Vec<String> = tar::Archive::new(&out[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         assert_eq!(names, vec![".wh.gone", "d/", "d/.wh..wh..opq", "d/new"]);
     }
@@ -399,7 +485,8 @@ mod tests {
         let p = src.path();
         std::fs::create_dir(p.join("bin")).unwrap();
         std::fs::write(p.join("bin/tool"), b"#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(p.join("bin/tool"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+        std::fs::set_permissions(p.join("bin/tool"), std::fs::Permissions::from_mode(0o4755))
+            .unwrap();
         std::os::unix::fs::symlink("tool", p.join("bin/alias")).unwrap();
         std::fs::hard_link(p.join("bin/tool"), p.join("bin/hard")).unwrap();
         let long = "x".repeat(150);
@@ -408,8 +495,14 @@ mod tests {
         if is_root {
             // chown clears the setuid bit: set the mode again after it.
             lchown(&p.join("bin/tool"), 1000, 2000).unwrap();
-            std::fs::set_permissions(p.join("bin/tool"), std::fs::Permissions::from_mode(0o4755)).unwrap();
-            set_xattr(&p.join("bin/tool"), "security.capability", &[1, 0, 0, 2, 0, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+            std::fs::set_permissions(p.join("bin/tool"), std::fs::Permissions::from_mode(0o4755))
+                .unwrap();
+            set_xattr(
+                &p.join("bin/tool"),
+                "security.capability",
+                &[1, 0, 0, 2, 0, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            )
+            .unwrap();
         }
         let mut t1 = Vec::new();
         write_tar(p, DirFormat::Plain, &WriteOptions::default(), &mut t1).unwrap();
@@ -421,8 +514,14 @@ mod tests {
         let d = dst.path();
         let md = std::fs::metadata(d.join("bin/tool")).unwrap();
         assert_eq!(md.mode() & 0o7777, 0o4755);
-        assert_eq!(std::fs::read_link(d.join("bin/alias")).unwrap(), Path::new("tool"));
-        assert_eq!(std::fs::metadata(d.join("bin/hard")).unwrap().ino(), md.ino());
+        assert_eq!(
+            std::fs::read_link(d.join("bin/alias")).unwrap(),
+            Path::new("tool")
+        );
+        assert_eq!(
+            std::fs::metadata(d.join("bin/hard")).unwrap().ino(),
+            md.ino()
+        );
         assert_eq!(std::fs::read(d.join(&long)).unwrap(), b"long name");
         if is_root {
             assert_eq!((md.uid(), md.gid()), (1000, 2000));
@@ -431,7 +530,10 @@ mod tests {
         }
         // SOURCE_DATE_EPOCH clamps mtimes.
         let mut t3 = Vec::new();
-        let opts = WriteOptions { epoch: Some(0), ..WriteOptions::default() };
+        let opts = WriteOptions {
+            epoch: Some(0),
+            ..WriteOptions::default()
+        };
         write_tar(p, DirFormat::Plain, &opts, &mut t3).unwrap();
         for e in tar::Archive::new(&t3[..]).entries().unwrap() {
             assert_eq!(e.unwrap().header().mtime().unwrap(), 0);

@@ -4,7 +4,7 @@
 mod apply;
 mod write;
 
-pub use apply::{apply, ApplyFormat, ApplyStats};
+pub use apply::{apply, resolve_parent, ApplyFormat, ApplyStats};
 pub use write::{write_tar, DirFormat, WriteOptions};
 
 use crate::compress::{Compression, Compressor};
@@ -26,41 +26,74 @@ pub struct LayerInfo {
 
 /// Writes the tar of `dir` through compression into the content store, computing the diffID and the
 /// blob digest in the same single pass, and records the layer in the metadata DB.
-pub fn store_dir(store: &Store, dir: &Path, format: DirFormat, opts: &WriteOptions, compression: Compression) -> Result<LayerInfo> {
+pub fn store_dir(
+    store: &Store,
+    dir: &Path,
+    format: DirFormat,
+    opts: &WriteOptions,
+    compression: Compression,
+) -> Result<LayerInfo> {
     let ingest = store.content().ingest()?;
     let compressed = Sha256Writer::new(ingest);
-    let compressor = Compressor::new(compressed, compression).map_err(io_err("compress layer of", dir))?;
+    let compressor =
+        Compressor::new(compressed, compression).map_err(io_err("compress layer of", dir))?;
     let mut diff = Sha256Writer::new(compressor);
     write_tar(dir, format, opts, &mut diff)?;
     let (compressor, diff_id, uncompressed_size) = diff.finish();
-    let compressed = compressor.finish().map_err(io_err("compress layer of", dir))?;
+    let compressed = compressor
+        .finish()
+        .map_err(io_err("compress layer of", dir))?;
     let (ingest, digest, _) = compressed.finish();
     let (digest2, size) = ingest.commit(Some(&digest))?;
     debug_assert_eq!(digest, digest2);
-    let info = LayerInfo { diff_id, digest, size, media_type: compression.oci_media_type().to_string(), uncompressed_size };
+    let info = LayerInfo {
+        diff_id,
+        digest,
+        size,
+        media_type: compression.oci_media_type().to_string(),
+        uncompressed_size,
+    };
     record_layer(store, &info)?;
     Ok(info)
 }
 
 /// Stores an existing (possibly compressed) layer blob stream: verifies `expected` blob digest when
 /// given, computes the diffID by decompressing, and records the layer.
-pub fn store_blob(store: &Store, mut r: impl std::io::Read, expected: Option<&Digest>, media_type: &str) -> Result<LayerInfo> {
+pub fn store_blob(
+    store: &Store,
+    mut r: impl std::io::Read,
+    expected: Option<&Digest>,
+    media_type: &str,
+) -> Result<LayerInfo> {
     let mut ingest = store.content().ingest()?;
     std::io::copy(&mut r, &mut ingest).map_err(io_err("read layer for", "ingest"))?;
     let (digest, size) = ingest.commit(expected)?;
     let f = store.content().open(&digest)?;
-    let mut dec = crate::compress::decompress(f).map_err(io_err("decompress", store.content().path(&digest)))?;
+    let mut dec = crate::compress::decompress(f)
+        .map_err(io_err("decompress", store.content().path(&digest)))?;
     let mut h = Sha256Writer::new(std::io::sink());
-    std::io::copy(&mut dec, &mut h).map_err(|e| StoreError::Invalid(format!("layer {digest} is not a readable (gzip, zstd or plain) tar stream: {e}")))?;
+    std::io::copy(&mut dec, &mut h).map_err(|e| {
+        StoreError::Invalid(format!(
+            "layer {digest} is not a readable (gzip, zstd or plain) tar stream: {e}"
+        ))
+    })?;
     let (_, diff_id, uncompressed_size) = h.finish();
-    let info = LayerInfo { diff_id, digest, size, media_type: media_type.to_string(), uncompressed_size };
+    let info = LayerInfo {
+        diff_id,
+        digest,
+        size,
+        media_type: media_type.to_string(),
+        uncompressed_size,
+    };
     record_layer(store, &info)?;
     Ok(info)
 }
 
 fn record_layer(store: &Store, info: &LayerInfo) -> Result<()> {
     let json = serde_json::to_string(info).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    store.meta().put(crate::Table::Layers, info.diff_id.as_str(), &json)
+    store
+        .meta()
+        .put(crate::Table::Layers, info.diff_id.as_str(), &json)
 }
 
 /// The layer record for a diffID, if this store has one.
@@ -80,7 +113,12 @@ pub fn unpacked(store: &Store, diff_id: &Digest, blob: &Digest) -> Result<std::p
     }
     std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
     let lock_path = dir.join(".lock");
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io_err("open", &lock_path))?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_err("open", &lock_path))?;
     use std::os::fd::AsRawFd;
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(io_err("lock", &lock_path)(std::io::Error::last_os_error()));
@@ -94,14 +132,23 @@ pub fn unpacked(store: &Store, diff_id: &Digest, blob: &Digest) -> Result<std::p
     }
     std::fs::create_dir_all(&fs).map_err(io_err("create", &fs))?;
     let f = store.content().open(blob)?;
-    let r = crate::compress::decompress(f).map_err(io_err("decompress", store.content().path(blob)))?;
-    let mut h = Sha256Reader { inner: r, hasher: Sha256Writer::new(std::io::sink()) };
+    let r =
+        crate::compress::decompress(f).map_err(io_err("decompress", store.content().path(blob)))?;
+    let mut h = Sha256Reader {
+        inner: r,
+        hasher: Sha256Writer::new(std::io::sink()),
+    };
     apply(&mut h, &fs, ApplyFormat::Overlay)?;
-    std::io::copy(&mut h, &mut std::io::sink()).map_err(io_err("read", store.content().path(blob)))?;
+    std::io::copy(&mut h, &mut std::io::sink())
+        .map_err(io_err("read", store.content().path(blob)))?;
     let (_, got, _) = h.hasher.finish();
     if got != *diff_id {
         let _ = std::fs::remove_dir_all(&fs);
-        return Err(StoreError::DigestMismatch { expected: diff_id.clone(), actual: got, size: 0 });
+        return Err(StoreError::DigestMismatch {
+            expected: diff_id.clone(),
+            actual: got,
+            size: 0,
+        });
     }
     std::fs::write(dir.join(".complete"), b"").map_err(io_err("write", dir.join(".complete")))?;
     Ok(fs)

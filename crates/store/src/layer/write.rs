@@ -32,17 +32,33 @@ pub struct WriteOptions {
 impl WriteOptions {
     /// Options with `epoch` from `$SOURCE_DATE_EPOCH` when it is set.
     pub fn from_env() -> WriteOptions {
-        let epoch = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok());
-        WriteOptions { skip: BTreeSet::new(), epoch }
+        let epoch = std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        WriteOptions {
+            skip: BTreeSet::new(),
+            epoch,
+        }
     }
 }
 
 /// Writes the tar of `dir` to `out`.
-pub fn write_tar(dir: &Path, format: DirFormat, opts: &WriteOptions, out: &mut dyn Write) -> Result<()> {
+pub fn write_tar(
+    dir: &Path,
+    format: DirFormat,
+    opts: &WriteOptions,
+    out: &mut dyn Write,
+) -> Result<()> {
     let mut b = tar::Builder::new(out);
     b.mode(tar::HeaderMode::Complete);
     b.follow_symlinks(false);
-    let mut w = Walker { b, root: dir.to_path_buf(), format, opts, links: HashMap::new() };
+    let mut w = Walker {
+        b,
+        root: dir.to_path_buf(),
+        format,
+        opts,
+        links: HashMap::new(),
+    };
     w.dir(Path::new(""))?;
     w.b.finish().map_err(io_err("write tar of", dir))?;
     Ok(())
@@ -98,7 +114,9 @@ impl<W: Write> Walker<'_, W> {
         let xattrs = read_xattrs(&abs)?;
         let opaque = self.format == DirFormat::OverlayUpper
             && ft.is_dir()
-            && xattrs.iter().any(|(k, v)| k == "trusted.overlay.opaque" && v == b"y");
+            && xattrs
+                .iter()
+                .any(|(k, v)| k == "trusted.overlay.opaque" && v == b"y");
         let pax: Vec<(String, Vec<u8>)> = xattrs
             .into_iter()
             .filter(|(k, _)| !k.starts_with("trusted.overlay."))
@@ -113,7 +131,9 @@ impl<W: Write> Walker<'_, W> {
             h.set_entry_type(tar::EntryType::Directory);
             let mut p = rel.as_os_str().to_os_string();
             p.push("/");
-            self.b.append_data(&mut h, Path::new(&p), std::io::empty()).map_err(io_err("write tar entry", &abs))?;
+            self.b
+                .append_data(&mut h, Path::new(&p), std::io::empty())
+                .map_err(io_err("write tar entry", &abs))?;
             if opaque {
                 self.whiteout(&rel.join(".wh..wh..opq"), &md)?;
             }
@@ -122,7 +142,9 @@ impl<W: Write> Walker<'_, W> {
         if ft.is_symlink() {
             let target = std::fs::read_link(&abs).map_err(io_err("readlink", &abs))?;
             h.set_entry_type(tar::EntryType::Symlink);
-            self.b.append_link(&mut h, rel, &target).map_err(io_err("write tar entry", &abs))?;
+            self.b
+                .append_link(&mut h, rel, &target)
+                .map_err(io_err("write tar entry", &abs))?;
             return Ok(());
         }
         if ft.is_file() {
@@ -130,7 +152,9 @@ impl<W: Write> Walker<'_, W> {
                 let key = (md.dev(), md.ino());
                 if let Some(first) = self.links.get(&key).cloned() {
                     h.set_entry_type(tar::EntryType::Link);
-                    self.b.append_link(&mut h, rel, &first).map_err(io_err("write tar entry", &abs))?;
+                    self.b
+                        .append_link(&mut h, rel, &first)
+                        .map_err(io_err("write tar entry", &abs))?;
                     return Ok(());
                 }
                 self.links.insert(key, rel.to_path_buf());
@@ -139,7 +163,9 @@ impl<W: Write> Walker<'_, W> {
             h.set_size(md.len());
             let f = std::fs::File::open(&abs).map_err(io_err("open", &abs))?;
             let r = std::io::Read::take(f, md.len());
-            self.b.append_data(&mut h, rel, r).map_err(io_err("write tar entry", &abs))?;
+            self.b
+                .append_data(&mut h, rel, r)
+                .map_err(io_err("write tar entry", &abs))?;
             return Ok(());
         }
         let kind = if ft.is_char_device() {
@@ -154,9 +180,13 @@ impl<W: Write> Walker<'_, W> {
         };
         h.set_entry_type(kind);
         let rdev = md.rdev();
-        h.set_device_major(libc::major(rdev)).map_err(io_err("write tar entry", &abs))?;
-        h.set_device_minor(libc::minor(rdev)).map_err(io_err("write tar entry", &abs))?;
-        self.b.append_data(&mut h, rel, std::io::empty()).map_err(io_err("write tar entry", &abs))?;
+        h.set_device_major(libc::major(rdev))
+            .map_err(io_err("write tar entry", &abs))?;
+        h.set_device_minor(libc::minor(rdev))
+            .map_err(io_err("write tar entry", &abs))?;
+        self.b
+            .append_data(&mut h, rel, std::io::empty())
+            .map_err(io_err("write tar entry", &abs))?;
         Ok(())
     }
 
@@ -172,32 +202,50 @@ impl<W: Write> Walker<'_, W> {
         };
         h.set_mtime(mtime.max(0) as u64);
         h.set_size(0);
-        self.b.append_data(&mut h, path, std::io::empty()).map_err(io_err("write whiteout", path))
+        self.b
+            .append_data(&mut h, path, std::io::empty())
+            .map_err(io_err("write whiteout", path))
     }
 }
 
 /// Every extended attribute of a path (not following symlinks).
 pub(crate) fn read_xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| StoreError::Invalid(format!("path with NUL: {}", path.display())))?;
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| StoreError::Invalid(format!("path with NUL: {}", path.display())))?;
     let size = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
     if size <= 0 {
         return Ok(Vec::new());
     }
     let mut names = vec![0u8; size as usize];
-    let size = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr() as *mut libc::c_char, names.len()) };
+    let size = unsafe {
+        libc::llistxattr(
+            c.as_ptr(),
+            names.as_mut_ptr() as *mut libc::c_char,
+            names.len(),
+        )
+    };
     if size <= 0 {
         return Ok(Vec::new());
     }
     names.truncate(size as usize);
     let mut out = Vec::new();
     for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let Ok(cname) = CString::new(name) else { continue };
+        let Ok(cname) = CString::new(name) else {
+            continue;
+        };
         let vs = unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), std::ptr::null_mut(), 0) };
         if vs < 0 {
             continue;
         }
         let mut v = vec![0u8; vs as usize];
-        let vs = unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), v.as_mut_ptr() as *mut libc::c_void, v.len()) };
+        let vs = unsafe {
+            libc::lgetxattr(
+                c.as_ptr(),
+                cname.as_ptr(),
+                v.as_mut_ptr() as *mut libc::c_void,
+                v.len(),
+            )
+        };
         if vs < 0 {
             continue;
         }

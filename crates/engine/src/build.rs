@@ -1,0 +1,326 @@
+//! `build`: parse, choose the stages the target needs, run independent stages concurrently (each
+//! stage waits only for the stages it reads from), then export the target stage.
+
+use crate::context::BuildContext;
+use crate::lower::{global_args, needed_stages};
+use crate::step::{run_stage, StageResult};
+use crate::EngineError;
+use lighter_dockerfile::Dockerfile;
+use lighter_oci::{Digest, Reference};
+use lighter_store::layer::LayerInfo;
+use lighter_store::Store;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+/// A `--secret id=..,src=..|env=..` value, resolved to its bytes by the caller.
+#[derive(Clone)]
+pub struct Secret {
+    pub id: String,
+    pub value: Vec<u8>,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({}, <redacted>)", self.id)
+    }
+}
+
+/// Where the result goes besides the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// The image store (tags from the request).
+    Image,
+    /// A `docker load`-able archive.
+    Docker(PathBuf),
+    /// An OCI layout archive.
+    Oci(PathBuf),
+    /// The target stage's files in a directory.
+    Local(PathBuf),
+    /// The target stage's files as a tar.
+    Tar(PathBuf),
+}
+
+/// Everything `build` needs.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// The context directory (`None` for `build -`, which has no context).
+    pub context: Option<PathBuf>,
+    /// The Dockerfile's path on disk (for `<Dockerfile>.dockerignore`), if any.
+    pub dockerfile_path: Option<PathBuf>,
+    pub dockerfile: Dockerfile,
+    pub target: Option<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub tags: Vec<Reference>,
+    pub labels: Vec<(String, String)>,
+    pub no_cache: bool,
+    pub network_none: bool,
+    pub secrets: Vec<Secret>,
+    pub outputs: Vec<Output>,
+    /// The lighter binary (the RUN sandbox re-executes it).
+    pub exe: PathBuf,
+}
+
+/// Progress, for the plain/tty/rawjson printers.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A step starts: its number, `[stage n/m]` label and instruction text.
+    Start {
+        id: usize,
+        label: String,
+        text: String,
+    },
+    /// The step's result came from the cache.
+    Cached { id: usize },
+    /// The step ran; `why` says why the cache missed.
+    Done {
+        id: usize,
+        secs: f64,
+        why: Option<String>,
+    },
+    /// A line of a RUN's output.
+    Log { id: usize, line: String },
+    /// A free-form message.
+    Info(String),
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildResult {
+    pub image_id: Digest,
+    pub layers: Vec<LayerInfo>,
+    pub config: serde_json::Value,
+    pub steps: usize,
+    pub cached: usize,
+}
+
+pub(crate) struct Shared<'a> {
+    pub store: &'a Store,
+    pub req: &'a BuildRequest,
+    pub context: Option<BuildContext>,
+    pub globals: BTreeMap<String, String>,
+    pub progress: &'a (dyn Fn(Event) + Sync),
+    pub next_id: Mutex<usize>,
+    pub results: Mutex<HashMap<usize, Result<Arc<StageResult>, String>>>,
+    pub ready: Condvar,
+    pub counters: Mutex<(usize, usize)>,
+    /// Stage failures in the order they happened (the first is reported).
+    pub errors: Mutex<Vec<EngineError>>,
+}
+
+impl Shared<'_> {
+    pub fn step_id(&self) -> usize {
+        let mut n = self.next_id.lock().unwrap_or_else(|e| e.into_inner());
+        *n += 1;
+        *n
+    }
+
+    /// Waits for stage `i`'s result (it runs in another thread).
+    pub fn wait_stage(&self, i: usize) -> Result<Arc<StageResult>, EngineError> {
+        let mut r = self.results.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(res) = r.get(&i) {
+                return res
+                    .clone()
+                    .map_err(|e| EngineError::msg(format!("stage {i} failed: {e}")));
+            }
+            r = self.ready.wait(r).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    pub fn count(&self, cached: bool) {
+        let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        c.0 += 1;
+        if cached {
+            c.1 += 1;
+        }
+    }
+}
+
+/// Builds the request's target. Nothing is tagged when any needed stage fails.
+pub fn build(
+    store: &Store,
+    req: &BuildRequest,
+    progress: &(dyn Fn(Event) + Sync),
+) -> Result<BuildResult, EngineError> {
+    let start = Instant::now();
+    let df = &req.dockerfile;
+    let target = df.target_stage(req.target.as_deref()).ok_or_else(|| {
+        let names: Vec<String> = df.stages.iter().filter_map(|s| s.name.clone()).collect();
+        EngineError::msg(format!(
+            "target stage \"{}\" could not be found (stages: {})",
+            req.target.clone().unwrap_or_default(),
+            names.join(", ")
+        ))
+    })?;
+    let globals = global_args(df, &req.build_args)?;
+    let order = needed_stages(df, target, &globals)?;
+    let context = match &req.context {
+        Some(dir) => Some(BuildContext::open(dir, req.dockerfile_path.as_deref())?),
+        None => None,
+    };
+    let shared = Shared {
+        store,
+        req,
+        context,
+        globals,
+        progress,
+        next_id: Mutex::new(0),
+        results: Mutex::new(HashMap::new()),
+        ready: Condvar::new(),
+        counters: Mutex::new((0, 0)),
+        errors: Mutex::new(Vec::new()),
+    };
+    // Independent stages run concurrently: one thread per needed stage, each waiting for its inputs.
+    std::thread::scope(|s| {
+        for &i in &order {
+            let shared = &shared;
+            s.spawn(move || {
+                let r = run_stage(shared, i).map(Arc::new);
+                let r2 = match &r {
+                    Ok(v) => Ok(v.clone()),
+                    Err(e) => Err(e.message.clone()),
+                };
+                let mut res = shared.results.lock().unwrap_or_else(|e| e.into_inner());
+                res.insert(i, r2);
+                shared.ready.notify_all();
+                drop(res);
+                if let Err(e) = r {
+                    shared
+                        .errors
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(e);
+                }
+            });
+        }
+    });
+    // Report the first real failure, not a stage that failed because its input stage did.
+    let mut errors = std::mem::take(&mut *shared.errors.lock().unwrap_or_else(|e| e.into_inner()));
+    if !errors.is_empty() {
+        let i = errors
+            .iter()
+            .position(|e| !e.message.starts_with("stage "))
+            .unwrap_or(0);
+        return Err(errors.swap_remove(i));
+    }
+    let result = shared.wait_stage(target)?;
+    let mut config = result.config.clone();
+    if !req.labels.is_empty() {
+        let labels = config["config"]
+            .as_object_mut()
+            .map(|c| c.entry("Labels").or_insert_with(|| serde_json::json!({})));
+        if let Some(l) = labels {
+            for (k, v) in &req.labels {
+                l[k] = serde_json::json!(v);
+            }
+        }
+    }
+    config["rootfs"] = serde_json::json!({ "type": "layers", "diff_ids": result.layers.iter().map(|l| l.diff_id.as_str()).collect::<Vec<_>>() });
+    // The image's creation time is that of its last history entry, so a fully cached rebuild gives the
+    // same image ID.
+    let created = config["history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .and_then(|h| h.get("created"))
+        .cloned();
+    if let Some(c) = created {
+        config["created"] = c;
+    }
+    let bytes = serde_json::to_vec(&config).map_err(|e| EngineError::msg(e.to_string()))?;
+    let tags: Vec<Reference> = if req.outputs.is_empty() || req.outputs.contains(&Output::Image) {
+        req.tags.clone()
+    } else {
+        Vec::new()
+    };
+    let id = lighter_image::commit(store, &bytes, &result.layers, &tags)
+        .map_err(|e| EngineError::msg(e.to_string()))?;
+    export(store, req, &id, &result.layers)?;
+    let (steps, cached) = *shared.counters.lock().unwrap_or_else(|e| e.into_inner());
+    progress(Event::Info(format!(
+        "built {} in {:.2}s ({steps} steps, {cached} cached)",
+        id.short(),
+        start.elapsed().as_secs_f64()
+    )));
+    Ok(BuildResult {
+        image_id: id,
+        layers: result.layers.clone(),
+        config,
+        steps,
+        cached,
+    })
+}
+
+fn export(
+    store: &Store,
+    req: &BuildRequest,
+    id: &Digest,
+    layers: &[LayerInfo],
+) -> Result<(), EngineError> {
+    for out in &req.outputs {
+        match out {
+            Output::Image => {}
+            Output::Docker(p) | Output::Oci(p) => {
+                let img = lighter_image::Image::read(store, id)
+                    .map_err(|e| EngineError::msg(e.to_string()))?;
+                let format = if matches!(out, Output::Docker(_)) {
+                    lighter_image::SaveFormat::Docker
+                } else {
+                    lighter_image::SaveFormat::Oci
+                };
+                let tmp = p.with_extension("lighter-tmp");
+                let mut f = std::io::BufWriter::new(
+                    std::fs::File::create(&tmp)
+                        .map_err(|e| EngineError::msg(format!("{}: {e}", tmp.display())))?,
+                );
+                lighter_image::save(store, &[(img, req.tags.clone())], format, &mut f)
+                    .map_err(|e| EngineError::msg(e.to_string()))?;
+                std::io::Write::flush(&mut f).map_err(|e| EngineError::msg(e.to_string()))?;
+                std::fs::rename(&tmp, p)
+                    .map_err(|e| EngineError::msg(format!("{}: {e}", p.display())))?;
+            }
+            Output::Local(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| EngineError::msg(format!("{}: {e}", dir.display())))?;
+                flatten_into(store, layers, dir)?;
+            }
+            Output::Tar(p) => {
+                let tmp = store
+                    .temp_dir("export-")
+                    .map_err(|e| EngineError::msg(e.to_string()))?;
+                flatten_into(store, layers, tmp.path())?;
+                let f = std::fs::File::create(p)
+                    .map_err(|e| EngineError::msg(format!("{}: {e}", p.display())))?;
+                let mut w = std::io::BufWriter::new(f);
+                lighter_store::layer::write_tar(
+                    tmp.path(),
+                    lighter_store::layer::DirFormat::Plain,
+                    &Default::default(),
+                    &mut w,
+                )
+                .map_err(|e| EngineError::msg(e.to_string()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies every layer in order onto `dir` (whiteouts delete), as `-o type=local` wants.
+pub(crate) fn flatten_into(
+    store: &Store,
+    layers: &[LayerInfo],
+    dir: &std::path::Path,
+) -> Result<(), EngineError> {
+    for l in layers {
+        let f = store
+            .content()
+            .open(&l.digest)
+            .map_err(|e| EngineError::msg(e.to_string()))?;
+        let mut r =
+            lighter_store::compress::decompress(f).map_err(|e| EngineError::msg(e.to_string()))?;
+        lighter_store::layer::apply(&mut r, dir, lighter_store::layer::ApplyFormat::Plain)
+            .map_err(|e| EngineError::msg(e.to_string()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! Lowering: which stages a target needs, the ARG scope (global ARGs before FROM, automatic platform
+//! ARGs, build-args overriding defaults, a stage ARG visible only after its declaration) and word
+//! expansion of the fields BuildKit expands, with ENV winning over ARG.
+
+use crate::EngineError;
+use lighter_dockerfile::shell::Lexer;
+use lighter_dockerfile::{Dockerfile, Instruction, InstructionKind};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Automatic platform ARGs (linux/amd64 builds).
+pub fn platform_args() -> BTreeMap<String, String> {
+    let arch = lighter_oci::HOST_ARCH;
+    let os = lighter_oci::HOST_OS;
+    let mut m = BTreeMap::new();
+    for (k, v) in [
+        ("TARGETPLATFORM", format!("{os}/{arch}")),
+        ("TARGETOS", os.to_string()),
+        ("TARGETARCH", arch.to_string()),
+        ("TARGETVARIANT", String::new()),
+        ("BUILDPLATFORM", format!("{os}/{arch}")),
+        ("BUILDOS", os.to_string()),
+        ("BUILDARCH", arch.to_string()),
+        ("BUILDVARIANT", String::new()),
+    ] {
+        m.insert(k.to_string(), v);
+    }
+    m
+}
+
+/// The global scope: meta ARGs (with build-arg overrides) plus the platform ARGs.
+pub fn global_args(
+    df: &Dockerfile,
+    build_args: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, EngineError> {
+    let lexer = Lexer::new(df.escape);
+    let mut scope = platform_args();
+    for ins in &df.meta_args {
+        if let InstructionKind::Arg(defs) = &ins.kind {
+            for d in defs {
+                let v = match (build_args.get(&d.name), &d.default) {
+                    (Some(v), _) => Some(v.clone()),
+                    (None, Some(def)) => {
+                        Some(expand(&lexer, def, &scope).map_err(|e| e.at(ins.span))?)
+                    }
+                    (None, None) => None,
+                };
+                if let Some(v) = v {
+                    scope.insert(d.name.clone(), v);
+                }
+            }
+        }
+    }
+    Ok(scope)
+}
+
+/// Expands one word against an environment map.
+pub fn expand(
+    lexer: &Lexer,
+    word: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<String, EngineError> {
+    lexer
+        .process_word(word, env)
+        .map(|e| e.value)
+        .map_err(|e| EngineError::msg(e.to_string()))
+}
+
+/// The stages `target` needs, in dependency order (each after the stages it reads from).
+pub fn needed_stages(
+    df: &Dockerfile,
+    target: usize,
+    globals: &BTreeMap<String, String>,
+) -> Result<Vec<usize>, EngineError> {
+    let mut order = Vec::new();
+    let mut seen = BTreeSet::new();
+    visit(df, target, globals, &mut seen, &mut order, 0)?;
+    Ok(order)
+}
+
+fn visit(
+    df: &Dockerfile,
+    i: usize,
+    globals: &BTreeMap<String, String>,
+    seen: &mut BTreeSet<usize>,
+    order: &mut Vec<usize>,
+    depth: usize,
+) -> Result<(), EngineError> {
+    if seen.contains(&i) {
+        return Ok(());
+    }
+    if depth > df.stages.len() {
+        return Err(EngineError::msg("circular dependency between stages").at(df.stages[i].span));
+    }
+    for d in stage_deps(df, i, globals)? {
+        visit(df, d, globals, seen, order, depth + 1)?;
+    }
+    seen.insert(i);
+    order.push(i);
+    Ok(())
+}
+
+/// The earlier stages stage `i` reads from: its FROM, `COPY --from`, `RUN --mount=from=`.
+pub fn stage_deps(
+    df: &Dockerfile,
+    i: usize,
+    globals: &BTreeMap<String, String>,
+) -> Result<Vec<usize>, EngineError> {
+    let lexer = Lexer::new(df.escape);
+    let stage = &df.stages[i];
+    let mut deps = Vec::new();
+    let base = expand(&lexer, &stage.base, globals).map_err(|e| e.at(stage.span))?;
+    if let Some(d) = df.stage_ref(&base, i) {
+        deps.push(d);
+    }
+    // --from values may use ARGs declared in the stage; expand with globals plus stage defaults.
+    let mut scope = globals.clone();
+    for ins in &stage.instructions {
+        if let InstructionKind::Arg(defs) = &ins.kind {
+            for d in defs {
+                if let Some(v) = &d.default {
+                    if let Ok(v) = expand(&lexer, v, &scope) {
+                        scope.entry(d.name.clone()).or_insert(v);
+                    }
+                }
+            }
+        }
+        for from in froms(ins) {
+            let f = expand(&lexer, &from, &scope).map_err(|e| e.at(ins.span))?;
+            if let Some(d) = df.stage_ref(&f, i) {
+                deps.push(d);
+            } else if df
+                .stages
+                .iter()
+                .skip(i)
+                .any(|s| s.name.as_deref() == Some(&f.to_ascii_lowercase()))
+            {
+                return Err(EngineError::msg(format!("stage \"{f}\" is defined after this stage: a stage can only copy from earlier stages")).at(ins.span));
+            }
+        }
+    }
+    deps.sort_unstable();
+    deps.dedup();
+    Ok(deps)
+}
+
+fn froms(ins: &Instruction) -> Vec<String> {
+    match &ins.kind {
+        InstructionKind::Copy(c) | InstructionKind::Add(c) => c.from.iter().cloned().collect(),
+        InstructionKind::Run(r) => r.mounts.iter().filter_map(|m| m.from.clone()).collect(),
+        InstructionKind::Onbuild(_) => Vec::new(),
+        _ => Vec::new(),
+    }
+}

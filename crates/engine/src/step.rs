@@ -1,0 +1,923 @@
+//! One stage, instruction by instruction: expansion with the stage's scope, cache keys (parent key,
+//! the instruction with its expanded arguments and flags, and the content digest of exactly the files
+//! a COPY selects), cache lookups with the reason for a miss, and execution through fileop (COPY/ADD,
+//! WORKDIR) or the sandbox (RUN) over overlay snapshots.
+
+use crate::build::{Event, Shared};
+use crate::config::{apply, created_by, empty_image, env_of, shell_of};
+use crate::context::{BuildContext, Selected};
+use crate::fileop::{self, CopyRequest};
+use crate::lower::expand;
+use crate::snapshot::{Active, View};
+use crate::EngineError;
+use lighter_dockerfile::shell::Lexer;
+use lighter_dockerfile::{
+    Command, Copy, Instruction, InstructionKind, MountKind, NetworkMode, Run, Span,
+};
+use lighter_store::layer::LayerInfo;
+use lighter_store::Table;
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// What a stage produced.
+#[derive(Debug, Clone)]
+pub(crate) struct StageResult {
+    /// The full image config (architecture, os, config, history).
+    pub config: Value,
+    pub layers: Vec<LayerInfo>,
+    /// The cache key of the last step.
+    pub key: String,
+}
+
+fn sha(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+struct StageRun<'s, 'a> {
+    sh: &'s Shared<'a>,
+    lexer: Lexer,
+    label: String,
+    config: Value,
+    layers: Vec<LayerInfo>,
+    key: String,
+    /// ARGs declared in this stage, with their values (unset ones are absent).
+    args: BTreeMap<String, String>,
+    last_created: String,
+}
+
+pub(crate) fn run_stage(sh: &Shared<'_>, i: usize) -> Result<StageResult, EngineError> {
+    let df = &sh.req.dockerfile;
+    let stage = &df.stages[i];
+    let lexer = Lexer::new(df.escape);
+    let label = stage.name.clone().unwrap_or_else(|| format!("stage-{i}"));
+    let base = expand(&lexer, &stage.base, &sh.globals).map_err(|e| e.at(stage.span))?;
+    if let Some(p) = &stage.platform {
+        let p = expand(&lexer, p, &sh.globals).map_err(|e| e.at(stage.span))?;
+        let host = format!("{}/{}", lighter_oci::HOST_OS, lighter_oci::HOST_ARCH);
+        if !p.is_empty()
+            && lighter_oci::parse_platform(&p).map(|(o, a, _)| format!("{o}/{a}"))
+                != Some(host.clone())
+        {
+            return Err(EngineError::msg(format!(
+                "platform {p} is not supported: lighter builds for {host} only"
+            ))
+            .at(stage.span));
+        }
+    }
+    let total = stage.instructions.len() + 1;
+    let id = sh.step_id();
+    (sh.progress)(Event::Start {
+        id,
+        label: format!("[{label} 1/{total}]"),
+        text: format!("FROM {base}"),
+    });
+    let t = Instant::now();
+    let (config, layers, key) = if base == "scratch" {
+        (empty_image(), Vec::new(), sha(&["scratch"]))
+    } else if let Some(d) = df.stage_ref(&base, i) {
+        let r = sh.wait_stage(d)?;
+        (r.config.clone(), r.layers.clone(), r.key.clone())
+    } else {
+        let img = lighter_image::resolve(sh.store, &base).map_err(|_| {
+            EngineError::msg(format!(
+                "base image \"{base}\" is not in the store (no registry is used): load it with `lighter load -i FILE` or make it with `lighter import ROOTFS.tar {base}`"
+            ))
+            .at(stage.span)
+        })?;
+        (
+            img.config.clone(),
+            img.record.layers.clone(),
+            sha(&["image", img.id.as_str()]),
+        )
+    };
+    (sh.progress)(Event::Done {
+        id,
+        secs: t.elapsed().as_secs_f64(),
+        why: None,
+    });
+    let last_created = config
+        .get("created")
+        .and_then(|c| c.as_str())
+        .unwrap_or("1970-01-01T00:00:00Z")
+        .to_string();
+    let mut run = StageRun {
+        sh,
+        lexer,
+        label,
+        config,
+        layers,
+        key,
+        args: BTreeMap::new(),
+        last_created,
+    };
+    // ONBUILD triggers of the base run first, then leave the config.
+    let mut instructions: Vec<Instruction> = Vec::new();
+    if base != "scratch" {
+        let triggers: Vec<String> = run
+            .config
+            .pointer("/config/OnBuild")
+            .and_then(|o| o.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for t in triggers {
+            let parsed =
+                lighter_dockerfile::parse(&format!("FROM scratch\n{t}\n")).map_err(|e| {
+                    EngineError::msg(format!("ONBUILD trigger {t:?} of {base}: {}", e.message))
+                        .at(stage.span)
+                })?;
+            for mut ins in parsed
+                .stages
+                .into_iter()
+                .next()
+                .map(|s| s.instructions)
+                .unwrap_or_default()
+            {
+                ins.span = stage.span;
+                instructions.push(ins);
+            }
+        }
+        if let Some(c) = run.config.get_mut("config").and_then(|c| c.as_object_mut()) {
+            c.remove("OnBuild");
+        }
+    }
+    instructions.extend(stage.instructions.iter().cloned());
+    let total = instructions.len() + 1;
+    for (n, ins) in instructions.iter().enumerate() {
+        run.step(ins, n + 2, total).map_err(|e| e.at(ins.span))?;
+    }
+    Ok(StageResult {
+        config: run.config,
+        layers: run.layers,
+        key: run.key,
+    })
+}
+
+impl StageRun<'_, '_> {
+    /// The expansion scope: ARGs in scope, overridden by ENV.
+    fn scope(&self) -> BTreeMap<String, String> {
+        let mut s = self.args.clone();
+        for (k, v) in env_of(&self.config["config"]) {
+            s.insert(k, v);
+        }
+        s
+    }
+
+    fn x(&self, w: &str) -> Result<String, EngineError> {
+        expand(&self.lexer, w, &self.scope())
+    }
+
+    fn history(&mut self, created_by: String, empty: bool, created: Option<String>) {
+        let created = created.unwrap_or_else(|| self.last_created.clone());
+        self.last_created = created.clone();
+        let mut h = json!({ "created": created, "created_by": created_by, "comment": "buildkit.dockerfile.v0" });
+        if empty {
+            h["empty_layer"] = json!(true);
+        }
+        if !self.config["history"].is_array() {
+            self.config["history"] = json!([]);
+        }
+        if let Some(a) = self.config["history"].as_array_mut() {
+            a.push(h);
+        }
+    }
+
+    fn step(&mut self, ins: &Instruction, n: usize, total: usize) -> Result<(), EngineError> {
+        let sh = self.sh;
+        match &ins.kind {
+            InstructionKind::Arg(defs) => {
+                for d in defs {
+                    let v = match (sh.req.build_args.get(&d.name), &d.default) {
+                        (Some(v), _) => Some(v.clone()),
+                        (None, Some(def)) => Some(self.x(def)?),
+                        (None, None) => sh.globals.get(&d.name).cloned().filter(|_| {
+                            sh.req.dockerfile.meta_args.iter().any(|m| matches!(&m.kind, InstructionKind::Arg(ds) if ds.iter().any(|x| x.name == d.name)))
+                                || crate::lower::platform_args().contains_key(&d.name)
+                        }),
+                    };
+                    match v {
+                        Some(v) => {
+                            self.args.insert(d.name.clone(), v);
+                        }
+                        None => {
+                            self.args.remove(&d.name);
+                        }
+                    }
+                }
+                self.key = sha(&[
+                    &self.key,
+                    "ARG",
+                    &serde_json::to_string(&self.args).unwrap_or_default(),
+                ]);
+                Ok(())
+            }
+            InstructionKind::Run(r) => self.run(ins, r, n, total),
+            InstructionKind::Copy(c) | InstructionKind::Add(c) => self.copy(
+                ins,
+                c,
+                matches!(ins.kind, InstructionKind::Add(_)),
+                n,
+                total,
+            ),
+            InstructionKind::Workdir(w) => {
+                let w = self.x(w)?;
+                let expanded = InstructionKind::Workdir(w.clone());
+                apply(&mut self.config["config"], &expanded);
+                let dir = self.config["config"]["WorkingDir"]
+                    .as_str()
+                    .unwrap_or("/")
+                    .to_string();
+                let text = format!("WORKDIR {w}");
+                let key = sha(&[&self.key, "WORKDIR", &dir]);
+                self.file_step(&key, &text, n, total, |root| {
+                    fileop::mkdir_all(root, &dir, None).map(|_| ())
+                })?;
+                Ok(())
+            }
+            kind => {
+                let expanded = self.expand_meta(kind)?;
+                apply(&mut self.config["config"], &expanded);
+                let text = created_by(&expanded, &ins.original);
+                self.key = sha(&[&self.key, &text]);
+                self.history(text, true, None);
+                Ok(())
+            }
+        }
+    }
+
+    /// Expands the words of a metadata instruction that BuildKit expands.
+    fn expand_meta(&self, kind: &InstructionKind) -> Result<InstructionKind, EngineError> {
+        Ok(match kind {
+            InstructionKind::Env(kvs) | InstructionKind::Label(kvs) => {
+                // All values of one line see the scope before the line, not each other.
+                let mut out = Vec::new();
+                for kv in kvs {
+                    out.push(lighter_dockerfile::KeyValue {
+                        key: self.x(&kv.key)?,
+                        value: self.x(&kv.value)?,
+                        legacy: kv.legacy,
+                    });
+                }
+                if matches!(kind, InstructionKind::Env(_)) {
+                    InstructionKind::Env(out)
+                } else {
+                    InstructionKind::Label(out)
+                }
+            }
+            InstructionKind::User(u) => InstructionKind::User(self.x(u)?),
+            InstructionKind::Expose(p) => InstructionKind::Expose(
+                p.iter()
+                    .map(|x| self.x(x))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .flat_map(|s| s.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                    .collect(),
+            ),
+            InstructionKind::Volume(v) => {
+                InstructionKind::Volume(v.iter().map(|x| self.x(x)).collect::<Result<_, _>>()?)
+            }
+            InstructionKind::StopSignal(s) => InstructionKind::StopSignal(self.x(s)?),
+            other => other.clone(),
+        })
+    }
+
+    /// Looks up a step's cache key. Returns the cached layer (or `Some(None)` for a cached empty step).
+    fn cached(&self, key: &str) -> Result<Option<(Option<LayerInfo>, String)>, EngineError> {
+        if self.sh.req.no_cache {
+            return Ok(None);
+        }
+        let Some(v) = self
+            .sh
+            .store
+            .meta()
+            .get(Table::Cache, key)
+            .map_err(|e| EngineError::msg(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let v: Value = serde_json::from_str(&v).unwrap_or(Value::Null);
+        let created = v
+            .get("created")
+            .and_then(|c| c.as_str())
+            .unwrap_or("")
+            .to_string();
+        match v.get("layer") {
+            Some(Value::Null) | None => Ok(Some((None, created))),
+            Some(l) => match serde_json::from_value::<LayerInfo>(l.clone()) {
+                Ok(info) if self.sh.store.content().exists(&info.digest) => {
+                    Ok(Some((Some(info), created)))
+                }
+                _ => Ok(None),
+            },
+        }
+    }
+
+    fn remember(
+        &self,
+        key: &str,
+        layer: &Option<LayerInfo>,
+        created: &str,
+        position: &str,
+        inputs: &Value,
+    ) -> Result<(), EngineError> {
+        let v = json!({ "layer": layer, "created": created });
+        let inputs = inputs.to_string();
+        self.sh
+            .store
+            .meta()
+            .update(|tx| {
+                tx.put(Table::Cache, key, &v.to_string())?;
+                tx.put(Table::CacheInputs, position, &inputs)
+            })
+            .map_err(|e| EngineError::msg(e.to_string()))
+    }
+
+    /// Why a step missed the cache: compare its inputs with the last build's at the same position.
+    fn why(&self, position: &str, inputs: &Value) -> Option<String> {
+        if self.sh.req.no_cache {
+            return Some("--no-cache".into());
+        }
+        let prev = self
+            .sh
+            .store
+            .meta()
+            .get(Table::CacheInputs, position)
+            .ok()
+            .flatten()?;
+        let prev: Value = serde_json::from_str(&prev).ok()?;
+        let (Some(a), Some(b)) = (prev.as_object(), inputs.as_object()) else {
+            return None;
+        };
+        let changed: Vec<&str> = b
+            .iter()
+            .filter(|(k, v)| a.get(*k) != Some(*v))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if changed.is_empty() {
+            Some("an earlier step changed".into())
+        } else {
+            Some(format!("changed: {}", changed.join(", ")))
+        }
+    }
+
+    fn position(&self, n: usize) -> String {
+        let df = self
+            .sh
+            .req
+            .dockerfile_path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "-".into());
+        format!("{df}#{}#{n}", self.label)
+    }
+
+    /// A file operation step (COPY/ADD/WORKDIR) over an overlay snapshot, with caching.
+    fn file_step(
+        &mut self,
+        key: &str,
+        text: &str,
+        n: usize,
+        total: usize,
+        op: impl FnOnce(&std::path::Path) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
+        let inputs = json!({ "instruction": text, "parent": self.key });
+        self.execute(key, text, text, n, total, &inputs, |this, _| {
+            let mut snap = Active::new(this.sh.store, &this.layers)?;
+            let root = snap.mount()?.to_path_buf();
+            op(&root)?;
+            snap.commit(this.sh.store, &[])
+        })
+    }
+
+    /// Runs a layer-producing step unless its key is cached: progress events, the reason for a miss,
+    /// the cache record, the layer and the history entry.
+    #[allow(clippy::too_many_arguments)]
+    fn execute(
+        &mut self,
+        key: &str,
+        text: &str,
+        history: &str,
+        n: usize,
+        total: usize,
+        inputs: &Value,
+        run: impl FnOnce(&Self, usize) -> Result<Option<LayerInfo>, EngineError>,
+    ) -> Result<(), EngineError> {
+        let id = self.sh.step_id();
+        (self.sh.progress)(Event::Start {
+            id,
+            label: format!("[{} {n}/{total}]", self.label),
+            text: text.to_string(),
+        });
+        let position = self.position(n);
+        let (layer, created) = match self.cached(key)? {
+            Some((layer, created)) => {
+                (self.sh.progress)(Event::Cached { id });
+                self.sh.count(true);
+                (layer, Some(created).filter(|c| !c.is_empty()))
+            }
+            None => {
+                let why = self.why(&position, inputs);
+                let t = Instant::now();
+                let layer = run(self, id)?;
+                let created = lighter_image::now_rfc3339();
+                self.remember(key, &layer, &created, &position, inputs)?;
+                (self.sh.progress)(Event::Done {
+                    id,
+                    secs: t.elapsed().as_secs_f64(),
+                    why,
+                });
+                self.sh.count(false);
+                (layer, Some(created))
+            }
+        };
+        let empty = layer.is_none();
+        if let Some(l) = layer {
+            self.layers.push(l);
+        }
+        self.history(history.to_string(), empty, created);
+        self.key = key.to_string();
+        Ok(())
+    }
+
+    fn copy(
+        &mut self,
+        ins: &Instruction,
+        c: &Copy,
+        add: bool,
+        n: usize,
+        total: usize,
+    ) -> Result<(), EngineError> {
+        let sh = self.sh;
+        let name = if add { "ADD" } else { "COPY" };
+        let dest = self.x(&c.dest)?;
+        let workdir = self.config["config"]["WorkingDir"]
+            .as_str()
+            .unwrap_or("/")
+            .to_string();
+        let mut sources = Vec::new();
+        for s in &c.sources {
+            if s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@") {
+                return Err(EngineError::msg(format!("{name} {s}: remote sources are not supported yet (no network fetch in lighter build)")));
+            }
+            sources.push(if c.json { s.clone() } else { self.x(s)? });
+        }
+        let chown = c.chown.as_deref().map(|v| self.x(v)).transpose()?;
+        let chmod = c.chmod.as_deref().map(|v| self.x(v)).transpose()?;
+        let exclude = c
+            .exclude
+            .iter()
+            .map(|v| self.x(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        if c.parents {
+            return Err(EngineError::msg("COPY --parents is not supported yet"));
+        }
+        // The source root: a heredoc, another stage, an image, or the context.
+        let heredoc_dir;
+        let view;
+        let plain;
+        let (ctx, source_key): (&BuildContext, String) = if !c.heredocs.is_empty() {
+            heredoc_dir = sh
+                .store
+                .temp_dir("heredoc-")
+                .map_err(|e| EngineError::msg(e.to_string()))?;
+            let mut parts = Vec::new();
+            for h in &c.heredocs {
+                let body = if h.expand {
+                    self.x(&h.body())?
+                } else {
+                    h.body()
+                };
+                std::fs::write(heredoc_dir.path().join(&h.name), &body)
+                    .map_err(|e| EngineError::msg(e.to_string()))?;
+                parts.push(body);
+            }
+            sources = c.heredocs.iter().map(|h| h.name.clone()).collect();
+            plain = BuildContext::plain(heredoc_dir.path());
+            (
+                &plain,
+                sha(&parts.iter().map(String::as_str).collect::<Vec<_>>()),
+            )
+        } else if let Some(from) = &c.from {
+            let from = self.x(from)?;
+            let stage_index = sh
+                .req
+                .dockerfile
+                .stages
+                .iter()
+                .position(|s| s.span == ins.span)
+                .unwrap_or(usize::MAX);
+            let (layers, key) = match sh
+                .req
+                .dockerfile
+                .stage_ref(&from, stage_index.min(sh.req.dockerfile.stages.len()))
+            {
+                Some(d) => {
+                    let r = sh.wait_stage(d)?;
+                    (r.layers.clone(), r.key.clone())
+                }
+                None => match sh
+                    .req
+                    .dockerfile
+                    .stages
+                    .iter()
+                    .position(|s| s.name.as_deref() == Some(&from.to_ascii_lowercase()))
+                {
+                    Some(d) => {
+                        let r = sh.wait_stage(d)?;
+                        (r.layers.clone(), r.key.clone())
+                    }
+                    None => {
+                        let img = lighter_image::resolve(sh.store, &from).map_err(|_| EngineError::msg(format!("{name} --from={from}: no stage or image with that name (images must be in the store)")))?;
+                        (img.record.layers.clone(), img.id.to_string())
+                    }
+                },
+            };
+            view = View::new(sh.store, &layers)?;
+            plain = BuildContext::plain(&view.path);
+            (&plain, key)
+        } else {
+            let ctx = sh.context.as_ref().ok_or_else(|| {
+                EngineError::msg(format!(
+                    "{name} needs a build context (`lighter build -` has none)"
+                ))
+            })?;
+            (ctx, String::new())
+        };
+        let mut selected: Vec<Selected> = Vec::new();
+        let mut multiple = sources.len() > 1;
+        for s in &sources {
+            let sel = ctx.select(s)?;
+            if s.contains(['*', '?', '[']) {
+                multiple = true;
+            }
+            selected.extend(sel);
+        }
+        let content = if source_key.is_empty() || c.from.is_some() {
+            // Context files are hashed by content; for stages and images, the selection's content too.
+            ctx.digest(&selected)?
+        } else {
+            source_key.clone()
+        };
+        let flags = json!({ "chown": chown, "chmod": chmod, "exclude": exclude, "link": c.link, "workdir": workdir });
+        let text = format!(
+            "{name} {}{} {}",
+            chown
+                .as_ref()
+                .map(|c| format!("--chown={c} "))
+                .unwrap_or_default(),
+            sources.join(" "),
+            dest
+        );
+        let key = sha(&[
+            &self.key,
+            name,
+            &sources.join("\0"),
+            &dest,
+            &flags.to_string(),
+            &content,
+        ]);
+        let inputs = json!({ "instruction": text, "files": content, "parent": self.key });
+        let chmod_parsed = chmod.as_deref().map(fileop::parse_chmod).transpose()?;
+        let history = format!("{text} # buildkit");
+        self.execute(&key, &text, &history, n, total, &inputs, |this, _| {
+            let mut snap = Active::new(this.sh.store, &this.layers)?;
+            let root = snap.mount()?.to_path_buf();
+            let owner = chown
+                .as_deref()
+                .map(|c| fileop::resolve_chown(&root, c))
+                .transpose()?;
+            let req = CopyRequest {
+                sources: ctx,
+                selected,
+                dest: &dest,
+                workdir: &workdir,
+                multiple,
+                owner,
+                chmod: chmod_parsed,
+                exclude,
+                extract_archives: add && c.from.is_none(),
+            };
+            fileop::copy(&req, &root)?;
+            snap.commit(this.sh.store, &[])
+        })
+    }
+
+    fn run(
+        &mut self,
+        ins: &Instruction,
+        r: &Run,
+        n: usize,
+        total: usize,
+    ) -> Result<(), EngineError> {
+        let sh = self.sh;
+        let shell = shell_of(&self.config["config"]);
+        let argv: Vec<String> = match &r.command {
+            Command::Exec(v) => v.clone(),
+            Command::Shell(s) if !r.heredocs.is_empty() => {
+                // Heredocs are handed to the shell as written: `sh -c 'cat <<EOF ... EOF'`.
+                let mut script = s.clone();
+                for h in &r.heredocs {
+                    script.push('\n');
+                    script.push_str(&h.content);
+                    script.push_str(&h.name);
+                }
+                let mut v = shell.clone();
+                v.push(script);
+                v
+            }
+            Command::Shell(s) => {
+                let mut v = shell.clone();
+                v.push(s.clone());
+                v
+            }
+        };
+        // Environment: ARGs in scope as environment for this RUN only; ENV wins.
+        let mut env: Vec<String> = env_of(&self.config["config"])
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let env_keys: Vec<String> = env_of(&self.config["config"])
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let mut arg_env: Vec<String> = Vec::new();
+        for (k, v) in &self.args {
+            if !env_keys.contains(k) {
+                env.push(format!("{k}={v}"));
+                arg_env.push(format!("{k}={v}"));
+            }
+        }
+        let network = match r.network {
+            Some(NetworkMode::None) => lighter_sandbox::Network::None,
+            Some(NetworkMode::Host) => lighter_sandbox::Network::Host,
+            _ if sh.req.network_none => lighter_sandbox::Network::None,
+            _ => lighter_sandbox::Network::Host,
+        };
+        // Mounts.
+        let tmp = sh
+            .store
+            .temp_dir("run-")
+            .map_err(|e| EngineError::msg(e.to_string()))?;
+        let mut mounts = Vec::new();
+        let mut mount_keys = Vec::new();
+        let mut views = Vec::new();
+        let mut secret_env: Vec<String> = Vec::new();
+        for (mi, m) in r.mounts.iter().enumerate() {
+            let target = m.target.as_deref().map(|t| self.x(t)).transpose()?;
+            let id = m.id.as_deref().map(|t| self.x(t)).transpose()?;
+            let source = m.source.as_deref().map(|t| self.x(t)).transpose()?;
+            match m.kind {
+                MountKind::Cache => {
+                    let target = target.clone().unwrap_or_default();
+                    let cid = id.clone().unwrap_or_else(|| target.clone());
+                    let dir = sh.store.cache_mount_dir(&cid);
+                    if !dir.exists() {
+                        std::fs::create_dir_all(&dir)
+                            .map_err(|e| EngineError::msg(format!("cache mount {cid}: {e}")))?;
+                        let _ = std::os::unix::fs::chown(&dir, m.uid, m.gid);
+                        let _ = std::fs::set_permissions(
+                            &dir,
+                            std::os::unix::fs::PermissionsExt::from_mode(m.mode.unwrap_or(0o755)),
+                        );
+                    }
+                    mounts.push(lighter_sandbox::Mount {
+                        target: target.clone(),
+                        kind: lighter_sandbox::MountKind::Bind {
+                            source: dir,
+                            readonly: m.readonly,
+                        },
+                    });
+                    mount_keys.push(format!("cache:{cid}:{target}"));
+                }
+                MountKind::Tmpfs => {
+                    let target = target.clone().unwrap_or_default();
+                    mounts.push(lighter_sandbox::Mount {
+                        target: target.clone(),
+                        kind: lighter_sandbox::MountKind::Tmpfs { size: m.size },
+                    });
+                    mount_keys.push(format!("tmpfs:{target}"));
+                }
+                MountKind::Secret => {
+                    let sid = id
+                        .clone()
+                        .or_else(|| {
+                            target
+                                .as_deref()
+                                .and_then(|t| t.rsplit('/').next().map(str::to_string))
+                        })
+                        .unwrap_or_default();
+                    let Some(secret) = sh.req.secrets.iter().find(|s| s.id == sid) else {
+                        if m.required {
+                            return Err(EngineError::msg(format!(
+                                "secret {sid} not found: pass it with --secret id={sid},src=FILE"
+                            )));
+                        }
+                        continue;
+                    };
+                    if let Some(var) = &m.env {
+                        secret_env
+                            .push(format!("{var}={}", String::from_utf8_lossy(&secret.value)));
+                        if m.target.is_none() {
+                            mount_keys.push(format!("secret-env:{sid}:{var}"));
+                            continue;
+                        }
+                    }
+                    let file = tmp.path().join(format!("secret-{mi}"));
+                    std::fs::write(&file, &secret.value)
+                        .map_err(|e| EngineError::msg(e.to_string()))?;
+                    let _ = std::os::unix::fs::chown(
+                        &file,
+                        Some(m.uid.unwrap_or(0)),
+                        Some(m.gid.unwrap_or(0)),
+                    );
+                    let _ = std::fs::set_permissions(
+                        &file,
+                        std::os::unix::fs::PermissionsExt::from_mode(m.mode.unwrap_or(0o400)),
+                    );
+                    let target = target
+                        .clone()
+                        .unwrap_or_else(|| format!("/run/secrets/{sid}"));
+                    mounts.push(lighter_sandbox::Mount {
+                        target: target.clone(),
+                        kind: lighter_sandbox::MountKind::Bind {
+                            source: file,
+                            readonly: true,
+                        },
+                    });
+                    // The key names the secret, never its value.
+                    mount_keys.push(format!("secret:{sid}:{target}"));
+                }
+                MountKind::Bind => {
+                    let target = target.clone().unwrap_or_default();
+                    let src_rel = crate::context::clean_rel(source.as_deref().unwrap_or("/"));
+                    let (root, key) = match m.from.as_deref().map(|f| self.x(f)).transpose()? {
+                        Some(from) => {
+                            let d = sh
+                                .req
+                                .dockerfile
+                                .stages
+                                .iter()
+                                .position(|s| s.name.as_deref() == Some(&from.to_ascii_lowercase()))
+                                .or_else(|| from.parse::<usize>().ok());
+                            let (layers, key) = match d {
+                                Some(d) => {
+                                    let r = sh.wait_stage(d)?;
+                                    (r.layers.clone(), r.key.clone())
+                                }
+                                None => {
+                                    let img = lighter_image::resolve(sh.store, &from).map_err(|_| EngineError::msg(format!("RUN --mount from={from}: no stage or image with that name")))?;
+                                    (img.record.layers.clone(), img.id.to_string())
+                                }
+                            };
+                            let v = View::new(sh.store, &layers)?;
+                            let p = v.path.join(&src_rel);
+                            views.push(v);
+                            (p, key)
+                        }
+                        None => {
+                            let ctx = sh.context.as_ref().ok_or_else(|| {
+                                EngineError::msg("RUN --mount=type=bind needs a build context")
+                            })?;
+                            let sel =
+                                ctx.select(if src_rel.is_empty() { "." } else { &src_rel })?;
+                            (ctx.dir.join(&src_rel), ctx.digest(&sel)?)
+                        }
+                    };
+                    let source = if m.readonly {
+                        root
+                    } else {
+                        // A writable bind mount is copy-on-write: changes are discarded.
+                        let copy = tmp.path().join(format!("bind-{mi}"));
+                        let status = std::process::Command::new("cp")
+                            .arg("-a")
+                            .arg(&root)
+                            .arg(&copy)
+                            .status()
+                            .map_err(|e| EngineError::msg(e.to_string()))?;
+                        if !status.success() {
+                            return Err(EngineError::msg(format!(
+                                "copy bind mount source {}",
+                                root.display()
+                            )));
+                        }
+                        copy
+                    };
+                    mounts.push(lighter_sandbox::Mount {
+                        target: target.clone(),
+                        kind: lighter_sandbox::MountKind::Bind {
+                            source,
+                            readonly: m.readonly,
+                        },
+                    });
+                    mount_keys.push(format!("bind:{target}:{key}"));
+                }
+                MountKind::Ssh => {
+                    if m.required {
+                        return Err(EngineError::msg(
+                            "RUN --mount=type=ssh is not supported yet",
+                        ));
+                    }
+                }
+            }
+        }
+        env.extend(secret_env);
+        let user = self.config["config"]["User"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let cwd = self.config["config"]["WorkingDir"]
+            .as_str()
+            .unwrap_or("/")
+            .to_string();
+        let text = format!(
+            "RUN {}",
+            match &r.command {
+                Command::Exec(v) => serde_json::to_string(v).unwrap_or_default(),
+                Command::Shell(s) => s.clone(),
+            }
+        );
+        let history = if arg_env.is_empty() {
+            format!("RUN {} # buildkit", argv.join(" "))
+        } else {
+            format!(
+                "RUN |{} {} {} # buildkit",
+                arg_env.len(),
+                arg_env.join(" "),
+                argv.join(" ")
+            )
+        };
+        let key = sha(&[
+            &self.key,
+            "RUN",
+            &argv.join("\0"),
+            &env.iter()
+                .filter(|e| !is_secret_env(e, &r.mounts))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\0"),
+            &mount_keys.join("\0"),
+            &format!("{network:?}"),
+            &user,
+            &cwd,
+        ]);
+        let inputs =
+            json!({ "command": argv, "env": arg_env, "mounts": mount_keys, "parent": self.key });
+        let exe = sh.req.exe.clone();
+        let label = self.label.clone();
+        let span: Span = ins.span;
+        let run_text = text.clone();
+        self.execute(&key, &text, &history, n, total, &inputs, |this, id| {
+            let snap = Active::new(this.sh.store, &this.layers)?;
+            let spec = lighter_sandbox::RunSpec {
+                rootfs: lighter_sandbox::Rootfs::Overlay { lowers: snap.lowers.clone(), upper: snap.upper.clone(), work: snap.work.clone(), merged: snap.merged.clone() },
+                args: argv.clone(),
+                env: env.clone(),
+                cwd: cwd.clone(),
+                user: user.clone(),
+                hostname: "buildkitsandbox".into(),
+                network,
+                mounts: mounts.clone(),
+                hosts: "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n".into(),
+                resolv_conf: Some("/etc/resolv.conf".into()),
+            };
+            let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+            let progress = this.sh.progress;
+            let outcome = lighter_sandbox::Executor::with_exe(&exe)
+                .run(&spec, &mut |line| {
+                    if tail.len() == 20 {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line.to_string());
+                    progress(Event::Log { id, line: line.to_string() });
+                })
+                .map_err(|e| EngineError::msg(format!("[{label}] {run_text}: {e}")))?;
+            if outcome.code != 0 {
+                let mut e = EngineError::msg(format!("process \"{}\" did not complete successfully: exit code: {}", argv.join(" "), outcome.code)).at(span);
+                e.detail = tail.into_iter().collect();
+                return Err(e);
+            }
+            // The overlay was mounted inside the sandbox's namespace and went with it.
+            snap.commit(this.sh.store, &outcome.created)
+        })?;
+        drop(views);
+        drop(tmp);
+        Ok(())
+    }
+}
+
+fn is_secret_env(e: &str, mounts: &[lighter_dockerfile::RunMount]) -> bool {
+    let name = e.split('=').next().unwrap_or("");
+    mounts
+        .iter()
+        .any(|m| m.kind == MountKind::Secret && m.env.as_deref() == Some(name))
+}

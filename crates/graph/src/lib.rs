@@ -1,1 +1,0 @@
-//! lighter-graph: see crates/README.md.

@@ -1,0 +1,600 @@
+//! Image archives: `docker save` archives (legacy and Docker 25+ OCI-style), OCI image layouts (tar or
+//! directory), and rootfs tarballs for `import`. Loading ingests and verifies every blob first and
+//! commits names last, in one transaction: a bad archive adds no image and no name.
+
+use crate::model::{commit, now_rfc3339, Image};
+use crate::{format_err, io_err, Result};
+use lighter_oci::{media, Digest, Reference, Sha256Writer};
+use lighter_store::compress::{decompress, sniff, Compression, Compressor};
+use lighter_store::layer::{store_blob, LayerInfo};
+use lighter_store::Store;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+/// Archive formats `save` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveFormat {
+    /// What `docker save` writes and `docker load` reads (manifest.json + OCI layout, uncompressed layers).
+    Docker,
+    /// An OCI image layout as a tar (layers as stored, compressed).
+    Oci,
+}
+
+/// Imports a rootfs tarball (plain, gzip or zstd) as a one-layer image. `config` is the image's
+/// `config` object (Cmd, Env, ... from `--change`).
+pub fn import_rootfs(
+    store: &Store,
+    input: impl Read,
+    config: Value,
+    message: Option<&str>,
+    tags: &[Reference],
+) -> Result<Digest> {
+    let mut r = decompress(input).map_err(io_err("read", "rootfs tarball"))?;
+    let ingest = store.content().ingest()?;
+    let compressed = Sha256Writer::new(ingest);
+    let comp = Compressor::new(compressed, Compression::Gzip)
+        .map_err(io_err("compress", "rootfs tarball"))?;
+    let mut diff = Sha256Writer::new(comp);
+    let mut tee = TarCheck {
+        inner: &mut r,
+        seen: 0,
+    };
+    std::io::copy(&mut tee, &mut diff).map_err(io_err("read", "rootfs tarball"))?;
+    if tee.seen < 512 {
+        return Err(format_err(
+            "rootfs tarball",
+            "too short to be a tar archive",
+        ));
+    }
+    let (comp, diff_id, usize_) = diff.finish();
+    let compressed = comp
+        .finish()
+        .map_err(io_err("compress", "rootfs tarball"))?;
+    let (ingest, digest, _) = compressed.finish();
+    let (digest, size) = ingest.commit(Some(&digest))?;
+    // Validate it is a tar we can read, by walking its headers from the stored blob.
+    {
+        let f = store.content().open(&digest)?;
+        let dec = decompress(f).map_err(io_err("read", "rootfs tarball"))?;
+        let mut ar = tar::Archive::new(dec);
+        for e in ar
+            .entries()
+            .map_err(|e| format_err("rootfs tarball", format!("not a tar archive: {e}")))?
+        {
+            e.map_err(|e| format_err("rootfs tarball", format!("corrupt tar archive: {e}")))?;
+        }
+    }
+    let layer = LayerInfo {
+        diff_id: diff_id.clone(),
+        digest,
+        size,
+        media_type: media::OCI_LAYER_GZIP.to_string(),
+        uncompressed_size: usize_,
+    };
+    let created = now_rfc3339();
+    let mut history =
+        json!({ "created": created, "created_by": "", "comment": format!("Imported from -") });
+    if let Some(m) = message {
+        history["comment"] = json!(m);
+    }
+    let cfg = json!({
+        "architecture": lighter_oci::HOST_ARCH,
+        "config": config,
+        "created": created,
+        "history": [history],
+        "os": lighter_oci::HOST_OS,
+        "rootfs": { "type": "layers", "diff_ids": [diff_id.as_str()] },
+    });
+    let bytes = serde_json::to_vec(&cfg).map_err(|e| format_err("config", e.to_string()))?;
+    commit(store, &bytes, &[layer], tags)
+}
+
+struct TarCheck<'a> {
+    inner: &'a mut dyn Read,
+    seen: u64,
+}
+
+impl Read for TarCheck<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.seen += n as u64;
+        Ok(n)
+    }
+}
+
+fn layer_media(head: &[u8]) -> &'static str {
+    match sniff(head) {
+        Compression::Gzip => media::OCI_LAYER_GZIP,
+        Compression::Zstd => media::OCI_LAYER_ZSTD,
+        Compression::None => media::OCI_LAYER,
+    }
+}
+
+/// Extracts the archive's regular files into `dir` (paths cleaned, `..` rejected); returns symlinks
+/// (old docker archives link shared `layer.tar` files).
+fn extract(input: impl Read, dir: &Path) -> Result<BTreeMap<PathBuf, PathBuf>> {
+    let r = decompress(input).map_err(io_err("read", "archive"))?;
+    let mut ar = tar::Archive::new(r);
+    let mut links = BTreeMap::new();
+    let entries = ar
+        .entries()
+        .map_err(|e| format_err("archive", format!("not a tar archive: {e}")))?;
+    let mut any = false;
+    for e in entries {
+        let mut e =
+            e.map_err(|e| format_err("archive", format!("corrupt or truncated archive: {e}")))?;
+        any = true;
+        let name = e
+            .path()
+            .map_err(|err| format_err("archive", err.to_string()))?
+            .into_owned();
+        let mut rel = PathBuf::new();
+        for c in name.components() {
+            match c {
+                Component::Normal(p) => rel.push(p),
+                Component::CurDir | Component::RootDir => {}
+                _ => {
+                    return Err(format_err(
+                        name.display(),
+                        "archive entry path leaves the archive root",
+                    ))
+                }
+            }
+        }
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let dest = dir.join(&rel);
+        match e.header().entry_type() {
+            tar::EntryType::Directory => {
+                std::fs::create_dir_all(&dest).map_err(io_err("create", dest.display()))?
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if let Some(p) = dest.parent() {
+                    std::fs::create_dir_all(p).map_err(io_err("create", p.display()))?;
+                }
+                let mut f =
+                    std::fs::File::create(&dest).map_err(io_err("create", dest.display()))?;
+                std::io::copy(&mut e, &mut f).map_err(|err| {
+                    format_err(rel.display(), format!("truncated archive: {err}"))
+                })?;
+            }
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                if let Ok(Some(t)) = e.link_name() {
+                    links.insert(rel, t.into_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    if !any {
+        return Err(format_err("archive", "empty archive"));
+    }
+    Ok(links)
+}
+
+/// Resolves an archive-relative path, following the archive's own symlinks, inside `dir`.
+fn archive_path(dir: &Path, links: &BTreeMap<PathBuf, PathBuf>, rel: &str) -> Result<PathBuf> {
+    let mut cur = PathBuf::from(rel.trim_start_matches("./"));
+    for _ in 0..8 {
+        if cur
+            .components()
+            .any(|c| matches!(c, Component::ParentDir | Component::RootDir))
+        {
+            return Err(format_err(rel, "path leaves the archive"));
+        }
+        match links.get(&cur) {
+            Some(t) => {
+                let base = cur.parent().unwrap_or(Path::new("")).to_path_buf();
+                let mut joined = PathBuf::new();
+                for c in base.join(t).components() {
+                    match c {
+                        Component::Normal(p) => joined.push(p),
+                        Component::ParentDir => {
+                            joined.pop();
+                        }
+                        _ => {}
+                    }
+                }
+                cur = joined;
+            }
+            None => return Ok(dir.join(cur)),
+        }
+    }
+    Err(format_err(rel, "too many symlinks in archive"))
+}
+
+/// Loads a docker-archive or OCI layout archive (plain or gzip). Returns each image with its names.
+pub fn load(store: &Store, input: impl Read) -> Result<Vec<(Digest, Vec<Reference>)>> {
+    let tmp = store.temp_dir("load-")?;
+    let links = extract(input, tmp.path())?;
+    let dir = tmp.path();
+    let mut pending: Vec<(Vec<u8>, Vec<LayerInfo>, Vec<Reference>)> = Vec::new();
+    if dir.join("manifest.json").is_file() {
+        let m: Value = read_json(&dir.join("manifest.json"))?;
+        let arr = m
+            .as_array()
+            .ok_or_else(|| format_err("manifest.json", "expected a JSON array"))?;
+        for (i, entry) in arr.iter().enumerate() {
+            let cfg_path = entry
+                .get("Config")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| format_err("manifest.json", format!("entry {i} has no Config")))?;
+            let cfg_bytes = std::fs::read(archive_path(dir, &links, cfg_path)?)
+                .map_err(|_| format_err(cfg_path, "config file missing from archive"))?;
+            let cfg: Value = serde_json::from_slice(&cfg_bytes)
+                .map_err(|e| format_err(cfg_path, format!("config is not JSON: {e}")))?;
+            // Config paths in OCI-style archives are `blobs/sha256/<hex>`: verify the digest.
+            if let Some(hex) = cfg_path.strip_prefix("blobs/sha256/") {
+                if Digest::sha256(&cfg_bytes).hex() != hex {
+                    return Err(format_err(
+                        cfg_path,
+                        "config digest does not match its file name",
+                    ));
+                }
+            }
+            let diff_ids = diff_ids_of(&cfg, cfg_path)?;
+            let layer_paths: Vec<&str> = entry
+                .get("Layers")
+                .and_then(|v| v.as_array())
+                .map(|a| a.iter().filter_map(|l| l.as_str()).collect())
+                .unwrap_or_default();
+            if layer_paths.len() != diff_ids.len() {
+                return Err(format_err(
+                    cfg_path,
+                    format!(
+                        "{} layers in manifest.json but {} diff_ids in the config",
+                        layer_paths.len(),
+                        diff_ids.len()
+                    ),
+                ));
+            }
+            let mut layers = Vec::new();
+            for (lp, want) in layer_paths.iter().zip(&diff_ids) {
+                let p = archive_path(dir, &links, lp)?;
+                layers.push(ingest_layer(store, &p, lp, want)?);
+            }
+            let tags = entry
+                .get("RepoTags")
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t.as_str())
+                        .filter_map(|t| Reference::parse(t).ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            pending.push((cfg_bytes, layers, tags));
+        }
+    } else if dir.join("index.json").is_file() {
+        let idx: Value = read_json(&dir.join("index.json"))?;
+        for (mbytes, names) in oci_manifests(dir, &idx)? {
+            let m: Value = serde_json::from_slice(&mbytes)
+                .map_err(|e| format_err("manifest", e.to_string()))?;
+            let cd: Digest = m
+                .pointer("/config/digest")
+                .and_then(|d| d.as_str())
+                .unwrap_or_default()
+                .parse()
+                .map_err(|_| format_err("manifest", "bad config digest"))?;
+            let cfg_bytes = read_blob(dir, &cd)?;
+            let cfg: Value = serde_json::from_slice(&cfg_bytes)
+                .map_err(|e| format_err(&cd, format!("config is not JSON: {e}")))?;
+            let diff_ids = diff_ids_of(&cfg, cd.as_str())?;
+            let descs = m
+                .get("layers")
+                .and_then(|l| l.as_array())
+                .cloned()
+                .unwrap_or_default();
+            if descs.len() != diff_ids.len() {
+                return Err(format_err(&cd, "layer count does not match diff_ids"));
+            }
+            let mut layers = Vec::new();
+            for (d, want) in descs.iter().zip(&diff_ids) {
+                let ld: Digest = d
+                    .get("digest")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|_| format_err("manifest", "bad layer digest"))?;
+                let p = dir.join("blobs/sha256").join(ld.hex());
+                let f = std::fs::File::open(&p)
+                    .map_err(|_| format_err(&ld, "layer blob missing from the layout"))?;
+                let mt = d
+                    .get("mediaType")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or(media::OCI_LAYER_GZIP);
+                let info = store_blob(store, f, Some(&ld), mt)?;
+                if info.diff_id != *want {
+                    return Err(format_err(
+                        &ld,
+                        format!(
+                            "layer diffID {} does not match the config's {want}",
+                            info.diff_id
+                        ),
+                    ));
+                }
+                layers.push(info);
+            }
+            pending.push((cfg_bytes, layers, names));
+        }
+    } else {
+        return Err(format_err(
+            "archive",
+            "neither manifest.json (docker save) nor index.json (OCI layout) found",
+        ));
+    }
+    let mut out = Vec::new();
+    for (cfg, layers, tags) in pending {
+        let id = commit(store, &cfg, &layers, &tags)?;
+        out.push((id, tags));
+    }
+    Ok(out)
+}
+
+fn read_json(p: &Path) -> Result<Value> {
+    let b = std::fs::read(p).map_err(io_err("read", p.display()))?;
+    serde_json::from_slice(&b).map_err(|e| {
+        format_err(
+            p.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            format!("not valid JSON: {e}"),
+        )
+    })
+}
+
+fn read_blob(dir: &Path, d: &Digest) -> Result<Vec<u8>> {
+    let p = dir.join("blobs/sha256").join(d.hex());
+    let b = std::fs::read(&p).map_err(|_| format_err(d, "blob missing from the layout"))?;
+    if Digest::sha256(&b) != *d {
+        return Err(format_err(d, "blob content does not match its digest"));
+    }
+    Ok(b)
+}
+
+fn diff_ids_of(cfg: &Value, what: &str) -> Result<Vec<Digest>> {
+    cfg.pointer("/rootfs/diff_ids")
+        .and_then(|v| v.as_array())
+        .ok_or_else(|| format_err(what, "config has no rootfs.diff_ids"))?
+        .iter()
+        .map(|d| {
+            d.as_str()
+                .unwrap_or_default()
+                .parse::<Digest>()
+                .map_err(|e| format_err(what, e.to_string()))
+        })
+        .collect()
+}
+
+fn ingest_layer(store: &Store, p: &Path, name: &str, want: &Digest) -> Result<LayerInfo> {
+    let mut f =
+        std::fs::File::open(p).map_err(|_| format_err(name, "layer file missing from archive"))?;
+    let mut head = [0u8; 4];
+    let n = f.read(&mut head).map_err(io_err("read", name))?;
+    let mt = layer_media(&head[..n]);
+    let f = std::fs::File::open(p).map_err(io_err("open", name))?;
+    let info = store_blob(store, f, None, mt)?;
+    if info.diff_id != *want {
+        return Err(format_err(
+            name,
+            format!(
+                "layer content has diffID {} but the config says {want}",
+                info.diff_id
+            ),
+        ));
+    }
+    Ok(info)
+}
+
+/// The image manifests an OCI index names (following nested indexes; choosing linux/host-arch in
+/// multi-platform indexes), with their names from annotations.
+fn oci_manifests(dir: &Path, idx: &Value) -> Result<Vec<(Vec<u8>, Vec<Reference>)>> {
+    let mut out = Vec::new();
+    let descs = idx
+        .get("manifests")
+        .and_then(|m| m.as_array())
+        .cloned()
+        .unwrap_or_default();
+    for d in descs {
+        let digest: Digest = d
+            .get("digest")
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| format_err("index.json", "bad manifest digest"))?;
+        let mt = d
+            .get("mediaType")
+            .and_then(|x| x.as_str())
+            .unwrap_or_default();
+        if let Some(p) = d.get("platform") {
+            let arch = p
+                .get("architecture")
+                .and_then(|a| a.as_str())
+                .unwrap_or_default();
+            if arch != lighter_oci::HOST_ARCH && arch != "unknown" {
+                continue;
+            }
+            if arch == "unknown" {
+                continue; // attestation manifests
+            }
+        }
+        let bytes = read_blob(dir, &digest)?;
+        if mt == media::OCI_INDEX || mt == media::DOCKER_MANIFEST_LIST {
+            let nested: Value =
+                serde_json::from_slice(&bytes).map_err(|e| format_err(&digest, e.to_string()))?;
+            out.extend(oci_manifests(dir, &nested)?);
+            continue;
+        }
+        let ann = d.get("annotations");
+        let mut names = Vec::new();
+        if let Some(n) = ann
+            .and_then(|a| a.get("io.containerd.image.name"))
+            .and_then(|n| n.as_str())
+        {
+            if let Ok(r) = Reference::parse(n) {
+                names.push(r);
+            }
+        } else if let Some(n) = ann
+            .and_then(|a| a.get("org.opencontainers.image.ref.name"))
+            .and_then(|n| n.as_str())
+        {
+            if n.contains('/') || n.contains(':') {
+                if let Ok(r) = Reference::parse(n) {
+                    names.push(r);
+                }
+            }
+        }
+        out.push((bytes, names));
+    }
+    if out.is_empty() {
+        return Err(format_err(
+            "index.json",
+            "no image manifest for this platform",
+        ));
+    }
+    Ok(out)
+}
+
+/// Writes `images` (each with the names to record) as an archive to `out`.
+pub fn save(
+    store: &Store,
+    images: &[(Image, Vec<Reference>)],
+    format: SaveFormat,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut tb = tar::Builder::new(out);
+    let mut written = std::collections::HashSet::new();
+    let mut index = Vec::new();
+    let mut manifest_json = Vec::new();
+    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    add_bytes(&mut tb, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    for (img, names) in images {
+        let cfg = store.content().read(&img.record.config)?;
+        if written.insert(img.record.config.clone()) {
+            add_bytes(
+                &mut tb,
+                &format!("blobs/sha256/{}", img.record.config.hex()),
+                &cfg,
+            )?;
+        }
+        let mut layer_descs = Vec::new();
+        let mut layer_paths = Vec::new();
+        for l in &img.record.layers {
+            let (digest, size, mt) = match format {
+                SaveFormat::Docker => (l.diff_id.clone(), l.uncompressed_size, media::OCI_LAYER),
+                SaveFormat::Oci => (l.digest.clone(), l.size, l.media_type.as_str()),
+            };
+            let path = format!("blobs/sha256/{}", digest.hex());
+            if written.insert(digest.clone()) {
+                let f = store.content().open(&l.digest)?;
+                let mut h = tar::Header::new_ustar();
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                h.set_size(size);
+                h.set_mtime(0);
+                match format {
+                    SaveFormat::Docker => {
+                        let r = decompress(f).map_err(io_err("read layer", &l.digest))?;
+                        tb.append_data(&mut h, &path, r.take(size))
+                            .map_err(io_err("write", &path))?;
+                    }
+                    SaveFormat::Oci => tb
+                        .append_data(&mut h, &path, f)
+                        .map_err(io_err("write", &path))?,
+                }
+            }
+            layer_descs.push(json!({ "mediaType": mt, "digest": digest.as_str(), "size": size }));
+            layer_paths.push(path);
+        }
+        let manifest_bytes = match format {
+            SaveFormat::Oci => store.content().read(&img.record.manifest)?,
+            SaveFormat::Docker => serde_json::to_vec(&json!({
+                "schemaVersion": 2,
+                "mediaType": media::OCI_MANIFEST,
+                "config": { "mediaType": media::OCI_CONFIG, "digest": img.record.config.as_str(), "size": cfg.len() },
+                "layers": layer_descs,
+            }))
+            .map_err(|e| format_err("manifest", e.to_string()))?,
+        };
+        let md = Digest::sha256(&manifest_bytes);
+        if written.insert(md.clone()) {
+            add_bytes(
+                &mut tb,
+                &format!("blobs/sha256/{}", md.hex()),
+                &manifest_bytes,
+            )?;
+        }
+        let descriptor = |name: Option<&Reference>| {
+            let mut d = json!({ "mediaType": media::OCI_MANIFEST, "digest": md.as_str(), "size": manifest_bytes.len() });
+            if let Some(r) = name {
+                d["annotations"] = json!({
+                    "io.containerd.image.name": r.to_string(),
+                    "org.opencontainers.image.ref.name": r.tag.clone().unwrap_or_else(|| "latest".into()),
+                });
+            }
+            d
+        };
+        if names.is_empty() {
+            index.push(descriptor(None));
+        }
+        for n in names {
+            index.push(descriptor(Some(n)));
+            repositories.entry(n.familiar_name()).or_default().insert(
+                n.tag.clone().unwrap_or_else(|| "latest".into()),
+                img.id.hex().to_string(),
+            );
+        }
+        manifest_json.push(json!({
+            "Config": format!("blobs/sha256/{}", img.record.config.hex()),
+            "RepoTags": names.iter().map(|n| n.familiar()).collect::<Vec<_>>(),
+            "Layers": layer_paths,
+        }));
+    }
+    let index = json!({ "schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": index });
+    add_bytes(
+        &mut tb,
+        "index.json",
+        &serde_json::to_vec(&index).map_err(|e| format_err("index", e.to_string()))?,
+    )?;
+    if format == SaveFormat::Docker {
+        add_bytes(
+            &mut tb,
+            "manifest.json",
+            &serde_json::to_vec(&manifest_json)
+                .map_err(|e| format_err("manifest.json", e.to_string()))?,
+        )?;
+        if !repositories.is_empty() {
+            add_bytes(
+                &mut tb,
+                "repositories",
+                &serde_json::to_vec(&repositories)
+                    .map_err(|e| format_err("repositories", e.to_string()))?,
+            )?;
+        }
+    }
+    tb.finish().map_err(io_err("write", "archive"))?;
+    Ok(())
+}
+
+fn add_bytes(tb: &mut tar::Builder<&mut dyn Write>, path: &str, bytes: &[u8]) -> Result<()> {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(bytes.len() as u64);
+    h.set_mtime(0);
+    tb.append_data(&mut h, path, bytes)
+        .map_err(io_err("write", path))
+}
+
+/// Writes an OCI layout directory (for `save --format oci-dir`) by unpacking the OCI archive form.
+pub fn save_dir(store: &Store, images: &[(Image, Vec<Reference>)], dir: &Path) -> Result<()> {
+    let mut buf = Vec::new();
+    save(store, images, SaveFormat::Oci, &mut buf)?;
+    std::fs::create_dir_all(dir).map_err(io_err("create", dir.display()))?;
+    let mut ar = tar::Archive::new(&buf[..]);
+    ar.unpack(dir).map_err(io_err("write", dir.display()))?;
+    Ok(())
+}

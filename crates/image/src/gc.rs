@@ -1,0 +1,114 @@
+//! Garbage collection: every blob and unpacked layer not reachable from an image record (images are
+//! kept by their refs, and dangling images until `rmi`) is removed. Blobs newer than the start of the
+//! collection are kept, so a concurrent ingest is never collected half-way.
+
+use crate::{ImageRecord, Result};
+use lighter_store::{Store, Table};
+use std::collections::HashSet;
+use std::time::SystemTime;
+
+/// What `prune` removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub blobs: usize,
+    pub layer_dirs: usize,
+    pub cache_entries: usize,
+    pub bytes: u64,
+}
+
+/// Removes unreferenced blobs and unpacked layers; with `cache`, also drops the build cache index
+/// (entries whose layers are gone would be useless) and cache mounts.
+pub fn prune(store: &Store, cache: bool) -> Result<PruneReport> {
+    let start = SystemTime::now();
+    let mut keep: HashSet<String> = HashSet::new();
+    let mut keep_layers: HashSet<String> = HashSet::new();
+    for (_, v) in store.meta().list(Table::Images)? {
+        if let Ok(rec) = serde_json::from_str::<ImageRecord>(&v) {
+            keep.insert(rec.manifest.hex().to_string());
+            keep.insert(rec.config.hex().to_string());
+            for l in rec.layers {
+                keep.insert(l.digest.hex().to_string());
+                keep_layers.insert(l.diff_id.hex().to_string());
+            }
+        }
+    }
+    let mut report = PruneReport::default();
+    if cache {
+        report.cache_entries = store.meta().list(Table::Cache)?.len();
+        store.meta().update(|tx| {
+            for (k, _) in tx.list(Table::Cache)? {
+                tx.delete(Table::Cache, &k)?;
+            }
+            for (k, _) in tx.list(Table::CacheInputs)? {
+                tx.delete(Table::CacheInputs, &k)?;
+            }
+            Ok(())
+        })?;
+        let mounts = store.root().join("cache-mounts");
+        if let Ok(rd) = std::fs::read_dir(&mounts) {
+            for e in rd.flatten() {
+                report.bytes += dir_size(&e.path());
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    } else {
+        // Layers the build cache still points at stay.
+        for (_, v) in store.meta().list(Table::Cache)? {
+            if let Ok(j) = serde_json::from_str::<serde_json::Value>(&v) {
+                if let Some(d) = j.pointer("/layer/digest").and_then(|d| d.as_str()) {
+                    keep.insert(d.trim_start_matches("sha256:").to_string());
+                }
+                if let Some(d) = j.pointer("/layer/diff_id").and_then(|d| d.as_str()) {
+                    keep_layers.insert(d.trim_start_matches("sha256:").to_string());
+                }
+            }
+        }
+    }
+    for d in store.content().list()? {
+        if keep.contains(d.hex()) {
+            continue;
+        }
+        let p = store.content().path(&d);
+        let young = std::fs::metadata(&p)
+            .and_then(|m| m.modified())
+            .map(|m| m > start)
+            .unwrap_or(true);
+        if young {
+            continue;
+        }
+        report.bytes += store.content().delete(&d)?;
+        report.blobs += 1;
+    }
+    let layers = store.root().join("layers");
+    if let Ok(rd) = std::fs::read_dir(&layers) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !keep_layers.contains(&name) {
+                report.bytes += dir_size(&e.path());
+                let _ = std::fs::remove_dir_all(e.path());
+                report.layer_dirs += 1;
+            }
+        }
+    }
+    if cache {
+        store.meta().update(|tx| {
+            for (k, _) in tx.list(Table::Layers)? {
+                if !keep_layers.contains(k.trim_start_matches("sha256:")) {
+                    tx.delete(Table::Layers, &k)?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(report)
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    walkdir::WalkDir::new(p)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}

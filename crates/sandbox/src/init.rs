@@ -1,0 +1,397 @@
+//! The sandbox init: runs in a fresh process (`lighter __sandbox-init`, spec as JSON on stdin),
+//! unshares namespaces, forks PID 1 of the new PID namespace, builds the mounts, drops privileges and
+//! execs the step's command.
+
+use crate::{
+    MountKind, Network, Rootfs, RunSpec, CREATED_PREFIX, DEFAULT_CAPS, SETUP_FAILED, SETUP_PREFIX,
+};
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{chdir, chroot, fork, ForkResult};
+use std::ffi::CString;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Call first thing in `main`: when the process was started as the sandbox init, this runs the step
+/// and never returns.
+pub fn init_hook() {
+    let mut args = std::env::args_os();
+    let _ = args.next();
+    if args.next().as_deref() != Some(std::ffi::OsStr::new("__sandbox-init")) {
+        return;
+    }
+    let code = match run_init() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{SETUP_PREFIX}{e}");
+            SETUP_FAILED
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run_init() -> Result<i32, String> {
+    let mut json = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut json)
+        .map_err(|e| format!("read spec: {e}"))?;
+    let spec: RunSpec = serde_json::from_slice(&json).map_err(|e| format!("bad spec: {e}"))?;
+    // stdin of the step is empty, as in docker build.
+    let devnull = std::fs::File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+    nix::unistd::dup2_stdin(devnull).map_err(|e| format!("dup2: {e}"))?;
+
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
+    if spec.network == Network::None {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    unshare(flags).map_err(|e| format!("unshare namespaces: {e}"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("make mounts private: {e}"))?;
+    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Parent { child } => loop {
+            match waitpid(child, None) {
+                Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+                Ok(_) => continue,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(format!("wait: {e}")),
+            }
+        },
+        ForkResult::Child => {
+            // Die with the parent.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+            let err = match child(&spec) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            eprintln!("{SETUP_PREFIX}{err}");
+            std::process::exit(SETUP_FAILED);
+        }
+    }
+}
+
+enum Never {}
+
+fn ensure_dir(root: &Path, rel: &str, created: &mut Vec<String>) -> Result<PathBuf, String> {
+    let rel = rel.trim_start_matches('/');
+    let p = root.join(rel);
+    if std::fs::symlink_metadata(&p).is_err() {
+        // Report the topmost directory we create.
+        let mut first = None;
+        let mut cur = root.to_path_buf();
+        for comp in Path::new(rel).components() {
+            cur.push(comp);
+            if std::fs::symlink_metadata(&cur).is_err() && first.is_none() {
+                first = Some(
+                    cur.strip_prefix(root)
+                        .unwrap_or(&cur)
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+        std::fs::create_dir_all(&p).map_err(|e| format!("create mountpoint /{rel}: {e}"))?;
+        if let Some(f) = first {
+            created.push(f);
+        }
+    }
+    Ok(p)
+}
+
+fn ensure_file(root: &Path, rel: &str, created: &mut Vec<String>) -> Result<PathBuf, String> {
+    let rel = rel.trim_start_matches('/');
+    let p = root.join(rel);
+    if let Some(parent) = Path::new(rel).parent() {
+        if !parent.as_os_str().is_empty() {
+            ensure_dir(root, &parent.to_string_lossy(), created)?;
+        }
+    }
+    match std::fs::symlink_metadata(&p) {
+        Ok(md) if md.file_type().is_symlink() => {
+            // A symlinked /etc/resolv.conf (systemd-resolved images): mount over a fresh file is not
+            // possible without following the link outside; replace nothing, skip.
+            return Err(format!("/{rel} is a symlink"));
+        }
+        Ok(_) => {}
+        Err(_) => {
+            std::fs::write(&p, b"").map_err(|e| format!("create mountpoint /{rel}: {e}"))?;
+            created.push(rel.to_string());
+        }
+    }
+    Ok(p)
+}
+
+fn bind(src: &Path, dst: &Path, readonly: bool) -> Result<(), String> {
+    mount(
+        Some(src),
+        dst,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| format!("bind {} -> {}: {e}", src.display(), dst.display()))?;
+    if readonly {
+        mount(
+            None::<&str>,
+            dst,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| format!("remount {} read-only: {e}", dst.display()))?;
+    }
+    Ok(())
+}
+
+fn child(spec: &RunSpec) -> Result<Never, String> {
+    let mut created = Vec::new();
+    let root = match &spec.rootfs {
+        Rootfs::Dir(d) => {
+            bind(d, d, false)?;
+            d.clone()
+        }
+        Rootfs::Overlay {
+            lowers,
+            upper,
+            work,
+            merged,
+        } => {
+            std::fs::create_dir_all(merged)
+                .map_err(|e| format!("create {}: {e}", merged.display()))?;
+            let opts = if lowers.is_empty() {
+                // overlayfs needs a lowerdir: an empty one stands for scratch.
+                let empty = work.with_extension("empty");
+                std::fs::create_dir_all(&empty)
+                    .map_err(|e| format!("create {}: {e}", empty.display()))?;
+                format!(
+                    "lowerdir={},upperdir={},workdir={}",
+                    empty.display(),
+                    upper.display(),
+                    work.display()
+                )
+            } else {
+                let l: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+                format!(
+                    "lowerdir={},upperdir={},workdir={}",
+                    l.join(":"),
+                    upper.display(),
+                    work.display()
+                )
+            };
+            mount(
+                Some("overlay"),
+                merged,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(opts.as_str()),
+            )
+            .map_err(|e| format!("mount overlay ({} lower layers): {e}", lowers.len()))?;
+            merged.clone()
+        }
+    };
+    // /proc
+    let proc_dir = ensure_dir(&root, "proc", &mut created)?;
+    mount(
+        Some("proc"),
+        &proc_dir,
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|e| format!("mount /proc: {e}"))?;
+    // /dev: a tmpfs with the usual nodes bound from the host.
+    let dev = ensure_dir(&root, "dev", &mut created)?;
+    mount(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )
+    .map_err(|e| format!("mount /dev: {e}"))?;
+    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let t = dev.join(node);
+        std::fs::write(&t, b"").map_err(|e| format!("create /dev/{node}: {e}"))?;
+        bind(&Path::new("/dev").join(node), &t, false)?;
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ] {
+        let _ = std::os::unix::fs::symlink(target, dev.join(name));
+    }
+    let pts = dev.join("pts");
+    let _ = std::fs::create_dir(&pts);
+    let _ = mount(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    );
+    let shm = dev.join("shm");
+    let _ = std::fs::create_dir(&shm);
+    let _ = mount(
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=1777,size=65536k"),
+    );
+    // /sys read-only.
+    let sys = ensure_dir(&root, "sys", &mut created)?;
+    bind(Path::new("/sys"), &sys, true)?;
+    // /etc/hosts, /etc/resolv.conf: bind mounts, never written into the rootfs.
+    let hosts_file = std::env::temp_dir().join(format!("lighter-hosts-{}", std::process::id()));
+    std::fs::write(&hosts_file, &spec.hosts).map_err(|e| format!("write hosts: {e}"))?;
+    if let Ok(h) = ensure_file(&root, "etc/hosts", &mut created) {
+        bind(&hosts_file, &h, true)?;
+    }
+    if let Some(r) = &spec.resolv_conf {
+        if r.exists() {
+            if let Ok(t) = ensure_file(&root, "etc/resolv.conf", &mut created) {
+                bind(r, &t, true)?;
+            }
+        }
+    }
+    // The step's own mounts.
+    for m in &spec.mounts {
+        match &m.kind {
+            MountKind::Bind { source, readonly } => {
+                let t = if source.is_dir() {
+                    ensure_dir(&root, &m.target, &mut created)?
+                } else {
+                    ensure_file(&root, &m.target, &mut created)?
+                };
+                bind(source, &t, *readonly)?;
+            }
+            MountKind::Tmpfs { size } => {
+                let t = ensure_dir(&root, &m.target, &mut created)?;
+                let opts = size.map(|s| format!("size={s}")).unwrap_or_default();
+                mount(
+                    Some("tmpfs"),
+                    &t,
+                    Some("tmpfs"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                    Some(opts.as_str()),
+                )
+                .map_err(|e| format!("mount tmpfs at {}: {e}", m.target))?;
+            }
+        }
+    }
+    for c in &created {
+        println!("{CREATED_PREFIX}{c}");
+    }
+    if spec.network == Network::None {
+        bring_up_loopback();
+    }
+    nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
+    chroot(&root).map_err(|e| format!("chroot {}: {e}", root.display()))?;
+    chdir("/").map_err(|e| format!("chdir /: {e}"))?;
+    let cwd = if spec.cwd.is_empty() {
+        "/"
+    } else {
+        spec.cwd.as_str()
+    };
+    if std::fs::metadata(cwd).is_err() {
+        std::fs::create_dir_all(cwd).map_err(|e| format!("create working directory {cwd}: {e}"))?;
+    }
+    chdir(cwd).map_err(|e| format!("chdir {cwd}: {e}"))?;
+    // Capabilities outside docker's default set leave the bounding set.
+    for cap in 0..=63u32 {
+        if !DEFAULT_CAPS.contains(&cap) {
+            unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        }
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let user = crate::resolve_user(&spec.user, &passwd, &group).map_err(|e| e.to_string())?;
+    let mut env = spec.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!(
+            "HOME={}",
+            user.home.clone().unwrap_or_else(|| "/".into())
+        ));
+    }
+    let groups: Vec<nix::unistd::Gid> = user
+        .groups
+        .iter()
+        .map(|g| nix::unistd::Gid::from_raw(*g))
+        .collect();
+    nix::unistd::setgroups(&groups).map_err(|e| format!("setgroups: {e}"))?;
+    nix::unistd::setgid(nix::unistd::Gid::from_raw(user.gid))
+        .map_err(|e| format!("setgid {}: {e}", user.gid))?;
+    nix::unistd::setuid(nix::unistd::Uid::from_raw(user.uid))
+        .map_err(|e| format!("setuid {}: {e}", user.uid))?;
+    let argv0 = spec.args.first().ok_or("empty command")?;
+    let path_env = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let exe = find_exe(argv0, path_env)
+        .ok_or_else(|| format!("exec {argv0}: executable file not found in $PATH"))?;
+    let cexe = CString::new(exe.as_os_str().as_bytes()).map_err(|_| "NUL in command")?;
+    let cargs: Vec<CString> = spec
+        .args
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| "NUL in argument")?;
+    let cenv: Vec<CString> = env
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| "NUL in environment")?;
+    let e = nix::unistd::execve(&cexe, &cargs, &cenv)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    Err(format!("exec {}: {e}", exe.display()))
+}
+
+fn find_exe(argv0: &str, path: &str) -> Option<PathBuf> {
+    if argv0.contains('/') {
+        return Some(PathBuf::from(argv0));
+    }
+    path.split(':').map(|d| Path::new(d).join(argv0)).find(|p| {
+        std::fs::metadata(p)
+            .map(|m| {
+                m.is_file()
+                    && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+            })
+            .unwrap_or(false)
+    })
+}
+
+/// `ip link set lo up`, with an ioctl.
+fn bring_up_loopback() {
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+        if fd < 0 {
+            return;
+        }
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            ifr.ifr_name[i] = *b as libc::c_char;
+        }
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr) == 0 {
+            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr);
+        }
+        libc::close(fd);
+    }
+}

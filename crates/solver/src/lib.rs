@@ -1,1 +1,0 @@
-//! lighter-solver: see crates/README.md.
