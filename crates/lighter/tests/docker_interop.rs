@@ -1,0 +1,134 @@
+//! Interop with a real Docker engine (Debian's docker.io, started by scripts/setup-peers.sh):
+//! `lighter save | docker load` runs; `docker save | lighter load | lighter save` keeps layer digests;
+//! the same Dockerfile built by Docker's BuildKit and by lighter gives the same files and config.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+fn docker_ok(d: &str, args: &[&str]) -> String {
+    let o = Command::new(d).args(args).env("DOCKER_BUILDKIT", "1").output().unwrap();
+    assert!(o.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn ensure_docker_busybox(d: &str, bases: &std::path::Path) {
+    let o = Command::new(d).args(["image", "inspect", "busybox:latest"]).output().unwrap();
+    if !o.status.success() {
+        docker_ok(d, &["import", bases.join("busybox.tar").to_str().unwrap(), "busybox:latest"]);
+    }
+}
+
+#[test]
+fn saved_image_loads_and_runs_in_docker() {
+    let Some(d) = docker() else { return };
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), &[("msg", "from lighter\n"), ("Dockerfile", "FROM busybox\nCOPY msg /msg\nRUN echo built >> /msg\nCMD [\"cat\", \"/msg\"]\n")]);
+    let (ok, err, _) = env.build(ctx.path(), &["-t", "lighter-interop:1"]);
+    assert!(ok, "{err}");
+    let archive = ctx.path().join("img.tar");
+    let o = env.lighter(&["save", "-o", archive.to_str().unwrap(), "lighter-interop:1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = docker_ok(d, &["load", "-i", archive.to_str().unwrap()]);
+    assert!(out.contains("lighter-interop:1"), "{out}");
+    let run = docker_ok(d, &["run", "--rm", "--network", "host", "lighter-interop:1"]);
+    assert_eq!(run, "from lighter\nbuilt\n");
+    let _ = Command::new(d).args(["rmi", "-f", "lighter-interop:1"]).output();
+}
+
+#[test]
+fn docker_saved_image_round_trips_with_the_same_digests() {
+    let Some(d) = docker() else { return };
+    let Some(bases) = bases() else { return };
+    if !is_root() {
+        return;
+    }
+    ensure_docker_busybox(d, &bases);
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), &[("f", "docker file\n"), ("Dockerfile", "FROM busybox\nCOPY f /f\nRUN echo x > /x\nENV K=v\n")]);
+    docker_ok(d, &["build", "--network", "host", "-q", "-t", "docker-made:1", ctx.path().to_str().unwrap()]);
+    let id = docker_ok(d, &["image", "inspect", "-f", "{{.Id}}", "docker-made:1"]).trim().to_string();
+    let layers = docker_ok(d, &["image", "inspect", "-f", "{{json .RootFS.Layers}}", "docker-made:1"]);
+    let archive = ctx.path().join("docker.tar");
+    docker_ok(d, &["save", "-o", archive.to_str().unwrap(), "docker-made:1"]);
+    let env = Env { root: tempfile::tempdir().unwrap() };
+    let o = env.lighter(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = env.lighter(&["inspect", "docker-made:1"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["Id"].as_str().unwrap(), id, "the image ID (config digest) is kept");
+    let ours: serde_json::Value = v[0]["RootFS"]["Layers"].clone();
+    let theirs: serde_json::Value = serde_json::from_str(&layers).unwrap();
+    assert_eq!(ours, theirs, "layer diffIDs are kept");
+    // Save back and load into docker again under a new name: same ID.
+    let back = ctx.path().join("back.tar");
+    let o = env.lighter(&["save", "-o", back.to_str().unwrap(), "docker-made:1"]);
+    assert!(o.status.success());
+    let _ = Command::new(d).args(["rmi", "-f", "docker-made:1"]).output();
+    docker_ok(d, &["load", "-i", back.to_str().unwrap()]);
+    assert_eq!(docker_ok(d, &["image", "inspect", "-f", "{{.Id}}", "docker-made:1"]).trim(), id);
+    let _ = Command::new(d).args(["rmi", "-f", "docker-made:1"]).output();
+}
+
+/// The same Dockerfile through Docker's BuildKit and through lighter: same files (path, type, mode,
+/// owner, content, link target) and the same config fields.
+#[test]
+fn same_files_and_config_as_buildkit() {
+    let Some(d) = docker() else { return };
+    let Some(env) = with_busybox() else { return };
+    let bases = bases().unwrap();
+    ensure_docker_busybox(d, &bases);
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[
+            ("app/main.sh", "#!/bin/sh\necho hi\n"),
+            ("app/conf/a.conf", "a=1\n"),
+            ("app/skip.tmp", "ignored\n"),
+            ("top.txt", "top\n"),
+            (".dockerignore", "**/*.tmp\n"),
+            (
+                "Dockerfile",
+                "FROM busybox AS build\nWORKDIR /build\nCOPY app/ ./app/\nRUN chmod 755 app/main.sh && ln -s main.sh app/run && mkdir -p out && cp -a app out/\n\
+                 FROM scratch\nCOPY --from=build /build/out/ /opt/\nCOPY --chown=1000:1000 top.txt /home/user/\nCOPY --chmod=0640 top.txt /etc/top\nWORKDIR /opt/app\nENV PATH=/opt/app:$PATH LANG=C.UTF-8\nUSER 1000\nEXPOSE 8080/tcp 9090/udp\nLABEL a=b\nSTOPSIGNAL SIGTERM\nENTRYPOINT [\"/opt/app/main.sh\"]\nCMD [\"--flag\"]\n",
+            ),
+        ],
+    );
+    for f in ["app/main.sh", "app/conf/a.conf", "top.txt"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(ctx.path().join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    // BuildKit's `-o type=local` does not keep owners, so Docker's side is read back with
+    // `docker create` + `docker export` (the container filesystem with numeric owners), minus the
+    // mountpoints docker adds to every container.
+    let theirs = tempfile::tempdir().unwrap();
+    docker_ok(d, &["build", "--network", "host", "-q", "-t", "cmp-buildkit:1", ctx.path().to_str().unwrap()]);
+    let cid = docker_ok(d, &["create", "cmp-buildkit:1"]).trim().to_string();
+    let export = ctx.path().join("export.tar");
+    docker_ok(d, &["export", "-o", export.to_str().unwrap(), &cid]);
+    let _ = Command::new(d).args(["rm", "-f", &cid]).output();
+    let st = Command::new("tar").args(["--numeric-owner", "-xpf", export.to_str().unwrap(), "-C", theirs.path().to_str().unwrap()]).status().unwrap();
+    assert!(st.success());
+    for p in [".dockerenv", "etc/hosts", "etc/hostname", "etc/resolv.conf", "etc/mtab"] {
+        let _ = std::fs::remove_file(theirs.path().join(p));
+    }
+    for p in ["dev/pts", "dev/shm", "dev/console", "dev", "proc", "sys"] {
+        let full = theirs.path().join(p);
+        let _ = std::fs::remove_file(&full);
+        let _ = std::fs::remove_dir(&full);
+    }
+    let ours = tempfile::tempdir().unwrap();
+    let (ok, err, _) = env.build(ctx.path(), &["-t", "cmp:1", "-o", &format!("type=local,dest={}", ours.path().display()), "-o", "type=image"]);
+    assert!(ok, "{err}");
+    let (a, b) = (tree(theirs.path()), tree(ours.path()));
+    assert_eq!(b, a, "flattened trees differ (left: lighter, right: BuildKit)");
+    let dc: serde_json::Value = serde_json::from_str(&docker_ok(d, &["image", "inspect", "-f", "{{json .Config}}", "cmp-buildkit:1"])).unwrap();
+    let o = env.lighter(&["inspect", "cmp:1"]);
+    let lc: serde_json::Value = serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()[0]["Config"].clone();
+    for k in ["Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Labels", "StopSignal"] {
+        assert_eq!(lc.get(k), dc.get(k), "config field {k}");
+    }
+    let _ = Command::new(d).args(["rmi", "-f", "cmp-buildkit:1"]).output();
+}
