@@ -830,6 +830,10 @@ impl StageRun<'_, '_> {
                 }
             }
         }
+        // BuildKit gives RUN a default PATH when the image has none (the config is not changed).
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, crate::config::DEFAULT_PATH.to_string());
+        }
         env.extend(secret_env);
         let user = self.config["config"]["User"]
             .as_str()

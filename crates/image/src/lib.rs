@@ -1,6 +1,7 @@
 //! lighter-image: images in the store (manifest + config + layers, refs as GC roots), the formats users
 //! exchange them in (docker-archive, OCI layout, rootfs tarballs), and garbage collection.
 
+pub mod analysis;
 mod archive;
 mod gc;
 mod model;

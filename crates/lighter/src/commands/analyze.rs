@@ -1,10 +1,135 @@
-//! `lighter analyze`.
+//! `lighter analyze IMAGE`: per-layer changes, dive's efficiency and wasted bytes, our reclaimable
+//! bytes, top offenders; `--json FILE|-` and `--ci` thresholds (exit 1 when one fails) in one run.
+//! IMAGE is a store image or a docker-archive / OCI archive file.
 
 use super::Context;
 use crate::cli::AnalyzeArgs;
-use crate::diagnostics::NotImplemented;
+use crate::printer::{human_size, table};
 use std::process::ExitCode;
 
-pub fn run(_ctx: &Context, _args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    Err(NotImplemented("lighter analyze").into())
+/// Resolves IMAGE: a file is loaded into a private temporary store first.
+pub fn open_image(ctx: &Context, name: &str) -> anyhow::Result<(lighter_store::Store, lighter_image::Image, Option<tempfile::TempDir>)> {
+    let p = std::path::Path::new(name);
+    if p.is_file() {
+        let tmp = tempfile::tempdir()?;
+        let store = lighter_store::Store::open(tmp.path())?;
+        let f = std::fs::File::open(p)?;
+        let loaded = lighter_image::load(&store, std::io::BufReader::new(f))?;
+        let (id, _) = loaded.into_iter().next().ok_or_else(|| anyhow::anyhow!("{name}: no image in the archive"))?;
+        let img = lighter_image::Image::read(&store, &id)?;
+        return Ok((store, img, Some(tmp)));
+    }
+    let store = ctx.store()?;
+    let img = lighter_image::resolve(&store, name)?;
+    Ok((store, img, None))
+}
+
+fn parse_bytes(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim().to_ascii_uppercase();
+    let (num, mult) = [("GB", 1e9), ("MB", 1e6), ("KB", 1e3), ("GIB", 1073741824.0), ("MIB", 1048576.0), ("KIB", 1024.0), ("B", 1.0)]
+        .iter()
+        .find_map(|(u, m)| t.strip_suffix(u).map(|n| (n.trim().to_string(), *m)))
+        .unwrap_or((t.clone(), 1.0));
+    Ok((num.parse::<f64>().map_err(|_| anyhow::anyhow!("invalid size {s:?}"))? * mult) as u64)
+}
+
+/// `.dive-ci` style YAML: `rules: { lowestEfficiency: 0.95, highestWastedBytes: 20MB, highestUserWastedPercent: 0.20 }`.
+fn read_ci_config(path: &std::path::Path) -> anyhow::Result<(Option<f64>, Option<String>, Option<f64>)> {
+    let text = std::fs::read_to_string(path)?;
+    let (mut e, mut w, mut u) = (None, None, None);
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(':') else { continue };
+        let v = v.trim().trim_matches('"').trim_matches('\'');
+        if v.eq_ignore_ascii_case("disabled") || v.is_empty() {
+            continue;
+        }
+        match k.trim() {
+            "lowestEfficiency" => e = Some(v.parse()?),
+            "highestWastedBytes" => w = Some(v.to_string()),
+            "highestUserWastedPercent" => u = Some(v.parse()?),
+            _ => {}
+        }
+    }
+    Ok((e, w, u))
+}
+
+pub fn run(ctx: &Context, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+    let (store, img, _tmp) = open_image(ctx, &args.image)?;
+    let a = lighter_image::analysis::analyze(&store, &img, &args.image, args.top)?;
+    let json = serde_json::to_string_pretty(&a)?;
+    match args.json.as_deref() {
+        Some("-") => println!("{json}"),
+        Some(f) => std::fs::write(f, &json)?,
+        None => {}
+    }
+    if args.json.as_deref() != Some("-") {
+        let mut rows = vec![vec!["LAYER".to_string(), "ORIGIN".into(), "SIZE".into(), "COMPRESSED".into(), "ADDED".into(), "MODIFIED".into(), "REMOVED".into(), "CREATED BY".into()]];
+        for l in &a.layers {
+            let by: String = l.created_by.chars().take(60).collect();
+            rows.push(vec![
+                l.index.to_string(),
+                l.origin.clone(),
+                human_size(l.size),
+                human_size(l.compressed_size),
+                format!("{} ({})", l.added, human_size(l.added_bytes)),
+                format!("{} ({})", l.modified, human_size(l.modified_bytes)),
+                format!("{} ({})", l.removed, human_size(l.removed_bytes)),
+                by,
+            ]);
+        }
+        print!("{}", table(&rows));
+        println!();
+        println!("Image: {}  size {}  compressed {}", a.image, human_size(a.size), human_size(a.compressed_size));
+        println!("Efficiency (dive): {:.4} %", a.efficiency * 100.0);
+        println!("Wasted bytes (dive, counts every copy): {}", human_size(a.wasted_bytes));
+        println!("User wasted percent (dive): {:.4} %", a.user_wasted_percent * 100.0);
+        println!("Reclaimable bytes (copies the final image does not show): {}", human_size(a.reclaimable_bytes));
+        if !a.offenders.is_empty() {
+            println!();
+            let mut rows = vec![vec!["COPIES".to_string(), "CUMULATIVE".into(), "RECLAIMABLE".into(), "PATH".into()]];
+            for o in &a.offenders {
+                rows.push(vec![o.copies.to_string(), human_size(o.cumulative), human_size(o.reclaimable), format!("/{}", o.path)]);
+            }
+            print!("{}", table(&rows));
+        }
+    }
+    if !args.ci {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (mut eff, mut wasted, mut user) = (Some(0.9), None::<String>, Some(0.1));
+    if let Some(p) = args.ci_config.clone().or_else(|| std::path::Path::new(".dive-ci").is_file().then(|| ".dive-ci".into())) {
+        let (e, w, u) = read_ci_config(&p)?;
+        eff = e.or(eff);
+        wasted = w.or(wasted);
+        user = u.or(user);
+    }
+    eff = args.lowest_efficiency.or(eff);
+    wasted = args.highest_wasted_bytes.clone().or(wasted);
+    user = args.highest_user_wasted_percent.or(user);
+    let mut failed = Vec::new();
+    if let Some(e) = eff {
+        if a.efficiency < e {
+            failed.push(format!("lowestEfficiency: {:.4} < {e}", a.efficiency));
+        }
+    }
+    if let Some(w) = &wasted {
+        let limit = parse_bytes(w)?;
+        if a.wasted_bytes > limit {
+            failed.push(format!("highestWastedBytes: {} > {}", a.wasted_bytes, limit));
+        }
+    }
+    if let Some(u) = user {
+        if a.user_wasted_percent > u {
+            failed.push(format!("highestUserWastedPercent: {:.4} > {u}", a.user_wasted_percent));
+        }
+    }
+    if failed.is_empty() {
+        eprintln!("CI: PASS");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for f in &failed {
+            eprintln!("CI: FAIL {f}");
+        }
+        Ok(ExitCode::from(1))
+    }
 }

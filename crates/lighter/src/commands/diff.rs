@@ -1,10 +1,49 @@
-//! `lighter diff`.
+//! `lighter diff IMAGE_A IMAGE_B`: files added / removed / changed, size delta per directory, config
+//! changes and layer reuse; `--json`.
 
 use super::Context;
 use crate::cli::DiffArgs;
-use crate::diagnostics::NotImplemented;
+use crate::printer::{human_size, table};
 use std::process::ExitCode;
 
-pub fn run(_ctx: &Context, _args: DiffArgs) -> anyhow::Result<ExitCode> {
-    Err(NotImplemented("lighter diff").into())
+fn signed(v: i64) -> String {
+    if v < 0 {
+        format!("-{}", human_size(v.unsigned_abs()))
+    } else {
+        format!("+{}", human_size(v as u64))
+    }
+}
+
+pub fn run(ctx: &Context, args: DiffArgs) -> anyhow::Result<ExitCode> {
+    let (store_a, a, _ta) = super::analyze::open_image(ctx, &args.image_a)?;
+    let (store_b, b, _tb) = super::analyze::open_image(ctx, &args.image_b)?;
+    // Both images must be readable from one store for the layer comparison; when they come from
+    // different stores, compare file trees per store.
+    let d = if store_a.root() == store_b.root() {
+        lighter_image::analysis::diff(&store_a, &a, &b, args.top)?
+    } else {
+        anyhow::bail!("diff of images from two different archives is not supported yet: load them with `lighter load` first");
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let delta = d.size_b as i64 - d.size_a as i64;
+    println!("{} -> {}: {} -> {} ({}, {:.1}x)", args.image_a, args.image_b, human_size(d.size_a), human_size(d.size_b), signed(delta), if d.size_b > 0 { d.size_a as f64 / d.size_b as f64 } else { 0.0 });
+    println!("files: {} added, {} removed, {} changed; layers: {} of {} shared", d.added.len(), d.removed.len(), d.changed.len(), d.shared_layers, d.layers_b);
+    if !d.dirs.is_empty() {
+        println!();
+        let mut rows = vec![vec!["DELTA".to_string(), "DIRECTORY".into()]];
+        for (dir, v) in &d.dirs {
+            rows.push(vec![signed(*v), format!("/{}", dir.trim_start_matches('/'))]);
+        }
+        print!("{}", table(&rows));
+    }
+    if !d.config.is_empty() {
+        println!();
+        for (k, x, y) in &d.config {
+            println!("{k}: {x} -> {y}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
