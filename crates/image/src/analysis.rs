@@ -148,7 +148,10 @@ pub fn analyze(store: &Store, img: &Image, name: &str, top: usize) -> Result<Ana
                         bytes += s;
                     }
                 }
-                if !opaque {
+                if opaque {
+                    rep.removed += removed.len() as u64;
+                    rep.removed_bytes += bytes;
+                } else {
                     rep.removed += 1;
                     rep.removed_bytes += bytes;
                     // dive counts a whiteout as a node whose size is what it hides.

@@ -1,0 +1,131 @@
+//! `analyze` and `diff` on crafted images whose every number is computed by hand below.
+
+mod common;
+
+use common::*;
+use sha2::Digest;
+
+fn layer(entries: &[(&str, Option<usize>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, size) in entries {
+        let mut h = tar::Header::new_gnu();
+        match size {
+            Some(n) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(*n as u64);
+                h.set_mode(0o644);
+                b.append_data(&mut h, path, &vec![b'x'; *n][..]).unwrap();
+            }
+            None => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_size(0);
+                h.set_mode(0o755);
+                b.append_data(&mut h, path, &[][..]).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+/// A docker-archive with the given layers, named `name`.
+fn archive(name: &str, layers: &[Vec<u8>]) -> Vec<u8> {
+    let diff_ids: Vec<String> = layers.iter().map(|l| format!("sha256:{}", hex::encode(sha2::Sha256::digest(l)))).collect();
+    let history: Vec<serde_json::Value> = (0..layers.len()).map(|i| serde_json::json!({ "created_by": format!("step {i}") })).collect();
+    let config = serde_json::json!({ "architecture": "amd64", "os": "linux", "config": { "Env": ["A=1"] }, "rootfs": { "type": "layers", "diff_ids": diff_ids }, "history": history });
+    let cfg = serde_json::to_vec(&config).unwrap();
+    let cfg_name = format!("{}.json", hex::encode(sha2::Sha256::digest(&cfg)));
+    let mut b = tar::Builder::new(Vec::new());
+    let add = |b: &mut tar::Builder<Vec<u8>>, p: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, p, data).unwrap();
+    };
+    add(&mut b, &cfg_name, &cfg);
+    let mut paths = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let p = format!("l{i}/layer.tar");
+        add(&mut b, &p, l);
+        paths.push(p);
+    }
+    let manifest = serde_json::json!([{ "Config": cfg_name, "RepoTags": [name], "Layers": paths }]);
+    add(&mut b, "manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn efficiency_waste_and_reclaimable_match_hand_computation() {
+    let l0 = layer(&[("a", Some(100)), ("d/", None), ("d/x", Some(50)), ("d/y", Some(30))]);
+    let l1 = layer(&[("a", Some(200)), ("d/.wh.x", Some(0)), ("n", Some(10))]);
+    let l2 = layer(&[("d/", None), ("d/.wh..wh..opq", Some(0)), ("a", Some(100))]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crafted.tar");
+    std::fs::write(&file, archive("crafted:1", &[l0.clone(), l1.clone(), l2.clone()])).unwrap();
+    let env = Env { root: tempfile::tempdir().unwrap() };
+    // Straight from the archive file, and from the store after `load`: the same answers.
+    for target in [file.to_str().unwrap().to_string(), "crafted:1".to_string()] {
+        if target == "crafted:1" {
+            let o = env.lighter(&["load", "-i", file.to_str().unwrap()]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        let o = env.lighter(&["analyze", &target, "--json", "-"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let a: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        // dive: a = 100+200+100 (min 100), d/x = 50 + whiteout 50 (min 50), d/y = 30, n = 10.
+        let eff = a["efficiency"].as_f64().unwrap();
+        assert!((eff - 190.0 / 540.0).abs() < 1e-9, "efficiency {eff}");
+        assert_eq!(a["wasted_bytes"], 500, "dive counts every copy of a (400) and d/x (100)");
+        // Reclaimable: a's two hidden copies (300), d/x (50) and d/y (30), all invisible at the end.
+        assert_eq!(a["reclaimable_bytes"], 380);
+        let l = &a["layers"];
+        assert_eq!((l[0]["added"].as_u64(), l[0]["added_bytes"].as_u64()), (Some(3), Some(180)));
+        assert_eq!((l[1]["modified"].as_u64(), l[1]["added"].as_u64(), l[1]["removed"].as_u64(), l[1]["removed_bytes"].as_u64()), (Some(1), Some(1), Some(1), Some(50)));
+        assert_eq!((l[2]["modified"].as_u64(), l[2]["removed"].as_u64(), l[2]["removed_bytes"].as_u64()), (Some(1), Some(1), Some(30)));
+        let user: u64 = (l1.len() + l2.len()) as u64;
+        let uwp = a["user_wasted_percent"].as_f64().unwrap();
+        assert!((uwp - 500.0 / user as f64).abs() < 1e-9, "{uwp}");
+        assert_eq!(a["offenders"][0]["path"], "a");
+        assert_eq!(a["offenders"][0]["reclaimable"], 300);
+    }
+    // --ci: efficiency 0.35 fails the default 0.9 threshold; a lenient one passes.
+    let o = env.lighter(&["analyze", "crafted:1", "--ci"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("CI: FAIL lowestEfficiency"));
+    let o = env.lighter(&["analyze", "crafted:1", "--ci", "--lowest-efficiency", "0.3", "--highest-user-wasted-percent", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    // diff against the first layer alone.
+    std::fs::write(&file, archive("base:1", &[l0])).unwrap();
+    assert!(env.lighter(&["load", "-i", file.to_str().unwrap()]).status.success());
+    let o = env.lighter(&["diff", "base:1", "crafted:1", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(d["added"], serde_json::json!([["n", 10]]));
+    assert_eq!(d["removed"], serde_json::json!([["d/x", 50], ["d/y", 30]]));
+    assert_eq!(d["shared_layers"], 1);
+    assert_eq!(d["changed"], serde_json::json!([]), "a is 100 bytes in both");
+}
+
+#[test]
+fn bad_archives_add_nothing() {
+    let env = Env { root: tempfile::tempdir().unwrap() };
+    let dir = tempfile::tempdir().unwrap();
+    let good = archive("x:1", &[layer(&[("f", Some(5))])]);
+    for (name, bytes) in [("truncated", good[..good.len() / 2].to_vec()), ("garbage", b"not an archive at all".to_vec()), ("empty", Vec::new())] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, &bytes).unwrap();
+        let o = env.lighter(&["load", "-i", p.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{name}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("nothing was added"), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    // A layer whose content does not match the config's diffID.
+    let mut bad = archive("x:1", &[layer(&[("f", Some(5))])]);
+    let pos = bad.windows(5).position(|w| w == b"xxxxx").unwrap();
+    bad[pos] = b'y';
+    let p = dir.path().join("mismatch");
+    std::fs::write(&p, &bad).unwrap();
+    let o = env.lighter(&["load", "-i", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("diffID"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = env.lighter(&["images", "-q"]);
+    assert!(o.stdout.is_empty(), "no image was added: {}", String::from_utf8_lossy(&o.stdout));
+}
