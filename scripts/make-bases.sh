@@ -3,13 +3,14 @@
 #   busybox.tar   - Debian's static busybox with its applet links (a tiny base with a shell)
 #   bookworm.tar  - `debootstrap --variant=minbase bookworm` plus the host's CA bundle (the TLS proxy)
 # They are cached outside the repository in $LIGHTER_TEST_CACHE (default /var/cache/lighter-test) and
-# made only when missing. Prints the cache directory on stdout.
+# made only when missing. Arguments name which to make (default: both). Prints the cache directory.
 set -euo pipefail
 
 CACHE=${LIGHTER_TEST_CACHE:-/var/cache/lighter-test}
 mkdir -p "$CACHE"
+WANT=${*:-busybox bookworm}
 
-if [ ! -s "$CACHE/busybox.tar" ]; then
+if [[ " $WANT " == *" busybox "* ]] && [ ! -s "$CACHE/busybox.tar" ]; then
   tmp=$(mktemp -d)
   mkdir -p "$tmp/bin" "$tmp/etc" "$tmp/tmp" "$tmp/root" "$tmp/var" "$tmp/usr/bin" "$tmp/home"
   chmod 1777 "$tmp/tmp"
@@ -24,7 +25,7 @@ if [ ! -s "$CACHE/busybox.tar" ]; then
   rm -rf "$tmp"
 fi
 
-if [ ! -s "$CACHE/bookworm.tar" ]; then
+if [[ " $WANT " == *" bookworm "* ]] && [ ! -s "$CACHE/bookworm.tar" ]; then
   root="$CACHE/bookworm-rootfs"
   if [ ! -x "$root/bin/sh" ] || [ ! -e "$root/.complete" ]; then
     rm -rf "$root"

@@ -107,6 +107,8 @@ pub(crate) struct Shared<'a> {
     pub counters: Mutex<(usize, usize)>,
     /// Stage failures in the order they happened (the first is reported).
     pub errors: Mutex<Vec<EngineError>>,
+    /// Cache records of the steps that ran, written together when the stages are done.
+    pub pending: Mutex<Vec<(lighter_store::Table, String, String)>>,
 }
 
 impl Shared<'_> {
@@ -157,7 +159,7 @@ pub fn build(
     let globals = global_args(df, &req.build_args)?;
     let order = needed_stages(df, target, &globals)?;
     let context = match &req.context {
-        Some(dir) => Some(BuildContext::open(dir, req.dockerfile_path.as_deref())?),
+        Some(dir) => Some(BuildContext::open_cached(dir, req.dockerfile_path.as_deref(), Some(&store.root().join("context-cache")))?),
         None => None,
     };
     let shared = Shared {
@@ -171,6 +173,7 @@ pub fn build(
         ready: Condvar::new(),
         counters: Mutex::new((0, 0)),
         errors: Mutex::new(Vec::new()),
+        pending: Mutex::new(Vec::new()),
     };
     // Independent stages run concurrently: one thread per needed stage, each waiting for its inputs.
     std::thread::scope(|s| {
@@ -196,6 +199,22 @@ pub fn build(
             });
         }
     });
+    if let Some(c) = &shared.context {
+        c.save_cache();
+    }
+    // Steps that completed are cached even when another step failed.
+    let pending = std::mem::take(&mut *shared.pending.lock().unwrap_or_else(|e| e.into_inner()));
+    if !pending.is_empty() {
+        store
+            .meta()
+            .update(|tx| {
+                for (table, k, v) in &pending {
+                    tx.put(*table, k, v)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| EngineError::msg(format!("write build cache index: {e}")))?;
+    }
     // Report the first real failure, not a stage that failed because its input stage did.
     let mut errors = std::mem::take(&mut *shared.errors.lock().unwrap_or_else(|e| e.into_inner()));
     if !errors.is_empty() {

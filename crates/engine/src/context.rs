@@ -14,6 +14,80 @@ use std::path::{Path, PathBuf};
 pub struct BuildContext {
     pub dir: PathBuf,
     matcher: Option<Matcher>,
+    stat_cache: Option<StatCache>,
+}
+
+/// `(dev, inode, size, mtime, ctime, mode)` -> content sha256 of context files, persisted per context
+/// directory, so a file that has not changed since the last build is not read again.
+struct StatCache {
+    path: PathBuf,
+    entries: std::sync::Mutex<std::collections::HashMap<PathBuf, (Stamp, String)>>,
+    dirty: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp([i64; 8]);
+
+impl Stamp {
+    fn of(md: &std::fs::Metadata) -> Stamp {
+        Stamp([md.dev() as i64, md.ino() as i64, md.size() as i64, md.mtime(), md.mtime_nsec(), md.ctime(), md.ctime_nsec(), md.mode() as i64])
+    }
+}
+
+const STAT_CACHE_VERSION: &str = "lighter-stat-cache v1";
+
+impl StatCache {
+    fn load(path: PathBuf) -> StatCache {
+        let mut entries = std::collections::HashMap::new();
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let mut lines = text.lines();
+            if lines.next() == Some(STAT_CACHE_VERSION) {
+                for l in lines {
+                    let f: Vec<&str> = l.split('\t').collect();
+                    if f.len() != 10 {
+                        continue;
+                    }
+                    let mut st = [0i64; 8];
+                    let ok = f[1..9].iter().enumerate().all(|(i, v)| v.parse().map(|n| st[i] = n).is_ok());
+                    if ok {
+                        entries.insert(PathBuf::from(f[0]), (Stamp(st), f[9].to_string()));
+                    }
+                }
+            }
+        }
+        StatCache { path, entries: std::sync::Mutex::new(entries), dirty: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    fn save(&self) {
+        if !self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::with_capacity(entries.len() * 96);
+        out.push_str(STAT_CACHE_VERSION);
+        out.push('\n');
+        for (p, (st, h)) in entries.iter() {
+            let Some(ps) = p.to_str() else { continue };
+            if ps.contains(['\t', '\n']) {
+                continue;
+            }
+            out.push_str(ps);
+            for v in st.0 {
+                out.push('\t');
+                out.push_str(&v.to_string());
+            }
+            out.push('\t');
+            out.push_str(h);
+            out.push('\n');
+        }
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+            let tmp = self.path.with_extension("tmp");
+            if std::fs::write(&tmp, out).is_ok() {
+                let _ = std::fs::rename(&tmp, &self.path);
+            }
+        }
+    }
 }
 
 /// One selected source: its path relative to the source root.
@@ -23,6 +97,25 @@ pub struct Selected {
 }
 
 impl BuildContext {
+    /// Opens `dir` like [`BuildContext::open`], keeping content hashes between builds in a stat cache
+    /// under `cache_dir`.
+    pub fn open_cached(dir: &Path, dockerfile: Option<&Path>, cache_dir: Option<&Path>) -> Result<BuildContext, EngineError> {
+        let mut c = BuildContext::open(dir, dockerfile)?;
+        if let Some(cd) = cache_dir {
+            let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+            let name = hex::encode(Sha256::digest(abs.as_os_str().as_encoded_bytes()));
+            c.stat_cache = Some(StatCache::load(cd.join(format!("{}.txt", &name[..32]))));
+        }
+        Ok(c)
+    }
+
+    /// Writes the stat cache back (when it changed).
+    pub fn save_cache(&self) {
+        if let Some(c) = &self.stat_cache {
+            c.save();
+        }
+    }
+
     /// Opens `dir`; `dockerfile` (when on disk) decides which ignore file applies.
     pub fn open(dir: &Path, dockerfile: Option<&Path>) -> Result<BuildContext, EngineError> {
         let mut candidates = Vec::new();
@@ -46,6 +139,7 @@ impl BuildContext {
         Ok(BuildContext {
             dir: dir.to_path_buf(),
             matcher,
+            stat_cache: None,
         })
     }
 
@@ -54,6 +148,7 @@ impl BuildContext {
         BuildContext {
             dir: dir.to_path_buf(),
             matcher: None,
+            stat_cache: None,
         }
     }
 
@@ -219,6 +314,15 @@ impl BuildContext {
                             .as_bytes(),
                     );
                 } else if md.is_file() {
+                    let stamp = Stamp::of(&md);
+                    if let Some(c) = &self.stat_cache {
+                        let hit = c.entries.lock().unwrap_or_else(|e| e.into_inner()).get(&rel).filter(|(s, _)| *s == stamp).map(|(_, h)| h.clone());
+                        if let Some(hex) = hit {
+                            h.update(hex.as_bytes());
+                            h.update([1]);
+                            continue;
+                        }
+                    }
                     let mut f = std::fs::File::open(&abs)
                         .map_err(|e| EngineError::msg(format!("{}: {e}", abs.display())))?;
                     let mut fh = Sha256::new();
@@ -232,7 +336,12 @@ impl BuildContext {
                         }
                         fh.update(&buf[..n]);
                     }
-                    h.update(fh.finalize());
+                    let hex = hex::encode(fh.finalize());
+                    h.update(hex.as_bytes());
+                    if let Some(c) = &self.stat_cache {
+                        c.entries.lock().unwrap_or_else(|e| e.into_inner()).insert(rel.clone(), (stamp, hex));
+                        c.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
                 h.update([1]);
             }

@@ -202,7 +202,9 @@ pub fn mkdir_all(
     let mut abs = root.to_path_buf();
     for comp in rel.split('/').filter(|c| !c.is_empty()) {
         cur.push(comp);
-        abs = resolve_parent(root, &cur).map_err(|e| EngineError::msg(e.to_string()))?;
+        // Resolve every component, the last one too, inside the root (a symlinked directory is followed
+        // scoped to the root, never on the host).
+        abs = resolve_parent(root, &cur.join("_")).map_err(|e| EngineError::msg(e.to_string()))?.parent().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
         match std::fs::metadata(&abs) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -212,7 +214,7 @@ pub fn mkdir_all(
                 )))
             }
             Err(_) => {
-                std::fs::create_dir(&abs)
+                std::fs::create_dir_all(&abs)
                     .map_err(|e| EngineError::msg(format!("mkdir /{}: {e}", cur.display())))?;
                 std::fs::set_permissions(&abs, std::fs::Permissions::from_mode(0o755))
                     .map_err(|e| EngineError::msg(e.to_string()))?;

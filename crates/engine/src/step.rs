@@ -322,24 +322,13 @@ impl StageRun<'_, '_> {
         }
     }
 
-    fn remember(
-        &self,
-        key: &str,
-        layer: &Option<LayerInfo>,
-        created: &str,
-        position: &str,
-        inputs: &Value,
-    ) -> Result<(), EngineError> {
+    /// Queues the cache record of a step; `build` writes all of a build's records in one transaction
+    /// (one fsync per build instead of one per step).
+    fn remember(&self, key: &str, layer: &Option<LayerInfo>, created: &str, position: &str, inputs: &Value) {
         let v = json!({ "layer": layer, "created": created });
-        let inputs = inputs.to_string();
-        self.sh
-            .store
-            .meta()
-            .update(|tx| {
-                tx.put(Table::Cache, key, &v.to_string())?;
-                tx.put(Table::CacheInputs, position, &inputs)
-            })
-            .map_err(|e| EngineError::msg(e.to_string()))
+        let mut p = self.sh.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.push((Table::Cache, key.to_string(), v.to_string()));
+        p.push((Table::CacheInputs, position.to_string(), inputs.to_string()));
     }
 
     /// Why a step missed the cache: compare its inputs with the last build's at the same position.
@@ -430,7 +419,7 @@ impl StageRun<'_, '_> {
                 let t = Instant::now();
                 let layer = run(self, id)?;
                 let created = lighter_image::now_rfc3339();
-                self.remember(key, &layer, &created, &position, inputs)?;
+                self.remember(key, &layer, &created, &position, inputs);
                 (self.sh.progress)(Event::Done {
                     id,
                     secs: t.elapsed().as_secs_f64(),
