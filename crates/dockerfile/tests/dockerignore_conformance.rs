@@ -1,5 +1,7 @@
 //! `.dockerignore` conformance: patternmatcher cases, ReadAll, whole-build context facts, fsutil walks.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -7,21 +9,7 @@ use lighter_dockerfile::dockerignore::{filter_paths, parse_dockerignore, Matcher
 use serde_json::Value;
 
 fn corpus() -> Option<PathBuf> {
-    let root = std::env::var_os("LIGHTER_CONFORMANCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
-        });
-    let dir = root.join("dockerignore");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIP: conformance corpus not found at {} (set LIGHTER_CONFORMANCE)",
-            dir.display()
-        );
-        None
-    }
+    common::corpus("dockerignore")
 }
 
 fn report(name: &str, passed: usize, failures: &[String]) {

@@ -1,25 +1,13 @@
 //! BuildKit's parser corpus (`$LIGHTER_CONFORMANCE/dockerfile-parser`): AST dumps byte for byte,
 //! negative cases, line numbers and heredoc facts.
 
+mod common;
+
 use lighter_dockerfile::raw::parse_raw;
 use std::path::PathBuf;
 
 fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("LIGHTER_CONFORMANCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
-        })
-        .join("dockerfile-parser");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIP: conformance data absent at {} (set LIGHTER_CONFORMANCE)",
-            dir.display()
-        );
-        None
-    }
+    common::corpus("dockerfile-parser")
 }
 
 #[test]

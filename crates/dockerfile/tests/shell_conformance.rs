@@ -1,5 +1,7 @@
 //! BuildKit shell-lexer conformance: envVarTest, wordsTest and the derived substitution facts.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -7,21 +9,7 @@ use lighter_dockerfile::shell::{Env, Lexer};
 use serde_json::Value;
 
 fn corpus() -> Option<PathBuf> {
-    let root = std::env::var_os("LIGHTER_CONFORMANCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
-        });
-    let dir = root.join("dockerfile-shell");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIP: conformance corpus not found at {} (set LIGHTER_CONFORMANCE)",
-            dir.display()
-        );
-        None
-    }
+    common::corpus("dockerfile-shell")
 }
 
 fn report(name: &str, passed: usize, failures: &[String]) {

@@ -56,14 +56,7 @@ pub fn run(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
     }
     if args.format.as_deref() == Some("json") {
         for l in &listed {
-            let shared: u64 = l
-                .image
-                .record
-                .layers
-                .iter()
-                .filter(|x| uses.get(x.diff_id.as_str()).copied().unwrap_or(0) > 1)
-                .map(|x| x.uncompressed_size)
-                .sum();
+            let shared = shared_bytes(&l.image, &uses);
             let v = serde_json::json!({
                 "Repository": l.reference.as_ref().map(|r| r.familiar_name()).unwrap_or_else(|| "<none>".into()),
                 "Tag": l.reference.as_ref().and_then(|r| r.tag.clone()).unwrap_or_else(|| "<none>".into()),
@@ -95,13 +88,7 @@ pub fn run(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
     rows.push(header);
     for l in &listed {
         let img = &l.image;
-        let shared: u64 = img
-            .record
-            .layers
-            .iter()
-            .filter(|x| uses.get(x.diff_id.as_str()).copied().unwrap_or(0) > 1)
-            .map(|x| x.uncompressed_size)
-            .sum();
+        let shared = shared_bytes(img, &uses);
         let mut row = vec![
             l.reference
                 .as_ref()
@@ -131,4 +118,9 @@ pub fn run(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
     }
     print!("{}", table(&rows));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Bytes of `img`'s layers that other images use too.
+fn shared_bytes(img: &lighter_image::Image, uses: &HashMap<String, usize>) -> u64 {
+    img.record.layers.iter().filter(|x| uses.get(x.diff_id.as_str()).copied().unwrap_or(0) > 1).map(|x| x.uncompressed_size).sum()
 }
