@@ -17,7 +17,15 @@ export DOCKER_BUILDKIT=1
 export LIGHTER_ROOT="$BENCH_DIR/store"
 
 # secs CMD...: wall seconds of one run, 3 decimals
-secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc -l | xargs printf '%.3f'; }
+# A failing command aborts the benchmark: a timing of a failed build is not a result.
+secs() {
+  local s e
+  s=$(date +%s.%N)
+  if ! "$@" >/tmp/lighter-bench-step.log 2>&1; then
+    echo "bench: FAILED: $*" >&2; tail -20 /tmp/lighter-bench-step.log >&2; exit 1
+  fi
+  e=$(date +%s.%N); echo "$e - $s" | bc -l | xargs printf '%.3f'
+}
 # peak_mb CMD...: peak RSS in MB
 peak_mb() { /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -1 | awk '{printf "%.0f", $1/1024}'; }
 ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }

@@ -11,13 +11,17 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use std::path::{Path, PathBuf};
 
 /// The unpacked directories of `layers`, top first (overlay's lowerdir order).
+///
+/// A layer that appears twice in a chain (two steps that made identical changes) is listed once, at its
+/// topmost position: overlayfs refuses a lowerdir given twice, and the lower copy is fully covered by
+/// the upper one (same files, same whiteouts), so the merged view is unchanged.
 pub fn lowers(store: &Store, layers: &[LayerInfo]) -> Result<Vec<PathBuf>, EngineError> {
-    let mut out = Vec::with_capacity(layers.len());
+    let mut out: Vec<PathBuf> = Vec::with_capacity(layers.len());
     for l in layers.iter().rev() {
-        out.push(
-            unpacked(store, &l.diff_id, &l.digest)
-                .map_err(|e| EngineError::msg(format!("unpack layer {}: {e}", l.diff_id)))?,
-        );
+        let dir = unpacked(store, &l.diff_id, &l.digest).map_err(|e| EngineError::msg(format!("unpack layer {}: {e}", l.diff_id)))?;
+        if !out.contains(&dir) {
+            out.push(dir);
+        }
     }
     Ok(out)
 }
@@ -123,6 +127,15 @@ impl Active {
                 }
                 _ => {}
             }
+            // A parent directory copied up only to hold the stub is not a change either.
+            let mut parent = std::path::Path::new(s).parent();
+            while let Some(rel) = parent.filter(|r| !r.as_os_str().is_empty()) {
+                if !self.copy_up_only(rel) {
+                    break;
+                }
+                let _ = std::fs::remove_dir(self.upper.join(rel));
+                parent = rel.parent();
+            }
         }
         let empty = std::fs::read_dir(&self.upper)
             .map(|mut r| r.next().is_none())
@@ -140,6 +153,30 @@ impl Active {
         .map_err(|e| EngineError::msg(format!("commit layer: {e}")))?;
         Ok(Some(info))
     }
+}
+
+impl Active {
+    /// True when `rel` is an empty, non-opaque directory in the upperdir whose lower counterpart has the
+    /// same type, mode and owner: overlayfs copied it up, nothing in it changed.
+    fn copy_up_only(&self, rel: &std::path::Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let up = self.upper.join(rel);
+        let Ok(m) = std::fs::symlink_metadata(&up) else { return false };
+        if !m.is_dir() || std::fs::read_dir(&up).map(|mut r| r.next().is_some()).unwrap_or(true) || is_opaque(&up) {
+            return false;
+        }
+        self.lowers
+            .iter()
+            .find_map(|l| std::fs::symlink_metadata(l.join(rel)).ok())
+            .is_some_and(|lm| lm.is_dir() && lm.mode() == m.mode() && lm.uid() == m.uid() && lm.gid() == m.gid())
+    }
+}
+
+fn is_opaque(p: &std::path::Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str())) else { return false };
+    let mut buf = [0u8; 4];
+    let n = unsafe { libc::lgetxattr(c.as_ptr(), c"trusted.overlay.opaque".as_ptr(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+    n > 0 && buf[0] == b'y'
 }
 
 impl Drop for Active {

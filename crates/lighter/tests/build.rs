@@ -199,3 +199,27 @@ fn lighter_run_passes_exit_codes_and_config() {
     assert_eq!(o.status.code(), Some(42));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "you\n");
 }
+
+/// Regression: identical steps (`RUN true` twice) made identical layers whose unpacked directory was
+/// given twice to overlayfs, which refuses it (ELOOP); and stub mountpoints left a copied-up /etc.
+#[test]
+fn repeated_identical_steps_build_and_leave_no_layers() {
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    let mut df = String::from("FROM busybox\n");
+    for i in 0..5 {
+        df.push_str(&format!("RUN true # {i}\n"));
+    }
+    // The same COPY twice makes byte-identical layers (COPY keeps the source mtime).
+    df.push_str("COPY f /same/f\nCOPY f /same/f\nRUN cat /same/f\n");
+    write(ctx.path(), &[("Dockerfile", &df), ("f", "same\n")]);
+    let (ok, err, _) = env.build(ctx.path(), &["--no-cache", "-t", "rep:1"]);
+    assert!(ok, "{err}");
+    let o = env.lighter(&["inspect", "rep:1"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // busybox's layer plus the two identical COPY layers; `RUN true` changes nothing.
+    let layers = v[0]["RootFS"]["Layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3, "{v}");
+    assert_eq!(layers[1], layers[2], "the two COPY layers are identical");
+    assert!(err.contains("same"), "the RUN over duplicate layers ran: {err}");
+}

@@ -40,9 +40,12 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
     let lowers = {
         let mut out = Vec::new();
         for l in img.record.layers.iter().rev() {
-            out.push(lighter_store::layer::unpacked(
-                &store, &l.diff_id, &l.digest,
-            )?);
+            // A layer repeated in the chain is listed once, at its topmost position (overlayfs
+            // refuses duplicate lowerdirs; the lower copy is covered by the upper one).
+            let dir = lighter_store::layer::unpacked(&store, &l.diff_id, &l.digest)?;
+            if !out.contains(&dir) {
+                out.push(dir);
+            }
         }
         out
     };
