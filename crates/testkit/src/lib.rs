@@ -1,1 +1,0 @@
-//! lighter-testkit: see crates/README.md.
