@@ -210,7 +210,16 @@ fn archive_path(dir: &Path, links: &BTreeMap<PathBuf, PathBuf>, rel: &str) -> Re
 pub fn load(store: &Store, input: impl Read) -> Result<Vec<(Digest, Vec<Reference>)>> {
     let tmp = store.temp_dir("load-")?;
     let links = extract(input, tmp.path())?;
-    let dir = tmp.path();
+    load_tree(store, tmp.path(), &links)
+}
+
+/// Loads an unpacked archive or an OCI image layout directory.
+pub fn load_dir(store: &Store, dir: &Path) -> Result<Vec<(Digest, Vec<Reference>)>> {
+    load_tree(store, dir, &BTreeMap::new())
+}
+
+fn load_tree(store: &Store, dir: &Path, links: &BTreeMap<PathBuf, PathBuf>) -> Result<Vec<(Digest, Vec<Reference>)>> {
+    let links = links.clone();
     let mut pending: Vec<(Vec<u8>, Vec<LayerInfo>, Vec<Reference>)> = Vec::new();
     if dir.join("manifest.json").is_file() {
         let m: Value = read_json(&dir.join("manifest.json"))?;

@@ -7,7 +7,7 @@ mod gc;
 mod model;
 mod refs;
 
-pub use archive::{import_rootfs, load, save, save_dir, SaveFormat};
+pub use archive::{import_rootfs, load, load_dir, save, save_dir, SaveFormat};
 pub use gc::{prune, PruneReport};
 pub use model::{commit, now_rfc3339, parse_rfc3339, rfc3339, Image, ImageRecord};
 pub use refs::{list, remove, resolve, tag, Listed};

@@ -10,6 +10,14 @@ use std::process::ExitCode;
 /// Resolves IMAGE: a file is loaded into a private temporary store first.
 pub fn open_image(ctx: &Context, name: &str) -> anyhow::Result<(lighter_store::Store, lighter_image::Image, Option<tempfile::TempDir>)> {
     let p = std::path::Path::new(name);
+    if p.is_dir() && p.join("index.json").is_file() {
+        let tmp = tempfile::tempdir()?;
+        let store = lighter_store::Store::open(tmp.path())?;
+        let loaded = lighter_image::load_dir(&store, p)?;
+        let (id, _) = loaded.into_iter().next().ok_or_else(|| anyhow::anyhow!("{name}: no image in the layout"))?;
+        let img = lighter_image::Image::read(&store, &id)?;
+        return Ok((store, img, Some(tmp)));
+    }
     if p.is_file() {
         let tmp = tempfile::tempdir()?;
         let store = lighter_store::Store::open(tmp.path())?;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 pub fn run(ctx: &Context, args: LoadArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
     let loaded = match &args.input {
+        Some(p) if p.is_dir() => lighter_image::load_dir(&store, p),
         Some(p) => {
             let f =
                 std::fs::File::open(p).map_err(|e| anyhow::anyhow!("open {}: {e}", p.display()))?;
