@@ -258,9 +258,13 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
     // /etc/hosts, /etc/resolv.conf: bind mounts, never written into the rootfs.
     let hosts_file = std::env::temp_dir().join(format!("lighter-hosts-{}", std::process::id()));
     std::fs::write(&hosts_file, &spec.hosts).map_err(|e| format!("write hosts: {e}"))?;
-    if let Ok(h) = ensure_file(&root, "etc/hosts", &mut created) {
-        bind(&hosts_file, &h, true)?;
-    }
+    let bound = match ensure_file(&root, "etc/hosts", &mut created) {
+        Ok(h) => bind(&hosts_file, &h, true),
+        Err(_) => Ok(()),
+    };
+    // The bind mount keeps the file alive; its name goes now, so nothing is left in /tmp.
+    let _ = std::fs::remove_file(&hosts_file);
+    bound?;
     if let Some(r) = &spec.resolv_conf {
         if r.exists() {
             if let Ok(t) = ensure_file(&root, "etc/resolv.conf", &mut created) {
