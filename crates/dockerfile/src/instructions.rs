@@ -77,7 +77,8 @@ pub(crate) fn parse_node(n: Node) -> Result<Parsed, ParseError> {
     let err = |kind: ErrorKind, msg: String| ParseError::new(kind, span, msg);
     let flag_err =
         |msg: String| ParseError::new(ErrorKind::Flag, span, msg).expected(flag_help(n.keyword));
-    let kw_upper = n.keyword.to_ascii_uppercase();
+    // Only error messages need the upper-case keyword: build it lazily.
+    let kw_upper = Upper(n.keyword);
     let no_flags =
         || -> Result<(), ParseError> { Flags::parse(n.flags, &[]).map(|_| ()).map_err(flag_err) };
     let exactly_one = |what: &str| -> Result<String, ParseError> {
@@ -724,5 +725,18 @@ mod tests {
     fn stage_names() {
         assert!(valid_stage_name("build-1.x_y"));
         assert!(!valid_stage_name("1build") && !valid_stage_name("a$b"));
+    }
+}
+
+/// A keyword displayed in upper case without allocating until it is formatted.
+#[derive(Clone, Copy)]
+struct Upper<'a>(&'a str);
+
+impl std::fmt::Display for Upper<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for c in self.0.chars() {
+            std::fmt::Write::write_char(f, c.to_ascii_uppercase())?;
+        }
+        Ok(())
     }
 }
