@@ -142,10 +142,13 @@ pub fn analyze(store: &Store, img: &Image, name: &str, top: usize) -> Result<Ana
         for e in &entries {
             if let Some((target, opaque)) = whiteout_target(&e.path) {
                 let removed: Vec<String> = live.range(target.clone()..).take_while(|(p, _)| *p == &target || under(p, &target)).filter(|(p, _)| !opaque || under(p, &target)).map(|(p, _)| p.clone()).collect();
-                let mut bytes = 0;
+                let (mut bytes, mut below) = (0, 0);
                 for p in &removed {
                     if let Some((_, s)) = live.remove(p) {
                         bytes += s;
+                        if under(p, &target) {
+                            below += s;
+                        }
                     }
                 }
                 if opaque {
@@ -154,10 +157,11 @@ pub fn analyze(store: &Store, img: &Image, name: &str, top: usize) -> Result<Ana
                 } else {
                     rep.removed += 1;
                     rep.removed_bytes += bytes;
-                    // dive counts a whiteout as a node whose size is what it hides.
+                    // dive (efficiency.go) sizes a whiteout by what it hides only when the hidden
+                    // node was a directory; a whiteout of a file counts 0 bytes.
                     let d = eff.entry(target.clone()).or_insert((0, u64::MAX, 0));
-                    d.0 += bytes;
-                    d.1 = d.1.min(bytes);
+                    d.0 += below;
+                    d.1 = d.1.min(below);
                     d.2 += 1;
                 }
                 continue;
