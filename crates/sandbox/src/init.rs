@@ -256,15 +256,14 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
     let sys = ensure_dir(&root, "sys", &mut created)?;
     bind(Path::new("/sys"), &sys, true)?;
     // /etc/hosts, /etc/resolv.conf: bind mounts, never written into the rootfs.
-    let hosts_file = std::env::temp_dir().join(format!("lighter-hosts-{}", std::process::id()));
-    std::fs::write(&hosts_file, &spec.hosts).map_err(|e| format!("write hosts: {e}"))?;
-    let bound = match ensure_file(&root, "etc/hosts", &mut created) {
-        Ok(h) => bind(&hosts_file, &h, true),
-        Err(_) => Ok(()),
-    };
-    // The bind mount keeps the file alive; its name goes now, so nothing is left in /tmp.
-    let _ = std::fs::remove_file(&hosts_file);
-    bound?;
+    // A uniquely named temporary file (this process is PID 1 of its namespace, like every other
+    // sandbox's init, so the pid cannot name it); the bind mount keeps it alive after it is unlinked.
+    let mut hosts_file = tempfile::Builder::new().prefix("lighter-hosts-").tempfile().map_err(|e| format!("create hosts file: {e}"))?;
+    std::io::Write::write_all(&mut hosts_file, spec.hosts.as_bytes()).map_err(|e| format!("write hosts: {e}"))?;
+    if let Ok(h) = ensure_file(&root, "etc/hosts", &mut created) {
+        bind(hosts_file.path(), &h, true)?;
+    }
+    drop(hosts_file);
     if let Some(r) = &spec.resolv_conf {
         if r.exists() {
             if let Ok(t) = ensure_file(&root, "etc/resolv.conf", &mut created) {
