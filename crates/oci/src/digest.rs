@@ -170,4 +170,27 @@ mod tests {
         assert_eq!((v.len(), n), (3, 3));
         assert_eq!(dg, Digest::sha256(b"abc"));
     }
+
+    #[test]
+    fn serde_hex_and_errors() {
+        let d = Digest::sha256(b"lighter");
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(json, format!("\"{d}\""));
+        assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), d);
+        assert!(serde_json::from_str::<Digest>("\"sha256:abc\"").is_err());
+        assert_eq!(Digest::from_hex(d.hex()).unwrap(), d);
+        assert_eq!(d.hex().len(), 64);
+        assert_eq!(d.short(), &d.hex()[..12]);
+        assert_eq!(d.algorithm(), "sha256");
+        assert!(matches!(
+            "md5:00".parse::<Digest>(),
+            Err(DigestError::Algorithm(_))
+        ));
+        assert!(matches!(
+            "nocolon".parse::<Digest>(),
+            Err(DigestError::Invalid(_))
+        ));
+        let too_long = format!("sha256:{}0", d.hex());
+        assert!(too_long.parse::<Digest>().is_err());
+    }
 }

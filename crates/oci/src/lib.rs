@@ -56,3 +56,36 @@ pub fn parse_platform(s: &str) -> Option<(String, String, Option<String>)> {
     };
     Some((os, arch, variant))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_and_media() {
+        assert_eq!(
+            parse_platform("linux/amd64"),
+            Some(("linux".into(), "amd64".into(), None))
+        );
+        assert_eq!(
+            parse_platform("Linux/x86_64"),
+            Some(("linux".into(), "amd64".into(), None))
+        );
+        assert_eq!(
+            parse_platform("linux/arm/v7"),
+            Some(("linux".into(), "arm".into(), Some("v7".into())))
+        );
+        assert_eq!(
+            parse_platform("linux/aarch64").map(|p| p.1),
+            Some("arm64".into())
+        );
+        for bad in ["linux", "/amd64", "linux/", "a/b/c/d"] {
+            assert_eq!(parse_platform(bad), None, "{bad}");
+        }
+        assert_ne!(HOST_ARCH, "");
+        assert!(media::is_layer(media::OCI_LAYER_ZSTD));
+        assert!(media::is_layer(media::DOCKER_LAYER_GZIP));
+        assert!(!media::is_layer(media::OCI_CONFIG));
+        assert!(!media::is_layer(media::DOCKER_MANIFEST_LIST));
+    }
+}

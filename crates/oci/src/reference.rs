@@ -117,6 +117,10 @@ impl Reference {
                 return Err(invalid());
             }
         }
+        // Docker: "repository name must not be more than 255 characters" (domain/path).
+        if domain.len() + 1 + path.len() > 255 {
+            return Err(invalid());
+        }
         if domain.is_empty()
             || !domain
                 .chars()
@@ -233,5 +237,82 @@ mod tests {
         ] {
             assert!(Reference::parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn docker_reference_cases() {
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        // From docker/distribution reference normalize_test.go: a single-component name on docker.io
+        // gains `library/`; a first component without `.`/`:` and not `localhost` is a path component.
+        let cases = [
+            ("docker.io/busybox", "docker.io/library/busybox:latest"),
+            (
+                "docker.io/library/busybox",
+                "docker.io/library/busybox:latest",
+            ),
+            ("library/busybox:glibc", "docker.io/library/busybox:glibc"),
+            ("foo/bar/baz:1.0", "docker.io/foo/bar/baz:1.0"),
+            ("example.com:8080/a/b:Tag_1", "example.com:8080/a/b:Tag_1"),
+            ("a.b-c_d__e:0", "docker.io/library/a.b-c_d__e:0"),
+        ];
+        for (input, full) in cases {
+            let r = Reference::parse(input).unwrap();
+            assert_eq!(r.to_string(), full, "{input}");
+        }
+        // A port-only registry host with no path is a name plus tag, as in docker.
+        let r = Reference::parse("localhost:5000").unwrap();
+        assert_eq!(
+            (r.path.as_str(), r.tag.as_deref()),
+            ("library/localhost", Some("5000"))
+        );
+        // Tag and digest together keep both.
+        let r = Reference::parse(&format!("busybox:1.36@{d}")).unwrap();
+        assert_eq!(r.tag.as_deref(), Some("1.36"));
+        assert_eq!(r.digest.as_ref().map(Digest::as_str), Some(d));
+        // parse_named adds no tag.
+        let r = Reference::parse_named("busybox").unwrap();
+        assert_eq!(
+            (r.tag.clone(), r.name()),
+            (None, "docker.io/library/busybox".to_string())
+        );
+        assert_eq!(
+            Reference::parse("ghcr.io/x/y").unwrap().familiar_name(),
+            "ghcr.io/x/y"
+        );
+        // Error kinds.
+        assert!(matches!(
+            Reference::parse("docker.io/Busybox"),
+            Err(ReferenceError::Uppercase(_))
+        ));
+        assert!(matches!(
+            Reference::parse("busybox:.x"),
+            Err(ReferenceError::Tag(_))
+        ));
+        let long_tag = format!("a:{}", "t".repeat(129));
+        assert!(matches!(
+            Reference::parse(&long_tag),
+            Err(ReferenceError::Tag(_))
+        ));
+        assert!(matches!(
+            Reference::parse("a@sha256:00"),
+            Err(ReferenceError::Digest(..))
+        ));
+        for bad in [
+            "a..b",
+            "a___b",
+            "a/",
+            "/a",
+            "a-",
+            "a b",
+            "a/b_",
+            "host:5000/",
+        ] {
+            assert!(Reference::parse(bad).is_err(), "{bad} should be rejected");
+        }
+        let long_name = format!("a/{}", "b".repeat(250));
+        assert!(
+            Reference::parse(&long_name).is_err(),
+            "names over 255 characters are rejected"
+        );
     }
 }
