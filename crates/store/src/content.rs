@@ -203,6 +203,7 @@ mod tests {
             Err(StoreError::DigestMismatch { .. })
         ));
         assert!(!c.exists(&wrong));
+        assert!(!c.exists(&Digest::sha256(b"other")));
         assert_eq!(
             std::fs::read_dir(dir.path().join("ingest"))
                 .unwrap()
@@ -220,5 +221,49 @@ mod tests {
             0
         );
         assert_eq!(c.list().unwrap(), vec![d]);
+    }
+
+    #[test]
+    fn concurrent_writers_readers_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(dir.path()).unwrap();
+        let blob: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
+        let want = Digest::sha256(&blob);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    let mut w = store.content().ingest().unwrap();
+                    for chunk in blob.chunks(64 * 1024) {
+                        w.write_all(chunk).unwrap();
+                    }
+                    assert_eq!(w.commit(Some(&want)).unwrap(), (want.clone(), 4_000_000));
+                });
+            }
+            // A reader sees either no blob or the whole blob, never a prefix.
+            s.spawn(|| {
+                for _ in 0..200 {
+                    if let Ok(bytes) = store.content().read(&want) {
+                        assert_eq!(bytes.len(), blob.len());
+                    }
+                }
+            });
+        });
+        let c = store.content();
+        assert_eq!(c.list().unwrap(), vec![want.clone()]);
+        assert_eq!(c.size(&want).unwrap(), 4_000_000);
+        assert_eq!(c.delete(&want).unwrap(), 4_000_000);
+        assert!(!c.exists(&want));
+        assert_eq!(
+            c.delete(&want).unwrap(),
+            0,
+            "deleting a missing blob frees nothing"
+        );
+        assert!(matches!(c.open(&want), Err(StoreError::NotFound(_))));
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("ingest"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 }
