@@ -80,9 +80,9 @@ impl Tx<'_> {
     }
 }
 
-fn db_err<E: std::fmt::Display>(path: &PathBuf) -> impl Fn(E) -> StoreError + '_ {
+fn db_err<E: std::fmt::Display>(path: &std::path::Path) -> impl Fn(E) -> StoreError + '_ {
     move |e| StoreError::Db {
-        path: path.clone(),
+        path: path.to_path_buf(),
         message: e.to_string(),
     }
 }

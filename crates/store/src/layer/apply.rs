@@ -275,7 +275,7 @@ pub fn apply(r: &mut dyn Read, root: &Path, format: ApplyFormat) -> Result<Apply
         }
         match kind {
             tar::EntryType::Directory => {
-                if existing.as_ref().map_or(true, |m| !m.is_dir()) {
+                if existing.as_ref().is_none_or(|m| !m.is_dir()) {
                     std::fs::create_dir(&dest).map_err(io_err("create", &dest))?;
                 }
                 dirs.push((dest.clone(), mtime));
