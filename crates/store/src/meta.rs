@@ -168,6 +168,27 @@ impl Meta {
         }
         Ok(out)
     }
+
+    /// The (key, value) pairs whose key starts with `prefix`, in key order (a range scan, not a full
+    /// table walk).
+    pub fn list_prefix(&self, table: Table, prefix: &str) -> Result<Vec<(String, String)>> {
+        let db = self.open()?;
+        let tx = db.begin_read().map_err(db_err(&self.path))?;
+        let t = match tx.open_table(table.def()) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(db_err(&self.path)(e)),
+        };
+        let mut out = Vec::new();
+        for item in t.range(prefix..).map_err(db_err(&self.path))? {
+            let (k, v) = item.map_err(db_err(&self.path))?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_string(), v.value().to_string()));
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -214,5 +235,48 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(store.meta().list(Table::Cache).unwrap().len(), 80);
+    }
+
+    #[test]
+    fn list_prefix_is_a_bounded_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(dir.path()).unwrap();
+        let m = store.meta();
+        assert_eq!(m.list_prefix(Table::Refs, "docker.io/").unwrap(), vec![]);
+        m.update(|tx| {
+            for k in [
+                "docker.io/library/busybox:latest",
+                "docker.io/library/alpine:3",
+                "docker.io/library/busybox:1.36",
+                "docker.io/user/app:v1",
+                "ghcr.io/a/b:c",
+            ] {
+                tx.put(Table::Refs, k, &format!("\"{k}\""))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let keys = |p: &str| -> Vec<String> {
+            m.list_prefix(Table::Refs, p)
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
+        };
+        assert_eq!(
+            keys("docker.io/library/busybox:"),
+            [
+                "docker.io/library/busybox:1.36",
+                "docker.io/library/busybox:latest"
+            ]
+        );
+        assert_eq!(keys("docker.io/").len(), 4);
+        assert_eq!(keys("").len(), 5);
+        assert!(keys("quay.io/").is_empty());
+        let (k, v) = &m.list_prefix(Table::Refs, "ghcr").unwrap()[0];
+        assert_eq!(
+            (k.as_str(), v.as_str()),
+            ("ghcr.io/a/b:c", "\"ghcr.io/a/b:c\"")
+        );
     }
 }
