@@ -115,7 +115,7 @@ pub fn render_at(
 
 /// Edit distance counting an adjacent transposition as one edit (optimal string alignment), for
 /// "did you mean" suggestions.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+pub fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];

@@ -15,7 +15,7 @@ pub mod lint;
 pub mod raw;
 
 pub use ast::*;
-pub use error::{render_at, ErrorKind, ParseError};
+pub use error::{edit_distance, render_at, ErrorKind, ParseError};
 pub use instructions::KEYWORDS;
 pub use lint::{check, CheckConfig, Severity, Warning};
 pub use raw::{Directive, Heredoc, RawDockerfile, RawWarning};

@@ -245,7 +245,7 @@ impl BuildContext {
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| !self.ignored(&parent.join(n)))
-            .map(|n| (distance(&name, &n), n))
+            .map(|n| (lighter_dockerfile::edit_distance(&name, &n), n))
             .filter(|(d, n)| *d <= (name.len().max(n.len()) / 3).max(2))
             .collect();
         best.sort();
@@ -415,22 +415,6 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     m(&p, &n)
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

@@ -42,6 +42,8 @@ fn sha(parts: &[&str]) -> String {
 
 struct StageRun<'s, 'a> {
     sh: &'s Shared<'a>,
+    /// This stage's index: `--from` may only name earlier stages.
+    index: usize,
     lexer: Lexer,
     label: String,
     config: Value,
@@ -109,6 +111,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, i: usize) -> Result<StageResult, Engine
         .to_string();
     let mut run = StageRun {
         sh,
+        index: i,
         lexer,
         label,
         config,
@@ -164,6 +167,23 @@ pub(crate) fn run_stage(sh: &Shared<'_>, i: usize) -> Result<StageResult, Engine
 }
 
 impl StageRun<'_, '_> {
+    /// The layers and cache key of what a `--from` names: an earlier stage, by name or index (as
+    /// `lower::stage_deps` resolved the dependency), or an image in the store.
+    fn from_source(&self, from: &str, what: &str) -> Result<(Vec<LayerInfo>, String), EngineError> {
+        match self.sh.req.dockerfile.stage_ref(from, self.index) {
+            Some(d) => {
+                let r = self.sh.wait_stage(d)?;
+                Ok((r.layers.clone(), r.key.clone()))
+            }
+            None => {
+                let img = lighter_image::resolve(self.sh.store, from).map_err(|_| {
+                    EngineError::msg(format!("{what}={from}: no earlier stage or image with that name (images must be in the store)"))
+                })?;
+                Ok((img.record.layers.clone(), img.id.to_string()))
+            }
+        }
+    }
+
     /// The expansion scope: ARGs in scope, overridden by ENV.
     fn scope(&self) -> BTreeMap<String, String> {
         let mut s = self.args.clone();
@@ -223,7 +243,6 @@ impl StageRun<'_, '_> {
             }
             InstructionKind::Run(r) => self.run(ins, r, n, total),
             InstructionKind::Copy(c) | InstructionKind::Add(c) => self.copy(
-                ins,
                 c,
                 matches!(ins.kind, InstructionKind::Add(_)),
                 n,
@@ -440,7 +459,6 @@ impl StageRun<'_, '_> {
 
     fn copy(
         &mut self,
-        ins: &Instruction,
         c: &Copy,
         add: bool,
         n: usize,
@@ -498,39 +516,7 @@ impl StageRun<'_, '_> {
             )
         } else if let Some(from) = &c.from {
             let from = self.x(from)?;
-            let stage_index = sh
-                .req
-                .dockerfile
-                .stages
-                .iter()
-                .position(|s| s.span == ins.span)
-                .unwrap_or(usize::MAX);
-            let (layers, key) = match sh
-                .req
-                .dockerfile
-                .stage_ref(&from, stage_index.min(sh.req.dockerfile.stages.len()))
-            {
-                Some(d) => {
-                    let r = sh.wait_stage(d)?;
-                    (r.layers.clone(), r.key.clone())
-                }
-                None => match sh
-                    .req
-                    .dockerfile
-                    .stages
-                    .iter()
-                    .position(|s| s.name.as_deref() == Some(&from.to_ascii_lowercase()))
-                {
-                    Some(d) => {
-                        let r = sh.wait_stage(d)?;
-                        (r.layers.clone(), r.key.clone())
-                    }
-                    None => {
-                        let img = lighter_image::resolve(sh.store, &from).map_err(|_| EngineError::msg(format!("{name} --from={from}: no stage or image with that name (images must be in the store)")))?;
-                        (img.record.layers.clone(), img.id.to_string())
-                    }
-                },
-            };
+            let (layers, key) = self.from_source(&from, &format!("{name} --from"))?;
             view = View::new(sh.store, &layers)?;
             plain = BuildContext::plain(&view.path);
             (&plain, key)
@@ -751,23 +737,7 @@ impl StageRun<'_, '_> {
                     let src_rel = crate::context::clean_rel(source.as_deref().unwrap_or("/"));
                     let (root, key) = match m.from.as_deref().map(|f| self.x(f)).transpose()? {
                         Some(from) => {
-                            let d = sh
-                                .req
-                                .dockerfile
-                                .stages
-                                .iter()
-                                .position(|s| s.name.as_deref() == Some(&from.to_ascii_lowercase()))
-                                .or_else(|| from.parse::<usize>().ok());
-                            let (layers, key) = match d {
-                                Some(d) => {
-                                    let r = sh.wait_stage(d)?;
-                                    (r.layers.clone(), r.key.clone())
-                                }
-                                None => {
-                                    let img = lighter_image::resolve(sh.store, &from).map_err(|_| EngineError::msg(format!("RUN --mount from={from}: no stage or image with that name")))?;
-                                    (img.record.layers.clone(), img.id.to_string())
-                                }
-                            };
+                            let (layers, key) = self.from_source(&from, "RUN --mount from")?;
                             let v = View::new(sh.store, &layers)?;
                             let p = v.path.join(&src_rel);
                             views.push(v);

@@ -223,3 +223,15 @@ fn repeated_identical_steps_build_and_leave_no_layers() {
     assert_eq!(layers[1], layers[2], "the two COPY layers are identical");
     assert!(err.contains("same"), "the RUN over duplicate layers ran: {err}");
 }
+
+/// `COPY --from` naming the stage itself is refused at lowering (only earlier stages count, as in
+/// BuildKit), never left waiting for its own result.
+#[test]
+fn copy_from_itself_is_an_error_not_a_hang() {
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), &[("Dockerfile", "FROM busybox AS a\nCOPY --from=a /bin/busybox /x\n")]);
+    let (ok, err, _) = env.build(ctx.path(), &[]);
+    assert!(!ok);
+    assert!(err.contains("a stage can only copy from earlier stages") && err.contains("Dockerfile:2:1"), "{err}");
+}
