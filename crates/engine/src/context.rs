@@ -15,15 +15,28 @@ pub struct BuildContext {
     pub dir: PathBuf,
     matcher: Option<Matcher>,
     stat_cache: Option<StatCache>,
+    /// Walks already done in this build: a COPY's digest and its copy read the same listing.
+    walks: std::sync::Mutex<std::collections::HashMap<PathBuf, Walk>>,
 }
+
+/// A walk: every path under a source (itself first), not ignored, sorted, with its metadata
+/// (not following symlinks).
+pub type Walk = std::sync::Arc<Vec<Walked>>;
+
+/// One walked path and its metadata.
+pub type Walked = (PathBuf, std::fs::Metadata);
 
 /// `(dev, inode, size, mtime, ctime, mode)` -> content sha256 of context files, persisted per context
 /// directory, so a file that has not changed since the last build is not read again.
 struct StatCache {
     path: PathBuf,
-    entries: std::sync::Mutex<std::collections::HashMap<PathBuf, (Stamp, String)>>,
+    entries: std::sync::Mutex<StatEntries>,
+    /// The file is parsed on another thread while the context is walked; joined on first use.
+    loading: std::sync::Mutex<Option<std::thread::JoinHandle<StatEntries>>>,
     dirty: std::sync::atomic::AtomicBool,
 }
+
+type StatEntries = std::collections::HashMap<PathBuf, (Stamp, String)>;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Stamp([i64; 8]);
@@ -38,8 +51,19 @@ const STAT_CACHE_VERSION: &str = "lighter-stat-cache v1";
 
 impl StatCache {
     fn load(path: PathBuf) -> StatCache {
-        let mut entries = std::collections::HashMap::new();
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        let p = path.clone();
+        let loading = std::thread::spawn(move || StatCache::parse(&p));
+        StatCache {
+            path,
+            entries: Default::default(),
+            loading: std::sync::Mutex::new(Some(loading)),
+            dirty: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn parse(path: &Path) -> StatEntries {
+        let mut entries = StatEntries::new();
+        if let Ok(text) = std::fs::read_to_string(path) {
             let mut lines = text.lines();
             if lines.next() == Some(STAT_CACHE_VERSION) {
                 for l in lines {
@@ -55,14 +79,26 @@ impl StatCache {
                 }
             }
         }
-        StatCache { path, entries: std::sync::Mutex::new(entries), dirty: std::sync::atomic::AtomicBool::new(false) }
+        entries
+    }
+
+    /// The entries, once loaded.
+    fn entries(&self) -> std::sync::MutexGuard<'_, StatEntries> {
+        // Lock order: `loading`, then `entries`; no caller sees the map before it is filled.
+        let mut loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = loading.take() {
+            // A panicked parser leaves an empty cache: every file is read again, nothing is wrong.
+            *g = h.join().unwrap_or_default();
+        }
+        g
     }
 
     fn save(&self) {
         if !self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entries = self.entries();
         let mut out = String::with_capacity(entries.len() * 96);
         out.push_str(STAT_CACHE_VERSION);
         out.push('\n');
@@ -140,6 +176,7 @@ impl BuildContext {
             dir: dir.to_path_buf(),
             matcher,
             stat_cache: None,
+            walks: Default::default(),
         })
     }
 
@@ -149,6 +186,7 @@ impl BuildContext {
             dir: dir.to_path_buf(),
             matcher: None,
             stat_cache: None,
+            walks: Default::default(),
         }
     }
 
@@ -257,96 +295,218 @@ impl BuildContext {
 
     /// Every path under `sel` (itself first), skipping ignored ones, sorted.
     pub fn walk(&self, sel: &Path) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let abs = self.dir.join(sel);
-        let Ok(md) = std::fs::symlink_metadata(&abs) else {
-            return out;
-        };
-        out.push(sel.to_path_buf());
-        if md.is_dir() {
-            self.walk_dir(sel, &mut out);
-        }
-        out
+        self.walk_md(sel).iter().map(|(p, _)| p.clone()).collect()
     }
 
-    fn walk_dir(&self, rel: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(rd) = std::fs::read_dir(self.dir.join(rel)) else {
-            return;
+    /// [`BuildContext::walk`] with each path's metadata. One `statx` per entry, relative to its
+    /// directory; the result is kept for the rest of the build.
+    pub fn walk_md(&self, sel: &Path) -> Walk {
+        let memo = |w: &Walk| {
+            self.walks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(sel.to_path_buf(), w.clone());
         };
-        let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
-        names.sort();
-        for n in names {
-            let child = rel.join(&n);
-            let is_dir = std::fs::symlink_metadata(self.dir.join(&child))
-                .map(|m| m.is_dir())
-                .unwrap_or(false);
-            if self.ignored(&child) {
-                // An ignored directory may still hold re-included files (`!` patterns).
-                if is_dir && !self.can_skip(&child) {
-                    self.walk_dir(&child, out);
-                }
-                continue;
-            }
-            out.push(child.clone());
+        if let Some(w) = self.walks.lock().unwrap_or_else(|e| e.into_inner()).get(sel) {
+            return w.clone();
+        }
+        let mut out = Vec::new();
+        if let Ok(md) = std::fs::symlink_metadata(self.dir.join(sel)) {
+            let is_dir = md.is_dir();
+            out.push((sel.to_path_buf(), md));
             if is_dir {
-                self.walk_dir(&child, out);
+                self.walk_dir(sel, &mut out);
             }
         }
+        let w = Walk::new(out);
+        memo(&w);
+        w
+    }
+
+    /// Walks `rel`'s subtree into `out`. Where a directory holds several subdirectories, their subtrees
+    /// are walked on every core and joined in order (a walk is mostly `statx` calls).
+    fn walk_dir(&self, rel: &Path, out: &mut Vec<Walked>) {
+        let entries = self.list(rel);
+        let dirs = entries.iter().filter(|(_, md, _)| md.is_dir()).count();
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        if dirs < 2 || threads < 2 {
+            for (child, md, ignored) in entries {
+                self.visit(child, md, ignored, out, &|c, o| self.walk_dir(c, o));
+            }
+            return;
+        }
+        // Subtrees of the directories, walked in parallel, each serially.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut subtrees: Vec<Vec<Walked>> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..threads.min(dirs))
+                .map(|_| {
+                    let (entries, next) = (&entries, &next);
+                    sc.spawn(move || {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((child, md, ignored)) = entries.get(i) else { break };
+                            if md.is_dir() && (!*ignored || !self.can_skip(child)) {
+                                let mut sub = Vec::new();
+                                self.walk_serial(child, &mut sub);
+                                mine.push((i, sub));
+                            }
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            let mut all: Vec<(usize, Vec<_>)> = hs.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
+            all.sort_by_key(|(i, _)| *i);
+            let mut by_index: Vec<Vec<_>> = (0..entries.len()).map(|_| Vec::new()).collect();
+            for (i, sub) in all {
+                by_index[i] = sub;
+            }
+            by_index
+        });
+        for (i, (child, md, ignored)) in entries.into_iter().enumerate() {
+            let sub = std::mem::take(&mut subtrees[i]);
+            self.visit(child, md, ignored, out, &move |_, o| o.extend(sub.iter().cloned()));
+        }
+    }
+
+    fn walk_serial(&self, rel: &Path, out: &mut Vec<Walked>) {
+        for (child, md, ignored) in self.list(rel) {
+            self.visit(child, md, ignored, out, &|c, o| self.walk_serial(c, o));
+        }
+    }
+
+    /// One listed entry: kept unless ignored, then its subtree (`sub`) when it is a directory; an
+    /// ignored directory may still hold re-included files (`!` patterns).
+    fn visit(
+        &self,
+        child: PathBuf,
+        md: std::fs::Metadata,
+        ignored: bool,
+        out: &mut Vec<Walked>,
+        sub: &dyn Fn(&Path, &mut Vec<Walked>),
+    ) {
+        let is_dir = md.is_dir();
+        if ignored {
+            if is_dir && !self.can_skip(&child) {
+                sub(&child, out);
+            }
+            return;
+        }
+        out.push((child.clone(), md));
+        if is_dir {
+            sub(&child, out);
+        }
+    }
+
+    /// The entries of one directory, sorted by name, with metadata (an `fstatat` on the open
+    /// directory, no path walk from the root) and whether `.dockerignore` excludes them.
+    fn list(&self, rel: &Path) -> Vec<(PathBuf, std::fs::Metadata, bool)> {
+        let Ok(rd) = std::fs::read_dir(self.dir.join(rel)) else {
+            return Vec::new();
+        };
+        let mut entries: Vec<_> = rd.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        entries
+            .into_iter()
+            .filter_map(|e| {
+                let child = rel.join(e.file_name());
+                let md = e.metadata().ok()?;
+                let ignored = self.ignored(&child);
+                Some((child, md, ignored))
+            })
+            .collect()
     }
 
     /// The content digest of what `selected` names: for each path (sorted), its relative path, type,
     /// permission bits, link target and content hash.
     pub fn digest(&self, selected: &[Selected]) -> Result<String, EngineError> {
-        let mut h = Sha256::new();
-        for s in selected {
-            for rel in self.walk(&s.rel) {
-                let abs = self.dir.join(&rel);
-                let md = std::fs::symlink_metadata(&abs)
-                    .map_err(|e| EngineError::msg(format!("{}: {e}", abs.display())))?;
-                h.update(rel.to_string_lossy().as_bytes());
-                h.update([0]);
-                h.update((md.mode() & 0o170_7777).to_le_bytes());
-                if md.file_type().is_symlink() {
-                    h.update(
-                        std::fs::read_link(&abs)
-                            .map(|t| t.to_string_lossy().into_owned())
-                            .unwrap_or_default()
-                            .as_bytes(),
-                    );
-                } else if md.is_file() {
-                    let stamp = Stamp::of(&md);
-                    if let Some(c) = &self.stat_cache {
-                        let hit = c.entries.lock().unwrap_or_else(|e| e.into_inner()).get(&rel).filter(|(s, _)| *s == stamp).map(|(_, h)| h.clone());
-                        if let Some(hex) = hit {
-                            h.update(hex.as_bytes());
-                            h.update([1]);
-                            continue;
-                        }
-                    }
-                    let mut f = std::fs::File::open(&abs)
-                        .map_err(|e| EngineError::msg(format!("{}: {e}", abs.display())))?;
-                    let mut fh = Sha256::new();
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let n = f
-                            .read(&mut buf)
-                            .map_err(|e| EngineError::msg(format!("{}: {e}", abs.display())))?;
-                        if n == 0 {
-                            break;
-                        }
-                        fh.update(&buf[..n]);
-                    }
-                    let hex = hex::encode(fh.finalize());
-                    h.update(hex.as_bytes());
-                    if let Some(c) = &self.stat_cache {
-                        c.entries.lock().unwrap_or_else(|e| e.into_inner()).insert(rel.clone(), (stamp, hex));
-                        c.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
-                    }
+        let walks: Vec<Walk> = selected.iter().map(|s| self.walk_md(&s.rel)).collect();
+        let entries: Vec<&Walked> = walks.iter().flat_map(|w| w.iter()).collect();
+        // Content hashes: from the stat cache when the file's stamp is unchanged, else read (on every
+        // core: a cold build reads the whole selection).
+        let mut hashes: Vec<Option<String>> = vec![None; entries.len()];
+        let mut todo = Vec::new();
+        {
+            let cache = self.stat_cache.as_ref().map(|c| c.entries());
+            for (i, (rel, md)) in entries.iter().enumerate() {
+                if !md.is_file() {
+                    continue;
                 }
-                h.update([1]);
+                match cache.as_ref().and_then(|c| c.get(rel)).filter(|(st, _)| *st == Stamp::of(md)) {
+                    Some((_, hex)) => hashes[i] = Some(hex.clone()),
+                    None => todo.push(i),
+                }
             }
         }
+        if !todo.is_empty() {
+            let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(todo.len());
+            let per = todo.len().div_ceil(threads);
+            let results: Vec<Result<Vec<(usize, String)>, EngineError>> = std::thread::scope(|sc| {
+                let hs: Vec<_> = todo
+                    .chunks(per)
+                    .map(|part| {
+                        let entries = &entries;
+                        sc.spawn(move || {
+                            let mut buf = vec![0u8; 64 * 1024];
+                            part.iter()
+                                .map(|&i| Ok((i, self.hash_file(&entries[i].0, &mut buf)?)))
+                                .collect()
+                        })
+                    })
+                    .collect();
+                hs.into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(EngineError::msg("hashing thread panicked"))))
+                    .collect()
+            });
+            let mut cache = self.stat_cache.as_ref().map(|c| c.entries());
+            for r in results {
+                for (i, hex) in r? {
+                    let (rel, md) = entries[i];
+                    if let Some(c) = cache.as_mut() {
+                        c.insert(rel.clone(), (Stamp::of(md), hex.clone()));
+                    }
+                    hashes[i] = Some(hex);
+                }
+            }
+            if let Some(c) = &self.stat_cache {
+                c.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let mut h = Sha256::new();
+        for ((rel, md), hex) in entries.iter().zip(hashes) {
+            h.update(rel.to_string_lossy().as_bytes());
+            h.update([0]);
+            h.update((md.mode() & 0o170_7777).to_le_bytes());
+            if md.file_type().is_symlink() {
+                let abs = self.dir.join(rel);
+                h.update(
+                    std::fs::read_link(&abs)
+                        .map(|t| t.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                        .as_bytes(),
+                );
+            } else if let Some(hex) = hex {
+                h.update(hex.as_bytes());
+            }
+            h.update([1]);
+        }
         Ok(hex::encode(h.finalize()))
+    }
+
+    fn hash_file(&self, rel: &Path, buf: &mut [u8]) -> Result<String, EngineError> {
+        let abs = self.dir.join(rel);
+        let err = |e: std::io::Error| EngineError::msg(format!("{}: {e}", abs.display()));
+        let mut f = std::fs::File::open(&abs).map_err(err)?;
+        let mut fh = Sha256::new();
+        loop {
+            let n = f.read(buf).map_err(err)?;
+            if n == 0 {
+                break;
+            }
+            fh.update(&buf[..n]);
+        }
+        Ok(hex::encode(fh.finalize()))
     }
 }
 

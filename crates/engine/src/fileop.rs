@@ -93,27 +93,52 @@ pub struct CopyRequest<'a> {
     pub extract_archives: bool,
 }
 
+/// Where a copy goes: the destination relative to the root, whether it names a directory, and the
+/// `--exclude` matcher.
+pub(crate) struct Destination {
+    pub rel: String,
+    pub is_dir: bool,
+    pub exclude: Option<lighter_dockerfile::dockerignore::Matcher>,
+}
+
+impl Destination {
+    pub(crate) fn of(req: &CopyRequest<'_>) -> Result<Destination, EngineError> {
+        let dest_abs = if req.dest.starts_with('/') {
+            req.dest.to_string()
+        } else {
+            format!("{}/{}", req.workdir.trim_end_matches('/'), req.dest)
+        };
+        let is_dir =
+            req.dest.ends_with('/') || req.dest.ends_with("/.") || req.dest == "." || req.multiple;
+        if req.multiple && !req.dest.ends_with('/') {
+            return Err(EngineError::msg(format!("When using COPY with more than one source file, the destination must be a directory and end with a / (got {})", req.dest)));
+        }
+        let exclude = if req.exclude.is_empty() {
+            None
+        } else {
+            Some(
+                lighter_dockerfile::dockerignore::Matcher::new(req.exclude.iter())
+                    .map_err(|e| EngineError::msg(format!("--exclude: {e}")))?,
+            )
+        };
+        Ok(Destination {
+            rel: crate::context::clean_rel(&dest_abs),
+            is_dir,
+            exclude,
+        })
+    }
+
+    pub(crate) fn excluded(&self, rel: &Path) -> bool {
+        self.exclude
+            .as_ref()
+            .is_some_and(|m| m.matches(&rel.to_string_lossy()))
+    }
+}
+
 /// Performs the copy into `root`. Returns the number of entries written.
 pub fn copy(req: &CopyRequest<'_>, root: &Path) -> Result<u64, EngineError> {
-    let dest_abs = if req.dest.starts_with('/') {
-        req.dest.to_string()
-    } else {
-        format!("{}/{}", req.workdir.trim_end_matches('/'), req.dest)
-    };
-    let dest_is_dir =
-        req.dest.ends_with('/') || req.dest.ends_with("/.") || req.dest == "." || req.multiple;
-    if req.multiple && !req.dest.ends_with('/') {
-        return Err(EngineError::msg(format!("When using COPY with more than one source file, the destination must be a directory and end with a / (got {})", req.dest)));
-    }
-    let dest_rel = crate::context::clean_rel(&dest_abs);
-    let exclude = if req.exclude.is_empty() {
-        None
-    } else {
-        Some(
-            lighter_dockerfile::dockerignore::Matcher::new(req.exclude.iter())
-                .map_err(|e| EngineError::msg(format!("--exclude: {e}")))?,
-        )
-    };
+    let d = Destination::of(req)?;
+    let (dest_rel, dest_is_dir) = (d.rel.clone(), d.is_dir);
     let mut n = 0;
     for sel in &req.selected {
         let src_abs = req.sources.dir.join(&sel.rel);
@@ -125,10 +150,7 @@ pub fn copy(req: &CopyRequest<'_>, root: &Path) -> Result<u64, EngineError> {
             mkdir_all(root, &dest_rel, req.owner)?;
             for rel in req.sources.walk(&sel.rel).into_iter().skip(1) {
                 let inner = rel.strip_prefix(&sel.rel).unwrap_or(&rel);
-                if exclude
-                    .as_ref()
-                    .is_some_and(|m| m.matches(&inner.to_string_lossy()))
-                {
+                if d.excluded(inner) {
                     continue;
                 }
                 let to = Path::new(&dest_rel).join(inner);
@@ -137,10 +159,7 @@ pub fn copy(req: &CopyRequest<'_>, root: &Path) -> Result<u64, EngineError> {
             }
         } else {
             let name = sel.rel.file_name().map(PathBuf::from).unwrap_or_default();
-            if exclude
-                .as_ref()
-                .is_some_and(|m| m.matches(&sel.rel.to_string_lossy()))
-            {
+            if d.excluded(&sel.rel) {
                 continue;
             }
             let existing_dir = resolve_parent(root, Path::new(&dest_rel))
@@ -167,7 +186,7 @@ pub fn copy(req: &CopyRequest<'_>, root: &Path) -> Result<u64, EngineError> {
     Ok(n)
 }
 
-fn is_archive(p: &Path) -> bool {
+pub(crate) fn is_archive(p: &Path) -> bool {
     let Ok(mut f) = std::fs::File::open(p) else {
         return false;
     };

@@ -11,6 +11,7 @@ pub mod context;
 pub mod fileop;
 
 mod build;
+mod copyplan;
 pub mod config;
 mod lower;
 mod snapshot;

@@ -6,6 +6,7 @@
 use crate::build::{Event, Shared};
 use crate::config::{apply, created_by, empty_image, env_of, shell_of};
 use crate::context::{BuildContext, Selected};
+use crate::copyplan;
 use crate::fileop::{self, CopyRequest};
 use crate::lower::expand;
 use crate::snapshot::{Active, View};
@@ -169,7 +170,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, i: usize) -> Result<StageResult, Engine
 impl StageRun<'_, '_> {
     /// The layers and cache key of what a `--from` names: an earlier stage, by name or index (as
     /// `lower::stage_deps` resolved the dependency), or an image in the store.
-    fn from_source(&self, from: &str, what: &str) -> Result<(Vec<LayerInfo>, String), EngineError> {
+    fn source_of(&self, from: &str, what: &str) -> Result<(Vec<LayerInfo>, String), EngineError> {
         match self.sh.req.dockerfile.stage_ref(from, self.index) {
             Some(d) => {
                 let r = self.sh.wait_stage(d)?;
@@ -516,7 +517,7 @@ impl StageRun<'_, '_> {
             )
         } else if let Some(from) = &c.from {
             let from = self.x(from)?;
-            let (layers, key) = self.from_source(&from, &format!("{name} --from"))?;
+            let (layers, key) = self.source_of(&from, &format!("{name} --from"))?;
             view = View::new(sh.store, &layers)?;
             plain = BuildContext::plain(&view.path);
             (&plain, key)
@@ -565,11 +566,12 @@ impl StageRun<'_, '_> {
         let chmod_parsed = chmod.as_deref().map(fileop::parse_chmod).transpose()?;
         let history = format!("{text} # buildkit");
         self.execute(&key, &text, &history, n, total, &inputs, |this, _| {
-            let mut snap = Active::new(this.sh.store, &this.layers)?;
-            let root = snap.mount()?.to_path_buf();
+            let store = this.sh.store;
+            // Owners resolve through the stage's /etc/passwd and /etc/group as they are now.
+            let lower = View::new(store, &this.layers)?;
             let owner = chown
                 .as_deref()
-                .map(|c| fileop::resolve_chown(&root, c))
+                .map(|c| fileop::resolve_chown(&lower.path, c))
                 .transpose()?;
             let req = CopyRequest {
                 sources: ctx,
@@ -582,8 +584,23 @@ impl StageRun<'_, '_> {
                 exclude,
                 extract_archives: add && c.from.is_none(),
             };
+            if copyplan::enabled() {
+                if let Some(plan) = copyplan::plan(&req, &lower.path)? {
+                    let info = lighter_store::layer::store_entries(
+                        store,
+                        plan.iter().map(|(p, e)| (p.as_path(), e)),
+                        &lighter_store::layer::WriteOptions::from_env(),
+                        lighter_store::compress::Compression::Gzip,
+                    )
+                    .map_err(|e| EngineError::msg(format!("commit layer: {e}")))?;
+                    return Ok(Some(info));
+                }
+            }
+            drop(lower);
+            let mut snap = Active::new(store, &this.layers)?;
+            let root = snap.mount()?.to_path_buf();
             fileop::copy(&req, &root)?;
-            snap.commit(this.sh.store, &[])
+            snap.commit(store, &[])
         })
     }
 
@@ -737,7 +754,7 @@ impl StageRun<'_, '_> {
                     let src_rel = crate::context::clean_rel(source.as_deref().unwrap_or("/"));
                     let (root, key) = match m.from.as_deref().map(|f| self.x(f)).transpose()? {
                         Some(from) => {
-                            let (layers, key) = self.from_source(&from, "RUN --mount from")?;
+                            let (layers, key) = self.source_of(&from, "RUN --mount from")?;
                             let v = View::new(sh.store, &layers)?;
                             let p = v.path.join(&src_rel);
                             views.push(v);

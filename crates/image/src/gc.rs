@@ -100,6 +100,20 @@ pub fn prune(store: &Store, cache: bool) -> Result<PruneReport> {
             Ok(())
         })?;
     }
+    // Chunk index entries whose blob is gone (the writer checks members anyway; this keeps it small).
+    store.meta().update(|tx| {
+        for (k, v) in tx.list(Table::Chunks)? {
+            let gone = v
+                .split(' ')
+                .next()
+                .and_then(|d| d.parse::<lighter_oci::Digest>().ok())
+                .is_none_or(|d| !store.content().exists(&d));
+            if gone {
+                tx.delete(Table::Chunks, &k)?;
+            }
+        }
+        Ok(())
+    })?;
     // Leftovers of processes that died mid-write (a killed `load`): temporary ingest files and work
     // directories older than an hour. Younger ones may belong to a running lighter.
     for sub in ["ingest", "tmp"] {

@@ -235,3 +235,87 @@ fn copy_from_itself_is_an_error_not_a_hang() {
     assert!(!ok);
     assert!(err.contains("a stage can only copy from earlier stages") && err.contains("Dockerfile:2:1"), "{err}");
 }
+
+/// COPY/ADD written straight to a layer tar (the default) and through an overlay mount
+/// (`LIGHTER_COPY=overlay`, the fallback) give the same files, modes, owners and link targets, over
+/// the rules that read the stage's existing filesystem: existing directories, a file replaced, a
+/// destination through a symlink, names resolved by `--chown`, `--chmod`, `--exclude`, wildcards,
+/// directory contents, a renamed file, a symlink source, `--from` a stage and ADD's archive extraction.
+#[test]
+fn planned_copy_matches_the_overlay_copy() {
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[
+            ("a.txt", "a\n"),
+            ("b.txt", "b\n"),
+            ("dir/one", "1\n"),
+            ("dir/sub/two", "2\n"),
+            ("dir/sub/skip.md", "skipped\n"),
+            ("passwd", "replaced passwd\n"),
+            (
+                "Dockerfile",
+                "FROM busybox AS base\nRUN mkdir -p /srv/data /real && ln -s /real /srv/link && echo app:x:4321:4321::/home/app:/bin/sh >> /etc/passwd && echo app:x:4321: >> /etc/group\n\
+                 COPY a.txt b.txt /srv/data/\nCOPY *.txt /srv/glob/\nCOPY dir /srv/dir\nCOPY --exclude=**/*.md dir/ /srv/excl/\n\
+                 COPY a.txt /srv/renamed\nCOPY --chown=app:app --chmod=u+x,go-r dir /home/app/dir\nCOPY passwd /etc/passwd.copy\n\
+                 COPY a.txt /srv/link/through-symlink\nCOPY alink /srv/alink\nCOPY dlink /srv/\nADD pack.tar /srv/unpacked/\nCOPY a.txt /bin\n\
+                 FROM base AS second\nCOPY --from=base /srv/dir /opt/dir\nCOPY b.txt /srv/data/a.txt\n",
+            ),
+        ],
+    );
+    std::os::unix::fs::symlink("a.txt", ctx.path().join("alink")).unwrap();
+    std::os::unix::fs::symlink("dir", ctx.path().join("dlink")).unwrap();
+    let st = std::process::Command::new("tar")
+        .args(["-cf", "pack.tar", "dir"])
+        .current_dir(ctx.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut trees = Vec::new();
+    for mode in ["planned", "overlay"] {
+        let out = tempfile::tempdir().unwrap();
+        let o = env
+            .cmd()
+            .env("LIGHTER_COPY", mode)
+            .args(["build", "--no-cache", "--progress", "plain", "-o"])
+            .arg(format!("type=local,dest={}", out.path().display()))
+            .arg(ctx.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{mode}: {}", String::from_utf8_lossy(&o.stderr));
+        let t = tree(out.path());
+        for (p, want) in [
+            ("srv/data/a.txt", "file"),
+            ("srv/real-check", ""),
+            ("srv/renamed", "file"),
+            ("srv/glob/b.txt", "file"),
+            ("srv/dir/sub/two", "file"),
+            ("srv/excl/one", "file"),
+            ("srv/alink", "file"),
+            ("srv/unpacked/dir/one", "file"),
+            ("real/through-symlink", "file"),
+            ("home/app/dir/sub/two", "file"),
+            ("opt/dir/one", "file"),
+        ] {
+            if want.is_empty() {
+                continue;
+            }
+            assert!(t.get(p).is_some_and(|v| v.starts_with(want)), "{mode}: {p} missing: {:?}", t.get(p));
+        }
+        assert!(!t.contains_key("srv/excl/sub/skip.md"), "{mode}: --exclude");
+        assert!(t["home/app/dir/one"].ends_with(" 700 4321:4321"), "{mode}: {}", t["home/app/dir/one"]);
+        assert!(t["srv/data/a.txt"].starts_with(&format!("file:{}", sha256_hex(b"b\n"))), "{mode}: replaced file");
+        trees.push(t);
+    }
+    let (planned, overlay) = (&trees[0], &trees[1]);
+    for (k, v) in overlay {
+        assert_eq!(planned.get(k), Some(v), "{k}: planned vs overlay");
+    }
+    assert_eq!(planned.len(), overlay.len(), "same paths");
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}

@@ -31,108 +31,10 @@ impl Compression {
     }
 }
 
-/// Chunk of input compressed as one gzip member.
-const CHUNK: usize = 1 << 20;
+pub use crate::pargz::{ChunkRecord, ChunkSource, ParGzWriter};
 
-/// A writer that gzips with every core: input is cut into 1 MiB chunks, each compressed as an
-/// independent gzip member in parallel; members are written in order.
-pub struct ParGzWriter<W: Write> {
-    inner: Option<W>,
-    pending: Vec<Vec<u8>>,
-    current: Vec<u8>,
-    level: u32,
-    batch: usize,
-    wrote_any: bool,
-}
-
-impl<W: Write> ParGzWriter<W> {
-    pub fn new(inner: W, level: u32) -> Self {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        ParGzWriter {
-            inner: Some(inner),
-            pending: Vec::new(),
-            current: Vec::with_capacity(CHUNK),
-            level,
-            batch: threads * 2,
-            wrote_any: false,
-        }
-    }
-
-    fn flush_pending(&mut self) -> io::Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let level = flate2::Compression::new(self.level);
-        let chunks = std::mem::take(&mut self.pending);
-        let compressed: Vec<io::Result<Vec<u8>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = chunks
-                .iter()
-                .map(|c| {
-                    s.spawn(move || {
-                        let mut e =
-                            flate2::write::GzEncoder::new(Vec::with_capacity(c.len() / 2), level);
-                        e.write_all(c)?;
-                        e.finish()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(io::Error::other("compression thread panicked")))
-                })
-                .collect()
-        });
-        let inner = self
-            .inner
-            .as_mut()
-            .ok_or_else(|| io::Error::other("writer finished"))?;
-        for c in compressed {
-            inner.write_all(&c?)?;
-            self.wrote_any = true;
-        }
-        Ok(())
-    }
-
-    /// Compresses what is left and returns the inner writer.
-    pub fn finish(mut self) -> io::Result<W> {
-        if !self.current.is_empty() || !self.wrote_any {
-            let c = std::mem::take(&mut self.current);
-            self.pending.push(c);
-        }
-        self.flush_pending()?;
-        self.inner
-            .take()
-            .ok_or_else(|| io::Error::other("writer finished"))
-    }
-}
-
-impl<W: Write> Write for ParGzWriter<W> {
-    fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
-        let n = buf.len();
-        while !buf.is_empty() {
-            let room = CHUNK - self.current.len();
-            let take = room.min(buf.len());
-            self.current.extend_from_slice(&buf[..take]);
-            buf = &buf[take..];
-            if self.current.len() == CHUNK {
-                let full = std::mem::replace(&mut self.current, Vec::with_capacity(CHUNK));
-                self.pending.push(full);
-                if self.pending.len() >= self.batch {
-                    self.flush_pending()?;
-                }
-            }
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+/// The gzip level of layers lighter writes (gzip's default, as BuildKit's).
+pub const GZIP_LEVEL: u32 = 6;
 
 /// A compressing writer for any [`Compression`].
 pub enum Compressor<W: Write> {
@@ -143,9 +45,18 @@ pub enum Compressor<W: Write> {
 
 impl<W: Write> Compressor<W> {
     pub fn new(inner: W, c: Compression) -> io::Result<Self> {
+        Compressor::with_source(inner, c, None)
+    }
+
+    /// A compressor that reuses gzip members of earlier layers from `source` (gzip only).
+    pub fn with_source(
+        inner: W,
+        c: Compression,
+        source: Option<std::sync::Arc<dyn ChunkSource>>,
+    ) -> io::Result<Self> {
         Ok(match c {
             Compression::None => Compressor::None(inner),
-            Compression::Gzip => Compressor::Gzip(ParGzWriter::new(inner, 6)),
+            Compression::Gzip => Compressor::Gzip(ParGzWriter::with_source(inner, GZIP_LEVEL, source)),
             Compression::Zstd => {
                 let mut e = zstd::Encoder::new(inner, 3)?;
                 let threads = std::thread::available_parallelism()
@@ -158,10 +69,15 @@ impl<W: Write> Compressor<W> {
     }
 
     pub fn finish(self) -> io::Result<W> {
+        self.finish_with_records().map(|(w, _)| w)
+    }
+
+    /// Finishes, with the gzip chunks written (empty for other compressions).
+    pub fn finish_with_records(self) -> io::Result<(W, Vec<ChunkRecord>)> {
         match self {
-            Compressor::None(w) => Ok(w),
-            Compressor::Gzip(g) => g.finish(),
-            Compressor::Zstd(z) => z.finish(),
+            Compressor::None(w) => Ok((w, Vec::new())),
+            Compressor::Gzip(g) => g.finish_with_records().map(|(w, r, _)| (w, r)),
+            Compressor::Zstd(z) => z.finish().map(|w| (w, Vec::new())),
         }
     }
 }
@@ -217,7 +133,7 @@ mod tests {
 
     #[test]
     fn parallel_gzip_round_trips_and_gunzip_reads_it() {
-        let input = data(5 * CHUNK + 12345);
+        let input = data(5 * (1 << 20) + 12345);
         let mut w = ParGzWriter::new(Vec::new(), 6);
         w.write_all(&input).unwrap();
         let gz = w.finish().unwrap();

@@ -6,6 +6,7 @@ pub mod compress;
 pub mod content;
 pub mod layer;
 pub mod meta;
+mod pargz;
 
 use std::path::{Path, PathBuf};
 

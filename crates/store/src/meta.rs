@@ -21,6 +21,9 @@ pub enum Table {
     Cache,
     /// Step position (stage + instruction) -> what its last cache key was made of (for "why rebuilt").
     CacheInputs,
+    /// `gz<level>:<sha256 of an uncompressed chunk>` -> `<blob digest> <offset> <length>`: where a layer
+    /// blob holds the gzip member of that chunk, so a later layer with the same chunk reuses it.
+    Chunks,
 }
 
 impl Table {
@@ -31,6 +34,7 @@ impl Table {
             Table::Layers => "layers",
             Table::Cache => "cache",
             Table::CacheInputs => "cache_inputs",
+            Table::Chunks => "chunks",
         })
     }
 }

@@ -220,7 +220,7 @@ fn parse_output(spec: &str) -> anyhow::Result<Output> {
             .ok_or_else(|| anyhow::anyhow!("output {spec:?} needs dest="))
     };
     Ok(match m.get("type").map(String::as_str) {
-        Some("image") | Some("docker") if m.get("dest").is_none() => Output::Image,
+        Some("image") | Some("docker") if !m.contains_key("dest") => Output::Image,
         Some("docker") => Output::Docker(dest()?),
         Some("oci") => Output::Oci(dest()?),
         Some("local") => Output::Local(dest()?),

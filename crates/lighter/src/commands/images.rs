@@ -18,7 +18,7 @@ pub fn run(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
         listed.retain(|l| {
             l.reference.as_ref().is_some_and(|r| {
                 (r.familiar_name() == repo || r.name() == repo)
-                    && tag.as_ref().map_or(true, |t| r.tag.as_deref() == Some(t))
+                    && tag.as_ref().is_none_or(|t| r.tag.as_deref() == Some(t))
             })
         });
     }

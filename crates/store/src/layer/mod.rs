@@ -2,12 +2,14 @@
 //! compressed and stored in one pass; and a layer tar -> a directory, every path kept inside the root.
 
 mod apply;
+mod entries;
 mod write;
 
 pub use apply::{apply, resolve_parent, ApplyFormat, ApplyStats};
+pub use entries::{write_entries, EntryKind, PlannedEntry};
 pub use write::{write_tar, DirFormat, WriteOptions};
 
-use crate::compress::{Compression, Compressor};
+use crate::compress::{ChunkSource, Compression, Compressor, GZIP_LEVEL};
 use crate::{io_err, Result, Store, StoreError};
 use lighter_oci::{Digest, Sha256Writer};
 use std::io::Write;
@@ -33,16 +35,39 @@ pub fn store_dir(
     opts: &WriteOptions,
     compression: Compression,
 ) -> Result<LayerInfo> {
+    store_tar(store, dir, compression, |out| write_tar(dir, format, opts, out))
+}
+
+/// Writes planned entries (see [`write_entries`]) as a stored layer, like [`store_dir`] does for a
+/// directory: one pass computes the diffID and the blob digest.
+pub fn store_entries<'a>(
+    store: &Store,
+    entries: impl IntoIterator<Item = (&'a Path, &'a PlannedEntry)>,
+    opts: &WriteOptions,
+    compression: Compression,
+) -> Result<LayerInfo> {
+    store_tar(store, Path::new("planned layer"), compression, |out| {
+        write_entries(entries, opts, out)
+    })
+}
+
+fn store_tar(
+    store: &Store,
+    what: &Path,
+    compression: Compression,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<LayerInfo> {
     let ingest = store.content().ingest()?;
     let compressed = Sha256Writer::new(ingest);
-    let compressor =
-        Compressor::new(compressed, compression).map_err(io_err("compress layer of", dir))?;
+    let source = (compression == Compression::Gzip).then(|| StoredChunks::load(store));
+    let compressor = Compressor::with_source(compressed, compression, source.flatten())
+        .map_err(io_err("compress layer of", what))?;
     let mut diff = Sha256Writer::new(compressor);
-    write_tar(dir, format, opts, &mut diff)?;
+    write(&mut diff)?;
     let (compressor, diff_id, uncompressed_size) = diff.finish();
-    let compressed = compressor
-        .finish()
-        .map_err(io_err("compress layer of", dir))?;
+    let (compressed, chunks) = compressor
+        .finish_with_records()
+        .map_err(io_err("compress layer of", what))?;
     let (ingest, digest, _) = compressed.finish();
     let (digest2, size) = ingest.commit(Some(&digest))?;
     debug_assert_eq!(digest, digest2);
@@ -54,7 +79,63 @@ pub fn store_dir(
         uncompressed_size,
     };
     record_layer(store, &info)?;
+    if !chunks.is_empty() {
+        // The index is an accelerator: failing to write it never fails the layer.
+        let _ = store.meta().update(|tx| {
+            for c in &chunks {
+                let key = format!("gz{GZIP_LEVEL}:{}", hex::encode(c.hash));
+                let value = format!("{} {} {}", info.digest, c.offset, c.compressed_len);
+                tx.put(crate::Table::Chunks, &key, &value)?;
+            }
+            Ok(())
+        });
+    }
     Ok(info)
+}
+
+/// The chunk index of the store, read once per layer written: chunk sha256 -> (blob file, offset,
+/// length) of its gzip member.
+struct StoredChunks {
+    members: std::collections::HashMap<[u8; 32], (std::path::PathBuf, u64, u64)>,
+}
+
+impl StoredChunks {
+    fn load(store: &Store) -> Option<std::sync::Arc<dyn ChunkSource>> {
+        let prefix = format!("gz{GZIP_LEVEL}:");
+        let rows = store.meta().list_prefix(crate::Table::Chunks, &prefix).ok()?;
+        let mut members = std::collections::HashMap::with_capacity(rows.len());
+        for (k, v) in rows {
+            let mut hash = [0u8; 32];
+            if hex::decode_to_slice(&k[prefix.len()..], &mut hash).is_err() {
+                continue;
+            }
+            let f: Vec<&str> = v.split(' ').collect();
+            let (Some(d), Some(off), Some(len)) = (
+                f.first().and_then(|d| d.parse::<Digest>().ok()),
+                f.get(1).and_then(|o| o.parse().ok()),
+                f.get(2).and_then(|l| l.parse().ok()),
+            ) else {
+                continue;
+            };
+            members.insert(hash, (store.content().path(&d), off, len));
+        }
+        if members.is_empty() {
+            return None;
+        }
+        Some(std::sync::Arc::new(StoredChunks { members }))
+    }
+}
+
+impl ChunkSource for StoredChunks {
+    fn member(&self, hash: &[u8; 32]) -> Option<Vec<u8>> {
+        use std::io::{Read, Seek};
+        let (path, off, len) = self.members.get(hash)?;
+        let mut f = std::fs::File::open(path).ok()?;
+        f.seek(std::io::SeekFrom::Start(*off)).ok()?;
+        let mut buf = vec![0u8; *len as usize];
+        f.read_exact(&mut buf).ok()?;
+        Some(buf)
+    }
 }
 
 /// Stores an existing (possibly compressed) layer blob stream: verifies `expected` blob digest when
