@@ -45,6 +45,11 @@ bench_context() {
   echo "## context: 50,000 files + ignored 190 MB node_modules, FROM scratch + COPY . /ctx/"
   row step lighter docker ratio; row --- --- --- ---
   local lc ln l1 dc dn d1 mem
+  # Cold: an empty store (no stat cache, no layer chunks to reuse), then --no-cache on a warm store.
+  local lf
+  rm -rf "$BENCH_DIR/fresh-store"
+  lf=$(secs env LIGHTER_ROOT="$BENCH_DIR/fresh-store" "$L" build --no-cache -t bench-ctx "$ctx")
+  rm -rf "$BENCH_DIR/fresh-store"
   lc=$(secs "$L" build --no-cache -t bench-ctx "$ctx")
   ln=$(secs "$L" build -t bench-ctx "$ctx")
   echo "changed $(date +%s%N)" > "$ctx/src/d007/f0001.txt"
@@ -56,10 +61,44 @@ bench_context() {
     echo "changed $(date +%s%N)" > "$ctx/src/d007/f0001.txt"
     d1=$(secs $D build -t bench-ctx "$ctx")
   else dc=NA; dn=NA; d1=NA; fi
-  row "cold (--no-cache)" "$lc s" "$dc s" "$( [ $dc = NA ] && echo NA || ratio $lc $dc)"
+  row "cold (empty store, --no-cache)" "$lf s" "$dc s" "$( [ $dc = NA ] && echo NA || ratio $lf $dc)"
+  row "--no-cache (warm store)" "$lc s" "$dc s" "$( [ $dc = NA ] && echo NA || ratio $lc $dc)"
   row "no-op rebuild" "$ln s" "$dn s" "$( [ $dn = NA ] && echo NA || ratio $ln $dn)"
   row "one file changed" "$l1 s" "$d1 s" "$( [ $d1 = NA ] && echo NA || ratio $l1 $d1)"
   row "peak memory (cold)" "$mem MB" "" ""
+}
+
+# save/load/gzip on the golang:1.19 stand-in (about 0.9 GB, made by scripts/demo.sh in its store).
+bench_save() {
+  local demo=/var/tmp/lighter-demo w="$BENCH_DIR/save"
+  LIGHTER_ROOT=$demo "$L" inspect golang:1.19 >/dev/null 2>&1 || LIGHTER_ROOT=$demo bash scripts/demo.sh >/dev/null
+  rm -rf "$w"; mkdir -p "$w"
+  echo "## save / load / gzip: golang:1.19 stand-in ($(LIGHTER_ROOT=$demo "$L" images golang:1.19 | awk 'NR==2 {print $5}'))"
+  row step lighter docker ratio; row --- --- --- ---
+  local ls ds ll dl
+  ls=$(secs env LIGHTER_ROOT=$demo "$L" save -o "$w/lighter.tar" golang:1.19)
+  if have_docker; then
+    $D image inspect golang:1.19 >/dev/null 2>&1 || $D load -i "$w/lighter.tar" >/dev/null
+    ds=$(secs $D save -o "$w/docker.tar" golang:1.19)
+    $D rmi -f golang:1.19 >/dev/null
+    dl=$(secs $D load -i "$w/docker.tar")
+  else ds=NA; dl=NA; fi
+  local src="$w/docker.tar"; [ -f "$src" ] || src="$w/lighter.tar"
+  ll=$(secs env LIGHTER_ROOT="$w/store" "$L" load -i "$src")
+  row "save (docker-archive)" "$ls s" "$ds s" "$( [ $ds = NA ] && echo NA || ratio $ls $ds)"
+  row "load (into an empty store)" "$ll s" "$dl s" "$( [ $dl = NA ] && echo NA || ratio $ll $dl)"
+  # Layer compression: the same import (one 0.9 GB layer, gzip level 6) with one worker and with every
+  # core, each into a fresh store (no chunk reuse).
+  # The input: the biggest layer of the saved archive (an uncompressed layer tar).
+  mkdir -p "$w/x" && tar -C "$w/x" -xf "$w/lighter.tar"
+  local rootfs g1 gn; rootfs=$(find "$w/x" -type f -size +1M -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2)
+  g1=$(secs env LIGHTER_GZIP_THREADS=1 LIGHTER_ROOT="$w/g1" "$L" import "$rootfs" g:1)
+  gn=$(secs env LIGHTER_ROOT="$w/gn" "$L" import "$rootfs" g:n)
+  local mb; mb=$(du -m "$rootfs" | cut -f1)
+  row "gzip a $mb MB rootfs: 1 worker / every core" "$g1 s / $gn s" "" "speedup $(ratio $g1 $gn)"
+  local gz1; gz1=$(secs sh -c "gzip -6 -c < '$rootfs' >/dev/null")
+  row "GNU gzip -6 of the same tar (one core)" "$gz1 s" "" ""
+  rm -rf "$w"
 }
 
 bench_run() {
@@ -91,7 +130,8 @@ bench_parse() {
 case "$what" in
   context) bench_context ;;
   run) bench_run ;;
+  save) bench_save ;;
   parse) bench_parse ;;
-  all) bench_parse; bench_context; bench_run ;;
-  *) echo "usage: bench.sh [context|run|parse|all]" >&2; exit 2 ;;
+  all) bench_parse; bench_context; bench_run; bench_save ;;
+  *) echo "usage: bench.sh [context|run|save|parse|all]" >&2; exit 2 ;;
 esac

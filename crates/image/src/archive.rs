@@ -112,12 +112,16 @@ fn layer_media(head: &[u8]) -> &'static str {
     }
 }
 
-/// Extracts the archive's regular files into `dir` (paths cleaned, `..` rejected); returns symlinks
-/// (old docker archives link shared `layer.tar` files).
-fn extract(input: impl Read, dir: &Path) -> Result<BTreeMap<PathBuf, PathBuf>> {
+/// Files of an extracted archive that were hashed while written: path -> (sha256, size).
+type Hashed = std::collections::HashMap<PathBuf, (Digest, u64)>;
+
+/// Extracts the archive's regular files into `dir` (paths cleaned, `..` rejected), hashing each while
+/// writing it; returns symlinks (old docker archives link shared `layer.tar` files) and the hashes.
+fn extract(input: impl Read, dir: &Path) -> Result<(BTreeMap<PathBuf, PathBuf>, Hashed)> {
     let r = decompress(input).map_err(io_err("read", "archive"))?;
     let mut ar = tar::Archive::new(r);
     let mut links = BTreeMap::new();
+    let mut hashed = Hashed::new();
     let entries = ar
         .entries()
         .map_err(|e| format_err("archive", format!("not a tar archive: {e}")))?;
@@ -155,11 +159,15 @@ fn extract(input: impl Read, dir: &Path) -> Result<BTreeMap<PathBuf, PathBuf>> {
                 if let Some(p) = dest.parent() {
                     std::fs::create_dir_all(p).map_err(io_err("create", p.display()))?;
                 }
-                let mut f =
-                    std::fs::File::create(&dest).map_err(io_err("create", dest.display()))?;
-                std::io::copy(&mut e, &mut f).map_err(|err| {
+                let f = std::fs::File::create(&dest).map_err(io_err("create", dest.display()))?;
+                let mut w = Sha256Writer::new(std::io::BufWriter::with_capacity(1 << 20, f));
+                std::io::copy(&mut e, &mut w).map_err(|err| {
                     format_err(rel.display(), format!("truncated archive: {err}"))
                 })?;
+                let (buf, digest, size) = w.finish();
+                buf.into_inner()
+                    .map_err(|err| format_err(rel.display(), format!("write: {}", err.error())))?;
+                hashed.insert(dest.clone(), (digest, size));
             }
             tar::EntryType::Symlink | tar::EntryType::Link => {
                 if let Ok(Some(t)) = e.link_name() {
@@ -172,7 +180,7 @@ fn extract(input: impl Read, dir: &Path) -> Result<BTreeMap<PathBuf, PathBuf>> {
     if !any {
         return Err(format_err("archive", "empty archive"));
     }
-    Ok(links)
+    Ok((links, hashed))
 }
 
 /// Resolves an archive-relative path, following the archive's own symlinks, inside `dir`.
@@ -209,16 +217,19 @@ fn archive_path(dir: &Path, links: &BTreeMap<PathBuf, PathBuf>, rel: &str) -> Re
 /// Loads a docker-archive or OCI layout archive (plain or gzip). Returns each image with its names.
 pub fn load(store: &Store, input: impl Read) -> Result<Vec<(Digest, Vec<Reference>)>> {
     let tmp = store.temp_dir("load-")?;
-    let links = extract(input, tmp.path())?;
-    load_tree(store, tmp.path(), &links)
+    let (links, hashed) = extract(input, tmp.path())?;
+    load_tree(store, tmp.path(), &links, &hashed)
 }
 
 /// Loads an unpacked archive or an OCI image layout directory.
 pub fn load_dir(store: &Store, dir: &Path) -> Result<Vec<(Digest, Vec<Reference>)>> {
-    load_tree(store, dir, &BTreeMap::new())
+    // The user's directory: its files are copied into the store, never moved.
+    load_tree(store, dir, &BTreeMap::new(), &Hashed::new())
 }
 
-fn load_tree(store: &Store, dir: &Path, links: &BTreeMap<PathBuf, PathBuf>) -> Result<Vec<(Digest, Vec<Reference>)>> {
+/// Loads the archive tree at `dir`. Files listed in `hashed` belong to this load (a temporary
+/// extraction) and are moved into the store instead of copied.
+fn load_tree(store: &Store, dir: &Path, links: &BTreeMap<PathBuf, PathBuf>, hashed: &Hashed) -> Result<Vec<(Digest, Vec<Reference>)>> {
     let links = links.clone();
     let mut pending: Vec<(Vec<u8>, Vec<LayerInfo>, Vec<Reference>)> = Vec::new();
     if dir.join("manifest.json").is_file() {
@@ -263,7 +274,7 @@ fn load_tree(store: &Store, dir: &Path, links: &BTreeMap<PathBuf, PathBuf>) -> R
             let mut layers = Vec::new();
             for (lp, want) in layer_paths.iter().zip(&diff_ids) {
                 let p = archive_path(dir, &links, lp)?;
-                layers.push(ingest_layer(store, &p, lp, want)?);
+                layers.push(ingest_layer(store, &p, lp, want, hashed)?);
             }
             let tags = entry
                 .get("RepoTags")
@@ -378,7 +389,11 @@ fn diff_ids_of(cfg: &Value, what: &str) -> Result<Vec<Digest>> {
         .collect()
 }
 
-fn ingest_layer(store: &Store, p: &Path, name: &str, want: &Digest) -> Result<LayerInfo> {
+fn ingest_layer(store: &Store, p: &Path, name: &str, want: &Digest, hashed: &Hashed) -> Result<LayerInfo> {
+    if let Some((digest, size)) = hashed.get(p) {
+        return lighter_store::layer::adopt_blob(store, p, digest, *size, want)
+            .map_err(|e| format_err(name, e.to_string()));
+    }
     let mut f =
         std::fs::File::open(p).map_err(|_| format_err(name, "layer file missing from archive"))?;
     let mut head = [0u8; 4];

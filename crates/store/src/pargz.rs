@@ -94,9 +94,12 @@ impl<W: Write> ParGzWriter<W> {
 
     /// A writer that takes members for chunks it has seen before from `source`.
     pub fn with_source(inner: W, level: u32, source: Option<Arc<dyn ChunkSource>>) -> Self {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        // `LIGHTER_GZIP_THREADS` pins the worker count (the benchmark compares 1 with every core).
+        let threads = std::env::var("LIGHTER_GZIP_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
         let (jobs, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(threads);
         let rx = Arc::new(std::sync::Mutex::new(rx));
         let (tx, results) = std::sync::mpsc::channel();

@@ -170,6 +170,58 @@ pub fn store_blob(
     Ok(info)
 }
 
+/// Stores a layer blob that this process extracted and hashed itself (`digest`, `size`) by moving the
+/// file into the content store (see [`crate::Content::adopt`]). An uncompressed layer's diffID is its
+/// digest, so nothing is read again; a compressed one is decompressed once for its diffID. A diffID
+/// other than `want` is an error and nothing is stored.
+pub fn adopt_blob(
+    store: &Store,
+    path: &Path,
+    digest: &Digest,
+    size: u64,
+    want: &Digest,
+) -> Result<LayerInfo> {
+    // Old docker archives share one layer file between images: it may already be in place.
+    let src = if store.content().exists(digest) {
+        store.content().path(digest)
+    } else {
+        path.to_path_buf()
+    };
+    let mut f = std::fs::File::open(&src).map_err(io_err("open", &src))?;
+    let mut head = [0u8; 4];
+    let n = std::io::Read::read(&mut f, &mut head).map_err(io_err("read", &src))?;
+    let kind = crate::compress::sniff(&head[..n]);
+    let (diff_id, uncompressed_size) = if kind == Compression::None {
+        (digest.clone(), size)
+    } else {
+        let f = std::fs::File::open(&src).map_err(io_err("open", &src))?;
+        let mut dec = crate::compress::decompress(f).map_err(io_err("decompress", &src))?;
+        let mut h = Sha256Writer::new(std::io::sink());
+        std::io::copy(&mut dec, &mut h).map_err(|e| {
+            StoreError::Invalid(format!(
+                "layer {digest} is not a readable (gzip, zstd or plain) tar stream: {e}"
+            ))
+        })?;
+        let (_, d, n) = h.finish();
+        (d, n)
+    };
+    if diff_id != *want {
+        return Err(StoreError::Invalid(format!(
+            "layer content has diffID {diff_id} but the config says {want}"
+        )));
+    }
+    store.content().adopt(&src, digest)?;
+    let info = LayerInfo {
+        diff_id,
+        digest: digest.clone(),
+        size,
+        media_type: kind.oci_media_type().to_string(),
+        uncompressed_size,
+    };
+    record_layer(store, &info)?;
+    Ok(info)
+}
+
 fn record_layer(store: &Store, info: &LayerInfo) -> Result<()> {
     let json = serde_json::to_string(info).map_err(|e| StoreError::Invalid(e.to_string()))?;
     store
