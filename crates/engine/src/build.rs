@@ -247,7 +247,7 @@ pub fn build(
     if let Some(c) = created {
         config["created"] = c;
     }
-    let bytes = serde_json::to_vec(&config).map_err(|e| EngineError::msg(e.to_string()))?;
+    let bytes = lighter_oci::json::to_vec(&config).map_err(|e| EngineError::msg(e.to_string()))?;
     let tags: Vec<Reference> = if req.outputs.is_empty() || req.outputs.contains(&Output::Image) {
         req.tags.clone()
     } else {

@@ -87,7 +87,7 @@ pub fn import_rootfs(
         "os": lighter_oci::HOST_OS,
         "rootfs": { "type": "layers", "diff_ids": [diff_id.as_str()] },
     });
-    let bytes = serde_json::to_vec(&cfg).map_err(|e| format_err("config", e.to_string()))?;
+    let bytes = lighter_oci::json::to_vec(&cfg).map_err(|e| format_err("config", e.to_string()))?;
     commit(store, &bytes, &[layer], tags)
 }
 
@@ -535,7 +535,7 @@ pub fn save(
         }
         let manifest_bytes = match format {
             SaveFormat::Oci => store.content().read(&img.record.manifest)?,
-            SaveFormat::Docker => serde_json::to_vec(&json!({
+            SaveFormat::Docker => lighter_oci::json::to_vec_pretty(&json!({
                 "schemaVersion": 2,
                 "mediaType": media::OCI_MANIFEST,
                 "config": { "mediaType": media::OCI_CONFIG, "digest": img.record.config.as_str(), "size": cfg.len() },
@@ -581,7 +581,7 @@ pub fn save(
     add_bytes(
         &mut tb,
         "index.json",
-        &serde_json::to_vec(&index).map_err(|e| format_err("index", e.to_string()))?,
+        &lighter_oci::json::to_vec(&index).map_err(|e| format_err("index", e.to_string()))?,
     )?;
     if format == SaveFormat::Docker {
         add_bytes(

@@ -182,7 +182,7 @@ pub fn commit(
         })).collect::<Vec<_>>(),
     });
     let manifest_bytes =
-        serde_json::to_vec(&manifest).map_err(|e| format_err("manifest", e.to_string()))?;
+        lighter_oci::json::to_vec_pretty(&manifest).map_err(|e| format_err("manifest", e.to_string()))?;
     let manifest_digest = store.content().put(&manifest_bytes)?;
     let record = ImageRecord {
         manifest: manifest_digest,

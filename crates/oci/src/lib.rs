@@ -2,6 +2,7 @@
 //! Manifest, index and config types are `oci-spec`'s, re-exported as [`spec`].
 
 mod digest;
+pub mod json;
 mod reference;
 
 pub use digest::{Digest, DigestError, Sha256Writer};
