@@ -192,6 +192,11 @@ fn everything_lighter_writes_to_an_oci_layout_validates() {
         let mb = blob(m["digest"].as_str().unwrap());
         v.check("application/vnd.oci.image.manifest.v1+json", &mb).unwrap_or_else(|e| panic!("manifest: {e}"));
         let manifest: Value = serde_json::from_slice(&mb).unwrap();
+        // Laid out as BuildKit lays out its manifests (see the goldens test).
+        let keys: Vec<&str> = manifest.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["schemaVersion", "mediaType", "config", "layers"]);
+        assert!(mb.starts_with(b"{\n  \"schemaVersion\": 2,\n  \"mediaType\""), "{}", String::from_utf8_lossy(&mb));
+        assert_eq!(lighter_oci::json::to_vec_pretty(&manifest).unwrap(), mb);
         let cfg = blob(manifest["config"]["digest"].as_str().unwrap());
         v.check("application/vnd.oci.image.config.v1+json", &cfg).unwrap_or_else(|e| panic!("config: {e}"));
         for l in manifest["layers"].as_array().unwrap() {
