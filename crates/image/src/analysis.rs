@@ -245,6 +245,25 @@ pub fn flatten(store: &Store, img: &Image) -> Result<BTreeMap<String, Entry>> {
     Ok(live)
 }
 
+/// Bytes each layer adds, by directory `depth` levels deep (files directly under `/` count as `/`):
+/// the data of the HTML report's treemap.
+pub fn layer_dir_sizes(store: &Store, img: &Image, depth: usize) -> Result<Vec<BTreeMap<String, u64>>> {
+    let mut out = Vec::new();
+    for l in &img.record.layers {
+        let mut dirs: BTreeMap<String, u64> = BTreeMap::new();
+        for e in layer_entries(store, &l.digest)? {
+            if e.is_dir || e.size == 0 {
+                continue;
+            }
+            let parts: Vec<&str> = e.path.split('/').collect();
+            let dir = if parts.len() <= 1 { "/".to_string() } else { format!("/{}", parts[..(parts.len() - 1).min(depth)].join("/")) };
+            *dirs.entry(dir).or_default() += e.size;
+        }
+        out.push(dirs);
+    }
+    Ok(out)
+}
+
 /// A file-level comparison of two images.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageDiff {

@@ -129,3 +129,85 @@ fn bad_archives_add_nothing() {
     let o = env.lighter(&["images", "-q"]);
     assert!(o.stdout.is_empty(), "no image was added: {}", String::from_utf8_lossy(&o.stdout));
 }
+
+/// Debian's Chromium, or None with the reason printed.
+fn chromium() -> Option<&'static str> {
+    for c in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
+        if std::path::Path::new(c).exists() {
+            return Some(c);
+        }
+    }
+    eprintln!("SKIP: no Chromium (scripts/setup-peers.sh installs Debian's chromium)");
+    None
+}
+
+fn crafted(env: &Env, dir: &std::path::Path) {
+    let l0 = layer(&[("usr/", None), ("usr/bin/", None), ("usr/bin/tool", Some(4000)), ("etc/", None), ("etc/conf", Some(100))]);
+    let l1 = layer(&[("usr/bin/tool", Some(4000)), ("app/", None), ("app/<script>.js", Some(700))]);
+    let file = dir.join("report.tar");
+    std::fs::write(&file, archive("report:1", &[l0, l1])).unwrap();
+    let o = env.lighter(&["load", "-i", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The HTML report is one self-contained file that a real browser renders: Chromium loads it with
+/// the network off, the script lays out a treemap cell per (layer, directory), the tables list the
+/// layers and the duplicated path, and a screenshot is taken.
+#[test]
+fn html_report_renders_in_headless_chromium() {
+    let env = Env { root: tempfile::tempdir().unwrap() };
+    let dir = tempfile::tempdir().unwrap();
+    crafted(&env, dir.path());
+    let html = dir.path().join("report.html");
+    let o = env.lighter(&["analyze", "report:1", "--html", html.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(!page.contains("http://") && !page.contains("src=\"") && !page.contains("href=\""), "no external resource");
+    assert!(!page.contains("<script>.js"), "file names are data, never markup");
+    let Some(chrome) = chromium() else { return };
+    let run = |extra: &[&str]| {
+        let mut c = std::process::Command::new(chrome);
+        c.args(["--headless", "--no-sandbox", "--disable-gpu", "--no-proxy-server", "--proxy-server=127.0.0.1:9", "--window-size=1200,1000"]);
+        c.args(extra);
+        c.arg(format!("file://{}", html.display()));
+        c.output().unwrap()
+    };
+    let o = run(&["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && !dom.is_empty(), "chromium: {}", String::from_utf8_lossy(&o.stderr));
+    // Layer 0 adds /usr/bin and /etc, layer 1 adds /usr/bin and /app: four cells.
+    assert!(dom.contains("data-rendered=\"4\""), "treemap cells: {}", &dom[..dom.len().min(600)]);
+    assert!(dom.contains("/usr/bin/tool"), "waste list names the duplicated file");
+    assert!(dom.contains("&lt;script&gt;.js") || dom.contains("/app"), "file names rendered as text");
+    let shot = dir.path().join("report.png");
+    let o = run(&[&format!("--screenshot={}", shot.display())]);
+    assert!(o.status.success(), "chromium screenshot: {}", String::from_utf8_lossy(&o.stderr));
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot ({} bytes)", png.len());
+}
+
+/// SARIF and JUnit come out of the same run as the CI verdict: one rule per threshold, results only
+/// for the failing ones.
+#[test]
+fn sarif_and_junit_reports_follow_the_ci_verdict() {
+    let env = Env { root: tempfile::tempdir().unwrap() };
+    let dir = tempfile::tempdir().unwrap();
+    crafted(&env, dir.path());
+    let (sarif, junit) = (dir.path().join("r.sarif"), dir.path().join("r.xml"));
+    let o = env.lighter(&["analyze", "report:1", "--ci", "--highest-wasted-bytes", "1MB", "--sarif", sarif.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+    // tool is stored twice (8000 bytes of 8800): efficiency 0.55 < 0.9 fails, wasted 8000 <= 1MB passes.
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&sarif).unwrap()).unwrap();
+    assert_eq!(s["version"], "2.1.0");
+    let run = &s["runs"][0];
+    assert_eq!(run["tool"]["driver"]["rules"].as_array().unwrap().len(), 3);
+    let results = run["results"].as_array().unwrap();
+    let ids: Vec<&str> = results.iter().map(|r| r["ruleId"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["lowestEfficiency", "highestUserWastedPercent"]);
+    assert!(results[0]["message"]["text"].as_str().unwrap().contains("report:1"));
+    let x = std::fs::read_to_string(&junit).unwrap();
+    assert!(x.starts_with("<?xml") && x.contains("tests=\"3\" failures=\"2\""), "{x}");
+    assert_eq!(x.matches("<testcase ").count(), 3);
+    assert_eq!(x.matches("<failure ").count(), 2);
+    assert!(x.contains("name=\"highestWastedBytes\"/>"), "the passing rule has no failure: {x}");
+}

@@ -62,8 +62,18 @@ fn read_ci_config(path: &std::path::Path) -> anyhow::Result<(Option<f64>, Option
 }
 
 pub fn run(ctx: &Context, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+    if args.interactive {
+        eprintln!("lighter analyze -i: the interactive explorer is not implemented yet (use --html FILE or --json -)");
+        return Ok(ExitCode::from(3));
+    }
     let (store, img, _tmp) = open_image(ctx, &args.image)?;
     let a = lighter_image::analysis::analyze(&store, &img, &args.image, args.top)?;
+    if let Some(path) = &args.html {
+        let dirs = lighter_image::analysis::layer_dir_sizes(&store, &img, 2)?;
+        std::fs::write(path, super::report::html(&a, &dirs)?)
+            .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?;
+        eprintln!("HTML report written to {}", path.display());
+    }
     let json = serde_json::to_string_pretty(&a)?;
     match args.json.as_deref() {
         Some("-") => println!("{json}"),
@@ -101,7 +111,7 @@ pub fn run(ctx: &Context, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             print!("{}", table(&rows));
         }
     }
-    if !args.ci {
+    if !args.ci && args.sarif.is_none() && args.junit.is_none() {
         return Ok(ExitCode::SUCCESS);
     }
     let (mut eff, mut wasted, mut user) = (Some(0.9), None::<String>, Some(0.1));
@@ -114,30 +124,74 @@ pub fn run(ctx: &Context, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     eff = args.lowest_efficiency.or(eff);
     wasted = args.highest_wasted_bytes.clone().or(wasted);
     user = args.highest_user_wasted_percent.or(user);
-    let mut failed = Vec::new();
+    // Every configured rule with its verdict: (name, passed, message).
+    let mut rules: Vec<(&str, bool, String)> = Vec::new();
     if let Some(e) = eff {
-        if a.efficiency < e {
-            failed.push(format!("lowestEfficiency: {:.4} < {e}", a.efficiency));
-        }
+        rules.push(("lowestEfficiency", a.efficiency >= e, format!("efficiency {:.4} (lowest allowed {e})", a.efficiency)));
     }
     if let Some(w) = &wasted {
         let limit = parse_bytes(w)?;
-        if a.wasted_bytes > limit {
-            failed.push(format!("highestWastedBytes: {} > {}", a.wasted_bytes, limit));
-        }
+        rules.push(("highestWastedBytes", a.wasted_bytes <= limit, format!("wasted bytes {} (highest allowed {limit})", a.wasted_bytes)));
     }
     if let Some(u) = user {
-        if a.user_wasted_percent > u {
-            failed.push(format!("highestUserWastedPercent: {:.4} > {u}", a.user_wasted_percent));
-        }
+        rules.push(("highestUserWastedPercent", a.user_wasted_percent <= u, format!("user wasted percent {:.4} (highest allowed {u})", a.user_wasted_percent)));
     }
+    if let Some(p) = &args.sarif {
+        std::fs::write(p, serde_json::to_string_pretty(&sarif(&args.image, &rules))?)
+            .map_err(|e| anyhow::anyhow!("write {}: {e}", p.display()))?;
+    }
+    if let Some(p) = &args.junit {
+        std::fs::write(p, junit(&args.image, &rules)).map_err(|e| anyhow::anyhow!("write {}: {e}", p.display()))?;
+    }
+    if !args.ci {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let failed: Vec<_> = rules.iter().filter(|r| !r.1).collect();
     if failed.is_empty() {
         eprintln!("CI: PASS");
         Ok(ExitCode::SUCCESS)
     } else {
-        for f in &failed {
-            eprintln!("CI: FAIL {f}");
+        for (name, _, msg) in &failed {
+            eprintln!("CI: FAIL {name}: {msg}");
         }
         Ok(ExitCode::from(1))
     }
+}
+
+/// SARIF 2.1.0: one rule per threshold, one result per failed rule (level error) on the image.
+fn sarif(image: &str, rules: &[(&str, bool, String)]) -> serde_json::Value {
+    serde_json::json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "lighter analyze",
+                "informationUri": "https://github.com/wagoodman/dive#ci-integration",
+                "rules": rules.iter().map(|(n, _, _)| serde_json::json!({ "id": n, "shortDescription": { "text": format!("dive CI rule {n}") } })).collect::<Vec<_>>(),
+            }},
+            "results": rules.iter().filter(|r| !r.1).map(|(n, _, m)| serde_json::json!({
+                "ruleId": n,
+                "level": "error",
+                "message": { "text": format!("{image}: {m}") },
+                "locations": [{ "physicalLocation": { "artifactLocation": { "uri": image } } }],
+            })).collect::<Vec<_>>(),
+        }],
+    })
+}
+
+/// JUnit XML: a test suite for the image, a test case per rule, a failure element when it fails.
+fn junit(image: &str, rules: &[(&str, bool, String)]) -> String {
+    let x = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let failures = rules.iter().filter(|r| !r.1).count();
+    let mut out = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"lighter analyze {}\" tests=\"{}\" failures=\"{failures}\">\n", x(image), rules.len());
+    for (n, ok, m) in rules {
+        out.push_str(&format!("    <testcase classname=\"lighter.analyze\" name=\"{}\"", x(n)));
+        if *ok {
+            out.push_str("/>\n");
+        } else {
+            out.push_str(&format!(">\n      <failure message=\"{}\"/>\n    </testcase>\n", x(m)));
+        }
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
 }

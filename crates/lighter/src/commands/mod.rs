@@ -17,6 +17,7 @@ mod login;
 mod prune;
 mod pull;
 mod push;
+mod report;
 mod rmi;
 mod run;
 mod save;
