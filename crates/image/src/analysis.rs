@@ -53,7 +53,7 @@ pub struct Offender {
 }
 
 /// The whole analysis.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Analysis {
     pub image: String,
     pub size: u64,
@@ -260,6 +260,49 @@ pub fn layer_dir_sizes(store: &Store, img: &Image, depth: usize) -> Result<Vec<B
             *dirs.entry(dir).or_default() += e.size;
         }
         out.push(dirs);
+    }
+    Ok(out)
+}
+
+/// How a layer changes a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ChangeKind {
+    Added,
+    Modified,
+    Removed,
+}
+
+/// One path a layer adds, modifies or removes (a removed directory lists everything it hid).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub path: String,
+    pub size: u64,
+    pub is_dir: bool,
+    pub kind: ChangeKind,
+}
+
+/// Every layer's changes, sorted by path: what the interactive explorer shows.
+pub fn layer_changes(store: &Store, img: &Image) -> Result<Vec<Vec<Change>>> {
+    let mut live: BTreeMap<String, (u64, bool)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for l in &img.record.layers {
+        let mut changes = Vec::new();
+        for e in layer_entries(store, &l.digest)? {
+            if let Some((target, opaque)) = whiteout_target(&e.path) {
+                let gone: Vec<String> = live.range(target.clone()..).take_while(|(p, _)| *p == &target || under(p, &target)).filter(|(p, _)| !opaque || under(p, &target)).map(|(p, _)| p.clone()).collect();
+                for p in gone {
+                    if let Some((size, is_dir)) = live.remove(&p) {
+                        changes.push(Change { path: p, size, is_dir, kind: ChangeKind::Removed });
+                    }
+                }
+                continue;
+            }
+            let kind = if live.contains_key(&e.path) { ChangeKind::Modified } else { ChangeKind::Added };
+            live.insert(e.path.clone(), (e.size, e.is_dir));
+            changes.push(Change { path: e.path, size: e.size, is_dir: e.is_dir, kind });
+        }
+        changes.sort_by(|a, b| a.path.cmp(&b.path));
+        out.push(changes);
     }
     Ok(out)
 }

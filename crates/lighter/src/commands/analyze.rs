@@ -62,12 +62,17 @@ fn read_ci_config(path: &std::path::Path) -> anyhow::Result<(Option<f64>, Option
 }
 
 pub fn run(ctx: &Context, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    if args.interactive {
-        eprintln!("lighter analyze -i: the interactive explorer is not implemented yet (use --html FILE or --json -)");
-        return Ok(ExitCode::from(3));
-    }
     let (store, img, _tmp) = open_image(ctx, &args.image)?;
     let a = lighter_image::analysis::analyze(&store, &img, &args.image, args.top)?;
+    // The explorer: with -i, or by default on a terminal when no report or CI verdict is asked for.
+    let reports = args.ci || args.json.is_some() || args.html.is_some() || args.sarif.is_some() || args.junit.is_some();
+    use std::io::IsTerminal;
+    if args.interactive || (!reports && std::io::stdout().is_terminal() && std::io::stdin().is_terminal()) {
+        let changes = lighter_image::analysis::layer_changes(&store, &img)?;
+        let mut app = super::explore::App::new(a, changes);
+        super::explore::run(&mut app)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(path) = &args.html {
         let dirs = lighter_image::analysis::layer_dir_sizes(&store, &img, 2)?;
         std::fs::write(path, super::report::html(&a, &dirs)?)

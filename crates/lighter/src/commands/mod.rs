@@ -7,6 +7,7 @@ use std::process::ExitCode;
 mod analyze;
 mod build;
 mod diff;
+mod explore;
 mod history;
 mod images;
 mod import;
