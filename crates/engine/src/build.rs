@@ -60,6 +60,38 @@ pub struct BuildRequest {
     pub outputs: Vec<Output>,
     /// The lighter binary (the RUN sandbox re-executes it).
     pub exe: PathBuf,
+    /// `--build-context NAME=VALUE`: what `FROM NAME`, `COPY --from=NAME` and `RUN --mount from=NAME`
+    /// read instead of a stage or an image of that name (a named context wins over a stage, as in
+    /// BuildKit).
+    pub named_contexts: BTreeMap<String, NamedContext>,
+}
+
+/// A named build context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A local directory, read in place like the main context (with its own `.dockerignore`).
+    Dir(PathBuf),
+    /// `docker-image://REF`: an image in the store.
+    Image(String),
+}
+
+impl NamedContext {
+    /// Parses the VALUE of `--build-context NAME=VALUE`.
+    pub fn parse(value: &str) -> Result<NamedContext, EngineError> {
+        if let Some(r) = value.strip_prefix("docker-image://") {
+            return Ok(NamedContext::Image(r.to_string()));
+        }
+        for scheme in ["oci-layout://", "http://", "https://", "git@", "git://", "target:"] {
+            if value.starts_with(scheme) {
+                return Err(EngineError::msg(format!("--build-context {value}: {scheme} sources are not supported yet (a local directory or docker-image://REF)")));
+            }
+        }
+        let p = PathBuf::from(value);
+        if !p.is_dir() {
+            return Err(EngineError::msg(format!("--build-context {value}: not a directory")));
+        }
+        Ok(NamedContext::Dir(p))
+    }
 }
 
 /// Progress, for the plain/tty/rawjson printers.
@@ -157,7 +189,7 @@ pub fn build(
         ))
     })?;
     let globals = global_args(df, &req.build_args)?;
-    let order = needed_stages(df, target, &globals)?;
+    let order = needed_stages(df, target, &globals, &req.named_contexts)?;
     let context = match &req.context {
         Some(dir) => Some(BuildContext::open_cached(dir, req.dockerfile_path.as_deref(), Some(&store.root().join("context-cache")))?),
         None => None,

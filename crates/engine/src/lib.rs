@@ -14,10 +14,11 @@ mod build;
 mod copyplan;
 pub mod config;
 mod lower;
+mod named;
 mod snapshot;
 mod step;
 
-pub use build::{build, BuildRequest, BuildResult, Event, Output, Secret};
+pub use build::{build, BuildRequest, BuildResult, Event, NamedContext, Output, Secret};
 
 use lighter_dockerfile::Span;
 

@@ -66,14 +66,16 @@ pub fn expand(
 }
 
 /// The stages `target` needs, in dependency order (each after the stages it reads from).
-pub fn needed_stages(
+pub fn needed_stages<V>(
     df: &Dockerfile,
     target: usize,
     globals: &BTreeMap<String, String>,
+    named: &BTreeMap<String, V>,
 ) -> Result<Vec<usize>, EngineError> {
     let mut order = Vec::new();
     let mut seen = BTreeSet::new();
-    visit(df, target, globals, &mut seen, &mut order, 0)?;
+    let named: BTreeSet<&str> = named.keys().map(String::as_str).collect();
+    visit(df, target, globals, &named, &mut seen, &mut order, 0)?;
     Ok(order)
 }
 
@@ -81,6 +83,7 @@ fn visit(
     df: &Dockerfile,
     i: usize,
     globals: &BTreeMap<String, String>,
+    named: &BTreeSet<&str>,
     seen: &mut BTreeSet<usize>,
     order: &mut Vec<usize>,
     depth: usize,
@@ -91,25 +94,27 @@ fn visit(
     if depth > df.stages.len() {
         return Err(EngineError::msg("circular dependency between stages").at(df.stages[i].span));
     }
-    for d in stage_deps(df, i, globals)? {
-        visit(df, d, globals, seen, order, depth + 1)?;
+    for d in stage_deps(df, i, globals, named)? {
+        visit(df, d, globals, named, seen, order, depth + 1)?;
     }
     seen.insert(i);
     order.push(i);
     Ok(())
 }
 
-/// The earlier stages stage `i` reads from: its FROM, `COPY --from`, `RUN --mount=from=`.
+/// The earlier stages stage `i` reads from: its FROM, `COPY --from`, `RUN --mount=from=` (a name
+/// given as a named build context is not a stage reference).
 pub fn stage_deps(
     df: &Dockerfile,
     i: usize,
     globals: &BTreeMap<String, String>,
+    named: &BTreeSet<&str>,
 ) -> Result<Vec<usize>, EngineError> {
     let lexer = Lexer::new(df.escape);
     let stage = &df.stages[i];
     let mut deps = Vec::new();
     let base = expand(&lexer, &stage.base, globals).map_err(|e| e.at(stage.span))?;
-    if let Some(d) = df.stage_ref(&base, i) {
+    if let Some(d) = df.stage_ref(&base, i).filter(|_| !named.contains(base.as_str())) {
         deps.push(d);
     }
     // --from values may use ARGs declared in the stage; expand with globals plus stage defaults.
@@ -126,6 +131,9 @@ pub fn stage_deps(
         }
         for from in froms(ins) {
             let f = expand(&lexer, &from, &scope).map_err(|e| e.at(ins.span))?;
+            if named.contains(f.as_str()) {
+                continue;
+            }
             if let Some(d) = df.stage_ref(&f, i) {
                 deps.push(d);
             } else if df

@@ -82,7 +82,10 @@ pub(crate) fn run_stage(sh: &Shared<'_>, i: usize) -> Result<StageResult, Engine
         text: format!("FROM {base}"),
     });
     let t = Instant::now();
-    let (config, layers, key) = if base == "scratch" {
+    let (config, layers, key) = if let Some(n) = sh.req.named_contexts.get(&base) {
+        let src = crate::named::source(sh.store, &base, n).map_err(|e| e.at(stage.span))?;
+        (src.config.unwrap_or_else(empty_image), src.layers, sha(&["named", &src.key]))
+    } else if base == "scratch" {
         (empty_image(), Vec::new(), sha(&["scratch"]))
     } else if let Some(d) = df.stage_ref(&base, i) {
         let r = sh.wait_stage(d)?;
@@ -171,6 +174,10 @@ impl StageRun<'_, '_> {
     /// The layers and cache key of what a `--from` names: an earlier stage, by name or index (as
     /// `lower::stage_deps` resolved the dependency), or an image in the store.
     fn source_of(&self, from: &str, what: &str) -> Result<(Vec<LayerInfo>, String), EngineError> {
+        if let Some(n) = self.sh.req.named_contexts.get(from) {
+            let src = crate::named::source(self.sh.store, from, n)?;
+            return Ok((src.layers, src.key));
+        }
         match self.sh.req.dockerfile.stage_ref(from, self.index) {
             Some(d) => {
                 let r = self.sh.wait_stage(d)?;
@@ -493,6 +500,7 @@ impl StageRun<'_, '_> {
         let heredoc_dir;
         let view;
         let plain;
+        let named_ctx;
         let (ctx, source_key): (&BuildContext, String) = if !c.heredocs.is_empty() {
             heredoc_dir = sh
                 .store
@@ -515,6 +523,12 @@ impl StageRun<'_, '_> {
                 &plain,
                 sha(&parts.iter().map(String::as_str).collect::<Vec<_>>()),
             )
+        } else if let Some(crate::build::NamedContext::Dir(dir)) =
+            c.from.as_ref().and_then(|f| self.x(f).ok()).and_then(|f| sh.req.named_contexts.get(&f))
+        {
+            // A named local context is read in place, like the main context.
+            named_ctx = BuildContext::open(dir, None)?;
+            (&named_ctx, String::new())
         } else if let Some(from) = &c.from {
             let from = self.x(from)?;
             let (layers, key) = self.source_of(&from, &format!("{name} --from"))?;

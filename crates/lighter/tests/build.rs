@@ -319,3 +319,64 @@ fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(b))
 }
+
+/// `--build-context NAME=DIR|docker-image://REF` as BuildKit has it: a named context replaces a stage
+/// of the same name (which then never runs), `COPY --from=NAME` reads a directory in place (with its
+/// own `.dockerignore`) or an image, and `FROM NAME` starts from a directory's files.
+#[test]
+fn named_build_contexts_replace_stages_and_feed_copy_and_from() {
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    let extra = tempfile::tempdir().unwrap();
+    let tools = tempfile::tempdir().unwrap();
+    write(extra.path(), &[("hello.txt", "hello from extra\n"), ("skip.txt", "ignored\n"), (".dockerignore", "skip.txt\n")]);
+    write(tools.path(), &[("which", "from the named context\n")]);
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox AS tools\nRUN echo from-the-stage > /which && exit 9\n\
+             FROM extra AS fromdir\n\
+             FROM scratch\nCOPY --from=tools /which /which\nCOPY --from=extra hello.txt /hello.txt\n\
+             COPY --from=fromdir /hello.txt /hello2.txt\nCOPY --from=base /bin/busybox /busybox\n",
+        )],
+    );
+    let out = tempfile::tempdir().unwrap();
+    let bc = |n: &str, v: &std::path::Path| format!("{n}={}", v.display());
+    let (ok, err, _) = env.build(
+        ctx.path(),
+        &[
+            "--build-context", &bc("tools", tools.path()),
+            "--build-context", &bc("extra", extra.path()),
+            "--build-context", "base=docker-image://busybox:latest",
+            "-o", &format!("type=local,dest={}", out.path().display()),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(!err.contains("exit 9"), "the replaced stage never runs: {err}");
+    let read = |p: &str| std::fs::read_to_string(out.path().join(p)).unwrap();
+    assert_eq!(read("which"), "from the named context\n");
+    assert_eq!(read("hello.txt"), "hello from extra\n");
+    assert_eq!(read("hello2.txt"), "hello from extra\n");
+    assert!(out.path().join("busybox").is_file());
+    // FROM a directory: its files only, its .dockerignore honoured.
+    let out2 = tempfile::tempdir().unwrap();
+    write(ctx.path(), &[("Dockerfile.dir", "FROM extra\n")]);
+    let (ok, err, _) = env.build(
+        ctx.path(),
+        &["-f", ctx.path().join("Dockerfile.dir").to_str().unwrap(), "--build-context", &bc("extra", extra.path()), "-o", &format!("type=local,dest={}", out2.path().display())],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(tree(out2.path()).keys().cloned().collect::<Vec<_>>(), [".dockerignore", "hello.txt"]);
+    // A changed file in a named context is a cache miss for the steps that read it.
+    write(extra.path(), &[("hello.txt", "changed\n")]);
+    let (ok, err, _) = env.build(ctx.path(), &["--build-context", &bc("tools", tools.path()), "--build-context", &bc("extra", extra.path()), "--build-context", "base=docker-image://busybox:latest"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("rebuilt: changed: files"), "the COPY from the changed context reran: {err}");
+    assert!(err.matches("CACHED").count() >= 1, "unchanged steps stay cached: {err}");
+    // Unsupported and wrong values are clear errors.
+    let (ok, err, _) = env.build(ctx.path(), &["--build-context", "x=https://example.com/a.tar"]);
+    assert!(!ok && err.contains("not supported yet"), "{err}");
+    let (ok, err, _) = env.build(ctx.path(), &["--build-context", "x=/does/not/exist"]);
+    assert!(!ok && err.contains("not a directory"), "{err}");
+}

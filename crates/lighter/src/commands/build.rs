@@ -102,6 +102,13 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         other => anyhow::bail!("--network {other}: use default, host or none"),
     };
     let store = ctx.store()?;
+    let mut named_contexts = std::collections::BTreeMap::new();
+    for bc in &args.build_contexts {
+        let (name, value) = bc
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--build-context {bc}: expected NAME=VALUE"))?;
+        named_contexts.insert(name.to_string(), lighter_engine::NamedContext::parse(value).map_err(|e| anyhow::anyhow!("{}", e.message))?);
+    }
     let req = BuildRequest {
         context,
         dockerfile_path: df_path.clone(),
@@ -115,6 +122,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         secrets,
         outputs,
         exe: std::env::current_exe()?,
+        named_contexts,
     };
     let quiet = args.quiet || args.progress == Progress::Quiet;
     let json = args.progress == Progress::Rawjson;

@@ -1,0 +1,66 @@
+//! Named build contexts (`--build-context NAME=DIR|docker-image://REF`), as BuildKit has them: `FROM
+//! NAME` starts from the image or from the directory's files, `COPY --from=NAME` copies from it, and
+//! `RUN --mount from=NAME` mounts it. A named context wins over a stage of the same name.
+
+use crate::build::NamedContext;
+use crate::context::BuildContext;
+use crate::copyplan;
+use crate::fileop::{self, CopyRequest};
+use crate::snapshot::{Active, View};
+use crate::EngineError;
+use lighter_store::layer::LayerInfo;
+use lighter_store::Store;
+
+/// What a named context gives a stage: its layers, its config (images only) and a cache key part.
+pub(crate) struct Source {
+    pub layers: Vec<LayerInfo>,
+    pub config: Option<serde_json::Value>,
+    pub key: String,
+}
+
+/// The layers of a named context: an image's, or one layer holding a directory's files at `/`.
+pub(crate) fn source(store: &Store, name: &str, n: &NamedContext) -> Result<Source, EngineError> {
+    match n {
+        NamedContext::Image(r) => {
+            let img = lighter_image::resolve(store, r).map_err(|_| {
+                EngineError::msg(format!("--build-context {name}=docker-image://{r}: no such image in the store (load or import it first)"))
+            })?;
+            Ok(Source { layers: img.record.layers.clone(), config: Some(img.config.clone()), key: img.id.to_string() })
+        }
+        NamedContext::Dir(d) => {
+            let ctx = BuildContext::open(d, None)?;
+            let selected = ctx.select(".")?;
+            let key = format!("context:{}", ctx.digest(&selected)?);
+            let req = CopyRequest {
+                sources: &ctx,
+                selected,
+                dest: "/",
+                workdir: "/",
+                multiple: false,
+                owner: None,
+                chmod: None,
+                exclude: Vec::new(),
+                extract_archives: false,
+            };
+            let empty = View::new(store, &[])?;
+            let layer = match copyplan::plan(&req, &empty.path)? {
+                Some(plan) if copyplan::enabled() => Some(
+                    lighter_store::layer::store_entries(
+                        store,
+                        plan.iter().map(|(p, e)| (p.as_path(), e)),
+                        &lighter_store::layer::WriteOptions::from_env(),
+                        lighter_store::compress::Compression::Gzip,
+                    )
+                    .map_err(|e| EngineError::msg(format!("--build-context {name}: {e}")))?,
+                ),
+                _ => {
+                    let mut snap = Active::new(store, &[])?;
+                    let root = snap.mount()?.to_path_buf();
+                    fileop::copy(&req, &root)?;
+                    snap.commit(store, &[])?
+                }
+            };
+            Ok(Source { layers: layer.into_iter().collect(), config: None, key })
+        }
+    }
+}
