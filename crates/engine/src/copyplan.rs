@@ -49,21 +49,34 @@ impl Planner<'_> {
     /// False when the plan cannot express the copy.
     fn run(&mut self, d: &Destination) -> bool {
         let req = self.req;
-        for sel in &req.selected {
+        for (i, sel) in req.selected.iter().enumerate() {
             let src_abs = req.sources.dir.join(&sel.rel);
             let Ok(md) = std::fs::metadata(&src_abs) else {
                 return false;
             };
+            let kept = req.kept(i);
             if md.is_dir() {
-                if !self.mkdir_all(Path::new(&d.rel)) {
-                    return false;
-                }
+                let target = match kept.as_ref().filter(|k| !k.as_os_str().is_empty()) {
+                    Some(k) => {
+                        let t = Path::new(&d.rel).join(k);
+                        if !t.parent().is_none_or(|p| self.mkdir_all(p)) || !self.entry(&src_abs, &t, md.clone()) {
+                            return false;
+                        }
+                        t
+                    }
+                    None => {
+                        if !self.mkdir_all(Path::new(&d.rel)) {
+                            return false;
+                        }
+                        PathBuf::from(&d.rel)
+                    }
+                };
                 for (rel, md) in req.sources.walk_md(&sel.rel).iter().skip(1) {
                     let inner = rel.strip_prefix(&sel.rel).unwrap_or(rel);
                     if d.excluded(inner) {
                         continue;
                     }
-                    let to = Path::new(&d.rel).join(inner);
+                    let to = target.join(inner);
                     if !self.entry(&req.sources.dir.join(rel), &to, md.clone()) {
                         return false;
                     }
@@ -82,7 +95,9 @@ impl Planner<'_> {
                     Some(Found::Other) | None => false,
                     Some(Found::Symlink) => return false,
                 };
-                let to = if d.is_dir || existing_dir {
+                let to = if let Some(k) = &kept {
+                    dest.join(k)
+                } else if d.is_dir || existing_dir {
                     dest.join(&name)
                 } else {
                     dest.to_path_buf()

@@ -91,6 +91,19 @@ pub struct CopyRequest<'a> {
     pub exclude: Vec<String>,
     /// ADD: extract local tar archives into the destination.
     pub extract_archives: bool,
+    /// `COPY --parents`: for each selected path, the leading part not kept under the destination
+    /// (what comes before a `/./` in the source; empty keeps the whole path).
+    pub parents: Option<Vec<PathBuf>>,
+}
+
+impl CopyRequest<'_> {
+    /// With `--parents`, the part of selected path `i` kept under the destination.
+    pub(crate) fn kept(&self, i: usize) -> Option<PathBuf> {
+        let strips = self.parents.as_ref()?;
+        let rel = &self.selected[i].rel;
+        let strip = strips.get(i).cloned().unwrap_or_default();
+        Some(rel.strip_prefix(&strip).unwrap_or(rel).to_path_buf())
+    }
 }
 
 /// Where a copy goes: the destination relative to the root, whether it names a directory, and the
@@ -140,20 +153,35 @@ pub fn copy(req: &CopyRequest<'_>, root: &Path) -> Result<u64, EngineError> {
     let d = Destination::of(req)?;
     let (dest_rel, dest_is_dir) = (d.rel.clone(), d.is_dir);
     let mut n = 0;
-    for sel in &req.selected {
+    for (i, sel) in req.selected.iter().enumerate() {
         let src_abs = req.sources.dir.join(&sel.rel);
         let md = std::fs::metadata(&src_abs)
             .or_else(|_| std::fs::symlink_metadata(&src_abs))
             .map_err(|e| EngineError::msg(format!("{}: {e}", sel.rel.display())))?;
+        let kept = req.kept(i);
         if md.is_dir() {
-            // The directory's contents go into the destination directory.
-            mkdir_all(root, &dest_rel, req.owner)?;
+            // The directory's contents go into the destination directory (with --parents, into the
+            // directory's own path under it).
+            let target = match kept.as_ref().filter(|k| !k.as_os_str().is_empty()) {
+                Some(k) => {
+                    let t = Path::new(&dest_rel).join(k);
+                    if let Some(parent) = t.parent() {
+                        mkdir_all(root, &parent.to_string_lossy(), req.owner)?;
+                    }
+                    copy_entry(&src_abs, root, &t, req, true)?;
+                    t.to_string_lossy().into_owned()
+                }
+                None => {
+                    mkdir_all(root, &dest_rel, req.owner)?;
+                    dest_rel.clone()
+                }
+            };
             for rel in req.sources.walk(&sel.rel).into_iter().skip(1) {
                 let inner = rel.strip_prefix(&sel.rel).unwrap_or(&rel);
                 if d.excluded(inner) {
                     continue;
                 }
-                let to = Path::new(&dest_rel).join(inner);
+                let to = Path::new(&target).join(inner);
                 copy_entry(&req.sources.dir.join(&rel), root, &to, req, false)?;
                 n += 1;
             }
@@ -165,7 +193,9 @@ pub fn copy(req: &CopyRequest<'_>, root: &Path) -> Result<u64, EngineError> {
             let existing_dir = resolve_parent(root, Path::new(&dest_rel))
                 .map(|p| p.is_dir())
                 .unwrap_or(false);
-            let to = if dest_is_dir || existing_dir {
+            let to = if let Some(k) = &kept {
+                Path::new(&dest_rel).join(k)
+            } else if dest_is_dir || existing_dir {
                 Path::new(&dest_rel).join(&name)
             } else {
                 PathBuf::from(&dest_rel)
@@ -403,6 +433,7 @@ mod tests {
             chmod: None,
             exclude: vec![],
             extract_archives: false,
+            parents: None,
         };
         copy(&req, root.path()).unwrap();
         // The directory's contents, not the directory itself.
@@ -423,6 +454,7 @@ mod tests {
             chmod: Some(SymbolicOrOctal::Octal(0o600)),
             exclude: vec![],
             extract_archives: false,
+            parents: None,
         };
         copy(&req, root.path()).unwrap();
         let md = std::fs::metadata(root.path().join("work/renamed.txt")).unwrap();
@@ -441,6 +473,7 @@ mod tests {
             chmod: None,
             exclude: vec![],
             extract_archives: false,
+            parents: None,
         };
         assert!(copy(&req, root.path())
             .unwrap_err()
@@ -459,6 +492,7 @@ mod tests {
             chmod: None,
             exclude: vec![],
             extract_archives: false,
+            parents: None,
         };
         copy(&req, root.path()).unwrap();
         assert!(!outside.path().join("a.txt").exists());

@@ -41,6 +41,7 @@ pub(crate) fn source(store: &Store, name: &str, n: &NamedContext) -> Result<Sour
                 chmod: None,
                 exclude: Vec::new(),
                 extract_archives: false,
+                parents: None,
             };
             let empty = View::new(store, &[])?;
             let layer = match copyplan::plan(&req, &empty.path)? {

@@ -493,9 +493,6 @@ impl StageRun<'_, '_> {
             .iter()
             .map(|v| self.x(v))
             .collect::<Result<Vec<_>, _>>()?;
-        if c.parents {
-            return Err(EngineError::msg("COPY --parents is not supported yet"));
-        }
         // The source root: a heredoc, another stage, an image, or the context.
         let heredoc_dir;
         let view;
@@ -544,12 +541,16 @@ impl StageRun<'_, '_> {
             (ctx, String::new())
         };
         let mut selected: Vec<Selected> = Vec::new();
+        // --parents keeps each source's path under the destination, from after a `/./` if any.
+        let mut strips = Vec::new();
         let mut multiple = sources.len() > 1;
         for s in &sources {
             let sel = ctx.select(s)?;
             if s.contains(['*', '?', '[']) {
                 multiple = true;
             }
+            let strip = s.find("/./").map(|i| crate::context::clean_rel(&s[..i])).unwrap_or_default();
+            strips.extend(sel.iter().map(|_| std::path::PathBuf::from(&strip)));
             selected.extend(sel);
         }
         let content = if source_key.is_empty() || c.from.is_some() {
@@ -558,7 +559,7 @@ impl StageRun<'_, '_> {
         } else {
             source_key.clone()
         };
-        let flags = json!({ "chown": chown, "chmod": chmod, "exclude": exclude, "link": c.link, "workdir": workdir });
+        let flags = json!({ "chown": chown, "chmod": chmod, "exclude": exclude, "link": c.link, "parents": c.parents, "workdir": workdir });
         let text = format!(
             "{name} {}{} {}",
             chown
@@ -597,6 +598,7 @@ impl StageRun<'_, '_> {
                 chmod: chmod_parsed,
                 exclude,
                 extract_archives: add && c.from.is_none(),
+                parents: c.parents.then_some(strips),
             };
             if copyplan::enabled() {
                 if let Some(plan) = copyplan::plan(&req, &lower.path)? {

@@ -380,3 +380,64 @@ fn named_build_contexts_replace_stages_and_feed_copy_and_from() {
     let (ok, err, _) = env.build(ctx.path(), &["--build-context", "x=/does/not/exist"]);
     assert!(!ok && err.contains("not a directory"), "{err}");
 }
+
+/// `COPY --parents` as BuildKit documents it: source paths kept under the destination, a `/./` in the
+/// source cutting off what comes before it, directories and wildcards too; without the flag the last
+/// of two same-named files wins. Planned and overlay copies agree.
+#[test]
+fn copy_parents_keeps_source_paths() {
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[
+            ("x/a.txt", "xa\n"),
+            ("y/a.txt", "ya\n"),
+            ("x/y/a.txt", "xya\n"),
+            ("x/y/b.txt", "xyb\n"),
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY ./x/a.txt ./y/a.txt /no_parents/\nCOPY --parents ./x/a.txt ./y/a.txt /parents/\n\
+                 COPY --parents ./x/./y/*.txt /pivot/\nCOPY --parents x/y /dirs/\nCOPY --parents */a.txt /glob/\n",
+            ),
+        ],
+    );
+    let mut trees = Vec::new();
+    for mode in ["planned", "overlay"] {
+        let out = tempfile::tempdir().unwrap();
+        let o = env
+            .cmd()
+            .env("LIGHTER_COPY", mode)
+            .args(["build", "--no-cache", "-o"])
+            .arg(format!("type=local,dest={}", out.path().display()))
+            .arg(ctx.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{mode}: {}", String::from_utf8_lossy(&o.stderr));
+        let files: Vec<(String, String)> = tree(out.path())
+            .into_iter()
+            .filter(|(_, v)| v.starts_with("file:"))
+            .map(|(k, _)| {
+                let c = std::fs::read_to_string(out.path().join(&k)).unwrap();
+                (k, c.trim().to_string())
+            })
+            .collect();
+        let want: Vec<(String, String)> = [
+            ("dirs/x/y/a.txt", "xya"),
+            ("dirs/x/y/b.txt", "xyb"),
+            ("glob/x/a.txt", "xa"),
+            ("glob/y/a.txt", "ya"),
+            ("no_parents/a.txt", "ya"),
+            ("parents/x/a.txt", "xa"),
+            ("parents/y/a.txt", "ya"),
+            ("pivot/y/a.txt", "xya"),
+            ("pivot/y/b.txt", "xyb"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(files, want, "{mode}");
+        trees.push(tree(out.path()));
+    }
+    assert_eq!(trees[0], trees[1], "planned vs overlay");
+}
