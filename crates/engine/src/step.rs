@@ -569,25 +569,33 @@ impl StageRun<'_, '_> {
             sources.join(" "),
             dest
         );
+        // --link: the layer is made on an empty filesystem, so neither it nor its cache key depends
+        // on the steps before it; the stage's key after it still does.
+        let parent = if c.link { String::new() } else { self.key.clone() };
         let key = sha(&[
-            &self.key,
+            &parent,
             name,
             &sources.join("\0"),
             &dest,
             &flags.to_string(),
             &content,
         ]);
-        let inputs = json!({ "instruction": text, "files": content, "parent": self.key });
+        let inputs = json!({ "instruction": text, "files": content, "parent": parent });
         let chmod_parsed = chmod.as_deref().map(fileop::parse_chmod).transpose()?;
         let history = format!("{text} # buildkit");
+        let stage_key = self.key.clone();
         self.execute(&key, &text, &history, n, total, &inputs, |this, _| {
             let store = this.sh.store;
             // Owners resolve through the stage's /etc/passwd and /etc/group as they are now.
-            let lower = View::new(store, &this.layers)?;
-            let owner = chown
-                .as_deref()
-                .map(|c| fileop::resolve_chown(&lower.path, c))
-                .transpose()?;
+            let owner = {
+                let current = View::new(store, &this.layers)?;
+                chown
+                    .as_deref()
+                    .map(|c| fileop::resolve_chown(&current.path, c))
+                    .transpose()?
+            };
+            let base: &[LayerInfo] = if c.link { &[] } else { &this.layers };
+            let lower = View::new(store, base)?;
             let req = CopyRequest {
                 sources: ctx,
                 selected,
@@ -613,11 +621,15 @@ impl StageRun<'_, '_> {
                 }
             }
             drop(lower);
-            let mut snap = Active::new(store, &this.layers)?;
+            let mut snap = Active::new(store, base)?;
             let root = snap.mount()?.to_path_buf();
             fileop::copy(&req, &root)?;
             snap.commit(store, &[])
-        })
+        })?;
+        if c.link {
+            self.key = sha(&[&stage_key, &key]);
+        }
+        Ok(())
     }
 
     fn run(

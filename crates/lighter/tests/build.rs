@@ -441,3 +441,42 @@ fn copy_parents_keeps_source_paths() {
     }
     assert_eq!(trees[0], trees[1], "planned vs overlay");
 }
+
+/// `COPY --link`: the files land in a layer made on an empty filesystem (a symlinked destination in
+/// the earlier state is not followed: the path becomes plain directories), and the step stays cached
+/// when an earlier step changes, while the steps after it still see the change.
+#[test]
+fn copy_link_is_independent_of_earlier_layers() {
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[
+            ("a.txt", "a\n"),
+            (
+                "Dockerfile",
+                "FROM busybox\nARG V=1\nRUN mkdir /real && ln -s /real /app && ln -s /real /plain && echo $V > /v\n\
+                 COPY --link a.txt /app/\nCOPY a.txt /plain/\nRUN cat /v > /after\n",
+            ),
+        ],
+    );
+    let out = tempfile::tempdir().unwrap();
+    let dest = format!("type=local,dest={}", out.path().display());
+    let (ok, err, _) = env.build(ctx.path(), &["-o", &dest]);
+    assert!(ok, "{err}");
+    let t = tree(out.path());
+    assert!(t["app"].starts_with("dir"), "--link: /app is a directory now: {:?}", t.get("app"));
+    assert!(t["app/a.txt"].starts_with("file:"));
+    assert!(t["plain"].starts_with("link:/real") && t.contains_key("real/a.txt"), "without --link the symlink is followed");
+    // Change the step before: the --link step is CACHED, the steps after it are not.
+    let out2 = tempfile::tempdir().unwrap();
+    let (ok, err, _) = env.build(ctx.path(), &["--build-arg", "V=2", "-o", &format!("type=local,dest={}", out2.path().display())]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    let step_of = |text: &str| lines.iter().find(|l| l.contains(text)).and_then(|l| l.split_whitespace().next()).unwrap_or_else(|| panic!("{text}: {err}")).to_string();
+    let link = step_of("COPY a.txt /app/");
+    assert!(lines.iter().any(|l| l.starts_with(&format!("{link} CACHED"))), "--link step cached: {err}");
+    let plain = step_of("COPY a.txt /plain/");
+    assert!(!lines.iter().any(|l| l.starts_with(&format!("{plain} CACHED"))), "the plain COPY reruns: {err}");
+    assert_eq!(std::fs::read_to_string(out2.path().join("after")).unwrap(), "2\n", "later steps see the change");
+}
