@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks lighter side by side with docker build (BuildKit) in one run and prints the figures that
-# BENCHMARKS.md records. Usage: bash scripts/bench.sh [context|run|save|parse|analyze|all]
+# BENCHMARKS.md records. Usage: bash scripts/bench.sh [context|run|save|analyze|go|parse|all]
 # Needs root (RUN sandbox, dockerd). Work files go to $BENCH_DIR (default /var/tmp/lighter-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -101,6 +101,51 @@ bench_save() {
   rm -rf "$w"
 }
 
+# analyze against the floor (decompressing every layer) on the golang:1.19 stand-in.
+bench_analyze() {
+  local demo=/var/tmp/lighter-demo w="$BENCH_DIR/analyze"
+  LIGHTER_ROOT=$demo "$L" inspect golang:1.19 >/dev/null 2>&1 || LIGHTER_ROOT=$demo bash scripts/demo.sh >/dev/null
+  rm -rf "$w"; mkdir -p "$w"
+  LIGHTER_ROOT=$demo "$L" save --format oci-dir -o "$w/layout" golang:1.19 >/dev/null
+  local blobs; blobs=$(python3 - "$w/layout" <<'PY'
+import json, sys, os
+d = sys.argv[1]
+idx = json.load(open(os.path.join(d, "index.json")))
+m = json.load(open(os.path.join(d, "blobs/sha256", idx["manifests"][0]["digest"].split(":")[1])))
+print(" ".join(os.path.join(d, "blobs/sha256", l["digest"].split(":")[1]) for l in m["layers"]))
+PY
+)
+  local n; n=$(echo $blobs | wc -w)
+  echo "## analyze: golang:1.19 stand-in ($n layers, $(du -cm $blobs | tail -1 | cut -f1) MB compressed)"
+  row step lighter floor ratio; row --- --- --- ---
+  local la gz zr mem
+  la=$(secs env LIGHTER_ROOT=$demo "$L" analyze golang:1.19 --json /dev/null)
+  mem=$(peak_mb env LIGHTER_ROOT=$demo "$L" analyze golang:1.19 --json /dev/null)
+  gz=$(secs sh -c "for b in $blobs; do gunzip -c < \$b > /dev/null; done")
+  row "analyze vs GNU gunzip of every layer" "$la s" "$gz s" "$(ratio $la $gz)"
+  row "peak memory" "$mem MB" "" ""
+  rm -rf "$w"
+}
+
+# The Go example's builder stage, cold (no build cache, empty Go cache) against the same `go build` run
+# directly in a chroot of the base image's files.
+bench_go() {
+  local demo=/var/tmp/lighter-demo w="$BENCH_DIR/go"
+  LIGHTER_ROOT=$demo "$L" inspect golang:1.19 >/dev/null 2>&1 || LIGHTER_ROOT=$demo bash scripts/demo.sh >/dev/null
+  rm -rf "$w"; mkdir -p "$w"
+  printf 'FROM golang:1.19\n' > "$w/Dockerfile.base"
+  LIGHTER_ROOT=$demo "$L" build -q -f "$w/Dockerfile.base" -o "type=local,dest=$w/rootfs" "$w" >/dev/null
+  cp -r examples/go "$w/rootfs/src"
+  echo "## Go example, builder stage cold: lighter build vs go build in a chroot of the same base"
+  row step lighter chroot ratio; row --- --- --- ---
+  local lt ct
+  LIGHTER_ROOT=$demo "$L" prune -a -f >/dev/null
+  lt=$(secs env LIGHTER_ROOT=$demo "$L" build --no-cache --target build examples/go)
+  ct=$(secs chroot "$w/rootfs" /bin/sh -c 'cd /src && export HOME=/root GOCACHE=/tmp/gocache CGO_ENABLED=0 PATH=/usr/local/go/bin:/usr/bin:/bin && go build -trimpath -ldflags="-s -w" -o /out/server .')
+  row "cold build (Go cache empty)" "$lt s" "$ct s" "$(ratio $lt $ct)"
+  rm -rf "$w"
+}
+
 bench_run() {
   ensure_bases
   local dir="$BENCH_DIR/run20"; mkdir -p "$dir"
@@ -131,7 +176,9 @@ case "$what" in
   context) bench_context ;;
   run) bench_run ;;
   save) bench_save ;;
+  analyze) bench_analyze ;;
+  go) bench_go ;;
   parse) bench_parse ;;
-  all) bench_parse; bench_context; bench_run; bench_save ;;
-  *) echo "usage: bench.sh [context|run|save|parse|all]" >&2; exit 2 ;;
+  all) bench_parse; bench_context; bench_run; bench_save; bench_analyze; bench_go ;;
+  *) echo "usage: bench.sh [context|run|save|analyze|go|parse|all]" >&2; exit 2 ;;
 esac
