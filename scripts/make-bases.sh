@@ -3,7 +3,8 @@
 #   busybox.tar   - Debian's static busybox with its applet links (a tiny base with a shell)
 #   bookworm.tar  - `debootstrap --variant=minbase bookworm` plus the host's CA bundle (the TLS proxy)
 # They are cached outside the repository in $LIGHTER_TEST_CACHE (default /var/cache/lighter-test) and
-# made only when missing. Arguments name which to make (default: both). Prints the cache directory.
+# made only when missing. The examples test adds the golang/node stand-ins it builds with lighter
+# (standin-*.tar) to the same folder. Arguments name which to make (default: both). Prints the cache directory.
 set -euo pipefail
 
 CACHE=${LIGHTER_TEST_CACHE:-/var/cache/lighter-test}

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup-peers.sh
-export LIGHTER_TEST_CACHE=$(bash scripts/make-bases.sh busybox)
+export LIGHTER_TEST_CACHE=$(bash scripts/make-bases.sh busybox bookworm)
 export LIGHTER_CONFORMANCE=${LIGHTER_CONFORMANCE:-$(cd .. && pwd)/shared/conformance}
 [ -d "$LIGHTER_CONFORMANCE" ] || echo "test: conformance data absent at $LIGHTER_CONFORMANCE; those tests will say so and skip" >&2
 

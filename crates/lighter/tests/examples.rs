@@ -1,0 +1,105 @@
+//! The two examples every multi-stage tutorial shows, end to end from a Dockerfile alone: the Go
+//! service (to `scratch`) and the TypeScript Express service (`npm ci`, `npm run build`,
+//! `npm prune --omit=dev`, slim runtime, `USER node`). Their base images are made locally: the
+//! debootstrap base (`scripts/make-bases.sh bookworm`), then the `golang:1.19`, `node:18` and
+//! `node:18-slim` stand-ins built by lighter itself from `examples/bases` and cached as archives next
+//! to the base tarballs. The results run with `lighter run` and, after `lighter save`, in Docker.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Loads a stand-in base from the cache, or builds it with lighter and caches it.
+fn stand_in(env: &Env, cache: &Path, tag: &str, file: &str, target: Option<&str>, extra: &[&str]) {
+    let archive = cache.join(format!("standin-{}.tar", tag.replace([':', '/'], "-")));
+    if archive.is_file() {
+        let o = env.lighter(&["load", "-i", archive.to_str().unwrap()]);
+        if o.status.success() {
+            return;
+        }
+        let _ = std::fs::remove_file(&archive);
+    }
+    let df = repo().join("examples/bases").join(file);
+    let mut args = vec!["build", "-q", "-t", tag, "-f", df.to_str().unwrap()];
+    if let Some(t) = target {
+        args.extend(["--target", t]);
+    }
+    args.extend_from_slice(extra);
+    let ctx = repo().join("examples/bases");
+    args.push(ctx.to_str().unwrap());
+    let o = env.lighter(&args);
+    assert!(o.status.success(), "building the {tag} stand-in: {}", String::from_utf8_lossy(&o.stderr));
+    let tmp = archive.with_extension("tmp");
+    let o = env.lighter(&["save", "-o", tmp.to_str().unwrap(), tag]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::rename(&tmp, &archive).unwrap();
+}
+
+fn size_of(env: &Env, image: &str) -> u64 {
+    let o = env.lighter(&["inspect", image]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v[0]["Size"].as_u64().unwrap()
+}
+
+#[test]
+fn go_and_node_examples_build_run_and_shrink() {
+    if !is_root() {
+        return;
+    }
+    let Some(cache) = bases() else { return };
+    if !cache.join("bookworm.tar").is_file() {
+        eprintln!("SKIP: no bookworm base at {} (scripts/make-bases.sh bookworm makes it)", cache.display());
+        return;
+    }
+    let env = Env { root: tempfile::tempdir().unwrap() };
+    let o = env.lighter(&["import", cache.join("bookworm.tar").to_str().unwrap(), "debian:bookworm"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    stand_in(&env, &cache, "golang:1.19", "golang.Dockerfile", None, &[]);
+    stand_in(&env, &cache, "node:18-slim", "node.Dockerfile", Some("slim"), &["--build-context", "hostca=/etc/ssl/certs"]);
+    stand_in(&env, &cache, "node:18", "node.Dockerfile", Some("full"), &["--build-context", "hostca=/etc/ssl/certs"]);
+
+    let mut report = Vec::new();
+    for (name, dir, selftest, expect) in [
+        ("hello-go", "examples/go", "-selftest", "hello-go"),
+        ("hello-node", "examples/node", "--selftest", "hello-node"),
+    ] {
+        let ctx = repo().join(dir);
+        for (tag, file) in [("multi", "Dockerfile"), ("bloat", "Dockerfile.bloat")] {
+            let image = format!("{name}:{tag}");
+            let df = ctx.join(file);
+            let (ok, err, _) = env.build(&ctx, &["-t", &image, "-f", df.to_str().unwrap()]);
+            assert!(ok, "{image}: {err}");
+        }
+        let multi = format!("{name}:multi");
+        let run = env.lighter(&["run", "--rm", &multi, selftest]);
+        let out = String::from_utf8_lossy(&run.stdout);
+        assert!(run.status.success() && out.contains("200") && out.contains(expect), "{multi} {selftest}: {out} {}", String::from_utf8_lossy(&run.stderr));
+        let (m, b) = (size_of(&env, &multi), size_of(&env, &format!("{name}:bloat")));
+        assert!(m < b, "{name}: multi-stage {m} is not smaller than single-stage {b}");
+        report.push(format!("{name}: single-stage {:.1} MB, multi-stage {:.1} MB", b as f64 / 1e6, m as f64 / 1e6));
+        // The multi-stage image in a real Docker engine.
+        if let Some(d) = docker() {
+            let archive = env.root.path().join(format!("{name}.tar"));
+            let o = env.lighter(&["save", "-o", archive.to_str().unwrap(), &multi]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let o = Command::new(d).args(["load", "-i", archive.to_str().unwrap()]).output().unwrap();
+            assert!(o.status.success(), "docker load: {}", String::from_utf8_lossy(&o.stderr));
+            let o = Command::new(d).args(["run", "--rm", "--network", "host", &multi, selftest]).output().unwrap();
+            let out = String::from_utf8_lossy(&o.stdout);
+            assert!(o.status.success() && out.contains("200") && out.contains(expect), "docker run {multi}: {out} {}", String::from_utf8_lossy(&o.stderr));
+            let _ = Command::new(d).args(["rmi", "-f", &multi]).output();
+        }
+    }
+    // The Go binary alone ships: a few MB.
+    assert!(size_of(&env, "hello-go:multi") < 10_000_000);
+    for line in &report {
+        println!("{line}");
+    }
+}
