@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 what=${1:-all}
 
 bash scripts/setup-peers.sh
-CACHE=$(bash scripts/make-bases.sh)
+CACHE=$(bash scripts/make-bases.sh busybox bookworm)
 BENCH_DIR=${BENCH_DIR:-/var/tmp/lighter-bench}
 mkdir -p "$BENCH_DIR"
 cargo build --release --quiet -p lighter
@@ -98,6 +98,10 @@ bench_save() {
   row "gzip a $mb MB rootfs: 1 worker / every core" "$g1 s / $gn s" "" "speedup $(ratio $g1 $gn)"
   local gz1; gz1=$(secs sh -c "cat '$rootfs' | gzip -6 >/dev/null")
   row "GNU gzip -6 of the same tar (one core)" "$gz1 s" "" ""
+  # The compressor alone, in memory (crates/store/benches/gzip.rs), on the debootstrap base.
+  echo
+  LIGHTER_BENCH_INPUT="$CACHE/bookworm.tar" cargo bench --quiet -p lighter-store --bench gzip 2>/dev/null | sed 's/^/    /'
+  echo
   rm -rf "$w"
 }
 

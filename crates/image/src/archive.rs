@@ -37,35 +37,48 @@ pub fn import_rootfs(
     let comp = Compressor::new(compressed, Compression::Gzip)
         .map_err(io_err("compress", "rootfs tarball"))?;
     let mut diff = Sha256Writer::new(comp);
-    let mut tee = TarCheck {
-        inner: &mut r,
-        seen: 0,
-    };
-    std::io::copy(&mut tee, &mut diff).map_err(io_err("read", "rootfs tarball"))?;
-    if tee.seen < 512 {
+    // One pass: the bytes go to the compressor and, on another thread, through a tar reader that
+    // checks the stream is a whole tar archive before anything is committed.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+    let checker = std::thread::spawn(move || -> std::result::Result<(), String> {
+        let mut ar = tar::Archive::new(ChannelReader { rx, buf: Vec::new(), pos: 0 });
+        for e in ar.entries().map_err(|e| format!("not a tar archive: {e}"))? {
+            e.map_err(|e| format!("corrupt tar archive: {e}"))?;
+        }
+        Ok(())
+    });
+    let mut seen = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    let copied = (|| -> std::io::Result<()> {
+        loop {
+            let n = r.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            seen += n as u64;
+            // A checker that stopped early (it found the end or an error) needs no more bytes.
+            let _ = tx.send(buf[..n].to_vec());
+            diff.write_all(&buf[..n])?;
+        }
+    })();
+    drop(tx);
+    let checked = checker
+        .join()
+        .unwrap_or_else(|_| Err("tar check panicked".into()));
+    copied.map_err(io_err("read", "rootfs tarball"))?;
+    if seen < 512 {
         return Err(format_err(
             "rootfs tarball",
             "too short to be a tar archive",
         ));
     }
+    checked.map_err(|m| format_err("rootfs tarball", m))?;
     let (comp, diff_id, usize_) = diff.finish();
     let compressed = comp
         .finish()
         .map_err(io_err("compress", "rootfs tarball"))?;
     let (ingest, digest, _) = compressed.finish();
     let (digest, size) = ingest.commit(Some(&digest))?;
-    // Validate it is a tar we can read, by walking its headers from the stored blob.
-    {
-        let f = store.content().open(&digest)?;
-        let dec = decompress(f).map_err(io_err("read", "rootfs tarball"))?;
-        let mut ar = tar::Archive::new(dec);
-        for e in ar
-            .entries()
-            .map_err(|e| format_err("rootfs tarball", format!("not a tar archive: {e}")))?
-        {
-            e.map_err(|e| format_err("rootfs tarball", format!("corrupt tar archive: {e}")))?;
-        }
-    }
     let layer = LayerInfo {
         diff_id: diff_id.clone(),
         digest,
@@ -91,15 +104,60 @@ pub fn import_rootfs(
     commit(store, &bytes, &[layer], tags)
 }
 
-struct TarCheck<'a> {
-    inner: &'a mut dyn Read,
-    seen: u64,
+/// A file whose pages are handed to writeback as they are written (`sync_file_range`, every 16 MiB),
+/// so that the fsync when a layer file is moved into the store has little left to flush.
+struct Writeback {
+    f: std::fs::File,
+    written: u64,
+    started: u64,
 }
 
-impl Read for TarCheck<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.seen += n as u64;
+impl Write for Writeback {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.f.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.started >= 16 << 20 {
+            use std::os::fd::AsRawFd;
+            // Best effort: only starts writeback, never waits; errors surface at the fsync.
+            unsafe {
+                libc::sync_file_range(
+                    self.f.as_raw_fd(),
+                    self.started as libc::off64_t,
+                    (self.written - self.started) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+            self.started = self.written;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.f.flush()
+    }
+}
+
+/// Reads the byte chunks sent over a channel as one stream (the tar check of `import`).
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.rx.recv() {
+                Ok(b) => {
+                    self.buf = b;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
         Ok(n)
     }
 }
@@ -160,6 +218,7 @@ fn extract(input: impl Read, dir: &Path) -> Result<(BTreeMap<PathBuf, PathBuf>, 
                     std::fs::create_dir_all(p).map_err(io_err("create", p.display()))?;
                 }
                 let f = std::fs::File::create(&dest).map_err(io_err("create", dest.display()))?;
+                let f = Writeback { f, written: 0, started: 0 };
                 let mut w = Sha256Writer::new(std::io::BufWriter::with_capacity(1 << 20, f));
                 std::io::copy(&mut e, &mut w).map_err(|err| {
                     format_err(rel.display(), format!("truncated archive: {err}"))

@@ -211,3 +211,35 @@ fn sarif_and_junit_reports_follow_the_ci_verdict() {
     assert_eq!(x.matches("<failure ").count(), 2);
     assert!(x.contains("name=\"highestWastedBytes\"/>"), "the passing rule has no failure: {x}");
 }
+
+/// `import` checks the rootfs is a whole tar archive in the same pass that compresses it, and stores
+/// nothing (no blob, no image) when it is not.
+#[test]
+fn import_of_a_bad_rootfs_stores_nothing() {
+    let env = Env { root: tempfile::tempdir().unwrap() };
+    let dir = tempfile::tempdir().unwrap();
+    let good = layer(&[("etc/", None), ("etc/a", Some(3000)), ("b", Some(10))]);
+    let blobs = |env: &Env| std::fs::read_dir(env.root.path().join("blobs/sha256")).map(|r| r.count()).unwrap_or(0);
+    let mut garbage = vec![b'z'; 4096];
+    garbage[100] = 0;
+    for (name, bytes, want) in [
+        ("truncated", good[..1800].to_vec(), "tar archive"),
+        ("garbage", garbage, "tar archive"),
+        ("short", b"tiny".to_vec(), "too short"),
+    ] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, &bytes).unwrap();
+        let before = blobs(&env);
+        let o = env.lighter(&["import", p.to_str().unwrap(), &format!("bad:{name}")]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(want), "{name}: {err}");
+        assert_eq!(blobs(&env), before, "{name}: no blob stored");
+    }
+    let p = dir.path().join("good.tar");
+    std::fs::write(&p, &good).unwrap();
+    let o = env.lighter(&["import", p.to_str().unwrap(), "good:1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = env.lighter(&["images", "-q"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1, "only the good import is there");
+}
