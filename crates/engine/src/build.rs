@@ -64,6 +64,8 @@ pub struct BuildRequest {
     /// read instead of a stage or an image of that name (a named context wins over a stage, as in
     /// BuildKit).
     pub named_contexts: BTreeMap<String, NamedContext>,
+    /// `--ssh ID[=SOCKET]`: SSH agent sockets that `RUN --mount=type=ssh` forwards, by id.
+    pub ssh: BTreeMap<String, PathBuf>,
 }
 
 /// A named build context.

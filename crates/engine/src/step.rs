@@ -13,7 +13,7 @@ use crate::snapshot::{Active, View};
 use crate::EngineError;
 use lighter_dockerfile::shell::Lexer;
 use lighter_dockerfile::{
-    Command, Copy, Instruction, InstructionKind, MountKind, NetworkMode, Run, Span,
+    Command, Copy, Instruction, InstructionKind, MountKind, NetworkMode, Run, Sharing, Span,
 };
 use lighter_store::layer::LayerInfo;
 use lighter_store::Table;
@@ -692,6 +692,8 @@ impl StageRun<'_, '_> {
         let mut mount_keys = Vec::new();
         let mut views = Vec::new();
         let mut secret_env: Vec<String> = Vec::new();
+        // Cache mount locks, held until the step is done.
+        let mut cache_locks: Vec<std::fs::File> = Vec::new();
         for (mi, m) in r.mounts.iter().enumerate() {
             let target = m.target.as_deref().map(|t| self.x(t)).transpose()?;
             let id = m.id.as_deref().map(|t| self.x(t)).transpose()?;
@@ -710,10 +712,38 @@ impl StageRun<'_, '_> {
                             std::os::unix::fs::PermissionsExt::from_mode(m.mode.unwrap_or(0o755)),
                         );
                     }
+                    // Sharing: `shared` writers run together, `locked` waits for the cache to be
+                    // free, `private` takes a fresh empty cache when another build holds it.
+                    let lock_path = std::path::PathBuf::from(format!("{}.lock", dir.display()));
+                    let lock = std::fs::OpenOptions::new()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(&lock_path)
+                        .map_err(|e| EngineError::msg(format!("cache mount {cid}: {e}")))?;
+                    let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
+                    let mut source = dir;
+                    match m.sharing {
+                        Sharing::Shared => unsafe {
+                            libc::flock(fd, libc::LOCK_SH);
+                        },
+                        Sharing::Locked => unsafe {
+                            libc::flock(fd, libc::LOCK_EX);
+                        },
+                        Sharing::Private => {
+                            if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                                source = tmp.path().join(format!("cache-{mi}"));
+                                std::fs::create_dir_all(&source)
+                                    .map_err(|e| EngineError::msg(format!("cache mount {cid}: {e}")))?;
+                                let _ = std::os::unix::fs::chown(&source, m.uid, m.gid);
+                            }
+                        }
+                    }
+                    cache_locks.push(lock);
                     mounts.push(lighter_sandbox::Mount {
                         target: target.clone(),
                         kind: lighter_sandbox::MountKind::Bind {
-                            source: dir,
+                            source,
                             readonly: m.readonly,
                         },
                     });
@@ -826,11 +856,24 @@ impl StageRun<'_, '_> {
                     mount_keys.push(format!("bind:{target}:{key}"));
                 }
                 MountKind::Ssh => {
-                    if m.required {
-                        return Err(EngineError::msg(
-                            "RUN --mount=type=ssh is not supported yet",
-                        ));
-                    }
+                    // The agent's socket is bound into the sandbox (never into a layer) and
+                    // SSH_AUTH_SOCK points at it for this RUN only.
+                    let sid = id.clone().unwrap_or_else(|| "default".into());
+                    let target = target.clone().unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{mi}"));
+                    let Some(sock) = sh.req.ssh.get(&sid) else {
+                        if m.required {
+                            return Err(EngineError::msg(format!(
+                                "RUN --mount=type=ssh: no SSH agent \"{sid}\" was given (pass --ssh {sid})"
+                            )));
+                        }
+                        continue;
+                    };
+                    mounts.push(lighter_sandbox::Mount {
+                        target: target.clone(),
+                        kind: lighter_sandbox::MountKind::Bind { source: sock.clone(), readonly: false },
+                    });
+                    secret_env.push(format!("SSH_AUTH_SOCK={target}"));
+                    mount_keys.push(format!("ssh:{sid}:{target}"));
                 }
             }
         }

@@ -480,3 +480,104 @@ fn copy_link_is_independent_of_earlier_layers() {
     assert!(!lines.iter().any(|l| l.starts_with(&format!("{plain} CACHED"))), "the plain COPY reruns: {err}");
     assert_eq!(std::fs::read_to_string(out2.path().join("after")).unwrap(), "2\n", "later steps see the change");
 }
+
+/// `RUN --mount=type=ssh` with `--ssh default`: the host agent's socket (same inode) is at the mount
+/// target with SSH_AUTH_SOCK pointing at it, for that RUN only; nothing of it reaches the image. A
+/// required agent that was not given is a clear error.
+#[test]
+fn ssh_mount_forwards_the_agent_socket() {
+    let Some(env) = with_busybox() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(&sock).unwrap().ino();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo \"$SSH_AUTH_SOCK $(stat -c %i $SSH_AUTH_SOCK)\" > /agent\nRUN echo \"${SSH_AUTH_SOCK:-unset}\" > /after\n",
+        )],
+    );
+    let out = tempfile::tempdir().unwrap();
+    let o = env
+        .cmd()
+        .env("SSH_AUTH_SOCK", &sock)
+        .args(["build", "--progress", "plain", "--ssh", "default", "-t", "ssh:1", "-o"])
+        .arg(format!("type=local,dest={}", out.path().display()))
+        .args(["-o", "type=image"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let agent = std::fs::read_to_string(out.path().join("agent")).unwrap();
+    assert_eq!(agent.trim(), format!("/run/buildkit/ssh_agent.0 {inode}"), "the host's agent socket");
+    assert_eq!(std::fs::read_to_string(out.path().join("after")).unwrap(), "unset\n", "only for that RUN");
+    assert!(!out.path().join("run/buildkit/ssh_agent.0").exists(), "the socket is not in the image");
+    let cfg = env.lighter(&["inspect", "ssh:1"]);
+    assert!(!String::from_utf8_lossy(&cfg.stdout).contains("SSH_AUTH_SOCK="), "not in the config");
+    // Not required by default (as BuildKit): without --ssh the mount is left out. With required=true
+    // the build fails and says how to fix it.
+    write(ctx.path(), &[("Dockerfile", "FROM busybox\nRUN --mount=type=ssh echo \"${SSH_AUTH_SOCK:-none}\" > /s\n")]);
+    let out = tempfile::tempdir().unwrap();
+    let (ok, err, _) = env.build(ctx.path(), &["-o", &format!("type=local,dest={}", out.path().display())]);
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read_to_string(out.path().join("s")).unwrap(), "none\n");
+    write(ctx.path(), &[("Dockerfile", "FROM busybox\nRUN --mount=type=ssh,required=true true\n")]);
+    let (ok, err, _) = env.build(ctx.path(), &[]);
+    assert!(!ok && err.contains("pass --ssh default"), "{err}");
+    // A path that is not a socket is refused up front.
+    let (ok, err, _) = env.build(ctx.path(), &["--ssh", &format!("default={}", ctx.path().join("Dockerfile").display())]);
+    assert!(!ok && err.contains("not an SSH agent socket"), "{err}");
+}
+
+/// Cache mount sharing: `locked` runs two concurrent builds' steps one after the other on the same
+/// cache, `private` gives the second a fresh empty cache, `shared` lets them run together.
+#[test]
+fn cache_mount_sharing_modes() {
+    let Some(env) = with_busybox() else { return };
+    let run = |sharing: &str| -> Vec<(String, u64, u64)> {
+        let id = format!("c-{sharing}");
+        let ctx = tempfile::tempdir().unwrap();
+        write(
+            ctx.path(),
+            &[(
+                "Dockerfile",
+                &format!("FROM busybox\nARG N\nRUN --mount=type=cache,target=/c,id={id},sharing={sharing} echo \"$N $(cut -d' ' -f1 /proc/uptime | tr -d .)\" >> /c/log && sleep 2 && echo \"$N $(cut -d' ' -f1 /proc/uptime | tr -d .)\" >> /c/log\n"),
+            )],
+        );
+        let children: Vec<_> = ["a", "b"]
+            .iter()
+            .map(|n| env.cmd().args(["build", "-q", "--build-arg", &format!("N={n}")]).arg(ctx.path()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap())
+            .collect();
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            assert!(o.status.success(), "{sharing}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        // Read the shared cache back.
+        write(ctx.path(), &[("Dockerfile", &format!("FROM busybox\nRUN --mount=type=cache,target=/c,id={id} cat /c/log > /log\n"))]);
+        let out = tempfile::tempdir().unwrap();
+        let (ok, err, _) = env.build(ctx.path(), &["--no-cache", "-o", &format!("type=local,dest={}", out.path().display())]);
+        assert!(ok, "{err}");
+        let log = std::fs::read_to_string(out.path().join("log")).unwrap();
+        let mut spans: Vec<(String, u64, u64)> = Vec::new();
+        for l in log.lines() {
+            let (n, t) = l.split_once(' ').unwrap();
+            let t: u64 = t.parse().unwrap();
+            match spans.iter_mut().find(|s| s.0 == n) {
+                Some(s) => s.2 = t,
+                None => spans.push((n.to_string(), t, 0)),
+            }
+        }
+        spans
+    };
+    let overlap = |s: &[(String, u64, u64)]| s.len() == 2 && s[0].1 < s[1].2 && s[1].1 < s[0].2;
+    let locked = run("locked");
+    assert_eq!(locked.len(), 2, "{locked:?}");
+    assert!(!overlap(&locked), "locked: one after the other: {locked:?}");
+    let private = run("private");
+    assert_eq!(private.len(), 1, "private: the second build wrote to its own cache: {private:?}");
+    let shared = run("shared");
+    assert!(overlap(&shared), "shared: together: {shared:?}");
+}

@@ -109,6 +109,26 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             .ok_or_else(|| anyhow::anyhow!("--build-context {bc}: expected NAME=VALUE"))?;
         named_contexts.insert(name.to_string(), lighter_engine::NamedContext::parse(value).map_err(|e| anyhow::anyhow!("{}", e.message))?);
     }
+    // --ssh default (the agent of $SSH_AUTH_SOCK), --ssh ID=SOCKET: agent sockets only, as key files
+    // would need an agent of our own.
+    let mut ssh = std::collections::BTreeMap::new();
+    for spec in &args.ssh {
+        let (id, path) = match spec.split_once('=') {
+            Some((id, p)) => (id.to_string(), std::path::PathBuf::from(p.split(',').next().unwrap_or(p))),
+            None => (
+                spec.clone(),
+                std::env::var_os("SSH_AUTH_SOCK")
+                    .map(std::path::PathBuf::from)
+                    .ok_or_else(|| anyhow::anyhow!("--ssh {spec}: SSH_AUTH_SOCK is not set (start ssh-agent or give --ssh {spec}=SOCKET)"))?,
+            ),
+        };
+        use std::os::unix::fs::FileTypeExt;
+        let is_socket = std::fs::metadata(&path).map(|m| m.file_type().is_socket()).unwrap_or(false);
+        if !is_socket {
+            anyhow::bail!("--ssh {spec}: {} is not an SSH agent socket (key files are not supported yet)", path.display());
+        }
+        ssh.insert(id, path);
+    }
     let req = BuildRequest {
         context,
         dockerfile_path: df_path.clone(),
@@ -123,6 +143,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         outputs,
         exe: std::env::current_exe()?,
         named_contexts,
+        ssh,
     };
     let quiet = args.quiet || args.progress == Progress::Quiet;
     let json = args.progress == Progress::Rawjson;
