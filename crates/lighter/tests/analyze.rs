@@ -243,3 +243,47 @@ fn import_of_a_bad_rootfs_stores_nothing() {
     let o = env.lighter(&["images", "-q"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1, "only the good import is there");
 }
+
+/// A chmod-only change stores the whole file again (dive counts it as a second copy), and a hardlink
+/// entry carries no bytes of its own: checked against hand-computed numbers.
+#[test]
+fn chmod_only_changes_and_hardlinks() {
+    let entry = |b: &mut tar::Builder<Vec<u8>>, path: &str, size: usize, mode: u32| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(size as u64);
+        h.set_mode(mode);
+        b.append_data(&mut h, path, &vec![b'x'; size][..]).unwrap();
+    };
+    let mut b = tar::Builder::new(Vec::new());
+    entry(&mut b, "f", 100, 0o644);
+    entry(&mut b, "h", 50, 0o644);
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Link);
+    h.set_size(0);
+    h.set_mode(0o644);
+    b.append_link(&mut h, "h2", "h").unwrap();
+    let l0 = b.into_inner().unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    entry(&mut b, "f", 100, 0o755);
+    let l1 = b.into_inner().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chmod.tar");
+    std::fs::write(&file, archive("chmod:1", &[l0, l1.clone()])).unwrap();
+    let env = Env { root: tempfile::tempdir().unwrap() };
+    let o = env.lighter(&["analyze", file.to_str().unwrap(), "--json", "-"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let a: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // dive: f = 100 + 100 (min 100), h = 50, h2 (a link) = 0: 150 / 250.
+    let eff = a["efficiency"].as_f64().unwrap();
+    assert!((eff - 150.0 / 250.0).abs() < 1e-9, "efficiency {eff}");
+    assert_eq!(a["wasted_bytes"], 200, "both copies of f");
+    assert_eq!(a["reclaimable_bytes"], 100, "the copy the chmod hid");
+    let l = &a["layers"];
+    assert_eq!((l[0]["added"].as_u64(), l[0]["added_bytes"].as_u64()), (Some(3), Some(150)), "h2 adds no bytes");
+    assert_eq!((l[1]["modified"].as_u64(), l[1]["modified_bytes"].as_u64(), l[1]["added"].as_u64()), (Some(1), Some(100), Some(0)));
+    let uwp = a["user_wasted_percent"].as_f64().unwrap();
+    assert!((uwp - 200.0 / l1.len() as f64).abs() < 1e-9, "{uwp}");
+    assert_eq!(a["offenders"][0]["path"], "f");
+    assert_eq!(a["offenders"][0]["copies"], 2);
+}
