@@ -149,16 +149,7 @@ pub fn store_blob(
     let mut ingest = store.content().ingest()?;
     std::io::copy(&mut r, &mut ingest).map_err(io_err("read layer for", "ingest"))?;
     let (digest, size) = ingest.commit(expected)?;
-    let f = store.content().open(&digest)?;
-    let mut dec = crate::compress::decompress(f)
-        .map_err(io_err("decompress", store.content().path(&digest)))?;
-    let mut h = Sha256Writer::new(std::io::sink());
-    std::io::copy(&mut dec, &mut h).map_err(|e| {
-        StoreError::Invalid(format!(
-            "layer {digest} is not a readable (gzip, zstd or plain) tar stream: {e}"
-        ))
-    })?;
-    let (_, diff_id, uncompressed_size) = h.finish();
+    let (diff_id, uncompressed_size) = diff_id_of(&store.content().path(&digest), &digest)?;
     let info = LayerInfo {
         diff_id,
         digest,
@@ -168,6 +159,20 @@ pub fn store_blob(
     };
     record_layer(store, &info)?;
     Ok(info)
+}
+
+/// The diffID and uncompressed size of the layer blob at `path` (gzip, zstd or plain).
+fn diff_id_of(path: &Path, digest: &Digest) -> Result<(Digest, u64)> {
+    let f = std::fs::File::open(path).map_err(io_err("open", path))?;
+    let mut dec = crate::compress::decompress(f).map_err(io_err("decompress", path))?;
+    let mut h = Sha256Writer::new(std::io::sink());
+    std::io::copy(&mut dec, &mut h).map_err(|e| {
+        StoreError::Invalid(format!(
+            "layer {digest} is not a readable (gzip, zstd or plain) tar stream: {e}"
+        ))
+    })?;
+    let (_, d, n) = h.finish();
+    Ok((d, n))
 }
 
 /// Stores a layer blob that this process extracted and hashed itself (`digest`, `size`) by moving the
@@ -194,16 +199,7 @@ pub fn adopt_blob(
     let (diff_id, uncompressed_size) = if kind == Compression::None {
         (digest.clone(), size)
     } else {
-        let f = std::fs::File::open(&src).map_err(io_err("open", &src))?;
-        let mut dec = crate::compress::decompress(f).map_err(io_err("decompress", &src))?;
-        let mut h = Sha256Writer::new(std::io::sink());
-        std::io::copy(&mut dec, &mut h).map_err(|e| {
-            StoreError::Invalid(format!(
-                "layer {digest} is not a readable (gzip, zstd or plain) tar stream: {e}"
-            ))
-        })?;
-        let (_, d, n) = h.finish();
-        (d, n)
+        diff_id_of(&src, digest)?
     };
     if diff_id != *want {
         return Err(StoreError::Invalid(format!(
