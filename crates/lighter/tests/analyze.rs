@@ -287,3 +287,28 @@ fn chmod_only_changes_and_hardlinks() {
     assert_eq!(a["offenders"][0]["path"], "f");
     assert_eq!(a["offenders"][0]["copies"], 2);
 }
+
+/// `history` and `images` take docker's `--format` templates (and `table` templates); `history`
+/// reads an archive file as `analyze` does.
+#[test]
+fn format_templates_and_history_of_a_file() {
+    let env = Env { root: tempfile::tempdir().unwrap() };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.tar");
+    let (l0, l1) = (layer(&[("a", Some(1000))]), layer(&[("b", Some(10))]));
+    let (n0, n1) = (l0.len(), l1.len());
+    std::fs::write(&file, archive("tpl:1", &[l0, l1])).unwrap();
+    let o = env.lighter(&["history", file.to_str().unwrap(), "-H=false", "--format", "{{.ID}}|{{.CreatedBy}}|{{.Size}}"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].ends_with(&format!("|step 1|{n1}")) && lines[1] == format!("<missing>|step 0|{n0}"), "{out}");
+    assert!(env.lighter(&["load", "-i", file.to_str().unwrap()]).status.success());
+    let o = env.lighter(&["images", "--format", "table {{.Repository}}\\t{{.Tag}}"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>(), ["REPOSITORY TAG", "tpl 1"], "{out}");
+    let o = env.lighter(&["images", "--format", "{{.Bogus}}"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no field \"Bogus\""));
+}

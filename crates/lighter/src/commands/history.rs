@@ -7,8 +7,8 @@ use crate::printer::{human_ago, human_size, table};
 use std::process::ExitCode;
 
 pub fn run(ctx: &Context, args: HistoryArgs) -> anyhow::Result<ExitCode> {
-    let store = ctx.store()?;
-    let img = lighter_image::resolve(&store, &args.image)?;
+    // A store image, or a docker-archive / OCI layout file, as `analyze` takes.
+    let (_store, img, _tmp) = super::analyze::open_image(ctx, &args.image)?;
     let history = img.history();
     let mut layers = img.record.layers.iter();
     let mut rows = Vec::new();
@@ -60,6 +60,35 @@ pub fn run(ctx: &Context, args: HistoryArgs) -> anyhow::Result<ExitCode> {
             });
             println!("{v}");
         }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(tpl) = args.format.as_deref().filter(|f| *f != "table") {
+        let headers = [
+            ("ID", "IMAGE"),
+            ("CreatedSince", "CREATED"),
+            ("CreatedAt", "CREATED AT"),
+            ("CreatedBy", "CREATED BY"),
+            ("Size", "SIZE"),
+            ("CompressedSize", "COMPRESSED"),
+            ("Comment", "COMMENT"),
+        ];
+        let values: Vec<Vec<(&str, String)>> = rows
+            .iter()
+            .map(|(last, created, by, sizes, comment)| {
+                let size = |v: u64| if args.human { human_size(v) } else { v.to_string() };
+                vec![
+                    ("ID", if *last { img.id.short().to_string() } else { "<missing>".into() }),
+                    ("CreatedSince", human_ago(lighter_image::parse_rfc3339(created))),
+                    ("CreatedAt", created.clone()),
+                    ("CreatedBy", if args.no_trunc { by.clone() } else { truncate(by, 45) }),
+                    ("Size", size(sizes.map(|s| s.0).unwrap_or(0))),
+                    ("CompressedSize", size(sizes.map(|s| s.1).unwrap_or(0))),
+                    ("Comment", comment.clone()),
+                ]
+            })
+            .collect();
+        let out = crate::printer::render_template(tpl, &headers, &values).map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+        print!("{out}");
         return Ok(ExitCode::SUCCESS);
     }
     let mut table_rows = vec![vec![

@@ -72,6 +72,42 @@ pub fn run(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(tpl) = args.format.as_deref().filter(|f| *f != "table") {
+        let headers = [
+            ("Repository", "REPOSITORY"),
+            ("Tag", "TAG"),
+            ("ID", "IMAGE ID"),
+            ("Digest", "DIGEST"),
+            ("CreatedSince", "CREATED"),
+            ("CreatedAt", "CREATED AT"),
+            ("Size", "SIZE"),
+            ("CompressedSize", "COMPRESSED"),
+            ("SharedSize", "SHARED"),
+            ("UniqueSize", "UNIQUE"),
+        ];
+        let values: Vec<Vec<(&str, String)>> = listed
+            .iter()
+            .map(|l| {
+                let img = &l.image;
+                let shared = shared_bytes(img, &uses);
+                vec![
+                    ("Repository", l.reference.as_ref().map(|r| r.familiar_name()).unwrap_or_else(|| "<none>".into())),
+                    ("Tag", l.reference.as_ref().and_then(|r| r.tag.clone()).unwrap_or_else(|| "<none>".into())),
+                    ("ID", if args.no_trunc { img.id.to_string() } else { img.id.short().to_string() }),
+                    ("Digest", img.record.manifest.to_string()),
+                    ("CreatedSince", human_ago(img.created().and_then(lighter_image::parse_rfc3339))),
+                    ("CreatedAt", img.created().unwrap_or_default().to_string()),
+                    ("Size", human_size(img.size())),
+                    ("CompressedSize", human_size(img.compressed_size())),
+                    ("SharedSize", human_size(shared)),
+                    ("UniqueSize", human_size(img.size() - shared)),
+                ]
+            })
+            .collect();
+        let out = crate::printer::render_template(tpl, &headers, &values).map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+        print!("{out}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut rows = vec![];
     let mut header = vec!["REPOSITORY".to_string(), "TAG".into()];
     if args.digests {
