@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod diagnostics;
 mod printer;
+mod tty;
 
 use clap::Parser;
 use std::process::ExitCode;

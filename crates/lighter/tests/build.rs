@@ -581,3 +581,24 @@ fn cache_mount_sharing_modes() {
     let shared = run("shared");
     assert!(overlap(&shared), "shared: together: {shared:?}");
 }
+
+/// `--progress tty`: the live view's byte stream ends with the finished steps and the final header
+/// (what a terminal shows once the cursor movements are applied).
+#[test]
+fn tty_progress_prints_finished_steps_and_a_final_header() {
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), &[("Dockerfile", "FROM busybox\nRUN echo one && sleep 0.3\nRUN echo two\n")]);
+    let tty = || {
+        let o = env.cmd().args(["build", "--progress", "tty"]).arg(ctx.path()).output().unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (ok, err) = tty();
+    assert!(ok, "{err}");
+    assert!(err.contains("\x1b[") && err.contains("[+] Building"), "{err}");
+    assert!(err.contains(" => [stage-0 2/3] RUN echo one && sleep 0.3"), "{err}");
+    let last = err.lines().rev().find(|l| l.contains("[+] Building")).unwrap();
+    assert!(last.ends_with("(3/3) FINISHED"), "{last}");
+    let (ok, err) = tty();
+    assert!(ok && err.contains(" => CACHED [stage-0 3/3] RUN echo two"), "{err}");
+}

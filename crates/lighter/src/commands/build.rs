@@ -149,8 +149,20 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let json = args.progress == Progress::Rawjson;
     let start = Instant::now();
     let out = Mutex::new(());
+    // The live view on a terminal (or when asked for), else one line per event.
+    use std::io::IsTerminal;
+    let live = match args.progress {
+        Progress::Tty => true,
+        Progress::Auto => std::io::stderr().is_terminal(),
+        _ => false,
+    };
+    let tty = (live && !quiet && !json).then(|| crate::tty::Tty::new(Box::new(std::io::stderr())));
     let progress = |ev: Event| {
         if quiet {
+            return;
+        }
+        if let Some(t) = &tty {
+            t.event(ev);
             return;
         }
         let _g = out.lock();
@@ -185,7 +197,25 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             Event::Info(m) => eprintln!("{m}"),
         }
     };
-    let result = match lighter_engine::build(&store, &req, &progress) {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let built = std::thread::scope(|sc| {
+        if let Some(t) = &tty {
+            let done = &done;
+            sc.spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    t.tick();
+                }
+            });
+        }
+        let r = lighter_engine::build(&store, &req, &progress);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        r
+    });
+    if let Some(t) = &tty {
+        t.finish(built.is_ok());
+    }
+    let result = match built {
         Ok(r) => r,
         Err(e) => {
             let mut msg = String::new();
