@@ -151,6 +151,9 @@ impl Active {
             Compression::Gzip,
         )
         .map_err(|e| EngineError::msg(format!("commit layer: {e}")))?;
+        // The upperdir is this layer unpacked: keep it for the steps that read the layer next. A
+        // failure only costs an unpack later.
+        let _ = lighter_store::layer::keep_unpacked(store, &info.diff_id, &self.upper);
         Ok(Some(info))
     }
 }

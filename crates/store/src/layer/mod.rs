@@ -233,6 +233,44 @@ pub fn lookup(store: &Store, diff_id: &Digest) -> Result<Option<LayerInfo>> {
     }
 }
 
+/// Keeps `upper` (an overlay upperdir whose diff was just stored as layer `diff_id`) as that layer's
+/// unpacked directory, so a later step that needs the layer does not unpack it again from the blob.
+/// The upperdir is the layer in overlay form already: whiteouts as 0/0 devices, opaque directories
+/// by xattr. `upper` must be on the store's filesystem (a store temp dir). Does nothing when the layer
+/// is unpacked already.
+pub fn keep_unpacked(store: &Store, diff_id: &Digest, upper: &Path) -> Result<()> {
+    let dir = store.layer_dir(diff_id);
+    if dir.join(".complete").exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    let lock_path = dir.join(".lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_err("open", &lock_path))?;
+    use std::os::fd::AsRawFd;
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(io_err("lock", &lock_path)(std::io::Error::last_os_error()));
+    }
+    if dir.join(".complete").exists() {
+        return Ok(());
+    }
+    let fs = dir.join("fs");
+    if fs.exists() {
+        std::fs::remove_dir_all(&fs).map_err(io_err("remove", &fs))?;
+    }
+    std::fs::rename(upper, &fs).map_err(io_err("rename into", &fs))?;
+    // The layer's root as unpacking makes it (a tar has no entry for `/`).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fs, std::fs::Permissions::from_mode(0o755)).map_err(io_err("chmod", &fs))?;
+    std::os::unix::fs::chown(&fs, Some(0), Some(0)).map_err(io_err("chown", &fs))?;
+    std::fs::write(dir.join(".complete"), b"").map_err(io_err("write", dir.join(".complete")))?;
+    Ok(())
+}
+
 /// Ensures the layer with this diffID is unpacked (overlay format) under `<root>/layers/<hex>`, unpacking
 /// it from `blob` once; concurrent callers wait for each other through a lock file.
 pub fn unpacked(store: &Store, diff_id: &Digest, blob: &Digest) -> Result<std::path::PathBuf> {
