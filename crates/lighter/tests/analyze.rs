@@ -312,3 +312,35 @@ fn format_templates_and_history_of_a_file() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no field \"Bogus\""));
 }
+
+/// `diff` reports config changes (ENV, CMD, USER, ports, labels) and layer reuse: two imports of the
+/// same rootfs with different `--change`s share their one layer and differ only in config.
+#[test]
+fn diff_reports_config_changes_and_shared_layers() {
+    let env = Env { root: tempfile::tempdir().unwrap() };
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = dir.path().join("rootfs.tar");
+    std::fs::write(&rootfs, layer(&[("bin/", None), ("bin/app", Some(100))])).unwrap();
+    let p = rootfs.to_str().unwrap();
+    for (tag, changes) in [
+        ("cfg:a", vec!["ENV MODE=dev", "CMD [\"/bin/app\"]", "EXPOSE 80"]),
+        ("cfg:b", vec!["ENV MODE=prod", "CMD [\"/bin/app\", \"-v\"]", "EXPOSE 80", "USER 1000", "LABEL tier=web"]),
+    ] {
+        let mut args = vec!["import"];
+        for c in &changes {
+            args.extend(["--change", c]);
+        }
+        args.extend([p, tag]);
+        let o = env.lighter(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = env.lighter(&["diff", "cfg:a", "cfg:b", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(d["shared_layers"], 1);
+    assert_eq!(d["added"], serde_json::json!([]));
+    let keys: Vec<&str> = d["config"].as_array().unwrap().iter().map(|c| c[0].as_str().unwrap()).collect();
+    assert_eq!(keys, ["Env", "Cmd", "User", "Labels"], "{d}");
+    let env_change = &d["config"][0];
+    assert!(env_change[1].to_string().contains("MODE=dev") && env_change[2].to_string().contains("MODE=prod"), "{env_change}");
+}
