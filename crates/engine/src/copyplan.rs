@@ -10,7 +10,9 @@
 
 use crate::fileop::{is_archive, CopyRequest, Destination};
 use crate::EngineError;
-use lighter_store::layer::{EntryKind, PlannedEntry};
+use crate::snapshot::Active;
+use lighter_store::layer::{EntryKind, LayerInfo, PlannedEntry};
+use lighter_store::Store;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,32 @@ pub type Plan = BTreeMap<PathBuf, PlannedEntry>;
 /// True unless `LIGHTER_COPY=overlay` asks for the overlay copy.
 pub fn enabled() -> bool {
     std::env::var("LIGHTER_COPY").map(|v| v != "overlay").unwrap_or(true)
+}
+
+/// The layer that copying `req` onto `base` makes (`view` shows `base`'s filesystem): written straight
+/// from the plan, or through the overlay copy when the plan cannot express it. `None`: no change.
+pub(crate) fn copy_layer(
+    store: &Store,
+    req: &CopyRequest<'_>,
+    base: &[LayerInfo],
+    view: &Path,
+) -> Result<Option<LayerInfo>, EngineError> {
+    if enabled() {
+        if let Some(plan) = plan(req, view)? {
+            let info = lighter_store::layer::store_entries(
+                store,
+                plan.iter().map(|(p, e)| (p.as_path(), e)),
+                &lighter_store::layer::WriteOptions::from_env(),
+                lighter_store::compress::Compression::Gzip,
+            )
+            .map_err(|e| EngineError::msg(format!("commit layer: {e}")))?;
+            return Ok(Some(info));
+        }
+    }
+    let mut snap = Active::new(store, base)?;
+    let root = snap.mount()?.to_path_buf();
+    crate::fileop::copy(req, &root)?;
+    snap.commit(store, &[])
 }
 
 /// Plans the copy of `req` onto the filesystem at `view` (read only). `Ok(None)`: use the overlay copy.

@@ -5,8 +5,8 @@
 use crate::build::NamedContext;
 use crate::context::BuildContext;
 use crate::copyplan;
-use crate::fileop::{self, CopyRequest};
-use crate::snapshot::{Active, View};
+use crate::fileop::CopyRequest;
+use crate::snapshot::View;
 use crate::EngineError;
 use lighter_store::layer::LayerInfo;
 use lighter_store::Store;
@@ -44,23 +44,7 @@ pub(crate) fn source(store: &Store, name: &str, n: &NamedContext) -> Result<Sour
                 parents: None,
             };
             let empty = View::new(store, &[])?;
-            let layer = match copyplan::plan(&req, &empty.path)? {
-                Some(plan) if copyplan::enabled() => Some(
-                    lighter_store::layer::store_entries(
-                        store,
-                        plan.iter().map(|(p, e)| (p.as_path(), e)),
-                        &lighter_store::layer::WriteOptions::from_env(),
-                        lighter_store::compress::Compression::Gzip,
-                    )
-                    .map_err(|e| EngineError::msg(format!("--build-context {name}: {e}")))?,
-                ),
-                _ => {
-                    let mut snap = Active::new(store, &[])?;
-                    let root = snap.mount()?.to_path_buf();
-                    fileop::copy(&req, &root)?;
-                    snap.commit(store, &[])?
-                }
-            };
+            let layer = copyplan::copy_layer(store, &req, &[], &empty.path)?;
             Ok(Source { layers: layer.into_iter().collect(), config: None, key })
         }
     }

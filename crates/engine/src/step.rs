@@ -587,15 +587,18 @@ impl StageRun<'_, '_> {
         self.execute(&key, &text, &history, n, total, &inputs, |this, _| {
             let store = this.sh.store;
             // Owners resolve through the stage's /etc/passwd and /etc/group as they are now.
-            let owner = {
-                let current = View::new(store, &this.layers)?;
-                chown
-                    .as_deref()
-                    .map(|c| fileop::resolve_chown(&current.path, c))
-                    .transpose()?
-            };
+            // The filesystem the copy lands on: the stage's, or an empty one for --link. Owners
+            // resolve through the stage's /etc/passwd and /etc/group as they are now.
             let base: &[LayerInfo] = if c.link { &[] } else { &this.layers };
             let lower = View::new(store, base)?;
+            let owner = match chown.as_deref() {
+                Some(spec) if c.link => {
+                    let current = View::new(store, &this.layers)?;
+                    Some(fileop::resolve_chown(&current.path, spec)?)
+                }
+                Some(spec) => Some(fileop::resolve_chown(&lower.path, spec)?),
+                None => None,
+            };
             let req = CopyRequest {
                 sources: ctx,
                 selected,
@@ -608,23 +611,7 @@ impl StageRun<'_, '_> {
                 extract_archives: add && c.from.is_none(),
                 parents: c.parents.then_some(strips),
             };
-            if copyplan::enabled() {
-                if let Some(plan) = copyplan::plan(&req, &lower.path)? {
-                    let info = lighter_store::layer::store_entries(
-                        store,
-                        plan.iter().map(|(p, e)| (p.as_path(), e)),
-                        &lighter_store::layer::WriteOptions::from_env(),
-                        lighter_store::compress::Compression::Gzip,
-                    )
-                    .map_err(|e| EngineError::msg(format!("commit layer: {e}")))?;
-                    return Ok(Some(info));
-                }
-            }
-            drop(lower);
-            let mut snap = Active::new(store, base)?;
-            let root = snap.mount()?.to_path_buf();
-            fileop::copy(&req, &root)?;
-            snap.commit(store, &[])
+            copyplan::copy_layer(store, &req, base, &lower.path)
         })?;
         if c.link {
             self.key = sha(&[&stage_key, &key]);

@@ -239,9 +239,29 @@ pub fn lookup(store: &Store, diff_id: &Digest) -> Result<Option<LayerInfo>> {
 /// by xattr. `upper` must be on the store's filesystem (a store temp dir). Does nothing when the layer
 /// is unpacked already.
 pub fn keep_unpacked(store: &Store, diff_id: &Digest, upper: &Path) -> Result<()> {
+    fill_layer_dir(store, diff_id, |fs| {
+        std::fs::rename(upper, fs).map_err(io_err("rename into", fs))?;
+        // The layer's root as unpacking makes it (a tar has no entry for `/`).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(fs, std::fs::Permissions::from_mode(0o755))
+            .map_err(io_err("chmod", fs))?;
+        std::os::unix::fs::chown(fs, Some(0), Some(0)).map_err(io_err("chown", fs))
+    })
+    .map(|_| ())
+}
+
+/// The unpacked directory `<root>/layers/<hex>/fs` of a layer, made by `fill` (given the path, which
+/// does not exist yet) unless it is complete already. Concurrent callers wait for each other through
+/// a lock file; `.complete` is written only after `fill` succeeded.
+fn fill_layer_dir(
+    store: &Store,
+    diff_id: &Digest,
+    fill: impl FnOnce(&Path) -> Result<()>,
+) -> Result<std::path::PathBuf> {
     let dir = store.layer_dir(diff_id);
+    let fs = dir.join("fs");
     if dir.join(".complete").exists() {
-        return Ok(());
+        return Ok(fs);
     }
     std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
     let lock_path = dir.join(".lock");
@@ -256,69 +276,42 @@ pub fn keep_unpacked(store: &Store, diff_id: &Digest, upper: &Path) -> Result<()
         return Err(io_err("lock", &lock_path)(std::io::Error::last_os_error()));
     }
     if dir.join(".complete").exists() {
-        return Ok(());
+        return Ok(fs);
     }
-    let fs = dir.join("fs");
     if fs.exists() {
         std::fs::remove_dir_all(&fs).map_err(io_err("remove", &fs))?;
     }
-    std::fs::rename(upper, &fs).map_err(io_err("rename into", &fs))?;
-    // The layer's root as unpacking makes it (a tar has no entry for `/`).
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fs, std::fs::Permissions::from_mode(0o755)).map_err(io_err("chmod", &fs))?;
-    std::os::unix::fs::chown(&fs, Some(0), Some(0)).map_err(io_err("chown", &fs))?;
+    fill(&fs)?;
     std::fs::write(dir.join(".complete"), b"").map_err(io_err("write", dir.join(".complete")))?;
-    Ok(())
+    Ok(fs)
 }
 
 /// Ensures the layer with this diffID is unpacked (overlay format) under `<root>/layers/<hex>`, unpacking
 /// it from `blob` once; concurrent callers wait for each other through a lock file.
 pub fn unpacked(store: &Store, diff_id: &Digest, blob: &Digest) -> Result<std::path::PathBuf> {
-    let dir = store.layer_dir(diff_id);
-    if dir.join(".complete").exists() {
-        return Ok(dir.join("fs"));
-    }
-    std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-    let lock_path = dir.join(".lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io_err("open", &lock_path))?;
-    use std::os::fd::AsRawFd;
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(io_err("lock", &lock_path)(std::io::Error::last_os_error()));
-    }
-    if dir.join(".complete").exists() {
-        return Ok(dir.join("fs"));
-    }
-    let fs = dir.join("fs");
-    if fs.exists() {
-        std::fs::remove_dir_all(&fs).map_err(io_err("remove", &fs))?;
-    }
-    std::fs::create_dir_all(&fs).map_err(io_err("create", &fs))?;
-    let f = store.content().open(blob)?;
-    let r =
-        crate::compress::decompress(f).map_err(io_err("decompress", store.content().path(blob)))?;
-    let mut h = Sha256Reader {
-        inner: r,
-        hasher: Sha256Writer::new(std::io::sink()),
-    };
-    apply(&mut h, &fs, ApplyFormat::Overlay)?;
-    std::io::copy(&mut h, &mut std::io::sink())
-        .map_err(io_err("read", store.content().path(blob)))?;
-    let (_, got, _) = h.hasher.finish();
-    if got != *diff_id {
-        let _ = std::fs::remove_dir_all(&fs);
-        return Err(StoreError::DigestMismatch {
-            expected: diff_id.clone(),
-            actual: got,
-            size: 0,
-        });
-    }
-    std::fs::write(dir.join(".complete"), b"").map_err(io_err("write", dir.join(".complete")))?;
-    Ok(fs)
+    fill_layer_dir(store, diff_id, |fs| {
+        std::fs::create_dir_all(fs).map_err(io_err("create", fs))?;
+        let f = store.content().open(blob)?;
+        let r = crate::compress::decompress(f)
+            .map_err(io_err("decompress", store.content().path(blob)))?;
+        let mut h = Sha256Reader {
+            inner: r,
+            hasher: Sha256Writer::new(std::io::sink()),
+        };
+        apply(&mut h, fs, ApplyFormat::Overlay)?;
+        std::io::copy(&mut h, &mut std::io::sink())
+            .map_err(io_err("read", store.content().path(blob)))?;
+        let (_, got, _) = h.hasher.finish();
+        if got != *diff_id {
+            let _ = std::fs::remove_dir_all(fs);
+            return Err(StoreError::DigestMismatch {
+                expected: diff_id.clone(),
+                actual: got,
+                size: 0,
+            });
+        }
+        Ok(())
+    })
 }
 
 struct Sha256Reader<R> {
