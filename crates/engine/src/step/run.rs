@@ -1,0 +1,166 @@
+//! RUN: the argv through the stage's SHELL, its environment (ENV, then the ARGs in scope for this RUN
+//! only), the cache key, and execution in the sandbox over an active snapshot.
+
+use super::{sha, StageRun};
+use crate::build::Event;
+use crate::config::{env_of, shell_of};
+use crate::snapshot::Active;
+use crate::EngineError;
+use lighter_dockerfile::{Command, Instruction, MountKind, NetworkMode, Run, Span};
+use serde_json::json;
+
+impl StageRun<'_, '_> {
+    pub(super) fn run(
+        &mut self,
+        ins: &Instruction,
+        r: &Run,
+        n: usize,
+        total: usize,
+    ) -> Result<(), EngineError> {
+        let sh = self.sh;
+        let shell = shell_of(&self.config["config"]);
+        let argv: Vec<String> = match &r.command {
+            Command::Exec(v) => v.clone(),
+            Command::Shell(s) if !r.heredocs.is_empty() => {
+                // Heredocs are handed to the shell as written: `sh -c 'cat <<EOF ... EOF'`.
+                let mut script = s.clone();
+                for h in &r.heredocs {
+                    script.push('\n');
+                    script.push_str(&h.content);
+                    script.push_str(&h.name);
+                }
+                let mut v = shell.clone();
+                v.push(script);
+                v
+            }
+            Command::Shell(s) => {
+                let mut v = shell.clone();
+                v.push(s.clone());
+                v
+            }
+        };
+        // Environment: ARGs in scope as environment for this RUN only; ENV wins.
+        let mut env: Vec<String> = env_of(&self.config["config"])
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let env_keys: Vec<String> = env_of(&self.config["config"])
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let mut arg_env: Vec<String> = Vec::new();
+        for (k, v) in &self.args {
+            if !env_keys.contains(k) {
+                env.push(format!("{k}={v}"));
+                arg_env.push(format!("{k}={v}"));
+            }
+        }
+        let network = match r.network {
+            Some(NetworkMode::None) => lighter_sandbox::Network::None,
+            Some(NetworkMode::Host) => lighter_sandbox::Network::Host,
+            _ if sh.req.network_none => lighter_sandbox::Network::None,
+            _ => lighter_sandbox::Network::Host,
+        };
+        // Mounts: never part of a layer; their keys name what they are, never a secret's value.
+        let tmp = sh
+            .store
+            .temp_dir("run-")
+            .map_err(|e| EngineError::msg(e.to_string()))?;
+        let m = self.mounts(r, tmp.path())?;
+        let (mounts, mount_keys) = (m.mounts, m.keys);
+        let secret_env = m.env;
+        // BuildKit gives RUN a default PATH when the image has none (the config is not changed).
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, crate::config::DEFAULT_PATH.to_string());
+        }
+        env.extend(secret_env);
+        let user = self.config["config"]["User"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let cwd = self.config["config"]["WorkingDir"]
+            .as_str()
+            .unwrap_or("/")
+            .to_string();
+        let text = format!(
+            "RUN {}",
+            match &r.command {
+                Command::Exec(v) => serde_json::to_string(v).unwrap_or_default(),
+                Command::Shell(s) => s.clone(),
+            }
+        );
+        let history = if arg_env.is_empty() {
+            format!("RUN {} # buildkit", argv.join(" "))
+        } else {
+            format!(
+                "RUN |{} {} {} # buildkit",
+                arg_env.len(),
+                arg_env.join(" "),
+                argv.join(" ")
+            )
+        };
+        let key = sha(&[
+            &self.key,
+            "RUN",
+            &argv.join("\0"),
+            &env.iter()
+                .filter(|e| !is_secret_env(e, &r.mounts))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\0"),
+            &mount_keys.join("\0"),
+            &format!("{network:?}"),
+            &user,
+            &cwd,
+        ]);
+        let inputs =
+            json!({ "command": argv, "env": arg_env, "mounts": mount_keys, "parent": self.key });
+        let exe = sh.req.exe.clone();
+        let label = self.label.clone();
+        let span: Span = ins.span;
+        let run_text = text.clone();
+        self.execute(&key, &text, &history, n, total, &inputs, |this, id| {
+            let snap = Active::new(this.sh.store, &this.layers)?;
+            let spec = lighter_sandbox::RunSpec {
+                rootfs: lighter_sandbox::Rootfs::Overlay { lowers: snap.lowers.clone(), upper: snap.upper.clone(), work: snap.work.clone(), merged: snap.merged.clone() },
+                args: argv.clone(),
+                env: env.clone(),
+                cwd: cwd.clone(),
+                user: user.clone(),
+                hostname: "buildkitsandbox".into(),
+                network,
+                mounts: mounts.clone(),
+                hosts: "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n".into(),
+                resolv_conf: Some("/etc/resolv.conf".into()),
+            };
+            let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+            let progress = this.sh.progress;
+            let outcome = lighter_sandbox::Executor::with_exe(&exe)
+                .run(&spec, &mut |line| {
+                    if tail.len() == 20 {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line.to_string());
+                    progress(Event::Log { id, line: line.to_string() });
+                })
+                .map_err(|e| EngineError::msg(format!("[{label}] {run_text}: {e}")))?;
+            if outcome.code != 0 {
+                let mut e = EngineError::msg(format!("process \"{}\" did not complete successfully: exit code: {}", argv.join(" "), outcome.code)).at(span);
+                e.detail = tail.into_iter().collect();
+                return Err(e);
+            }
+            // The overlay was mounted inside the sandbox's namespace and went with it.
+            snap.commit(this.sh.store, &outcome.created)
+        })?;
+        drop((m.views, m.cache_locks));
+        drop(tmp);
+        Ok(())
+    }
+}
+
+fn is_secret_env(e: &str, mounts: &[lighter_dockerfile::RunMount]) -> bool {
+    let name = e.split('=').next().unwrap_or("");
+    mounts
+        .iter()
+        .any(|m| m.kind == MountKind::Secret && m.env.as_deref() == Some(name))
+}

@@ -1,0 +1,254 @@
+//! RUN --mount: cache, tmpfs, secret, bind and ssh mounts turned into sandbox mounts, with the part of
+//! each that enters the step's cache key (a secret's id and target, never its value).
+
+use super::StageRun;
+use crate::snapshot::View;
+use crate::EngineError;
+use lighter_dockerfile::{MountKind, Run, RunMount, Sharing};
+use std::path::{Path, PathBuf};
+
+/// A RUN's mounts and what must live until the step is done.
+pub(super) struct Mounts {
+    pub mounts: Vec<lighter_sandbox::Mount>,
+    /// One entry per mount, for the cache key.
+    pub keys: Vec<String>,
+    /// `KEY=value` entries for this RUN only (secrets as env, SSH_AUTH_SOCK): never in the cache key.
+    pub env: Vec<String>,
+    /// Read-only views of stages and images that bind mounts read.
+    pub views: Vec<View>,
+    /// Cache mount locks (`sharing`), held until the step is done.
+    pub cache_locks: Vec<std::fs::File>,
+}
+
+impl StageRun<'_, '_> {
+    /// Prepares the mounts of `r`; files they need (secrets, private caches, writable binds) go in `tmp`.
+    pub(super) fn mounts(&self, r: &Run, tmp: &Path) -> Result<Mounts, EngineError> {
+        let sh = self.sh;
+        let mut out = Mounts { mounts: Vec::new(), keys: Vec::new(), env: Vec::new(), views: Vec::new(), cache_locks: Vec::new() };
+        for (mi, m) in r.mounts.iter().enumerate() {
+            let target = m.target.as_deref().map(|t| self.x(t)).transpose()?;
+            let id = m.id.as_deref().map(|t| self.x(t)).transpose()?;
+            let source = m.source.as_deref().map(|t| self.x(t)).transpose()?;
+            match m.kind {
+                MountKind::Cache => {
+                    let target = target.clone().unwrap_or_default();
+                    let cid = id.clone().unwrap_or_else(|| target.clone());
+                    let from = m.from.as_deref().map(|f| self.x(f)).transpose()?;
+                    let dir = self.cache_dir(&cid, from.as_deref(), source.as_deref(), m)?;
+                    // Sharing: `shared` writers run together, `locked` waits for the cache to be
+                    // free, `private` takes a fresh empty cache when another build holds it.
+                    let lock_path = std::path::PathBuf::from(format!("{}.lock", dir.display()));
+                    let lock = std::fs::OpenOptions::new()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(&lock_path)
+                        .map_err(|e| EngineError::msg(format!("cache mount {cid}: {e}")))?;
+                    let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
+                    let mut source = dir.clone();
+                    match m.sharing {
+                        Sharing::Shared => unsafe {
+                            libc::flock(fd, libc::LOCK_SH);
+                        },
+                        Sharing::Locked => unsafe {
+                            libc::flock(fd, libc::LOCK_EX);
+                        },
+                        Sharing::Private => {
+                            if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                                source = tmp.join(format!("cache-{mi}"));
+                                std::fs::create_dir_all(&source)
+                                    .map_err(|e| EngineError::msg(format!("cache mount {cid}: {e}")))?;
+                                let _ = std::os::unix::fs::chown(&source, m.uid, m.gid);
+                            }
+                        }
+                    }
+                    out.cache_locks.push(lock);
+                    out.mounts.push(lighter_sandbox::Mount {
+                        target: target.clone(),
+                        kind: lighter_sandbox::MountKind::Bind {
+                            source,
+                            readonly: m.readonly,
+                        },
+                    });
+                    out.keys.push(match &from {
+                        // The base is part of the cache's identity (its directory name).
+                        Some(_) => format!("cache:{cid}:{target}:{}", dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()),
+                        None => format!("cache:{cid}:{target}"),
+                    });
+                }
+                MountKind::Tmpfs => {
+                    let target = target.clone().unwrap_or_default();
+                    out.mounts.push(lighter_sandbox::Mount {
+                        target: target.clone(),
+                        kind: lighter_sandbox::MountKind::Tmpfs { size: m.size },
+                    });
+                    out.keys.push(format!("tmpfs:{target}"));
+                }
+                MountKind::Secret => {
+                    let sid = id
+                        .clone()
+                        .or_else(|| {
+                            target
+                                .as_deref()
+                                .and_then(|t| t.rsplit('/').next().map(str::to_string))
+                        })
+                        .unwrap_or_default();
+                    let Some(secret) = sh.req.secrets.iter().find(|s| s.id == sid) else {
+                        if m.required {
+                            return Err(EngineError::msg(format!(
+                                "secret {sid} not found: pass it with --secret id={sid},src=FILE"
+                            )));
+                        }
+                        continue;
+                    };
+                    if let Some(var) = &m.env {
+                        out.env
+                            .push(format!("{var}={}", String::from_utf8_lossy(&secret.value)));
+                        if m.target.is_none() {
+                            out.keys.push(format!("secret-env:{sid}:{var}"));
+                            continue;
+                        }
+                    }
+                    let file = tmp.join(format!("secret-{mi}"));
+                    std::fs::write(&file, &secret.value)
+                        .map_err(|e| EngineError::msg(e.to_string()))?;
+                    let _ = std::os::unix::fs::chown(
+                        &file,
+                        Some(m.uid.unwrap_or(0)),
+                        Some(m.gid.unwrap_or(0)),
+                    );
+                    let _ = std::fs::set_permissions(
+                        &file,
+                        std::os::unix::fs::PermissionsExt::from_mode(m.mode.unwrap_or(0o400)),
+                    );
+                    let target = target
+                        .clone()
+                        .unwrap_or_else(|| format!("/run/secrets/{sid}"));
+                    out.mounts.push(lighter_sandbox::Mount {
+                        target: target.clone(),
+                        kind: lighter_sandbox::MountKind::Bind {
+                            source: file,
+                            readonly: true,
+                        },
+                    });
+                    // The key names the secret, never its value.
+                    out.keys.push(format!("secret:{sid}:{target}"));
+                }
+                MountKind::Bind => {
+                    let target = target.clone().unwrap_or_default();
+                    let src_rel = crate::context::clean_rel(source.as_deref().unwrap_or("/"));
+                    let (root, key) = match m.from.as_deref().map(|f| self.x(f)).transpose()? {
+                        Some(from) => {
+                            let (layers, key) = self.source_of(&from, "RUN --mount from")?;
+                            let v = View::new(sh.store, &layers)?;
+                            let p = v.path.join(&src_rel);
+                            out.views.push(v);
+                            (p, key)
+                        }
+                        None => {
+                            let ctx = sh.context.as_ref().ok_or_else(|| {
+                                EngineError::msg("RUN --mount=type=bind needs a build context")
+                            })?;
+                            let sel =
+                                ctx.select(if src_rel.is_empty() { "." } else { &src_rel })?;
+                            (ctx.dir.join(&src_rel), ctx.digest(&sel)?)
+                        }
+                    };
+                    let source = if m.readonly {
+                        root
+                    } else {
+                        // A writable bind mount is copy-on-write: changes are discarded.
+                        let copy = tmp.join(format!("bind-{mi}"));
+                        let status = std::process::Command::new("cp")
+                            .arg("-a")
+                            .arg(&root)
+                            .arg(&copy)
+                            .status()
+                            .map_err(|e| EngineError::msg(e.to_string()))?;
+                        if !status.success() {
+                            return Err(EngineError::msg(format!(
+                                "copy bind mount source {}",
+                                root.display()
+                            )));
+                        }
+                        copy
+                    };
+                    out.mounts.push(lighter_sandbox::Mount {
+                        target: target.clone(),
+                        kind: lighter_sandbox::MountKind::Bind {
+                            source,
+                            readonly: m.readonly,
+                        },
+                    });
+                    out.keys.push(format!("bind:{target}:{key}"));
+                }
+                MountKind::Ssh => {
+                    // The agent's socket is bound into the sandbox (never into a layer) and
+                    // SSH_AUTH_SOCK points at it for this RUN only.
+                    let sid = id.clone().unwrap_or_else(|| "default".into());
+                    let target = target.clone().unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{mi}"));
+                    let Some(sock) = sh.req.ssh.get(&sid) else {
+                        if m.required {
+                            return Err(EngineError::msg(format!(
+                                "RUN --mount=type=ssh: no SSH agent \"{sid}\" was given (pass --ssh {sid})"
+                            )));
+                        }
+                        continue;
+                    };
+                    out.mounts.push(lighter_sandbox::Mount {
+                        target: target.clone(),
+                        kind: lighter_sandbox::MountKind::Bind { source: sock.clone(), readonly: false },
+                    });
+                    out.env.push(format!("SSH_AUTH_SOCK={target}"));
+                    out.keys.push(format!("ssh:{sid}:{target}"));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The directory of cache mount `cid`, created on first use. With `from`, the cache starts as a
+    /// copy of `source` in that stage, context or image (BuildKit keys such a cache by its id and its
+    /// base, so a changed base starts a new cache); without, as an empty directory with `mode`, `uid`
+    /// and `gid`.
+    fn cache_dir(&self, cid: &str, from: Option<&str>, source: Option<&str>, m: &RunMount) -> Result<PathBuf, EngineError> {
+        let sh = self.sh;
+        let err = |e: std::io::Error| EngineError::msg(format!("cache mount {cid}: {e}"));
+        let Some(from) = from else {
+            let dir = sh.store.cache_mount_dir(cid);
+            if !dir.exists() {
+                std::fs::create_dir_all(&dir).map_err(err)?;
+                let _ = std::os::unix::fs::chown(&dir, m.uid, m.gid);
+                let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(m.mode.unwrap_or(0o755)));
+            }
+            return Ok(dir);
+        };
+        let src_rel = crate::context::clean_rel(source.unwrap_or("/"));
+        let (layers, base_key) = self.source_of(from, "RUN --mount=type=cache,from")?;
+        let dir = sh.store.cache_mount_dir(&format!("{cid}\0{base_key}\0{src_rel}"));
+        if dir.exists() {
+            return Ok(dir);
+        }
+        let view = View::new(sh.store, &layers)?;
+        let src = view.path.join(&src_rel);
+        if !src.is_dir() {
+            return Err(EngineError::msg(format!("RUN --mount=type=cache,from={from},source={}: not a directory in {from}", source.unwrap_or("/"))));
+        }
+        // Filled beside its final name and renamed, so a failed copy never leaves a half cache.
+        let parent = dir.parent().unwrap_or(&dir);
+        std::fs::create_dir_all(parent).map_err(err)?;
+        let fill = tempfile::Builder::new().prefix(".fill-").tempdir_in(parent).map_err(err)?;
+        let target = fill.path().join("c");
+        let status = std::process::Command::new("cp").arg("-a").arg("--").arg(&src).arg(&target).status().map_err(err)?;
+        if !status.success() {
+            return Err(EngineError::msg(format!("cache mount {cid}: copy {} from {from} failed", src_rel)));
+        }
+        if let Err(e) = std::fs::rename(&target, &dir) {
+            // Another build filled it first: use theirs.
+            if !dir.exists() {
+                return Err(err(e));
+            }
+        }
+        Ok(dir)
+    }
+}
