@@ -602,3 +602,41 @@ fn tty_progress_prints_finished_steps_and_a_final_header() {
     let (ok, err) = tty();
     assert!(ok && err.contains(" => CACHED [stage-0 3/3] RUN echo two"), "{err}");
 }
+
+/// Cache mount `from=`/`source=`: the cache starts as a copy of that directory of another stage, keeps
+/// what the steps write across builds, starts over when the seeding stage changes, and a source that
+/// is not a directory is an error naming it.
+#[test]
+fn cache_mount_from_stage_seeds_the_cache() {
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    let df = |seed: &str| {
+        format!(
+            "FROM busybox AS seed\nRUN mkdir -p /seed/sub && echo {seed} > /seed/sub/f\n\
+             FROM busybox\nARG N\nRUN --mount=type=cache,target=/c,id=seeded,from=seed,source=/seed/sub cat /c/f > /out && echo \"run $N\" >> /c/f\n"
+        )
+    };
+    let build = |seed: &str, n: &str| -> String {
+        write(ctx.path(), &[("Dockerfile", &df(seed))]);
+        let out = tempfile::tempdir().unwrap();
+        let (ok, err, _) = env.build(ctx.path(), &["--build-arg", &format!("N={n}"), "-o", &format!("type=local,dest={}", out.path().display())]);
+        assert!(ok, "{err}");
+        std::fs::read_to_string(out.path().join("out")).unwrap()
+    };
+    assert_eq!(build("hello", "1"), "hello\n");
+    // The same cache, as the first build left it.
+    assert_eq!(build("hello", "2"), "hello\nrun 1\n");
+    // A changed seed is a new cache.
+    assert_eq!(build("other", "3"), "other\n");
+    assert_eq!(build("hello", "4"), "hello\nrun 1\nrun 2\n");
+    // The seeding stage's own files are untouched by the cache's writes.
+    write(ctx.path(), &[("Dockerfile", "FROM busybox AS seed\nRUN mkdir -p /seed/sub && echo hello > /seed/sub/f\nFROM seed\nRUN cat /seed/sub/f > /out\n")]);
+    let out = tempfile::tempdir().unwrap();
+    let (ok, err, _) = env.build(ctx.path(), &["-o", &format!("type=local,dest={}", out.path().display())]);
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read_to_string(out.path().join("out")).unwrap(), "hello\n");
+    // source= must be a directory of the stage.
+    write(ctx.path(), &[("Dockerfile", "FROM busybox AS seed\nRUN echo x > /file\nFROM busybox\nRUN --mount=type=cache,target=/c,from=seed,source=/file true\n")]);
+    let (ok, err, _) = env.build(ctx.path(), &[]);
+    assert!(!ok && err.contains("source=/file: not a directory in seed") && err.contains("Dockerfile:4"), "{err}");
+}
