@@ -15,6 +15,7 @@ mod copyplan;
 pub mod config;
 mod lower;
 mod named;
+mod remote;
 mod snapshot;
 mod step;
 

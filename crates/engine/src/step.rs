@@ -484,11 +484,14 @@ impl StageRun<'_, '_> {
             .to_string();
         let mut sources = Vec::new();
         for s in &c.sources {
-            if s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@") {
-                return Err(EngineError::msg(format!("{name} {s}: remote sources are not supported yet (no network fetch in lighter build)")));
-            }
             sources.push(if c.json { s.clone() } else { self.x(s)? });
         }
+        let remote = sources.iter().any(|s| crate::remote::is_remote(s)) && c.heredocs.is_empty();
+        if let Some(s) = sources.iter().find(|s| !add && crate::remote::is_remote(s)) {
+            return Err(crate::remote::copy_error(s));
+        }
+        let checksum = c.checksum.as_deref().map(|v| self.x(v)).transpose()?;
+        crate::remote::check_checksum(&sources, checksum.as_deref())?;
         let chown = c.chown.as_deref().map(|v| self.x(v)).transpose()?;
         let chmod = c.chmod.as_deref().map(|v| self.x(v)).transpose()?;
         let exclude = c
@@ -496,11 +499,14 @@ impl StageRun<'_, '_> {
             .iter()
             .map(|v| self.x(v))
             .collect::<Result<Vec<_>, _>>()?;
-        // The source root: a heredoc, another stage, an image, or the context.
+        // The source root: a heredoc, remote sources, another stage, an image, or the context.
         let heredoc_dir;
         let view;
         let plain;
         let named_ctx;
+        // Remote sources: fetched into a directory, selected there by `picks` (not as written).
+        let mut remotes = None;
+        let mut picks = None;
         let (ctx, source_key): (&BuildContext, String) = if !c.heredocs.is_empty() {
             heredoc_dir = sh
                 .store
@@ -523,6 +529,13 @@ impl StageRun<'_, '_> {
                 &plain,
                 sha(&parts.iter().map(String::as_str).collect::<Vec<_>>()),
             )
+        } else if remote {
+            let r = crate::remote::Remotes::resolve(sh.store, &sources, checksum.as_deref(), c.keep_git_dir, c.unpack)?;
+            picks = Some(r.picks());
+            plain = BuildContext::plain(r.dir());
+            let key = r.key();
+            remotes = Some(r);
+            (&plain, key)
         } else if let Some(crate::build::NamedContext::Dir(dir)) =
             c.from.as_ref().and_then(|f| self.x(f).ok()).and_then(|f| sh.req.named_contexts.get(&f))
         {
@@ -547,7 +560,7 @@ impl StageRun<'_, '_> {
         // --parents keeps each source's path under the destination, from after a `/./` if any.
         let mut strips = Vec::new();
         let mut multiple = sources.len() > 1;
-        for s in &sources {
+        for s in picks.as_ref().unwrap_or(&sources) {
             let sel = ctx.select(s)?;
             if s.contains(['*', '?', '[']) {
                 multiple = true;
@@ -556,7 +569,7 @@ impl StageRun<'_, '_> {
             strips.extend(sel.iter().map(|_| std::path::PathBuf::from(&strip)));
             selected.extend(sel);
         }
-        let content = if source_key.is_empty() || c.from.is_some() {
+        let content = if source_key.is_empty() || (c.from.is_some() && !remote) {
             // Context files are hashed by content; for stages and images, the selection's content too.
             ctx.digest(&selected)?
         } else {
@@ -602,6 +615,10 @@ impl StageRun<'_, '_> {
                 Some(spec) => Some(fileop::resolve_chown(&lower.path, spec)?),
                 None => None,
             };
+            // A git checkout or a download pinned by --checksum happens only now, on a miss.
+            if let Some(r) = &remotes {
+                r.fetch()?;
+            }
             let req = CopyRequest {
                 sources: ctx,
                 selected,
@@ -611,8 +628,11 @@ impl StageRun<'_, '_> {
                 owner,
                 chmod: chmod_parsed,
                 exclude,
-                extract_archives: add && c.from.is_none(),
-                parents: c.parents.then_some(strips),
+                extract_archives: match &remotes {
+                    Some(r) => r.unpack(),
+                    None => add && c.from.is_none(),
+                },
+                parents: (c.parents && remotes.is_none()).then_some(strips),
             };
             copyplan::copy_layer(store, &req, base, &lower.path)
         })?;
