@@ -389,9 +389,10 @@ fn start_git_daemon(base: &Path) -> GitDaemon {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new("git")
+    // git-daemon itself (not `git daemon`, which forks it and would leave it running when killed).
+    let exec_path = git(base, &["--exec-path"]);
+    let child = Command::new(Path::new(&exec_path).join("git-daemon"))
         .args([
-            "daemon",
             "--listen=127.0.0.1",
             &format!("--port={port}"),
             "--export-all",
