@@ -190,7 +190,18 @@ fn resolve_http(
 ) -> Result<Item, EngineError> {
     let name = url_file_name(src);
     let file = slot.join(&name);
-    let pick = format!("{i}/{name}");
+    // A name with wildcard characters is selected as a pattern that matches only itself.
+    let escaped: String = if name.contains(['*', '?', '[']) {
+        name.chars()
+            .flat_map(|c| match c {
+                '*' | '?' | '[' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect()
+    } else {
+        name.clone()
+    };
+    let pick = format!("{i}/{escaped}");
     match checksum {
         Some(c) => {
             let checksum =

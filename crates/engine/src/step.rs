@@ -562,7 +562,7 @@ impl StageRun<'_, '_> {
         let mut multiple = sources.len() > 1;
         for s in picks.as_ref().unwrap_or(&sources) {
             let sel = ctx.select(s)?;
-            if s.contains(['*', '?', '[']) {
+            if picks.is_none() && s.contains(['*', '?', '[']) {
                 multiple = true;
             }
             let strip = s.find("/./").map(|i| crate::context::clean_rel(&s[..i])).unwrap_or_default();

@@ -95,7 +95,7 @@ fn serve(
         .to_string();
     *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
     let (status, body, extra) = match path.as_str() {
-        "file.txt" | "pinned.txt" => (
+        "file.txt" | "pinned.txt" | "odd%5B1%5D*.txt" => (
             "200 OK",
             FILE.to_vec(),
             format!("Last-Modified: {LAST_MODIFIED}\r\n"),
@@ -167,7 +167,8 @@ fn add_http_name_mode_mtime_owner_and_no_extraction() {
     let ctx = tempfile::tempdir().unwrap();
     let df = format!(
         "FROM busybox\nADD {f} /f.txt\nADD {f} /dir/\nADD --chown=1000:1000 --chmod=644 {f} /owned\nADD {p} /archives/\n\
-         RUN mkdir /existing\nADD {f} /existing\nADD {c} {f} /both/\n",
+         RUN mkdir /existing\nADD {f} /existing\nADD {c} {f} /both/\nADD {odd} /odd/\nADD {odd} /odd-renamed\n",
+        odd = http.url("odd%5B1%5D*.txt"),
         f = http.url("file.txt"),
         p = http.url("pack.tar"),
         c = http.url("changing.txt"),
@@ -186,6 +187,9 @@ fn add_http_name_mode_mtime_owner_and_no_extraction() {
         assert_eq!(std::fs::read(o.join(p)).unwrap(), FILE, "{p}");
         assert_eq!(meta(&o.join(p)), (0o600, 0, 0, LAST_MODIFIED_SECS), "{p}");
     }
+    // A name with wildcard characters (percent-decoded from the URL) is taken literally.
+    assert_eq!(std::fs::read(o.join("odd/odd[1]*.txt")).unwrap(), FILE);
+    assert_eq!(std::fs::read(o.join("odd-renamed")).unwrap(), FILE);
     // --chown and --chmod apply to the downloaded file.
     assert_eq!(
         meta(&o.join("owned")),
