@@ -46,7 +46,7 @@ pub(crate) fn copy_layer(
         }
     }
     let mut snap = Active::new(store, base)?;
-    let root = snap.mount()?.to_path_buf();
+    let root = snap.mount(store)?.to_path_buf();
     crate::fileop::copy(req, &root)?;
     snap.commit(store, &[])
 }

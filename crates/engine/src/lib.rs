@@ -16,7 +16,8 @@ pub mod config;
 mod lower;
 mod named;
 mod remote;
-mod snapshot;
+// Snapshots of a stage's filesystem (overlay, or copy where overlayfs cannot mount).
+pub mod snapshot;
 mod step;
 
 pub use build::{build, BuildRequest, BuildResult, Event, NamedContext, Output, Secret};

@@ -1,7 +1,12 @@
-//! Snapshots of a stage's filesystem over overlayfs: an active snapshot is an upperdir + workdir over the
-//! unpacked layers (lowerdirs, top first), mounted on the host for file operations or inside the RUN
-//! sandbox's own mount namespace; committing diffs the upperdir into a layer. A view is a read-only
-//! mount of a layer chain (for `COPY --from` and `RUN --mount=from=`).
+//! Snapshots of a stage's filesystem. Two snapshotters share one lifecycle (new -> mount or rootfs ->
+//! commit; views are read-only):
+//! - overlay (the default): an active snapshot is an upperdir + workdir over the unpacked layers
+//!   (lowerdirs, top first), mounted on the host for file operations or inside the RUN sandbox's own
+//!   mount namespace; committing stores the upperdir as a layer. A view is a read-only overlay mount.
+//! - copy, where the kernel cannot mount overlayfs (some containers, user namespaces, old kernels) or
+//!   `LIGHTER_SNAPSHOTTER=copy`: the layer chain is applied into a base tree and copied into a working
+//!   tree; committing diffs the two into an overlay-format upper directory, so the layer comes out of
+//!   the same writer with the same bytes. Slower (every snapshot is a full copy), never different.
 
 use crate::EngineError;
 use lighter_store::compress::Compression;
@@ -26,8 +31,59 @@ pub fn lowers(store: &Store, layers: &[LayerInfo]) -> Result<Vec<PathBuf>, Engin
     Ok(out)
 }
 
+/// Which snapshotter a store's builds use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Snapshotter {
+    Overlay,
+    Copy,
+}
+
+impl Snapshotter {
+    /// `LIGHTER_SNAPSHOTTER=overlay|copy`, else overlay when this kernel mounts it (probed once per
+    /// process under the store's temp directory), else copy.
+    pub fn get(store: &Store) -> Result<Snapshotter, EngineError> {
+        static PROBED: std::sync::OnceLock<Snapshotter> = std::sync::OnceLock::new();
+        match std::env::var("LIGHTER_SNAPSHOTTER").ok().as_deref() {
+            Some("overlay") => return Ok(Snapshotter::Overlay),
+            Some("copy") => return Ok(Snapshotter::Copy),
+            Some("") | Some("auto") | None => {}
+            Some(other) => {
+                return Err(EngineError::msg(format!(
+                    "LIGHTER_SNAPSHOTTER={other}: expected overlay, copy or auto"
+                )))
+            }
+        }
+        Ok(*PROBED.get_or_init(|| probe_overlay(store)))
+    }
+}
+
+/// Mounts a one-file overlay and unmounts it: the kernel's answer, not a guess from /proc/filesystems
+/// (a container may list overlay and still refuse the mount).
+fn probe_overlay(store: &Store) -> Snapshotter {
+    let Ok(t) = store.temp_dir("probe-") else { return Snapshotter::Overlay };
+    let d = |n: &str| t.path().join(n);
+    for n in ["l", "u", "w", "m"] {
+        if std::fs::create_dir(d(n)).is_err() {
+            return Snapshotter::Overlay;
+        }
+    }
+    let opts = format!("lowerdir={},upperdir={},workdir={}", d("l").display(), d("u").display(), d("w").display());
+    match mount(Some("overlay"), &d("m"), Some("overlay"), MsFlags::empty(), Some(opts.as_str())) {
+        Ok(()) => {
+            let _ = umount2(&d("m"), MntFlags::MNT_DETACH);
+            Snapshotter::Overlay
+        }
+        // Without root nothing mounts: keep overlay so the error says lighter needs root.
+        Err(_) if unsafe { libc::geteuid() } != 0 => Snapshotter::Overlay,
+        Err(_) => Snapshotter::Copy,
+    }
+}
+
 /// An active (writable) snapshot.
 pub struct Active {
+    kind: Snapshotter,
+    /// The layer chain (bottom first), for the copy snapshotter's base tree.
+    layers: Vec<LayerInfo>,
     pub lowers: Vec<PathBuf>,
     pub upper: PathBuf,
     pub work: PathBuf,
@@ -38,7 +94,11 @@ pub struct Active {
 
 impl Active {
     pub fn new(store: &Store, layers: &[LayerInfo]) -> Result<Active, EngineError> {
-        let lowers = lowers(store, layers)?;
+        let kind = Snapshotter::get(store)?;
+        let lowers = match kind {
+            Snapshotter::Overlay => lowers(store, layers)?,
+            Snapshotter::Copy => Vec::new(),
+        };
         let tmp = store
             .temp_dir("snap-")
             .map_err(|e| EngineError::msg(e.to_string()))?;
@@ -50,6 +110,8 @@ impl Active {
                 .map_err(|e| EngineError::msg(format!("create {}: {e}", d.display())))?;
         }
         Ok(Active {
+            kind,
+            layers: layers.to_vec(),
             lowers,
             upper,
             work,
@@ -78,8 +140,44 @@ impl Active {
         ))
     }
 
-    /// Mounts the overlay at `merged` on the host (for file operations).
-    pub fn mount(&mut self) -> Result<&Path, EngineError> {
+    /// The copy snapshotter's trees: the layers applied into `work` (the base, kept for the diff) and
+    /// copied into `merged` (the working tree).
+    fn materialize(&mut self, store: &Store) -> Result<(), EngineError> {
+        let err = |e: lighter_store::StoreError| EngineError::msg(format!("copy snapshot ({} layers): {e}", self.layers.len()));
+        let base = self.work.join("base");
+        lighter_store::layer::materialize(store, &self.layers, &base).map_err(err)?;
+        std::fs::remove_dir(&self.merged).map_err(|e| EngineError::msg(format!("copy snapshot: {e}")))?;
+        lighter_store::layer::copy_tree(&base, &self.merged).map_err(err)?;
+        self.mounted = true;
+        Ok(())
+    }
+
+    /// The root filesystem the RUN sandbox works in.
+    pub fn rootfs(&mut self, store: &Store) -> Result<lighter_sandbox::Rootfs, EngineError> {
+        Ok(match self.kind {
+            Snapshotter::Overlay => lighter_sandbox::Rootfs::Overlay {
+                lowers: self.lowers.clone(),
+                upper: self.upper.clone(),
+                work: self.work.clone(),
+                merged: self.merged.clone(),
+            },
+            Snapshotter::Copy => {
+                if !self.mounted {
+                    self.materialize(store)?;
+                }
+                lighter_sandbox::Rootfs::Dir(self.merged.clone())
+            }
+        })
+    }
+
+    /// Mounts the snapshot at `merged` on the host (for file operations).
+    pub fn mount(&mut self, store: &Store) -> Result<&Path, EngineError> {
+        if self.kind == Snapshotter::Copy {
+            if !self.mounted {
+                self.materialize(store)?;
+            }
+            return Ok(&self.merged);
+        }
         if !self.mounted {
             let opts = self.options()?;
             mount(
@@ -102,7 +200,7 @@ impl Active {
     }
 
     pub fn unmount(&mut self) {
-        if self.mounted {
+        if self.mounted && self.kind == Snapshotter::Overlay {
             let _ = umount2(&self.merged, MntFlags::MNT_DETACH);
             self.mounted = false;
         }
@@ -115,8 +213,14 @@ impl Active {
         skip: &[String],
     ) -> Result<Option<LayerInfo>, EngineError> {
         self.unmount();
+        // The copy snapshotter: the sandbox's mountpoint stubs are in the working tree; the changes
+        // go into the upper directory, and the rest is the overlay path.
+        let changes = match self.kind {
+            Snapshotter::Overlay => self.upper.clone(),
+            Snapshotter::Copy => self.merged.clone(),
+        };
         for s in skip {
-            let p = self.upper.join(s);
+            let p = changes.join(s);
             // Only mountpoints the sandbox created: empty files and empty directories.
             match std::fs::symlink_metadata(&p) {
                 Ok(m) if m.is_dir() => {
@@ -128,14 +232,21 @@ impl Active {
                 _ => {}
             }
             // A parent directory copied up only to hold the stub is not a change either.
-            let mut parent = std::path::Path::new(s).parent();
+            let mut parent = std::path::Path::new(s).parent().filter(|_| self.kind == Snapshotter::Overlay);
             while let Some(rel) = parent.filter(|r| !r.as_os_str().is_empty()) {
                 if !self.copy_up_only(rel) {
                     break;
                 }
-                let _ = std::fs::remove_dir(self.upper.join(rel));
+                let _ = std::fs::remove_dir(changes.join(rel));
                 parent = rel.parent();
             }
+        }
+        if self.kind == Snapshotter::Copy {
+            if !self.mounted {
+                return Ok(None);
+            }
+            lighter_store::layer::diff_to_upper(&self.work.join("base"), &self.merged, &self.upper)
+                .map_err(|e| EngineError::msg(format!("commit layer: {e}")))?;
         }
         let empty = std::fs::read_dir(&self.upper)
             .map(|mut r| r.next().is_none())
@@ -160,7 +271,8 @@ impl Active {
 
 impl Active {
     /// True when `rel` is an empty, non-opaque directory in the upperdir whose lower counterpart has the
-    /// same type, mode and owner: overlayfs copied it up, nothing in it changed.
+    /// same type, mode and owner: overlayfs copied it up, nothing in it changed. (The copy snapshotter
+    /// has no copy-up: the diff leaves out a directory the base has alike.)
     fn copy_up_only(&self, rel: &std::path::Path) -> bool {
         use std::os::unix::fs::MetadataExt;
         let up = self.upper.join(rel);
@@ -222,6 +334,20 @@ impl View {
                 mounted: false,
                 _tmp: None,
             }),
+            _ if Snapshotter::get(store)? == Snapshotter::Copy => {
+                let tmp = store
+                    .temp_dir("view-")
+                    .map_err(|e| EngineError::msg(e.to_string()))?;
+                let path = tmp.path().join("v");
+                lighter_store::layer::materialize(store, layers, &path).map_err(|e| {
+                    EngineError::msg(format!("read-only view ({} layers): {e}", layers.len()))
+                })?;
+                Ok(View {
+                    path,
+                    mounted: false,
+                    _tmp: Some(tmp),
+                })
+            }
             _ => {
                 let tmp = store
                     .temp_dir("view-")

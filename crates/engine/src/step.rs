@@ -412,7 +412,7 @@ impl StageRun<'_, '_> {
         let inputs = json!({ "instruction": text, "parent": self.key });
         self.execute(key, text, text, n, total, &inputs, |this, _| {
             let mut snap = Active::new(this.sh.store, &this.layers)?;
-            let root = snap.mount()?.to_path_buf();
+            let root = snap.mount(this.sh.store)?.to_path_buf();
             op(&root)?;
             snap.commit(this.sh.store, &[])
         })

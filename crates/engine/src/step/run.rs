@@ -120,9 +120,9 @@ impl StageRun<'_, '_> {
         let span: Span = ins.span;
         let run_text = text.clone();
         self.execute(&key, &text, &history, n, total, &inputs, |this, id| {
-            let snap = Active::new(this.sh.store, &this.layers)?;
+            let mut snap = Active::new(this.sh.store, &this.layers)?;
             let spec = lighter_sandbox::RunSpec {
-                rootfs: lighter_sandbox::Rootfs::Overlay { lowers: snap.lowers.clone(), upper: snap.upper.clone(), work: snap.work.clone(), merged: snap.merged.clone() },
+                rootfs: snap.rootfs(this.sh.store)?,
                 args: argv.clone(),
                 env: env.clone(),
                 cwd: cwd.clone(),

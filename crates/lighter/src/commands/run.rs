@@ -37,26 +37,10 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
         env.retain(|x| x.split('=').next() != Some(k.as_str()));
         env.push(format!("{k}={v}"));
     }
-    let lowers = {
-        let mut out = Vec::new();
-        for l in img.record.layers.iter().rev() {
-            // A layer repeated in the chain is listed once, at its topmost position (overlayfs
-            // refuses duplicate lowerdirs; the lower copy is covered by the upper one).
-            let dir = lighter_store::layer::unpacked(&store, &l.diff_id, &l.digest)?;
-            if !out.contains(&dir) {
-                out.push(dir);
-            }
-        }
-        out
-    };
-    let tmp = store.temp_dir("run-")?;
+    // The same snapshot a RUN step gets; its changes are dropped with it.
+    let mut snap = lighter_engine::snapshot::Active::new(&store, &img.record.layers)?;
     let spec = lighter_sandbox::RunSpec {
-        rootfs: lighter_sandbox::Rootfs::Overlay {
-            lowers,
-            upper: tmp.path().join("upper"),
-            work: tmp.path().join("work"),
-            merged: tmp.path().join("merged"),
-        },
+        rootfs: snap.rootfs(&store)?,
         args: argv,
         env,
         cwd: args
@@ -83,9 +67,6 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
         ),
         resolv_conf: Some("/etc/resolv.conf".into()),
     };
-    for d in ["upper", "work", "merged"] {
-        std::fs::create_dir_all(tmp.path().join(d))?;
-    }
     let outcome = lighter_sandbox::Executor::with_exe(&std::env::current_exe()?)
         .run(&spec, &mut |line| println!("{line}"))?;
     Ok(ExitCode::from(outcome.code.clamp(0, 255) as u8))

@@ -15,17 +15,27 @@ pub fn bin() -> &'static str {
 /// The directory holding `busybox.tar` and `bookworm.tar` (`scripts/make-bases.sh`), or None with the
 /// reason printed.
 pub fn bases() -> Option<PathBuf> {
-    let dir = std::env::var_os("LIGHTER_TEST_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/cache/lighter-test"));
+    let dir = std::env::var_os("LIGHTER_TEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/lighter-test"));
     if dir.join("busybox.tar").is_file() {
         Some(dir)
     } else {
-        eprintln!("SKIP: no base images at {} (run scripts/make-bases.sh)", dir.display());
+        eprintln!(
+            "SKIP: no base images at {} (run scripts/make-bases.sh)",
+            dir.display()
+        );
         None
     }
 }
 
 pub fn is_root() -> bool {
-    let ok = std::env::var("USER").map(|u| u == "root").unwrap_or(false) || Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    let ok = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout.starts_with(b"0"))
+            .unwrap_or(false);
     if !ok {
         eprintln!("SKIP: needs root (namespaces, overlay mounts)");
     }
@@ -38,9 +48,19 @@ pub fn with_busybox() -> Option<Env> {
         return None;
     }
     let bases = bases()?;
-    let env = Env { root: tempfile::tempdir().unwrap() };
-    let o = env.lighter(&["import", bases.join("busybox.tar").to_str().unwrap(), "busybox:latest"]);
-    assert!(o.status.success(), "import: {}", String::from_utf8_lossy(&o.stderr));
+    let env = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
+    let o = env.lighter(&[
+        "import",
+        bases.join("busybox.tar").to_str().unwrap(),
+        "busybox:latest",
+    ]);
+    assert!(
+        o.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     Some(env)
 }
 
@@ -62,7 +82,11 @@ impl Env {
         let d = dir.to_str().unwrap().to_string();
         args.push(&d);
         let o = self.lighter(&args);
-        (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned(), String::from_utf8_lossy(&o.stdout).into_owned())
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
     }
 }
 
@@ -92,7 +116,9 @@ pub fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
     use std::os::unix::fs::MetadataExt;
     let mut out = std::collections::BTreeMap::new();
     fn walk(root: &Path, rel: &Path, out: &mut std::collections::BTreeMap<String, String>) {
-        let Ok(rd) = std::fs::read_dir(root.join(rel)) else { return };
+        let Ok(rd) = std::fs::read_dir(root.join(rel)) else {
+            return;
+        };
         for e in rd.flatten() {
             let r = rel.join(e.file_name());
             let p = root.join(&r);
@@ -102,11 +128,25 @@ pub fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
                 format!("link:{}", std::fs::read_link(&p).unwrap().display())
             } else if ft.is_dir() {
                 "dir".to_string()
+            } else if !ft.is_file() {
+                // FIFOs and devices: reading a FIFO would block.
+                use std::os::unix::fs::FileTypeExt;
+                format!("{}:{}", if ft.is_fifo() { "fifo" } else if ft.is_char_device() { "char" } else if ft.is_block_device() { "block" } else { "socket" }, md.rdev())
             } else {
-                format!("file:{}", hex::encode(sha2::Sha256::digest(std::fs::read(&p).unwrap_or_default())))
+                format!(
+                    "file:{}",
+                    hex::encode(sha2::Sha256::digest(std::fs::read(&p).unwrap_or_default()))
+                )
             };
-            let mode = if ft.is_symlink() { 0 } else { md.mode() & 0o7777 };
-            out.insert(r.display().to_string(), format!("{what} {mode:o} {}:{}", md.uid(), md.gid()));
+            let mode = if ft.is_symlink() {
+                0
+            } else {
+                md.mode() & 0o7777
+            };
+            out.insert(
+                r.display().to_string(),
+                format!("{what} {mode:o} {}:{}", md.uid(), md.gid()),
+            );
             if ft.is_dir() {
                 walk(root, &r, out);
             }

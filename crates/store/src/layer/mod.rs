@@ -2,10 +2,12 @@
 //! compressed and stored in one pass; and a layer tar -> a directory, every path kept inside the root.
 
 mod apply;
+mod changes;
 mod entries;
 mod write;
 
 pub use apply::{apply, resolve_parent, ApplyFormat, ApplyStats};
+pub use changes::{copy_tree, diff_to_upper, materialize};
 pub use entries::{write_entries, EntryKind, PlannedEntry};
 pub use write::{write_tar, DirFormat, WriteOptions};
 
