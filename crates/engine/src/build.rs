@@ -365,15 +365,5 @@ pub(crate) fn flatten_into(
     layers: &[LayerInfo],
     dir: &std::path::Path,
 ) -> Result<(), EngineError> {
-    for l in layers {
-        let f = store
-            .content()
-            .open(&l.digest)
-            .map_err(|e| EngineError::msg(e.to_string()))?;
-        let mut r =
-            lighter_store::compress::decompress(f).map_err(|e| EngineError::msg(e.to_string()))?;
-        lighter_store::layer::apply(&mut r, dir, lighter_store::layer::ApplyFormat::Plain)
-            .map_err(|e| EngineError::msg(e.to_string()))?;
-    }
-    Ok(())
+    lighter_store::layer::materialize(store, layers, dir).map_err(|e| EngineError::msg(e.to_string()))
 }
