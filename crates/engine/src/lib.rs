@@ -9,6 +9,8 @@
 pub mod context;
 // COPY/ADD semantics on real filesystems.
 pub mod fileop;
+// The in-process SSH agent for `--ssh ID=KEYFILE`.
+pub mod ssh_agent;
 
 mod build;
 mod copyplan;

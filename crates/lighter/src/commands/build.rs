@@ -6,6 +6,7 @@ use crate::cli::{BuildArgs, Progress};
 use crate::diagnostics::Rendered;
 use lighter_dockerfile::render_at;
 use lighter_engine::{BuildRequest, Event, Output, Secret};
+use lighter_engine::ssh_agent::{SshAgent, SshAgentError, SshKey};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
@@ -109,25 +110,17 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             .ok_or_else(|| anyhow::anyhow!("--build-context {bc}: expected NAME=VALUE"))?;
         named_contexts.insert(name.to_string(), lighter_engine::NamedContext::parse(value).map_err(|e| anyhow::anyhow!("{}", e.message))?);
     }
-    // --ssh default (the agent of $SSH_AUTH_SOCK), --ssh ID=SOCKET: agent sockets only, as key files
-    // would need an agent of our own.
-    let mut ssh = std::collections::BTreeMap::new();
+    // --ssh default (the agent of $SSH_AUTH_SOCK), --ssh ID=SOCKET, --ssh ID=KEY[,KEY]: key files are
+    // served by an agent of our own (in `agents`), stopped and removed once the build ends.
+    let mut ssh = BTreeMap::new();
+    let mut agents = Vec::new();
     for spec in &args.ssh {
-        let (id, path) = match spec.split_once('=') {
-            Some((id, p)) => (id.to_string(), std::path::PathBuf::from(p.split(',').next().unwrap_or(p))),
-            None => (
-                spec.clone(),
-                std::env::var_os("SSH_AUTH_SOCK")
-                    .map(std::path::PathBuf::from)
-                    .ok_or_else(|| anyhow::anyhow!("--ssh {spec}: SSH_AUTH_SOCK is not set (start ssh-agent or give --ssh {spec}=SOCKET)"))?,
-            ),
-        };
-        use std::os::unix::fs::FileTypeExt;
-        let is_socket = std::fs::metadata(&path).map(|m| m.file_type().is_socket()).unwrap_or(false);
-        if !is_socket {
-            anyhow::bail!("--ssh {spec}: {} is not an SSH agent socket (key files are not supported yet)", path.display());
+        let (id, socket, agent) = parse_ssh(spec)?;
+        if ssh.contains_key(&id) {
+            anyhow::bail!("--ssh {spec}: the id {id:?} is given twice");
         }
-        ssh.insert(id, path);
+        ssh.insert(id, socket);
+        agents.extend(agent);
     }
     let req = BuildRequest {
         context,
@@ -212,6 +205,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         r
     });
+    drop(agents);
     if let Some(t) = &tty {
         t.finish(built.is_ok());
     }
@@ -288,6 +282,53 @@ fn parse_output(spec: &str) -> anyhow::Result<Output> {
             anyhow::bail!("unknown output type {other:?}: use image, docker, oci, local or tar")
         }
     })
+}
+
+/// `--ssh default`, `--ssh ID=SOCKET` or `--ssh ID=KEY[,KEY...]` (buildx's forms): the id, the agent
+/// socket to forward and, for key files, the agent serving them.
+fn parse_ssh(spec: &str) -> anyhow::Result<(String, PathBuf, Option<SshAgent>)> {
+    use std::os::unix::fs::FileTypeExt;
+    let is_socket = |p: &PathBuf| std::fs::metadata(p).map(|m| m.file_type().is_socket()).unwrap_or(false);
+    let Some((id, list)) = spec.split_once('=') else {
+        let sock = std::env::var_os("SSH_AUTH_SOCK")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("--ssh {spec}: SSH_AUTH_SOCK is not set (start ssh-agent or give --ssh {spec}=SOCKET or {spec}=KEYFILE)"))?;
+        let sock = PathBuf::from(sock);
+        if !is_socket(&sock) {
+            anyhow::bail!("--ssh {spec}: SSH_AUTH_SOCK={} is not an SSH agent socket", sock.display());
+        }
+        return Ok((spec.to_string(), sock, None));
+    };
+    if id.is_empty() || list.is_empty() {
+        anyhow::bail!("--ssh {spec}: expected default, ID=SOCKET or ID=KEYFILE[,KEYFILE...]");
+    }
+    let paths: Vec<PathBuf> = list.split(',').map(PathBuf::from).collect();
+    if let [p] = &paths[..] {
+        if is_socket(p) {
+            return Ok((id.to_string(), p.clone(), None));
+        }
+    }
+    let mut keys = Vec::new();
+    for p in &paths {
+        let shown = format!("--ssh {id}={}", p.display());
+        if is_socket(p) {
+            anyhow::bail!("{shown}: an agent socket cannot be mixed with key files (give it its own --ssh ID=SOCKET)");
+        }
+        keys.push(SshKey::load(p).map_err(|e| match e {
+            SshAgentError::Encrypted { .. } => {
+                anyhow::anyhow!("{shown}: the key is encrypted; add it to ssh-agent and pass --ssh {id} instead")
+            }
+            SshAgentError::NotAKey { reason, .. } => {
+                anyhow::anyhow!("{shown}: not an SSH agent socket nor an OpenSSH private key file ({reason})")
+            }
+            SshAgentError::Read { source, .. } => anyhow::anyhow!(
+                "{shown}: {source} (expected an SSH agent socket or an OpenSSH private key file)"
+            ),
+            other => anyhow::anyhow!("--ssh {id}: {other}"),
+        })?);
+    }
+    let agent = SshAgent::start(keys).map_err(|e| anyhow::anyhow!("--ssh {id}: {e}"))?;
+    Ok((id.to_string(), agent.socket().to_path_buf(), Some(agent)))
 }
 
 /// `--secret id=x,src=FILE` or `id=x,env=VAR` (docker's forms; `source`/`type=file|env` accepted too).
