@@ -6,6 +6,7 @@
 //! (a git checkout, a download pinned by `--checksum`) waits for [`Remotes::fetch`], which only a step
 //! that misses the cache calls.
 
+use crate::step::sha;
 use crate::EngineError;
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 use std::io::{Read, Write};
@@ -470,33 +471,13 @@ pub(crate) fn parse_http_date(s: &str) -> Option<i64> {
     if !(1..=31).contains(&d) {
         return None;
     }
-    Some(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
+    Some(lighter_image::days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se)
 }
 
 fn mkdir(p: &Path) -> Result<(), EngineError> {
     std::fs::create_dir(p)
         .and_then(|_| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)))
         .map_err(|e| EngineError::msg(format!("{}: {e}", p.display())))
-}
-
-fn sha(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p.as_bytes());
-    }
-    hex::encode(h.finalize())
 }
 
 #[cfg(test)]

@@ -35,7 +35,8 @@ pub(crate) struct StageResult {
     pub key: String,
 }
 
-fn sha(parts: &[&str]) -> String {
+/// The digest of `parts`, each length-prefixed so that no two lists share an encoding.
+pub(crate) fn sha(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update((p.len() as u64).to_le_bytes());

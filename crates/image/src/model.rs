@@ -113,6 +113,17 @@ pub fn rfc3339(secs: i64, nanos: u32) -> String {
     }
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Parses an RFC 3339 time into Unix seconds (for "CREATED 2 hours ago").
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let (date, time) = s.split_once('T')?;
@@ -129,14 +140,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         tp.next()?.parse().ok()?,
         tp.next()?.parse().ok()?,
     );
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let mut secs = days * 86_400 + h * 3600 + mi * 60 + se;
+    let mut secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se;
     // Offsets like +02:00.
     let tz = &time[8.min(time.len())..];
     let tz = tz.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
