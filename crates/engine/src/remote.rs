@@ -329,7 +329,7 @@ fn download(
     file: &Path,
     checksum: Option<&Checksum>,
 ) -> Result<Downloaded, EngineError> {
-    let fail = |what: String| EngineError::msg(format!("failed to fetch {url}: {what}"));
+    let fail = |what: String| EngineError::msg(format!("failed to fetch {}: {what}", git::redact(url)));
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -396,7 +396,7 @@ fn download(
             drop(f);
             let _ = std::fs::remove_file(file);
             return Err(EngineError::msg(format!(
-                "digest mismatch for {url}: expected {c}, got {actual}"
+                "digest mismatch for {}: expected {c}, got {actual}", git::redact(url)
             )));
         }
     }

@@ -317,6 +317,22 @@ pub struct View {
 
 impl View {
     pub fn new(store: &Store, layers: &[LayerInfo]) -> Result<View, EngineError> {
+        // The copy snapshotter never unpacks overlay-format directories (their opaque xattrs need
+        // privileges a machine without overlayfs may lack): the chain is applied as a plain tree.
+        if !layers.is_empty() && Snapshotter::get(store)? == Snapshotter::Copy {
+            let tmp = store
+                .temp_dir("view-")
+                .map_err(|e| EngineError::msg(e.to_string()))?;
+            let path = tmp.path().join("v");
+            lighter_store::layer::materialize(store, layers, &path).map_err(|e| {
+                EngineError::msg(format!("read-only view ({} layers): {e}", layers.len()))
+            })?;
+            return Ok(View {
+                path,
+                mounted: false,
+                _tmp: Some(tmp),
+            });
+        }
         let lowers = lowers(store, layers)?;
         match lowers.len() {
             0 => {
@@ -334,20 +350,6 @@ impl View {
                 mounted: false,
                 _tmp: None,
             }),
-            _ if Snapshotter::get(store)? == Snapshotter::Copy => {
-                let tmp = store
-                    .temp_dir("view-")
-                    .map_err(|e| EngineError::msg(e.to_string()))?;
-                let path = tmp.path().join("v");
-                lighter_store::layer::materialize(store, layers, &path).map_err(|e| {
-                    EngineError::msg(format!("read-only view ({} layers): {e}", layers.len()))
-                })?;
-                Ok(View {
-                    path,
-                    mounted: false,
-                    _tmp: Some(tmp),
-                })
-            }
             _ => {
                 let tmp = store
                     .temp_dir("view-")

@@ -640,3 +640,30 @@ fn cache_mount_from_stage_seeds_the_cache() {
     let (ok, err, _) = env.build(ctx.path(), &[]);
     assert!(!ok && err.contains("source=/file: not a directory in seed") && err.contains("Dockerfile:4"), "{err}");
 }
+
+/// Regression: a mount source that goes through a symlink in the stage (`/seed -> /`) resolves inside
+/// the stage, never on the host: the cache is seeded with, and the bind mount shows, the stage's own
+/// /etc (busybox: passwd and group), not the host's.
+#[test]
+fn mount_sources_through_symlinks_stay_inside_the_stage() {
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox AS seed\nRUN ln -s / /seed && ln -s /etc /etclink\n\
+             FROM busybox\n\
+             RUN --mount=type=cache,target=/c,id=escape,from=seed,source=/seed/etc ls /c > /cache-ls\n\
+             RUN --mount=type=bind,from=seed,source=/seed/etc,target=/m ls /m > /bind-ls\n\
+             RUN --mount=type=bind,from=seed,source=/etclink,target=/m,rw ls /m > /bind-rw-ls\n",
+        )],
+    );
+    let out = tempfile::tempdir().unwrap();
+    let (ok, err, _) = env.build(ctx.path(), &["-o", &format!("type=local,dest={}", out.path().display())]);
+    assert!(ok, "{err}");
+    for f in ["cache-ls", "bind-ls", "bind-rw-ls"] {
+        let ls = std::fs::read_to_string(out.path().join(f)).unwrap();
+        assert_eq!(ls, "group\npasswd\n", "{f}: the stage's /etc only");
+    }
+}

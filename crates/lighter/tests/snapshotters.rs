@@ -12,7 +12,8 @@ const CASES: &[(&str, &str, bool)] = &[
         "FROM busybox\n\
          RUN mkdir -p /data/keep /data/gone/deep && echo a > /data/keep/a && echo x > /data/gone/deep/x && echo old > /data/mod && ln -s keep/a /data/link\n\
          RUN echo new >> /data/mod && rm -rf /data/gone && echo b > /data/keep/b && rm /bin/vi && ln -sf mod /data/link\n\
-         RUN chmod 0700 /data/keep && chown 1000:1000 /data/mod && ln /data/keep/a /data/hard && mkfifo /data/fifo\n",
+         RUN chmod 0700 /data/keep && chown 1000:1000 /data/mod && ln /data/keep/a /data/hard && mkfifo /data/fifo\n\
+         RUN rm /data/hard && ln /bin/busybox /data/bb\n",
         true,
     ),
     (

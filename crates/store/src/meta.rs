@@ -165,8 +165,19 @@ impl Meta {
             s.users += 1;
             db
         };
-        let out = f(&db);
-        drop(db);
+        // Released even when `f` panics, so the handle can still close.
+        struct User<'a>(&'a Meta);
+        impl Drop for User<'_> {
+            fn drop(&mut self) {
+                self.0.release();
+            }
+        }
+        let _user = User(self);
+        f(&db)
+    }
+
+    /// One user fewer; the first release starts the closer.
+    fn release(&self) {
         let mut s = self.open.lock();
         s.users -= 1;
         s.last_use = Some(Instant::now());
@@ -183,7 +194,6 @@ impl Meta {
                 s.closing = false;
             }
         }
-        out
     }
 
     fn open(&self) -> Result<Database> {
@@ -210,6 +220,18 @@ impl Meta {
 
     /// Runs `f` in one write transaction and commits it; an error from `f` aborts every change.
     pub fn update<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        thread_local!(static WRITING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+        if WRITING.with(|w| w.replace(true)) {
+            // redb would wait forever for the outer transaction of this same thread.
+            return Err(StoreError::Invalid("a metadata write inside a metadata write".into()));
+        }
+        struct Done;
+        impl Drop for Done {
+            fn drop(&mut self) {
+                WRITING.with(|w| w.set(false));
+            }
+        }
+        let _done = Done;
         self.with_db(|db| {
             let tx = db.begin_write().map_err(db_err(&self.path))?;
             let out = {
@@ -336,19 +358,43 @@ mod tests {
         b.meta().put(Table::Refs, "x", "2").unwrap();
         assert_eq!(a.meta().get(Table::Refs, "x").unwrap().as_deref(), Some("2"));
         // Idle: the file is free for a plain open.
-        std::thread::sleep(LINGER * 4);
-        let db = Database::create(dir.path().join("meta.redb"));
-        assert!(db.is_ok(), "still held after the linger: {:?}", db.err());
-        drop(db);
+        let t = Instant::now();
+        loop {
+            match Database::create(dir.path().join("meta.redb")) {
+                Ok(db) => break drop(db),
+                Err(e) => assert!(t.elapsed() < Duration::from_secs(2), "still held after the linger: {e}"),
+            }
+            std::thread::sleep(LINGER);
+        }
         // Dropping the store closes at once.
         a.meta().get(Table::Refs, "x").unwrap();
         drop(a);
         // (The closer thread may hold the handle for the instant it checks for idleness.)
         let t = Instant::now();
         while Database::create(dir.path().join("meta.redb")).is_err() {
-            assert!(t.elapsed() < LINGER, "the dropped store still holds the file");
+            assert!(t.elapsed() < Duration::from_secs(1), "the dropped store still holds the file");
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    #[test]
+    fn a_nested_write_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(dir.path()).unwrap();
+        let m = store.meta();
+        let r = m.update(|tx| {
+            tx.put(Table::Refs, "outer", "1")?;
+            m.put(Table::Refs, "inner", "2")
+        });
+        assert!(matches!(r, Err(StoreError::Invalid(ref e)) if e.contains("inside a metadata write")), "{r:?}");
+        // Reads inside a write are fine, and the next write works.
+        m.update(|tx| {
+            tx.put(Table::Refs, "a", "1")?;
+            assert_eq!(m.get(Table::Refs, "zz")?, None);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(m.get(Table::Refs, "a").unwrap().as_deref(), Some("1"));
     }
 
     #[test]

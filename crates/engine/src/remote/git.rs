@@ -430,7 +430,8 @@ impl Resolved {
                 "checkout",
                 "FETCH_HEAD",
             ]))?;
-            step(w(&["remote", "set-url", "origin", remote]))?;
+            // The kept .git names the remote without its credentials, as BuildKit redacts them.
+            step(w(&["remote", "set-url", "origin", &redact(remote)]))?;
             step(w(&["reflog", "expire", "--all", "--expire=now"]))?;
             let _ = std::fs::remove_file(out.join(".git/FETCH_HEAD"));
             (out.to_path_buf(), dot_git, None)
@@ -615,6 +616,16 @@ fn run_git(args: &[&str], dir: Option<&Path>) -> Result<String, String> {
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_CONFIG_NOSYSTEM", "1")
+        // The host user's credentials are not the build's: no global config (credential helpers,
+        // url rewrites), no agent, no ~/.ssh keys (BuildKit uses only what --ssh and secrets give).
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env(
+            "GIT_SSH_COMMAND",
+            "ssh -F /dev/null -o IdentityFile=none -o IdentitiesOnly=yes -o BatchMode=yes",
+        )
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("GIT_ASKPASS")
+        .env_remove("SSH_ASKPASS")
         .env("LC_ALL", "C")
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")

@@ -141,7 +141,7 @@ impl StageRun<'_, '_> {
                         Some(from) => {
                             let (layers, key) = self.source_of(&from, "RUN --mount from")?;
                             let v = View::new(sh.store, &layers)?;
-                            let p = v.path.join(&src_rel);
+                            let p = in_root(&v.path, &src_rel)?;
                             out.views.push(v);
                             (p, key)
                         }
@@ -151,7 +151,7 @@ impl StageRun<'_, '_> {
                             })?;
                             let sel =
                                 ctx.select(if src_rel.is_empty() { "." } else { &src_rel })?;
-                            (ctx.dir.join(&src_rel), ctx.digest(&sel)?)
+                            (in_root(&ctx.dir, &src_rel)?, ctx.digest(&sel)?)
                         }
                     };
                     let source = if m.readonly {
@@ -159,18 +159,9 @@ impl StageRun<'_, '_> {
                     } else {
                         // A writable bind mount is copy-on-write: changes are discarded.
                         let copy = tmp.join(format!("bind-{mi}"));
-                        let status = std::process::Command::new("cp")
-                            .arg("-a")
-                            .arg(&root)
-                            .arg(&copy)
-                            .status()
-                            .map_err(|e| EngineError::msg(e.to_string()))?;
-                        if !status.success() {
-                            return Err(EngineError::msg(format!(
-                                "copy bind mount source {}",
-                                root.display()
-                            )));
-                        }
+                        lighter_store::layer::copy_tree(&root, &copy).map_err(|e| {
+                            EngineError::msg(format!("copy bind mount source {}: {e}", root.display()))
+                        })?;
                         copy
                     };
                     out.mounts.push(lighter_sandbox::Mount {
@@ -226,12 +217,13 @@ impl StageRun<'_, '_> {
         let src_rel = crate::context::clean_rel(source.unwrap_or("/"));
         let (layers, base_key) = self.source_of(from, "RUN --mount=type=cache,from")?;
         let dir = sh.store.cache_mount_dir(&format!("{cid}\0{base_key}\0{src_rel}"));
-        if dir.exists() {
+        if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
             return Ok(dir);
         }
         let view = View::new(sh.store, &layers)?;
-        let src = view.path.join(&src_rel);
-        if !src.is_dir() {
+        // Symlinks in the stage resolve inside it, never to the host's files.
+        let src = in_root(&view.path, &src_rel)?;
+        if !std::fs::symlink_metadata(&src).is_ok_and(|m| m.is_dir()) {
             return Err(EngineError::msg(format!("RUN --mount=type=cache,from={from},source={}: not a directory in {from}", source.unwrap_or("/"))));
         }
         // Filled beside its final name and renamed, so a failed copy never leaves a half cache.
@@ -239,10 +231,8 @@ impl StageRun<'_, '_> {
         std::fs::create_dir_all(parent).map_err(err)?;
         let fill = tempfile::Builder::new().prefix(".fill-").tempdir_in(parent).map_err(err)?;
         let target = fill.path().join("c");
-        let status = std::process::Command::new("cp").arg("-a").arg("--").arg(&src).arg(&target).status().map_err(err)?;
-        if !status.success() {
-            return Err(EngineError::msg(format!("cache mount {cid}: copy {} from {from} failed", src_rel)));
-        }
+        lighter_store::layer::copy_tree(&src, &target)
+            .map_err(|e| EngineError::msg(format!("cache mount {cid}: copy {src_rel} from {from}: {e}")))?;
         if let Err(e) = std::fs::rename(&target, &dir) {
             // Another build filled it first: use theirs.
             if !dir.exists() {
@@ -251,4 +241,11 @@ impl StageRun<'_, '_> {
         }
         Ok(dir)
     }
+}
+
+/// `rel` resolved inside `root` (a stage's view or the context): a mount source never follows a
+/// symlink out to the host.
+fn in_root(root: &Path, rel: &str) -> Result<PathBuf, EngineError> {
+    lighter_store::layer::resolve_in_root(root, Path::new(rel))
+        .map_err(|e| EngineError::msg(format!("mount source {rel}: {e}")))
 }

@@ -70,6 +70,12 @@ pub fn resolve_parent(root: &Path, rel: &Path) -> Result<PathBuf> {
     Ok(root.join(dir).join(file))
 }
 
+/// Resolves `rel` inside `root`, following every symlink (the last component's too) scoped to the
+/// root: an absolute or climbing link target never leaves it. Returns the absolute path.
+pub fn resolve_in_root(root: &Path, rel: &Path) -> Result<PathBuf> {
+    Ok(root.join(resolve_dir(root, rel, 0)?))
+}
+
 /// Resolves a relative directory path inside root, following symlinks (scoped). Returns a relative path
 /// with no symlinks.
 fn resolve_dir(root: &Path, rel: &Path, depth: usize) -> Result<PathBuf> {

@@ -4,9 +4,12 @@
 //! overlay-format upper directory (a 0/0 character device for each deletion), so that one layer writer
 //! and one unpacked-directory cache serve both snapshotters.
 //!
-//! Entries compare as containerd's double-walk diff (`fs.Changes`) compares them: type, mode, owner,
-//! device number and xattrs; for non-directories also size, link count, link target and mtime to the
-//! nanosecond, and content when both mtimes have no nanoseconds (a truncated timestamp says nothing).
+//! Entries compare as containerd's double-walk diff (`fs.Changes`) compares them: type, mode, owner and
+//! device number; for non-directories also size, link target and mtime to the nanosecond, and content
+//! when both mtimes have no nanoseconds (a truncated timestamp says nothing). Where overlayfs's copy-up
+//! (the other snapshotter, which this one must match) sees more than containerd does, so does this
+//! diff: every xattr (containerd looks at `security.capability` only) and a link count that grew (a
+//! new hardlink to an old file); a link count that shrank is no change.
 //! A directory whose own metadata is unchanged is in the upper directory only when something under it
 //! changed, which is what overlayfs's copy-up leaves.
 
@@ -140,14 +143,15 @@ impl Differ<'_> {
     }
 }
 
-/// Type, mode, owner, device number and xattrs; for non-directories also size, link count, link
-/// target and mtime (seconds, and nanoseconds unless both have none).
+/// Type, mode, owner, device number and xattrs; for non-directories also size, a grown link count, link
+/// target and mtime (seconds and nanoseconds).
 fn same_meta(a: &Path, am: &Metadata, b: &Path, bm: &Metadata) -> Result<bool> {
     if am.mode() != bm.mode() || am.uid() != bm.uid() || am.gid() != bm.gid() || am.rdev() != bm.rdev() {
         return Ok(false);
     }
     if !am.is_dir() {
-        if am.size() != bm.size() || am.nlink() != bm.nlink() || am.mtime() != bm.mtime() {
+        // A new hardlink to a file copies it up in overlayfs; a removed one leaves the other names be.
+        if am.size() != bm.size() || bm.nlink() > am.nlink() || am.mtime() != bm.mtime() {
             return Ok(false);
         }
         if am.mtime_nsec() != bm.mtime_nsec() {
