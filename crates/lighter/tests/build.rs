@@ -45,9 +45,7 @@ fn multi_stage_build_config_history_and_cache() {
     assert_eq!(cfg["Labels"]["org.example"], "yes");
     assert_eq!(cfg["Entrypoint"], serde_json::json!(["/bin/x"]));
     // Files of the final stage.
-    let out = tempfile::tempdir().unwrap();
-    let dest = format!("type=local,dest={}", out.path().display());
-    let (ok, err, _) = env.build(ctx.path(), &["-o", &dest]);
+    let (ok, err, out) = env.build_local(ctx.path(), &[]);
     assert!(ok, "{err}");
     assert_eq!(std::fs::read_to_string(out.path().join("out.txt")).unwrap(), "built hello\n");
     let t = tree(out.path());
@@ -110,9 +108,7 @@ fn run_env_user_workdir_network_and_whiteouts() {
              RUN rm /gone && rm -rf /d/sub && chmod 600 /w/info\nUSER node\nRUN id > /tmp/id\nRUN --network=none ip link 2>/dev/null | grep -c '^[0-9]' > /tmp/links || cat /proc/net/dev | tail -n +3 | wc -l > /tmp/links\n",
         )],
     );
-    let out = tempfile::tempdir().unwrap();
-    let dest = format!("type=local,dest={}", out.path().display());
-    let (ok, err, _) = env.build(ctx.path(), &["-o", &dest]);
+    let (ok, err, out) = env.build_local(ctx.path(), &[]);
     assert!(ok, "{err}");
     let o = out.path();
     assert_eq!(std::fs::read_to_string(o.join("w/info")).unwrap(), "arg env /w buildkitsandbox\n");
@@ -460,17 +456,14 @@ fn copy_link_is_independent_of_earlier_layers() {
             ),
         ],
     );
-    let out = tempfile::tempdir().unwrap();
-    let dest = format!("type=local,dest={}", out.path().display());
-    let (ok, err, _) = env.build(ctx.path(), &["-o", &dest]);
+    let (ok, err, out) = env.build_local(ctx.path(), &[]);
     assert!(ok, "{err}");
     let t = tree(out.path());
     assert!(t["app"].starts_with("dir"), "--link: /app is a directory now: {:?}", t.get("app"));
     assert!(t["app/a.txt"].starts_with("file:"));
     assert!(t["plain"].starts_with("link:/real") && t.contains_key("real/a.txt"), "without --link the symlink is followed");
     // Change the step before: the --link step is CACHED, the steps after it are not.
-    let out2 = tempfile::tempdir().unwrap();
-    let (ok, err, _) = env.build(ctx.path(), &["--build-arg", "V=2", "-o", &format!("type=local,dest={}", out2.path().display())]);
+    let (ok, err, out2) = env.build_local(ctx.path(), &["--build-arg", "V=2"]);
     assert!(ok, "{err}");
     let lines: Vec<&str> = err.lines().collect();
     let step_of = |text: &str| lines.iter().find(|l| l.contains(text)).and_then(|l| l.split_whitespace().next()).unwrap_or_else(|| panic!("{text}: {err}")).to_string();
@@ -520,8 +513,7 @@ fn ssh_mount_forwards_the_agent_socket() {
     // Not required by default (as BuildKit): without --ssh the mount is left out. With required=true
     // the build fails and says how to fix it.
     write(ctx.path(), &[("Dockerfile", "FROM busybox\nRUN --mount=type=ssh echo \"${SSH_AUTH_SOCK:-none}\" > /s\n")]);
-    let out = tempfile::tempdir().unwrap();
-    let (ok, err, _) = env.build(ctx.path(), &["-o", &format!("type=local,dest={}", out.path().display())]);
+    let (ok, err, out) = env.build_local(ctx.path(), &[]);
     assert!(ok, "{err}");
     assert_eq!(std::fs::read_to_string(out.path().join("s")).unwrap(), "none\n");
     write(ctx.path(), &[("Dockerfile", "FROM busybox\nRUN --mount=type=ssh,required=true true\n")]);
@@ -557,8 +549,7 @@ fn cache_mount_sharing_modes() {
         }
         // Read the shared cache back.
         write(ctx.path(), &[("Dockerfile", &format!("FROM busybox\nRUN --mount=type=cache,target=/c,id={id} cat /c/log > /log\n"))]);
-        let out = tempfile::tempdir().unwrap();
-        let (ok, err, _) = env.build(ctx.path(), &["--no-cache", "-o", &format!("type=local,dest={}", out.path().display())]);
+        let (ok, err, out) = env.build_local(ctx.path(), &["--no-cache"]);
         assert!(ok, "{err}");
         let log = std::fs::read_to_string(out.path().join("log")).unwrap();
         let mut spans: Vec<(String, u64, u64)> = Vec::new();
@@ -618,8 +609,7 @@ fn cache_mount_from_stage_seeds_the_cache() {
     };
     let build = |seed: &str, n: &str| -> String {
         write(ctx.path(), &[("Dockerfile", &df(seed))]);
-        let out = tempfile::tempdir().unwrap();
-        let (ok, err, _) = env.build(ctx.path(), &["--build-arg", &format!("N={n}"), "-o", &format!("type=local,dest={}", out.path().display())]);
+        let (ok, err, out) = env.build_local(ctx.path(), &["--build-arg", &format!("N={n}")]);
         assert!(ok, "{err}");
         std::fs::read_to_string(out.path().join("out")).unwrap()
     };
@@ -631,8 +621,7 @@ fn cache_mount_from_stage_seeds_the_cache() {
     assert_eq!(build("hello", "4"), "hello\nrun 1\nrun 2\n");
     // The seeding stage's own files are untouched by the cache's writes.
     write(ctx.path(), &[("Dockerfile", "FROM busybox AS seed\nRUN mkdir -p /seed/sub && echo hello > /seed/sub/f\nFROM seed\nRUN cat /seed/sub/f > /out\n")]);
-    let out = tempfile::tempdir().unwrap();
-    let (ok, err, _) = env.build(ctx.path(), &["-o", &format!("type=local,dest={}", out.path().display())]);
+    let (ok, err, out) = env.build_local(ctx.path(), &[]);
     assert!(ok, "{err}");
     assert_eq!(std::fs::read_to_string(out.path().join("out")).unwrap(), "hello\n");
     // source= must be a directory of the stage.
@@ -659,8 +648,7 @@ fn mount_sources_through_symlinks_stay_inside_the_stage() {
              RUN --mount=type=bind,from=seed,source=/etclink,target=/m,rw ls /m > /bind-rw-ls\n",
         )],
     );
-    let out = tempfile::tempdir().unwrap();
-    let (ok, err, _) = env.build(ctx.path(), &["-o", &format!("type=local,dest={}", out.path().display())]);
+    let (ok, err, out) = env.build_local(ctx.path(), &[]);
     assert!(ok, "{err}");
     for f in ["cache-ls", "bind-ls", "bind-rw-ls"] {
         let ls = std::fs::read_to_string(out.path().join(f)).unwrap();

@@ -90,6 +90,18 @@ impl Env {
     }
 }
 
+impl Env {
+    /// Builds `dir` with `-o type=local` into a fresh directory: (success, stderr, that directory).
+    pub fn build_local(&self, dir: &Path, extra: &[&str]) -> (bool, String, tempfile::TempDir) {
+        let out = tempfile::tempdir().unwrap();
+        let dest = format!("type=local,dest={}", out.path().display());
+        let mut args = extra.to_vec();
+        args.extend(["-o", dest.as_str()]);
+        let (ok, err, _) = self.build(dir, &args);
+        (ok, err, out)
+    }
+}
+
 pub fn write(dir: &Path, files: &[(&str, &str)]) {
     for (p, c) in files {
         let p = dir.join(p);
