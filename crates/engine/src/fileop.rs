@@ -332,29 +332,9 @@ fn copy_entry(
     Ok(())
 }
 
+/// Best effort, as before: a copied file whose times cannot be set is still copied.
 fn set_times(p: &Path, secs: i64, nsec: i64) {
-    let Ok(c) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()))
-    else {
-        return;
-    };
-    let ts = [
-        libc::timespec {
-            tv_sec: secs,
-            tv_nsec: nsec,
-        },
-        libc::timespec {
-            tv_sec: secs,
-            tv_nsec: nsec,
-        },
-    ];
-    unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            ts.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
+    let _ = lighter_store::layer::set_times(p, secs, nsec);
 }
 
 /// `--chown` names resolved through the destination's /etc/passwd and /etc/group (numbers as is).

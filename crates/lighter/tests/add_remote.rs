@@ -131,12 +131,7 @@ fn now() -> i64 {
 
 /// Builds `ctx` into a fresh directory (and the image store, tagged `tag`): (ok, stderr, files).
 fn build_to(env: &Env, ctx: &Path, tag: &str, extra: &[&str]) -> (bool, String, tempfile::TempDir) {
-    let out = tempfile::tempdir().unwrap();
-    let dest = format!("type=local,dest={}", out.path().display());
-    let mut args = vec!["-t", tag, "-o", &dest, "-o", "type=image"];
-    args.extend_from_slice(extra);
-    let (ok, err, _) = env.build(ctx, &args);
-    (ok, err, out)
+    env.build_local(ctx, &[&["-t", tag, "-o", "type=image"], extra].concat())
 }
 
 /// (mode bits, uid, gid, mtime) of a path in a built tree.

@@ -246,19 +246,27 @@ impl Meta {
         })
     }
 
-    pub fn get(&self, table: Table, key: &str) -> Result<Option<String>> {
+    /// Runs `f` on `table` in a read transaction; a table never written reads as empty (`T::default()`).
+    fn read<T: Default>(
+        &self,
+        table: Table,
+        f: impl FnOnce(&redb::ReadOnlyTable<&'static str, &'static str>) -> Result<T>,
+    ) -> Result<T> {
         self.with_db(|db| {
             let tx = db.begin_read().map_err(db_err(&self.path))?;
-            let t = match tx.open_table(table.def()) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(e) => return Err(db_err(&self.path)(e)),
-            };
-            let v = t
-                .get(key)
+            match tx.open_table(table.def()) {
+                Ok(t) => f(&t),
+                Err(redb::TableError::TableDoesNotExist(_)) => Ok(T::default()),
+                Err(e) => Err(db_err(&self.path)(e)),
+            }
+        })
+    }
+
+    pub fn get(&self, table: Table, key: &str) -> Result<Option<String>> {
+        self.read(table, |t| {
+            Ok(t.get(key)
                 .map_err(db_err(&self.path))?
-                .map(|g| g.value().to_string());
-            Ok(v)
+                .map(|g| g.value().to_string()))
         })
     }
 
@@ -278,13 +286,7 @@ impl Meta {
     /// The (key, value) pairs whose key starts with `prefix`, in key order (a range scan, not a full
     /// table walk).
     pub fn list_prefix(&self, table: Table, prefix: &str) -> Result<Vec<(String, String)>> {
-        self.with_db(|db| {
-            let tx = db.begin_read().map_err(db_err(&self.path))?;
-            let t = match tx.open_table(table.def()) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(db_err(&self.path)(e)),
-            };
+        self.read(table, |t| {
             let mut out = Vec::new();
             for item in t.range(prefix..).map_err(db_err(&self.path))? {
                 let (k, v) = item.map_err(db_err(&self.path))?;

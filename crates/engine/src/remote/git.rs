@@ -568,9 +568,9 @@ fn move_subdir(work: &Path, subdir: &str, out: &Path) -> Result<(), EngineError>
 
 /// Sets the mtime of everything under `root` (not following symlinks) to `secs`.
 fn set_mtimes(root: &Path, secs: i64) -> Result<(), EngineError> {
-    use nix::sys::stat::{utimensat, UtimensatFlags};
-    use nix::sys::time::TimeSpec;
-    let t = TimeSpec::new(secs, 0);
+    let touch = |p: &Path| {
+        lighter_store::layer::set_times(p, secs, 0).map_err(|e| EngineError::msg(e.to_string()))
+    };
     let mut dirs = vec![root.to_path_buf()];
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -582,28 +582,14 @@ fn set_mtimes(root: &Path, secs: i64) -> Result<(), EngineError> {
                 dirs.push(p.clone());
                 stack.push(p);
             } else {
-                utimensat(
-                    nix::fcntl::AT_FDCWD,
-                    &p,
-                    &t,
-                    &t,
-                    UtimensatFlags::NoFollowSymlink,
-                )
-                .map_err(|e| EngineError::msg(format!("{}: {e}", p.display())))?;
+                touch(&p)?;
             }
         }
     }
     // Directories last, deepest first, so writing children does not move them again.
     dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
     for d in dirs {
-        utimensat(
-            nix::fcntl::AT_FDCWD,
-            &d,
-            &t,
-            &t,
-            UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(|e| EngineError::msg(format!("{}: {e}", d.display())))?;
+        touch(&d)?;
     }
     Ok(())
 }

@@ -141,7 +141,7 @@ fn cstr(p: &Path) -> Result<CString> {
         .map_err(|_| StoreError::Invalid(format!("path with NUL: {}", p.display())))
 }
 
-fn lchown(p: &Path, uid: u64, gid: u64) -> Result<()> {
+pub(super) fn lchown(p: &Path, uid: u64, gid: u64) -> Result<()> {
     let c = cstr(p)?;
     if unsafe { libc::lchown(c.as_ptr(), uid as u32, gid as u32) } != 0 {
         let e = std::io::Error::last_os_error();
@@ -153,33 +153,18 @@ fn lchown(p: &Path, uid: u64, gid: u64) -> Result<()> {
     Ok(())
 }
 
-fn set_mtime(p: &Path, mtime: u64) -> Result<()> {
+/// Sets the access and modification times of `p` (not following a symlink).
+pub fn set_times(p: &Path, secs: i64, nsec: i64) -> Result<()> {
     let c = cstr(p)?;
-    let ts = [
-        libc::timespec {
-            tv_sec: mtime as i64,
-            tv_nsec: 0,
-        },
-        libc::timespec {
-            tv_sec: mtime as i64,
-            tv_nsec: 0,
-        },
-    ];
-    if unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            ts.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    } != 0
-    {
+    let t = libc::timespec { tv_sec: secs, tv_nsec: nsec };
+    let ts = [t, t];
+    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) } != 0 {
         return Err(io_err("set times of", p)(std::io::Error::last_os_error()));
     }
     Ok(())
 }
 
-fn set_xattr(p: &Path, k: &str, v: &[u8]) -> Result<()> {
+pub(super) fn set_xattr(p: &Path, k: &str, v: &[u8]) -> Result<()> {
     let c = cstr(p)?;
     let Ok(name) = CString::new(k) else {
         return Ok(());
@@ -203,7 +188,7 @@ fn set_xattr(p: &Path, k: &str, v: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn mknod(p: &Path, kind: libc::mode_t, mode: u32, major: u32, minor: u32) -> Result<()> {
+pub(super) fn mknod(p: &Path, kind: libc::mode_t, mode: u32, major: u32, minor: u32) -> Result<()> {
     let c = cstr(p)?;
     if unsafe {
         libc::mknod(
@@ -346,12 +331,12 @@ pub fn apply(r: &mut dyn Read, root: &Path, format: ApplyFormat) -> Result<Apply
             }
         }
         if !kind.is_dir() {
-            set_mtime(&dest, mtime)?;
+            set_times(&dest, mtime as i64, 0)?;
         }
         written.insert(rel);
     }
     for (d, mtime) in dirs.into_iter().rev() {
-        set_mtime(&d, mtime)?;
+        set_times(&d, mtime as i64, 0)?;
     }
     Ok(stats)
 }

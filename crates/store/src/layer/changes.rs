@@ -13,15 +13,14 @@
 //! A directory whose own metadata is unchanged is in the upper directory only when something under it
 //! changed, which is what overlayfs's copy-up leaves.
 
-use super::apply::{apply, ApplyFormat};
+use super::apply::{apply, lchown, mknod, set_times, set_xattr, ApplyFormat};
 use super::write::read_xattrs;
 use super::LayerInfo;
-use crate::{io_err, Result, Store, StoreError};
+use crate::{io_err, Result, Store};
 use std::collections::{BTreeSet, HashMap};
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::fs::Metadata;
 use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -93,7 +92,7 @@ impl Differ<'_> {
                 (Some(_), None) => {
                     self.parent(rel)?;
                     let w = self.upper.join(&r);
-                    mknod(&w, libc::S_IFCHR, 0, 0)?;
+                    mknod(&w, libc::S_IFCHR, 0, 0, 0)?;
                     any = true;
                 }
                 (None, Some(cm)) => {
@@ -239,7 +238,7 @@ impl Copier {
             } else {
                 libc::S_IFSOCK
             };
-            mknod(dst, kind, md.mode() & 0o7777, md.rdev())?;
+            mknod(dst, kind, md.mode(), libc::major(md.rdev()), libc::minor(md.rdev()))?;
         }
         self.meta(src, dst, md)
     }
@@ -247,18 +246,12 @@ impl Copier {
     /// Owner, then mode (chown clears setuid bits), then xattrs; times now for all but directories,
     /// whose mtimes change as entries are added and are set by [`Copier::finish`].
     fn meta(&mut self, src: &Path, dst: &Path, md: &Metadata) -> Result<()> {
-        let c = cstr(dst)?;
-        if unsafe { libc::lchown(c.as_ptr(), md.uid(), md.gid()) } != 0 {
-            return Err(io_err("chown", dst)(std::io::Error::last_os_error()));
-        }
+        lchown(dst, md.uid().into(), md.gid().into())?;
         if !md.file_type().is_symlink() {
             std::fs::set_permissions(dst, std::fs::Permissions::from_mode(md.mode() & 0o7777)).map_err(io_err("chmod", dst))?;
         }
         for (k, v) in read_xattrs(src)? {
-            let ck = CString::new(k.as_bytes()).map_err(|_| StoreError::Invalid(format!("xattr name with NUL on {}", src.display())))?;
-            if unsafe { libc::lsetxattr(c.as_ptr(), ck.as_ptr(), v.as_ptr() as *const libc::c_void, v.len(), 0) } != 0 {
-                return Err(io_err("set xattr on", dst)(std::io::Error::last_os_error()));
-            }
+            set_xattr(dst, &k, &v)?;
         }
         if md.is_dir() {
             self.dirs.push((dst.to_path_buf(), md.mtime(), md.mtime_nsec()));
@@ -274,27 +267,6 @@ impl Copier {
         }
         Ok(())
     }
-}
-
-fn cstr(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| StoreError::Invalid(format!("path with NUL: {}", p.display())))
-}
-
-fn mknod(p: &Path, kind: libc::mode_t, mode: u32, rdev: u64) -> Result<()> {
-    let c = cstr(p)?;
-    if unsafe { libc::mknod(c.as_ptr(), kind | mode, rdev as libc::dev_t) } != 0 {
-        return Err(io_err("mknod", p)(std::io::Error::last_os_error()));
-    }
-    Ok(())
-}
-
-fn set_times(p: &Path, secs: i64, nsec: i64) -> Result<()> {
-    let c = cstr(p)?;
-    let ts = [libc::timespec { tv_sec: secs, tv_nsec: nsec }, libc::timespec { tv_sec: secs, tv_nsec: nsec }];
-    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) } != 0 {
-        return Err(io_err("set times of", p)(std::io::Error::last_os_error()));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ mod changes;
 mod entries;
 mod write;
 
-pub use apply::{apply, resolve_in_root, resolve_parent, ApplyFormat, ApplyStats};
+pub use apply::{apply, resolve_in_root, resolve_parent, set_times, ApplyFormat, ApplyStats};
 pub use changes::{copy_tree, diff_to_upper, materialize};
 pub use entries::{write_entries, EntryKind, PlannedEntry};
 pub use write::{write_tar, DirFormat, WriteOptions};
