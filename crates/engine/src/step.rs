@@ -24,6 +24,7 @@ use std::time::Instant;
 
 mod run;
 mod run_mount;
+mod ssh_proxy;
 
 /// What a stage produced.
 #[derive(Debug, Clone)]

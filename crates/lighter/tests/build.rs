@@ -483,14 +483,13 @@ fn ssh_mount_forwards_the_agent_socket() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("agent.sock");
     let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    use std::os::unix::fs::MetadataExt;
-    let inode = std::fs::metadata(&sock).unwrap().ino();
     let ctx = tempfile::tempdir().unwrap();
     write(
         ctx.path(),
         &[(
             "Dockerfile",
-            "FROM busybox\nRUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo \"$SSH_AUTH_SOCK $(stat -c %i $SSH_AUTH_SOCK)\" > /agent\nRUN echo \"${SSH_AUTH_SOCK:-unset}\" > /after\n",
+            "FROM busybox\nRUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo \"$SSH_AUTH_SOCK $(stat -c '%a %u %g' $SSH_AUTH_SOCK)\" > /agent\nRUN echo \"${SSH_AUTH_SOCK:-unset}\" > /after\n\
+             USER node\nRUN --mount=type=ssh,uid=1000,gid=1000,mode=0660,target=/home/agent.sock test -S /home/agent.sock && stat -c '%a %u %g' /home/agent.sock > /tmp/as-node\n",
         )],
     );
     let out = tempfile::tempdir().unwrap();
@@ -505,9 +504,14 @@ fn ssh_mount_forwards_the_agent_socket() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let agent = std::fs::read_to_string(out.path().join("agent")).unwrap();
-    assert_eq!(agent.trim(), format!("/run/buildkit/ssh_agent.0 {inode}"), "the host's agent socket");
+    // A socket of the mount's own, relaying to the host's agent (the relay is tested in the engine
+    // and end to end with ssh-add in tests/ssh_keys.rs): BuildKit's defaults, root and 0600, or the
+    // mount's uid, gid and mode.
+    assert_eq!(agent.trim(), "/run/buildkit/ssh_agent.0 600 0 0", "the default owner and mode");
+    assert_eq!(std::fs::read_to_string(out.path().join("tmp/as-node")).unwrap(), "660 1000 1000\n");
     assert_eq!(std::fs::read_to_string(out.path().join("after")).unwrap(), "unset\n", "only for that RUN");
     assert!(!out.path().join("run/buildkit/ssh_agent.0").exists(), "the socket is not in the image");
+    assert!(!out.path().join("home/agent.sock").exists(), "nor the one at a given target");
     let cfg = env.lighter(&["inspect", "ssh:1"]);
     assert!(!String::from_utf8_lossy(&cfg.stdout).contains("SSH_AUTH_SOCK="), "not in the config");
     // Not required by default (as BuildKit): without --ssh the mount is left out. With required=true

@@ -152,7 +152,7 @@ impl StageRun<'_, '_> {
             // The overlay was mounted inside the sandbox's namespace and went with it.
             snap.commit(this.sh.store, &outcome.created)
         })?;
-        drop((m.views, m.cache_locks));
+        drop((m.views, m.cache_locks, m.ssh));
         drop(tmp);
         Ok(())
     }

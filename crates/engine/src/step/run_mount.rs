@@ -18,13 +18,15 @@ pub(super) struct Mounts {
     pub views: Vec<View>,
     /// Cache mount locks (`sharing`), held until the step is done.
     pub cache_locks: Vec<std::fs::File>,
+    /// The ssh mounts' proxy sockets, listening until the step is done.
+    pub ssh: Vec<super::ssh_proxy::SshProxy>,
 }
 
 impl StageRun<'_, '_> {
     /// Prepares the mounts of `r`; files they need (secrets, private caches, writable binds) go in `tmp`.
     pub(super) fn mounts(&self, r: &Run, tmp: &Path) -> Result<Mounts, EngineError> {
         let sh = self.sh;
-        let mut out = Mounts { mounts: Vec::new(), keys: Vec::new(), env: Vec::new(), views: Vec::new(), cache_locks: Vec::new() };
+        let mut out = Mounts { mounts: Vec::new(), keys: Vec::new(), env: Vec::new(), views: Vec::new(), cache_locks: Vec::new(), ssh: Vec::new() };
         for (mi, m) in r.mounts.iter().enumerate() {
             let target = m.target.as_deref().map(|t| self.x(t)).transpose()?;
             let id = m.id.as_deref().map(|t| self.x(t)).transpose()?;
@@ -174,8 +176,8 @@ impl StageRun<'_, '_> {
                     out.keys.push(format!("bind:{target}:{key}"));
                 }
                 MountKind::Ssh => {
-                    // The agent's socket is bound into the sandbox (never into a layer) and
-                    // SSH_AUTH_SOCK points at it for this RUN only.
+                    // The agent is reached through a socket bound into the sandbox (never into a
+                    // layer), and SSH_AUTH_SOCK points at it for this RUN only.
                     let sid = id.clone().unwrap_or_else(|| "default".into());
                     let target = target.clone().unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{mi}"));
                     let Some(sock) = sh.req.ssh.get(&sid) else {
@@ -186,12 +188,16 @@ impl StageRun<'_, '_> {
                         }
                         continue;
                     };
+                    // A socket of the mount's own (BuildKit's defaults: root, 0600) relays to the agent.
+                    let (uid, gid, mode) = (m.uid.unwrap_or(0), m.gid.unwrap_or(0), m.mode.unwrap_or(0o600));
+                    let proxy = tmp.join(format!("ssh-{mi}.sock"));
+                    out.ssh.push(super::ssh_proxy::SshProxy::start(sock, &proxy, uid, gid, mode)?);
                     out.mounts.push(lighter_sandbox::Mount {
                         target: target.clone(),
-                        kind: lighter_sandbox::MountKind::Bind { source: sock.clone(), readonly: false },
+                        kind: lighter_sandbox::MountKind::Bind { source: proxy, readonly: false },
                     });
                     out.env.push(format!("SSH_AUTH_SOCK={target}"));
-                    out.keys.push(format!("ssh:{sid}:{target}"));
+                    out.keys.push(format!("ssh:{sid}:{target}:{uid}:{gid}:{mode:o}"));
                 }
             }
         }
