@@ -142,16 +142,84 @@ fn bind(src: &Path, dst: &Path, readonly: bool) -> Result<(), String> {
     )
     .map_err(|e| format!("bind {} -> {}: {e}", src.display(), dst.display()))?;
     if readonly {
-        mount(
-            None::<&str>,
-            dst,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(|e| format!("remount {} read-only: {e}", dst.display()))?;
+        read_only_recursive(dst)?;
     }
     Ok(())
+}
+
+/// Makes the mount at `dst` and every mount below it read-only. A remount with `MS_REC` changes
+/// only the top mount (the kernel ignores `MS_REC` on a remount), so a recursive bind of a tree with
+/// submounts (`/sys` has the cgroup hierarchies) would leave those writable. `mount_setattr` with
+/// `AT_RECURSIVE` (Linux 5.12) does the whole tree at once; on older kernels each mount found below
+/// `dst` in `/proc/self/mountinfo` is remounted in turn.
+fn read_only_recursive(dst: &Path) -> Result<(), String> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    let c = CString::new(dst.as_os_str().as_bytes()).map_err(|_| format!("bad path {}", dst.display()))?;
+    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    // SAFETY: a valid NUL-terminated path and a mount_attr of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(format!("make {} read-only: {err}", dst.display()));
+    }
+    let mut targets = vec![dst.to_path_buf()];
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for line in info.lines() {
+        if let Some(point) = line.split(' ').nth(4) {
+            let point = PathBuf::from(unescape_mountinfo(point));
+            if point != dst && point.starts_with(dst) {
+                targets.push(point);
+            }
+        }
+    }
+    for t in targets {
+        mount(
+            None::<&str>,
+            &t,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(|e| format!("remount {} read-only: {e}", t.display()))?;
+    }
+    Ok(())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn child(spec: &RunSpec) -> Result<Never, String> {
@@ -252,9 +320,14 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some("mode=1777,size=65536k"),
     );
-    // /sys read-only.
+    // /sys read-only: a sysfs of its own, as docker mounts it, so none of the host's mounts under
+    // /sys (cgroup hierarchies, debugfs, bpf) is visible. Where a fresh sysfs may not be mounted,
+    // the host's, bound read-only with everything below it.
     let sys = ensure_dir(&root, "sys", &mut created)?;
-    bind(Path::new("/sys"), &sys, true)?;
+    let sysfs_flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if mount(Some("sysfs"), &sys, Some("sysfs"), sysfs_flags, None::<&str>).is_err() {
+        bind(Path::new("/sys"), &sys, true)?;
+    }
     // /etc/hosts, /etc/resolv.conf: bind mounts, never written into the rootfs.
     // A uniquely named temporary file (this process is PID 1 of its namespace, like every other
     // sandbox's init, so the pid cannot name it); the bind mount keeps it alive after it is unlinked.
