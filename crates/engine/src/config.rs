@@ -19,6 +19,23 @@ pub fn empty_image() -> Value {
     })
 }
 
+/// BuildKit's "make sure that PATH is always set": a stage whose base config has no PATH gets the
+/// default one appended to its `Env`, so it is in the stage's RUN environment and in the image
+/// config (a base made by `docker import` or `lighter import` has no Env at all).
+pub fn ensure_path(image: &mut Value) {
+    let has_path = env_of(&image["config"]).iter().any(|(k, _)| k == "PATH");
+    if has_path {
+        return;
+    }
+    let config = obj(obj(image).entry("config").or_insert_with(|| json!({})));
+    match config.get_mut("Env").and_then(|e| e.as_array_mut()) {
+        Some(env) => env.push(json!(DEFAULT_PATH)),
+        None => {
+            config.insert("Env".into(), json!([DEFAULT_PATH]));
+        }
+    }
+}
+
 fn obj(cfg: &mut Value) -> &mut Map<String, Value> {
     if !cfg.is_object() {
         *cfg = json!({});
@@ -325,6 +342,22 @@ pub fn apply_change(config: &mut Value, change: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_base_without_path_gets_the_default_appended() {
+        let mut imported = json!({ "config": {} });
+        ensure_path(&mut imported);
+        assert_eq!(imported["config"]["Env"], json!([DEFAULT_PATH]));
+        let mut some_env = json!({ "config": { "Env": ["A=1"] } });
+        ensure_path(&mut some_env);
+        assert_eq!(some_env["config"]["Env"], json!(["A=1", DEFAULT_PATH]));
+        let mut own = json!({ "config": { "Env": ["PATH=/x", "A=1"] } });
+        ensure_path(&mut own);
+        assert_eq!(own["config"]["Env"], json!(["PATH=/x", "A=1"]), "an image's own PATH is kept");
+        let mut bare = json!({});
+        ensure_path(&mut bare);
+        assert_eq!(bare["config"]["Env"], json!([DEFAULT_PATH]));
+    }
 
     #[test]
     fn entrypoint_clears_cmd_and_env_replaces_in_place() {

@@ -87,7 +87,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, i: usize) -> Result<StageResult, Engine
         text: format!("FROM {base}"),
     });
     let t = Instant::now();
-    let (config, layers, key) = if let Some(n) = sh.req.named_contexts.get(&base) {
+    let (mut config, layers, key) = if let Some(n) = sh.req.named_contexts.get(&base) {
         let src = crate::named::source(sh.store, &base, n).map_err(|e| e.at(stage.span))?;
         (src.config.unwrap_or_else(empty_image), src.layers, sha(&["named", &src.key]))
     } else if base == "scratch" {
@@ -108,6 +108,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, i: usize) -> Result<StageResult, Engine
             sha(&["image", img.id.as_str()]),
         )
     };
+    crate::config::ensure_path(&mut config);
     (sh.progress)(Event::Done {
         id,
         secs: t.elapsed().as_secs_f64(),

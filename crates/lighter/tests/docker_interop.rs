@@ -103,22 +103,8 @@ fn same_files_and_config_as_buildkit() {
     // BuildKit's `-o type=local` does not keep owners, so Docker's side is read back with
     // `docker create` + `docker export` (the container filesystem with numeric owners), minus the
     // mountpoints docker adds to every container.
-    let theirs = tempfile::tempdir().unwrap();
     docker_ok(d, &["build", "--network", "host", "-q", "-t", "cmp-buildkit:1", ctx.path().to_str().unwrap()]);
-    let cid = docker_ok(d, &["create", "cmp-buildkit:1"]).trim().to_string();
-    let export = ctx.path().join("export.tar");
-    docker_ok(d, &["export", "-o", export.to_str().unwrap(), &cid]);
-    let _ = Command::new(d).args(["rm", "-f", &cid]).output();
-    let st = Command::new("tar").args(["--numeric-owner", "-xpf", export.to_str().unwrap(), "-C", theirs.path().to_str().unwrap()]).status().unwrap();
-    assert!(st.success());
-    for p in [".dockerenv", "etc/hosts", "etc/hostname", "etc/resolv.conf", "etc/mtab"] {
-        let _ = std::fs::remove_file(theirs.path().join(p));
-    }
-    for p in ["dev/pts", "dev/shm", "dev/console", "dev", "proc", "sys"] {
-        let full = theirs.path().join(p);
-        let _ = std::fs::remove_file(&full);
-        let _ = std::fs::remove_dir(&full);
-    }
+    let theirs = container_fs(d, "cmp-buildkit:1");
     let ours = tempfile::tempdir().unwrap();
     let (ok, err, _) = env.build(ctx.path(), &["-t", "cmp:1", "-o", &format!("type=local,dest={}", ours.path().display()), "-o", "type=image"]);
     assert!(ok, "{err}");
@@ -131,4 +117,77 @@ fn same_files_and_config_as_buildkit() {
         assert_eq!(lc.get(k), dc.get(k), "config field {k}");
     }
     let _ = Command::new(d).args(["rmi", "-f", "cmp-buildkit:1"]).output();
+}
+
+/// An image's filesystem as Docker's engine assembles it (layers applied by its graph driver,
+/// whiteouts and all): `docker create` + `docker export`, extracted with numeric owners, minus
+/// the mountpoints docker adds to every container.
+fn container_fs(d: &str, image: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let cid = docker_ok(d, &["create", image]).trim().to_string();
+    let export = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    docker_ok(d, &["export", "-o", export.to_str().unwrap(), &cid]);
+    let _ = Command::new(d).args(["rm", "-f", &cid]).output();
+    let st = Command::new("tar").args(["--numeric-owner", "-xpf", export.to_str().unwrap(), "-C", dir.path().to_str().unwrap()]).status().unwrap();
+    assert!(st.success());
+    for p in [".dockerenv", "etc/hosts", "etc/hostname", "etc/resolv.conf", "etc/mtab"] {
+        let _ = std::fs::remove_file(dir.path().join(p));
+    }
+    for p in ["dev/pts", "dev/shm", "dev/console", "dev", "proc", "sys"] {
+        let full = dir.path().join(p);
+        let _ = std::fs::remove_file(&full);
+        let _ = std::fs::remove_dir(&full);
+    }
+    dir
+}
+
+#[test]
+fn run_layers_apply_in_docker_as_buildkits_do() {
+    // RUN steps that delete, replace (file <-> directory), re-own, chmod, empty and refill a
+    // directory (an opaque directory in the overlay upperdir), break a hard link and swap a FIFO for
+    // a symlink. Docker's own BuildKit builds the Dockerfile; lighter's image goes through
+    // `lighter save | docker load`. Both images are then assembled by Docker's engine from their
+    // layers, so every whiteout lighter wrote is applied by a real peer, and the trees (types,
+    // contents, modes, owners) and the config must be the same, as must the number of layers.
+    let Some(d) = docker() else { return };
+    let Some(env) = with_busybox() else { return };
+    let bases = bases().unwrap();
+    ensure_docker_busybox(d, &bases);
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN mkdir -p /a/b /keep /opq /home/u /rep2 && echo 1 > /a/b/f && echo x > /keep/x && echo o > /opq/o1 && echo o > /opq/o2 \\\n\
+             && ln /keep/x /keep/hard && ln -s x /keep/sym && chmod 4755 /keep/x && mkfifo /fifo && touch /rep /rep2/in && chown -R 33:44 /home/u\n\
+             RUN rm -rf /a/b && rm /keep/sym && chown 1000:2000 /keep/x && chmod 700 /keep && rm -rf /opq && mkdir /opq && echo n > /opq/new \\\n\
+             && rm /bin/ls && echo r > /etc/motd && rm /rep && mkdir /rep && rm -rf /rep2 && echo f > /rep2 && chmod 1777 /home/u && chown 5:6 /etc\n\
+             RUN rm -rf /a && mkdir /a && touch /a/file && rm /fifo && ln -s /nowhere /fifo && rm -rf /home/u && echo gone > /etc/motd\n\
+             ENV X=1\nUSER 1000:2000\nCMD [\"sh\"]\n",
+        )],
+    );
+    docker_ok(d, &["build", "--network", "host", "-q", "-t", "cmp-run-buildkit:1", ctx.path().to_str().unwrap()]);
+    let (ok, err, _) = env.build(ctx.path(), &["-t", "cmp-run-lighter:1"]);
+    assert!(ok, "{err}");
+    let archive = ctx.path().join("img.tar");
+    let o = env.lighter(&["save", "-o", archive.to_str().unwrap(), "cmp-run-lighter:1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    docker_ok(d, &["load", "-i", archive.to_str().unwrap()]);
+    let (theirs, ours) = (container_fs(d, "cmp-run-buildkit:1"), container_fs(d, "cmp-run-lighter:1"));
+    let (a, b) = (tree(theirs.path()), tree(ours.path()));
+    for (k, v) in &a {
+        assert_eq!(b.get(k), Some(v), "{k} (lighter's, then BuildKit's)");
+    }
+    assert_eq!(b, a, "trees differ (left: lighter, right: BuildKit)");
+    assert!(!a.contains_key("opq/o1") && a.contains_key("opq/new") && !a.contains_key("bin/ls"), "the scenario itself");
+    let inspect = |image: &str| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&docker_ok(d, &["image", "inspect", image])).unwrap()[0].clone()
+    };
+    let (dc, lc) = (inspect("cmp-run-buildkit:1"), inspect("cmp-run-lighter:1"));
+    for k in ["Env", "Cmd", "Entrypoint", "WorkingDir", "User"] {
+        assert_eq!(lc["Config"].get(k), dc["Config"].get(k), "config field {k}");
+    }
+    assert_eq!(lc["RootFS"]["Layers"].as_array().map(Vec::len), dc["RootFS"]["Layers"].as_array().map(Vec::len), "layer count");
+    let _ = Command::new(d).args(["rmi", "-f", "cmp-run-buildkit:1", "cmp-run-lighter:1"]).output();
 }

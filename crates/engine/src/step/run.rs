@@ -69,7 +69,8 @@ impl StageRun<'_, '_> {
         let m = self.mounts(r, tmp.path())?;
         let (mounts, mount_keys) = (m.mounts, m.keys);
         let secret_env = m.env;
-        // BuildKit gives RUN a default PATH when the image has none (the config is not changed).
+        // A stage's config always has a PATH (config::ensure_path); a process environment without
+        // one still gets the default, as BuildKit's exec op does (addDefaultEnvvar).
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.insert(0, crate::config::DEFAULT_PATH.to_string());
         }
