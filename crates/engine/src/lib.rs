@@ -11,10 +11,11 @@ pub mod context;
 pub mod fileop;
 // The in-process SSH agent for `--ssh ID=KEYFILE`.
 pub mod ssh_agent;
+mod ssh_pem;
 
 mod build;
-mod copyplan;
 pub mod config;
+mod copyplan;
 mod lower;
 mod named;
 mod remote;

@@ -44,7 +44,7 @@ pub enum SshAgentError {
     },
     #[error("{}: the key is encrypted", path.display())]
     Encrypted { path: PathBuf },
-    #[error("{}: not an OpenSSH private key ({reason})", path.display())]
+    #[error("{}: not a usable SSH private key ({reason})", path.display())]
     NotAKey { path: PathBuf, reason: String },
     #[error("{}: {algorithm} keys are not supported (ed25519, ecdsa-sha2-nistp256/384 and rsa are)", path.display())]
     Unsupported { path: PathBuf, algorithm: String },
@@ -75,7 +75,8 @@ impl std::fmt::Debug for SshKey {
 }
 
 impl SshKey {
-    /// Reads an unencrypted OpenSSH private key file (`-----BEGIN OPENSSH PRIVATE KEY-----`).
+    /// Reads an unencrypted private key file: OpenSSH's format (`-----BEGIN OPENSSH PRIVATE KEY-----`)
+    /// or one of the PEM formats (PKCS#1, SEC1, PKCS#8) that `ssh-add` also reads.
     pub fn load(path: &Path) -> Result<SshKey, SshAgentError> {
         let read_err = |source| SshAgentError::Read {
             path: path.to_path_buf(),
@@ -99,20 +100,23 @@ impl SshKey {
             return Err(not_a_key("larger than 1 MiB"));
         }
         let has = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
-        if !has(b"-----BEGIN OPENSSH PRIVATE KEY-----") {
+        let key = if has(b"-----BEGIN OPENSSH PRIVATE KEY-----") {
+            PrivateKey::from_openssh(&text).map_err(|e| not_a_key(&e.to_string()))?
+        } else {
             if has(b"ENCRYPTED") && has(b"PRIVATE KEY-----") {
                 return Err(SshAgentError::Encrypted {
                     path: path.to_path_buf(),
                 });
             }
-            if has(b"PRIVATE KEY-----") {
+            // The PEM formats `ssh-keygen -m PEM|PKCS8` writes.
+            let text = String::from_utf8_lossy(&text);
+            if crate::ssh_pem::label(&text).is_none() {
                 return Err(not_a_key(
-                    "a PEM key: `ssh-keygen -p -f PATH` rewrites it in the OpenSSH format",
+                    "no -----BEGIN OPENSSH PRIVATE KEY----- or PEM private key block",
                 ));
             }
-            return Err(not_a_key("no -----BEGIN OPENSSH PRIVATE KEY----- block"));
-        }
-        let key = PrivateKey::from_openssh(&text).map_err(|e| not_a_key(&e.to_string()))?;
+            crate::ssh_pem::parse(&text).map_err(|e| not_a_key(&e))?
+        };
         if key.is_encrypted() {
             return Err(SshAgentError::Encrypted {
                 path: path.to_path_buf(),
@@ -585,10 +589,7 @@ mod tests {
         )
         .unwrap();
         let e = SshKey::load(&pem).unwrap_err().to_string();
-        assert!(
-            e.contains("a PEM key") && e.contains("ssh-keygen -p"),
-            "{e}"
-        );
+        assert!(e.contains("PKCS#1 RSA key"), "{e}");
         let garbled = dir.path().join("garbled");
         std::fs::write(
             &garbled,

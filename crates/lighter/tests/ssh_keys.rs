@@ -102,6 +102,25 @@ fn agent_serves_key_files_to_the_openssh_tools() {
         keygen(dir.path(), "ed", &["-t", "ed25519"], ""),
         keygen(dir.path(), "rsa", &["-t", "rsa", "-b", "2048"], ""),
         keygen(dir.path(), "ec", &["-t", "ecdsa", "-b", "256"], ""),
+        // The PEM formats older ssh-keygen wrote (PKCS#1 RSA, SEC1 EC) and PKCS#8.
+        keygen(
+            dir.path(),
+            "rsa-pem",
+            &["-t", "rsa", "-b", "2048", "-m", "PEM"],
+            "",
+        ),
+        keygen(
+            dir.path(),
+            "ec-pem",
+            &["-t", "ecdsa", "-b", "384", "-m", "PEM"],
+            "",
+        ),
+        keygen(
+            dir.path(),
+            "ec-pkcs8",
+            &["-t", "ecdsa", "-b", "256", "-m", "PKCS8"],
+            "",
+        ),
     ];
     let want: BTreeSet<String> = keys.iter().map(|k| fingerprint(k)).collect();
     let loaded: Vec<SshKey> = keys.iter().map(|k| SshKey::load(k).unwrap()).collect();
@@ -501,6 +520,12 @@ fn bad_key_paths_are_clear_errors() {
         &["-t", "rsa", "-b", "2048"],
         "correct horse battery",
     );
+    let locked_pem = keygen(
+        dir.path(),
+        "locked_pem",
+        &["-t", "rsa", "-b", "2048", "-m", "PEM"],
+        "correct horse battery",
+    );
     write(
         dir.path(),
         &[
@@ -521,16 +546,20 @@ fn bad_key_paths_are_clear_errors() {
             format!("--ssh git={}: the key is encrypted; add it to ssh-agent and pass --ssh git instead", d(&locked_rsa)),
         ),
         (
+            format!("default={}", d(&locked_pem)),
+            format!("--ssh default={}: the key is encrypted; add it to ssh-agent and pass --ssh default instead", d(&locked_pem)),
+        ),
+        (
             format!("default={}", d(&dir.path().join("notes.txt"))),
-            format!("--ssh default={}: not an SSH agent socket nor an OpenSSH private key file", d(&dir.path().join("notes.txt"))),
+            format!("--ssh default={}: not an SSH agent socket nor an SSH private key file", d(&dir.path().join("notes.txt"))),
         ),
         (
             format!("default={}", d(&pub_of(&good))),
-            format!("--ssh default={}: not an SSH agent socket nor an OpenSSH private key file", d(&pub_of(&good))),
+            format!("--ssh default={}: not an SSH agent socket nor an SSH private key file", d(&pub_of(&good))),
         ),
         (
             format!("default={}", d(&dir.path().join("missing"))),
-            format!("--ssh default={}: No such file or directory (os error 2) (expected an SSH agent socket or an OpenSSH private key file)", d(&dir.path().join("missing"))),
+            format!("--ssh default={}: No such file or directory (os error 2) (expected an SSH agent socket or an SSH private key file)", d(&dir.path().join("missing"))),
         ),
         (
             format!("default={},{}", d(&good), d(&sock)),

@@ -5,8 +5,8 @@ use super::Context;
 use crate::cli::{BuildArgs, Progress};
 use crate::diagnostics::Rendered;
 use lighter_dockerfile::render_at;
-use lighter_engine::{BuildRequest, Event, Output, Secret};
 use lighter_engine::ssh_agent::{SshAgent, SshAgentError, SshKey};
+use lighter_engine::{BuildRequest, Event, Output, Secret};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
@@ -108,7 +108,11 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         let (name, value) = bc
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("--build-context {bc}: expected NAME=VALUE"))?;
-        named_contexts.insert(name.to_string(), lighter_engine::NamedContext::parse(value).map_err(|e| anyhow::anyhow!("{}", e.message))?);
+        named_contexts.insert(
+            name.to_string(),
+            lighter_engine::NamedContext::parse(value)
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?,
+        );
     }
     // --ssh default (the agent of $SSH_AUTH_SOCK), --ssh ID=SOCKET, --ssh ID=KEY[,KEY]: key files are
     // served by an agent of our own (in `agents`), stopped and removed once the build ends.
@@ -288,14 +292,21 @@ fn parse_output(spec: &str) -> anyhow::Result<Output> {
 /// socket to forward and, for key files, the agent serving them.
 fn parse_ssh(spec: &str) -> anyhow::Result<(String, PathBuf, Option<SshAgent>)> {
     use std::os::unix::fs::FileTypeExt;
-    let is_socket = |p: &PathBuf| std::fs::metadata(p).map(|m| m.file_type().is_socket()).unwrap_or(false);
+    let is_socket = |p: &PathBuf| {
+        std::fs::metadata(p)
+            .map(|m| m.file_type().is_socket())
+            .unwrap_or(false)
+    };
     let Some((id, list)) = spec.split_once('=') else {
         let sock = std::env::var_os("SSH_AUTH_SOCK")
             .filter(|s| !s.is_empty())
             .ok_or_else(|| anyhow::anyhow!("--ssh {spec}: SSH_AUTH_SOCK is not set (start ssh-agent or give --ssh {spec}=SOCKET or {spec}=KEYFILE)"))?;
         let sock = PathBuf::from(sock);
         if !is_socket(&sock) {
-            anyhow::bail!("--ssh {spec}: SSH_AUTH_SOCK={} is not an SSH agent socket", sock.display());
+            anyhow::bail!(
+                "--ssh {spec}: SSH_AUTH_SOCK={} is not an SSH agent socket",
+                sock.display()
+            );
         }
         return Ok((spec.to_string(), sock, None));
     };
@@ -319,10 +330,10 @@ fn parse_ssh(spec: &str) -> anyhow::Result<(String, PathBuf, Option<SshAgent>)> 
                 anyhow::anyhow!("{shown}: the key is encrypted; add it to ssh-agent and pass --ssh {id} instead")
             }
             SshAgentError::NotAKey { reason, .. } => {
-                anyhow::anyhow!("{shown}: not an SSH agent socket nor an OpenSSH private key file ({reason})")
+                anyhow::anyhow!("{shown}: not an SSH agent socket nor an SSH private key file ({reason})")
             }
             SshAgentError::Read { source, .. } => anyhow::anyhow!(
-                "{shown}: {source} (expected an SSH agent socket or an OpenSSH private key file)"
+                "{shown}: {source} (expected an SSH agent socket or an SSH private key file)"
             ),
             other => anyhow::anyhow!("--ssh {id}: {other}"),
         })?);
