@@ -83,14 +83,23 @@ impl NamedContext {
         if let Some(r) = value.strip_prefix("docker-image://") {
             return Ok(NamedContext::Image(r.to_string()));
         }
-        for scheme in ["oci-layout://", "http://", "https://", "git@", "git://", "target:"] {
+        for scheme in [
+            "oci-layout://",
+            "http://",
+            "https://",
+            "git@",
+            "git://",
+            "target:",
+        ] {
             if value.starts_with(scheme) {
                 return Err(EngineError::msg(format!("--build-context {value}: {scheme} sources are not supported yet (a local directory or docker-image://REF)")));
             }
         }
         let p = PathBuf::from(value);
         if !p.is_dir() {
-            return Err(EngineError::msg(format!("--build-context {value}: not a directory")));
+            return Err(EngineError::msg(format!(
+                "--build-context {value}: not a directory"
+            )));
         }
         Ok(NamedContext::Dir(p))
     }
@@ -193,7 +202,11 @@ pub fn build(
     let globals = global_args(df, &req.build_args)?;
     let order = needed_stages(df, target, &globals, &req.named_contexts)?;
     let context = match &req.context {
-        Some(dir) => Some(BuildContext::open_cached(dir, req.dockerfile_path.as_deref(), Some(&store.root().join("context-cache")))?),
+        Some(dir) => Some(BuildContext::open_cached(
+            dir,
+            req.dockerfile_path.as_deref(),
+            Some(&store.root().join("context-cache")),
+        )?),
         None => None,
     };
     let shared = Shared {
@@ -365,5 +378,6 @@ pub(crate) fn flatten_into(
     layers: &[LayerInfo],
     dir: &std::path::Path,
 ) -> Result<(), EngineError> {
-    lighter_store::layer::materialize(store, layers, dir).map_err(|e| EngineError::msg(e.to_string()))
+    lighter_store::layer::materialize(store, layers, dir)
+        .map_err(|e| EngineError::msg(e.to_string()))
 }

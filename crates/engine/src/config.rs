@@ -353,7 +353,11 @@ mod tests {
         assert_eq!(some_env["config"]["Env"], json!(["A=1", DEFAULT_PATH]));
         let mut own = json!({ "config": { "Env": ["PATH=/x", "A=1"] } });
         ensure_path(&mut own);
-        assert_eq!(own["config"]["Env"], json!(["PATH=/x", "A=1"]), "an image's own PATH is kept");
+        assert_eq!(
+            own["config"]["Env"],
+            json!(["PATH=/x", "A=1"]),
+            "an image's own PATH is kept"
+        );
         let mut bare = json!({});
         ensure_path(&mut bare);
         assert_eq!(bare["config"]["Env"], json!([DEFAULT_PATH]));

@@ -38,7 +38,11 @@ struct StatCache {
 
 /// Keyed by the path's bytes with a multiply-rotate hash: a no-op build looks up every context file,
 /// and `Path`'s component-wise SipHash was a sixth of that build's time. Hashes are shared, not copied.
-type StatEntries = std::collections::HashMap<std::ffi::OsString, (Stamp, std::sync::Arc<str>), std::hash::BuildHasherDefault<PathHasher>>;
+type StatEntries = std::collections::HashMap<
+    std::ffi::OsString,
+    (Stamp, std::sync::Arc<str>),
+    std::hash::BuildHasherDefault<PathHasher>,
+>;
 
 /// FxHash's mixing step over 8-byte words (not DoS-resistant; the keys are the context's own paths).
 #[derive(Default)]
@@ -49,7 +53,8 @@ impl std::hash::Hasher for PathHasher {
         for chunk in bytes.chunks(8) {
             let mut w = [0u8; 8];
             w[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x517c_c1b7_2722_0a95);
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x517c_c1b7_2722_0a95);
         }
     }
 
@@ -63,7 +68,16 @@ struct Stamp([i64; 8]);
 
 impl Stamp {
     fn of(md: &std::fs::Metadata) -> Stamp {
-        Stamp([md.dev() as i64, md.ino() as i64, md.size() as i64, md.mtime(), md.mtime_nsec(), md.ctime(), md.ctime_nsec(), md.mode() as i64])
+        Stamp([
+            md.dev() as i64,
+            md.ino() as i64,
+            md.size() as i64,
+            md.mtime(),
+            md.mtime_nsec(),
+            md.ctime(),
+            md.ctime_nsec(),
+            md.mode() as i64,
+        ])
     }
 }
 
@@ -91,7 +105,12 @@ impl StatCache {
                     let mut f = l.split('\t');
                     let Some(p) = f.next() else { continue };
                     let mut st = [0i64; 8];
-                    let ok = st.iter_mut().all(|n| f.next().and_then(|v| v.parse().ok()).map(|v| *n = v).is_some());
+                    let ok = st.iter_mut().all(|n| {
+                        f.next()
+                            .and_then(|v| v.parse().ok())
+                            .map(|v| *n = v)
+                            .is_some()
+                    });
                     if let (true, Some(hex), None) = (ok, f.next(), f.next()) {
                         entries.insert(p.into(), (Stamp(st), hex.into()));
                     }
@@ -154,7 +173,11 @@ pub struct Selected {
 impl BuildContext {
     /// Opens `dir` like [`BuildContext::open`], keeping content hashes between builds in a stat cache
     /// under `cache_dir`.
-    pub fn open_cached(dir: &Path, dockerfile: Option<&Path>, cache_dir: Option<&Path>) -> Result<BuildContext, EngineError> {
+    pub fn open_cached(
+        dir: &Path,
+        dockerfile: Option<&Path>,
+        cache_dir: Option<&Path>,
+    ) -> Result<BuildContext, EngineError> {
         let mut c = BuildContext::open(dir, dockerfile)?;
         if let Some(cd) = cache_dir {
             let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
@@ -326,7 +349,12 @@ impl BuildContext {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(sel.to_path_buf(), w.clone());
         };
-        if let Some(w) = self.walks.lock().unwrap_or_else(|e| e.into_inner()).get(sel) {
+        if let Some(w) = self
+            .walks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sel)
+        {
             return w.clone();
         }
         let mut out = Vec::new();
@@ -349,8 +377,13 @@ impl BuildContext {
     /// `src/` and an ignored `node_modules/` walking all of `src` on one core.)
     fn walk_dir(&self, rel: &Path, out: &mut Vec<Walked>) {
         let entries = self.list(rel);
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let walkable = entries.iter().filter(|(c, md, ignored)| md.is_dir() && (!*ignored || !self.can_skip(c))).count();
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let walkable = entries
+            .iter()
+            .filter(|(c, md, ignored)| md.is_dir() && (!*ignored || !self.can_skip(c)))
+            .count();
         if walkable < 2 * threads || threads < 2 {
             for (child, md, ignored) in entries {
                 self.visit(child, md, ignored, out, &|c, o| self.walk_dir(c, o));
@@ -367,7 +400,9 @@ impl BuildContext {
                         let mut mine = Vec::new();
                         loop {
                             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some((child, md, ignored)) = entries.get(i) else { break };
+                            let Some((child, md, ignored)) = entries.get(i) else {
+                                break;
+                            };
                             if md.is_dir() && (!*ignored || !self.can_skip(child)) {
                                 let mut sub = Vec::new();
                                 self.walk_serial(child, &mut sub);
@@ -378,7 +413,10 @@ impl BuildContext {
                     })
                 })
                 .collect();
-            let mut all: Vec<(usize, Vec<_>)> = hs.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
+            let mut all: Vec<(usize, Vec<_>)> = hs
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect();
             all.sort_by_key(|(i, _)| *i);
             let mut by_index: Vec<Vec<_>> = (0..entries.len()).map(|_| Vec::new()).collect();
             for (i, sub) in all {
@@ -388,7 +426,9 @@ impl BuildContext {
         });
         for (i, (child, md, ignored)) in entries.into_iter().enumerate() {
             let sub = std::mem::take(&mut subtrees[i]);
-            self.visit(child, md, ignored, out, &move |_, o| o.extend(sub.iter().cloned()));
+            self.visit(child, md, ignored, out, &move |_, o| {
+                o.extend(sub.iter().cloned())
+            });
         }
     }
 
@@ -455,32 +495,44 @@ impl BuildContext {
                 if !md.is_file() {
                     continue;
                 }
-                match cache.as_ref().and_then(|c| c.get(rel.as_os_str())).filter(|(st, _)| *st == Stamp::of(md)) {
+                match cache
+                    .as_ref()
+                    .and_then(|c| c.get(rel.as_os_str()))
+                    .filter(|(st, _)| *st == Stamp::of(md))
+                {
                     Some((_, hex)) => hashes[i] = Some(hex.clone()),
                     None => todo.push(i),
                 }
             }
         }
         if !todo.is_empty() {
-            let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(todo.len());
+            let threads = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(todo.len());
             let per = todo.len().div_ceil(threads);
-            let results: Vec<Result<Vec<(usize, String)>, EngineError>> = std::thread::scope(|sc| {
-                let hs: Vec<_> = todo
-                    .chunks(per)
-                    .map(|part| {
-                        let entries = &entries;
-                        sc.spawn(move || {
-                            let mut buf = vec![0u8; 64 * 1024];
-                            part.iter()
-                                .map(|&i| Ok((i, self.hash_file(&entries[i].0, &mut buf)?)))
-                                .collect()
+            let results: Vec<Result<Vec<(usize, String)>, EngineError>> =
+                std::thread::scope(|sc| {
+                    let hs: Vec<_> = todo
+                        .chunks(per)
+                        .map(|part| {
+                            let entries = &entries;
+                            sc.spawn(move || {
+                                let mut buf = vec![0u8; 64 * 1024];
+                                part.iter()
+                                    .map(|&i| Ok((i, self.hash_file(&entries[i].0, &mut buf)?)))
+                                    .collect()
+                            })
                         })
-                    })
-                    .collect();
-                hs.into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err(EngineError::msg("hashing thread panicked"))))
-                    .collect()
-            });
+                        .collect();
+                    hs.into_iter()
+                        .map(|h| {
+                            h.join().unwrap_or_else(|_| {
+                                Err(EngineError::msg("hashing thread panicked"))
+                            })
+                        })
+                        .collect()
+                });
             let mut cache = self.stat_cache.as_ref().map(|c| c.entries());
             for r in results {
                 for (i, hex) in r? {
@@ -669,17 +721,28 @@ mod tests {
         std::fs::create_dir_all(d.path().join("node_modules/pkg")).unwrap();
         std::fs::write(d.path().join("node_modules/pkg/keep.txt"), "k").unwrap();
         std::fs::write(d.path().join("node_modules/pkg/drop.txt"), "d").unwrap();
-        std::fs::write(d.path().join(".dockerignore"), "node_modules\n!node_modules/pkg/keep.txt\n**/*.log\n").unwrap();
+        std::fs::write(
+            d.path().join(".dockerignore"),
+            "node_modules\n!node_modules/pkg/keep.txt\n**/*.log\n",
+        )
+        .unwrap();
         let c = BuildContext::open(d.path(), None).unwrap();
         let parallel = c.walk(Path::new(""));
         let mut serial = Vec::new();
-        BuildContext::open(d.path(), None).unwrap().walk_serial(Path::new(""), &mut serial);
+        BuildContext::open(d.path(), None)
+            .unwrap()
+            .walk_serial(Path::new(""), &mut serial);
         let serial: Vec<PathBuf> = serial.into_iter().map(|(p, _)| p).collect();
         // `walk` lists the selection itself first.
         assert_eq!(parallel[0], PathBuf::from(""));
         assert_eq!(parallel[1..], serial[..]);
-        assert!(parallel.contains(&PathBuf::from("node_modules/pkg/keep.txt")), "{parallel:?}");
-        assert!(!parallel.iter().any(|p| p.ends_with("drop.txt") || p.extension().is_some_and(|e| e == "log")));
+        assert!(
+            parallel.contains(&PathBuf::from("node_modules/pkg/keep.txt")),
+            "{parallel:?}"
+        );
+        assert!(!parallel
+            .iter()
+            .any(|p| p.ends_with("drop.txt") || p.extension().is_some_and(|e| e == "log")));
         // 12 x 3 directories and files, 12 + 1 directories above them, the re-included file.
         assert_eq!(parallel.iter().filter(|p| p.ends_with("f.txt")).count(), 36);
     }
@@ -701,7 +764,11 @@ mod tests {
         };
         let (first, n) = digest();
         assert_eq!(n, Some(2), "both files hashed and remembered");
-        assert_eq!(digest(), (first.clone(), Some(2)), "read back from the saved cache");
+        assert_eq!(
+            digest(),
+            (first.clone(), Some(2)),
+            "read back from the saved cache"
+        );
         std::fs::write(d.path().join("a/x"), "ONE, longer").unwrap();
         let (changed, _) = digest();
         assert_ne!(changed, first);

@@ -9,8 +9,8 @@
 //! fallback; a test builds the same Dockerfiles both ways and compares the images.
 
 use crate::fileop::{is_archive, CopyRequest, Destination};
-use crate::EngineError;
 use crate::snapshot::Active;
+use crate::EngineError;
 use lighter_store::layer::{EntryKind, LayerInfo, PlannedEntry};
 use lighter_store::Store;
 use std::collections::BTreeMap;
@@ -22,7 +22,9 @@ pub type Plan = BTreeMap<PathBuf, PlannedEntry>;
 
 /// True unless `LIGHTER_COPY=overlay` asks for the overlay copy.
 pub fn enabled() -> bool {
-    std::env::var("LIGHTER_COPY").map(|v| v != "overlay").unwrap_or(true)
+    std::env::var("LIGHTER_COPY")
+        .map(|v| v != "overlay")
+        .unwrap_or(true)
 }
 
 /// The layer that copying `req` onto `base` makes (`view` shows `base`'s filesystem): written straight
@@ -87,7 +89,9 @@ impl Planner<'_> {
                 let target = match kept.as_ref().filter(|k| !k.as_os_str().is_empty()) {
                     Some(k) => {
                         let t = Path::new(&d.rel).join(k);
-                        if !t.parent().is_none_or(|p| self.mkdir_all(p)) || !self.entry(&src_abs, &t, md.clone()) {
+                        if !t.parent().is_none_or(|p| self.mkdir_all(p))
+                            || !self.entry(&src_abs, &t, md.clone())
+                        {
                             return false;
                         }
                         t
@@ -192,7 +196,13 @@ impl Planner<'_> {
                 Ok(_) => return false,
                 Err(_) => {
                     let (uid, gid) = self.req.owner.unwrap_or((0, 0));
-                    let e = PlannedEntry { kind: EntryKind::Dir, mode: 0o755, uid, gid, mtime: self.now };
+                    let e = PlannedEntry {
+                        kind: EntryKind::Dir,
+                        mode: 0o755,
+                        uid,
+                        gid,
+                        mtime: self.now,
+                    };
                     self.out.insert(cur.clone(), e);
                 }
             }
@@ -212,7 +222,9 @@ impl Planner<'_> {
                 Err(_) => return false,
             }
         } else if ft.is_file() {
-            EntryKind::File { src: src.to_path_buf() }
+            EntryKind::File {
+                src: src.to_path_buf(),
+            }
         } else {
             // Devices, fifos and sockets: the overlay copy skips them.
             return false;
@@ -233,7 +245,13 @@ impl Planner<'_> {
                 None => md.mode() & 0o7777,
             }
         };
-        let e = PlannedEntry { kind, mode, uid, gid, mtime: md.mtime() };
+        let e = PlannedEntry {
+            kind,
+            mode,
+            uid,
+            gid,
+            mtime: md.mtime(),
+        };
         self.out.insert(to.to_path_buf(), e);
         true
     }

@@ -253,7 +253,11 @@ pub fn mkdir_all(
         cur.push(comp);
         // Resolve every component, the last one too, inside the root (a symlinked directory is followed
         // scoped to the root, never on the host).
-        abs = resolve_parent(root, &cur.join("_")).map_err(|e| EngineError::msg(e.to_string()))?.parent().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
+        abs = resolve_parent(root, &cur.join("_"))
+            .map_err(|e| EngineError::msg(e.to_string()))?
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| root.to_path_buf());
         match std::fs::metadata(&abs) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {

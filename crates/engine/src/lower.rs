@@ -114,7 +114,10 @@ pub fn stage_deps(
     let stage = &df.stages[i];
     let mut deps = Vec::new();
     let base = expand(&lexer, &stage.base, globals).map_err(|e| e.at(stage.span))?;
-    if let Some(d) = df.stage_ref(&base, i).filter(|_| !named.contains(base.as_str())) {
+    if let Some(d) = df
+        .stage_ref(&base, i)
+        .filter(|_| !named.contains(base.as_str()))
+    {
         deps.push(d);
     }
     // --from values may use ARGs declared in the stage; expand with globals plus stage defaults.

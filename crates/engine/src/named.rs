@@ -25,7 +25,11 @@ pub(crate) fn source(store: &Store, name: &str, n: &NamedContext) -> Result<Sour
             let img = lighter_image::resolve(store, r).map_err(|_| {
                 EngineError::msg(format!("--build-context {name}=docker-image://{r}: no such image in the store (load or import it first)"))
             })?;
-            Ok(Source { layers: img.record.layers.clone(), config: Some(img.config.clone()), key: img.id.to_string() })
+            Ok(Source {
+                layers: img.record.layers.clone(),
+                config: Some(img.config.clone()),
+                key: img.id.to_string(),
+            })
         }
         NamedContext::Dir(d) => {
             let ctx = BuildContext::open(d, None)?;
@@ -45,7 +49,11 @@ pub(crate) fn source(store: &Store, name: &str, n: &NamedContext) -> Result<Sour
             };
             let empty = View::new(store, &[])?;
             let layer = copyplan::copy_layer(store, &req, &[], &empty.path)?;
-            Ok(Source { layers: layer.into_iter().collect(), config: None, key })
+            Ok(Source {
+                layers: layer.into_iter().collect(),
+                config: None,
+                key,
+            })
         }
     }
 }

@@ -329,7 +329,8 @@ fn download(
     file: &Path,
     checksum: Option<&Checksum>,
 ) -> Result<Downloaded, EngineError> {
-    let fail = |what: String| EngineError::msg(format!("failed to fetch {}: {what}", git::redact(url)));
+    let fail =
+        |what: String| EngineError::msg(format!("failed to fetch {}: {what}", git::redact(url)));
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -396,7 +397,8 @@ fn download(
             drop(f);
             let _ = std::fs::remove_file(file);
             return Err(EngineError::msg(format!(
-                "digest mismatch for {}: expected {c}, got {actual}", git::redact(url)
+                "digest mismatch for {}: expected {c}, got {actual}",
+                git::redact(url)
             )));
         }
     }

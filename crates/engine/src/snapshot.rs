@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 pub fn lowers(store: &Store, layers: &[LayerInfo]) -> Result<Vec<PathBuf>, EngineError> {
     let mut out: Vec<PathBuf> = Vec::with_capacity(layers.len());
     for l in layers.iter().rev() {
-        let dir = unpacked(store, &l.diff_id, &l.digest).map_err(|e| EngineError::msg(format!("unpack layer {}: {e}", l.diff_id)))?;
+        let dir = unpacked(store, &l.diff_id, &l.digest)
+            .map_err(|e| EngineError::msg(format!("unpack layer {}: {e}", l.diff_id)))?;
         if !out.contains(&dir) {
             out.push(dir);
         }
@@ -60,15 +61,28 @@ impl Snapshotter {
 /// Mounts a one-file overlay and unmounts it: the kernel's answer, not a guess from /proc/filesystems
 /// (a container may list overlay and still refuse the mount).
 fn probe_overlay(store: &Store) -> Snapshotter {
-    let Ok(t) = store.temp_dir("probe-") else { return Snapshotter::Overlay };
+    let Ok(t) = store.temp_dir("probe-") else {
+        return Snapshotter::Overlay;
+    };
     let d = |n: &str| t.path().join(n);
     for n in ["l", "u", "w", "m"] {
         if std::fs::create_dir(d(n)).is_err() {
             return Snapshotter::Overlay;
         }
     }
-    let opts = format!("lowerdir={},upperdir={},workdir={}", d("l").display(), d("u").display(), d("w").display());
-    match mount(Some("overlay"), &d("m"), Some("overlay"), MsFlags::empty(), Some(opts.as_str())) {
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        d("l").display(),
+        d("u").display(),
+        d("w").display()
+    );
+    match mount(
+        Some("overlay"),
+        &d("m"),
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(opts.as_str()),
+    ) {
         Ok(()) => {
             let _ = umount2(&d("m"), MntFlags::MNT_DETACH);
             Snapshotter::Overlay
@@ -143,10 +157,13 @@ impl Active {
     /// The copy snapshotter's trees: the layers applied into `work` (the base, kept for the diff) and
     /// copied into `merged` (the working tree).
     fn materialize(&mut self, store: &Store) -> Result<(), EngineError> {
-        let err = |e: lighter_store::StoreError| EngineError::msg(format!("copy snapshot ({} layers): {e}", self.layers.len()));
+        let err = |e: lighter_store::StoreError| {
+            EngineError::msg(format!("copy snapshot ({} layers): {e}", self.layers.len()))
+        };
         let base = self.work.join("base");
         lighter_store::layer::materialize(store, &self.layers, &base).map_err(err)?;
-        std::fs::remove_dir(&self.merged).map_err(|e| EngineError::msg(format!("copy snapshot: {e}")))?;
+        std::fs::remove_dir(&self.merged)
+            .map_err(|e| EngineError::msg(format!("copy snapshot: {e}")))?;
         lighter_store::layer::copy_tree(&base, &self.merged).map_err(err)?;
         self.mounted = true;
         Ok(())
@@ -232,7 +249,9 @@ impl Active {
                 _ => {}
             }
             // A parent directory copied up only to hold the stub is not a change either.
-            let mut parent = std::path::Path::new(s).parent().filter(|_| self.kind == Snapshotter::Overlay);
+            let mut parent = std::path::Path::new(s)
+                .parent()
+                .filter(|_| self.kind == Snapshotter::Overlay);
             while let Some(rel) = parent.filter(|r| !r.as_os_str().is_empty()) {
                 if !self.copy_up_only(rel) {
                     break;
@@ -276,21 +295,40 @@ impl Active {
     fn copy_up_only(&self, rel: &std::path::Path) -> bool {
         use std::os::unix::fs::MetadataExt;
         let up = self.upper.join(rel);
-        let Ok(m) = std::fs::symlink_metadata(&up) else { return false };
-        if !m.is_dir() || std::fs::read_dir(&up).map(|mut r| r.next().is_some()).unwrap_or(true) || is_opaque(&up) {
+        let Ok(m) = std::fs::symlink_metadata(&up) else {
+            return false;
+        };
+        if !m.is_dir()
+            || std::fs::read_dir(&up)
+                .map(|mut r| r.next().is_some())
+                .unwrap_or(true)
+            || is_opaque(&up)
+        {
             return false;
         }
         self.lowers
             .iter()
             .find_map(|l| std::fs::symlink_metadata(l.join(rel)).ok())
-            .is_some_and(|lm| lm.is_dir() && lm.mode() == m.mode() && lm.uid() == m.uid() && lm.gid() == m.gid())
+            .is_some_and(|lm| {
+                lm.is_dir() && lm.mode() == m.mode() && lm.uid() == m.uid() && lm.gid() == m.gid()
+            })
     }
 }
 
 fn is_opaque(p: &std::path::Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str())) else { return false };
+    let Ok(c) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()))
+    else {
+        return false;
+    };
     let mut buf = [0u8; 4];
-    let n = unsafe { libc::lgetxattr(c.as_ptr(), c"trusted.overlay.opaque".as_ptr(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+        )
+    };
     n > 0 && buf[0] == b'y'
 }
 

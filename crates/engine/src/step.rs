@@ -12,9 +12,7 @@ use crate::lower::expand;
 use crate::snapshot::{Active, View};
 use crate::EngineError;
 use lighter_dockerfile::shell::Lexer;
-use lighter_dockerfile::{
-    Copy, Instruction, InstructionKind,
-};
+use lighter_dockerfile::{Copy, Instruction, InstructionKind};
 use lighter_store::layer::LayerInfo;
 use lighter_store::Table;
 use serde_json::{json, Value};
@@ -89,7 +87,11 @@ pub(crate) fn run_stage(sh: &Shared<'_>, i: usize) -> Result<StageResult, Engine
     let t = Instant::now();
     let (mut config, layers, key) = if let Some(n) = sh.req.named_contexts.get(&base) {
         let src = crate::named::source(sh.store, &base, n).map_err(|e| e.at(stage.span))?;
-        (src.config.unwrap_or_else(empty_image), src.layers, sha(&["named", &src.key]))
+        (
+            src.config.unwrap_or_else(empty_image),
+            src.layers,
+            sha(&["named", &src.key]),
+        )
     } else if base == "scratch" {
         (empty_image(), Vec::new(), sha(&["scratch"]))
     } else if let Some(d) = df.stage_ref(&base, i) {
@@ -256,12 +258,9 @@ impl StageRun<'_, '_> {
                 Ok(())
             }
             InstructionKind::Run(r) => self.run(ins, r, n, total),
-            InstructionKind::Copy(c) | InstructionKind::Add(c) => self.copy(
-                c,
-                matches!(ins.kind, InstructionKind::Add(_)),
-                n,
-                total,
-            ),
+            InstructionKind::Copy(c) | InstructionKind::Add(c) => {
+                self.copy(c, matches!(ins.kind, InstructionKind::Add(_)), n, total)
+            }
             InstructionKind::Workdir(w) => {
                 let w = self.x(w)?;
                 let expanded = InstructionKind::Workdir(w.clone());
@@ -357,7 +356,14 @@ impl StageRun<'_, '_> {
 
     /// Queues the cache record of a step; `build` writes all of a build's records in one transaction
     /// (one fsync per build instead of one per step).
-    fn remember(&self, key: &str, layer: &Option<LayerInfo>, created: &str, position: &str, inputs: &Value) {
+    fn remember(
+        &self,
+        key: &str,
+        layer: &Option<LayerInfo>,
+        created: &str,
+        position: &str,
+        inputs: &Value,
+    ) {
         let v = json!({ "layer": layer, "created": created });
         let mut p = self.sh.pending.lock().unwrap_or_else(|e| e.into_inner());
         p.push((Table::Cache, key.to_string(), v.to_string()));
@@ -471,13 +477,7 @@ impl StageRun<'_, '_> {
         Ok(())
     }
 
-    fn copy(
-        &mut self,
-        c: &Copy,
-        add: bool,
-        n: usize,
-        total: usize,
-    ) -> Result<(), EngineError> {
+    fn copy(&mut self, c: &Copy, add: bool, n: usize, total: usize) -> Result<(), EngineError> {
         let sh = self.sh;
         let name = if add { "ADD" } else { "COPY" };
         let dest = self.x(&c.dest)?;
@@ -533,14 +533,23 @@ impl StageRun<'_, '_> {
                 sha(&parts.iter().map(String::as_str).collect::<Vec<_>>()),
             )
         } else if remote {
-            let r = crate::remote::Remotes::resolve(sh.store, &sources, checksum.as_deref(), c.keep_git_dir, c.unpack)?;
+            let r = crate::remote::Remotes::resolve(
+                sh.store,
+                &sources,
+                checksum.as_deref(),
+                c.keep_git_dir,
+                c.unpack,
+            )?;
             picks = Some(r.picks());
             plain = BuildContext::plain(r.dir());
             let key = r.key();
             remotes = Some(r);
             (&plain, key)
-        } else if let Some(crate::build::NamedContext::Dir(dir)) =
-            c.from.as_ref().and_then(|f| self.x(f).ok()).and_then(|f| sh.req.named_contexts.get(&f))
+        } else if let Some(crate::build::NamedContext::Dir(dir)) = c
+            .from
+            .as_ref()
+            .and_then(|f| self.x(f).ok())
+            .and_then(|f| sh.req.named_contexts.get(&f))
         {
             // A named local context is read in place, like the main context.
             named_ctx = BuildContext::open(dir, None)?;
@@ -568,7 +577,10 @@ impl StageRun<'_, '_> {
             if picks.is_none() && s.contains(['*', '?', '[']) {
                 multiple = true;
             }
-            let strip = s.find("/./").map(|i| crate::context::clean_rel(&s[..i])).unwrap_or_default();
+            let strip = s
+                .find("/./")
+                .map(|i| crate::context::clean_rel(&s[..i]))
+                .unwrap_or_default();
             strips.extend(sel.iter().map(|_| std::path::PathBuf::from(&strip)));
             selected.extend(sel);
         }
@@ -590,7 +602,11 @@ impl StageRun<'_, '_> {
         );
         // --link: the layer is made on an empty filesystem, so neither it nor its cache key depends
         // on the steps before it; the stage's key after it still does.
-        let parent = if c.link { String::new() } else { self.key.clone() };
+        let parent = if c.link {
+            String::new()
+        } else {
+            self.key.clone()
+        };
         let key = sha(&[
             &parent,
             name,

@@ -76,21 +76,38 @@ pub fn layer_entries(store: &Store, digest: &lighter_oci::Digest) -> Result<Vec<
     let r = decompress(f).map_err(|e| format_err(digest, e.to_string()))?;
     let mut ar = tar::Archive::new(r);
     let mut out = Vec::new();
-    for e in ar.entries().map_err(|e| format_err(digest, e.to_string()))? {
+    for e in ar
+        .entries()
+        .map_err(|e| format_err(digest, e.to_string()))?
+    {
         let e = e.map_err(|e| format_err(digest, format!("corrupt layer: {e}")))?;
         let h = e.header();
-        let path = e.path().map_err(|err| format_err(digest, err.to_string()))?.to_string_lossy().trim_start_matches("./").trim_end_matches('/').to_string();
+        let path = e
+            .path()
+            .map_err(|err| format_err(digest, err.to_string()))?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
         if path.is_empty() || path == "." {
             continue;
         }
         let kind = h.entry_type();
         out.push(Entry {
-            size: if kind.is_file() { h.size().unwrap_or(0) } else { 0 },
+            size: if kind.is_file() {
+                h.size().unwrap_or(0)
+            } else {
+                0
+            },
             is_dir: kind.is_dir(),
             mode: h.mode().unwrap_or(0),
             uid: h.uid().unwrap_or(0),
             gid: h.gid().unwrap_or(0),
-            link: e.link_name().ok().flatten().map(|l| l.to_string_lossy().into_owned()),
+            link: e
+                .link_name()
+                .ok()
+                .flatten()
+                .map(|l| l.to_string_lossy().into_owned()),
             mtime: h.mtime().unwrap_or(0),
             path,
         });
@@ -106,16 +123,34 @@ fn whiteout_target(path: &str) -> Option<(String, bool)> {
     if name == ".wh..wh..opq" {
         return Some((dir, true));
     }
-    name.strip_prefix(".wh.").map(|n| (if dir.is_empty() { n.to_string() } else { format!("{dir}/{n}") }, false))
+    name.strip_prefix(".wh.").map(|n| {
+        (
+            if dir.is_empty() {
+                n.to_string()
+            } else {
+                format!("{dir}/{n}")
+            },
+            false,
+        )
+    })
 }
 
 fn under(path: &str, dir: &str) -> bool {
-    dir.is_empty() || path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
+    dir.is_empty()
+        || path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
 }
 
 /// Analyses an image in the store.
 pub fn analyze(store: &Store, img: &Image, name: &str, top: usize) -> Result<Analysis> {
-    let history: Vec<serde_json::Value> = img.history().into_iter().filter(|h| !h.get("empty_layer").and_then(|e| e.as_bool()).unwrap_or(false)).collect();
+    let history: Vec<serde_json::Value> = img
+        .history()
+        .into_iter()
+        .filter(|h| {
+            !h.get("empty_layer")
+                .and_then(|e| e.as_bool())
+                .unwrap_or(false)
+        })
+        .collect();
     // The final tree so far: path -> (layer, size).
     let mut live: BTreeMap<String, (usize, u64)> = BTreeMap::new();
     // dive's per-path data: (cumulative, min, copies).
@@ -126,8 +161,14 @@ pub fn analyze(store: &Store, img: &Image, name: &str, top: usize) -> Result<Ana
     for (i, l) in img.record.layers.iter().enumerate() {
         let entries = layer_entries(store, &l.digest)?;
         let h = history.get(i);
-        let created_by = h.and_then(|h| h.get("created_by")).and_then(|c| c.as_str()).unwrap_or("").to_string();
-        let own = h.and_then(|h| h.get("comment")).and_then(|c| c.as_str()) == Some("buildkit.dockerfile.v0") || created_by.ends_with("# buildkit");
+        let created_by = h
+            .and_then(|h| h.get("created_by"))
+            .and_then(|c| c.as_str())
+            .unwrap_or("")
+            .to_string();
+        let own = h.and_then(|h| h.get("comment")).and_then(|c| c.as_str())
+            == Some("buildkit.dockerfile.v0")
+            || created_by.ends_with("# buildkit");
         let mut rep = LayerReport {
             index: i,
             diff_id: l.diff_id.to_string(),
@@ -138,10 +179,18 @@ pub fn analyze(store: &Store, img: &Image, name: &str, top: usize) -> Result<Ana
             ..LayerReport::default()
         };
         // Leaves of this layer: entries that are not directories holding other entries of this layer.
-        let dirs_with_children: std::collections::HashSet<&str> = entries.iter().filter_map(|e| e.path.rsplit_once('/').map(|p| p.0)).collect();
+        let dirs_with_children: std::collections::HashSet<&str> = entries
+            .iter()
+            .filter_map(|e| e.path.rsplit_once('/').map(|p| p.0))
+            .collect();
         for e in &entries {
             if let Some((target, opaque)) = whiteout_target(&e.path) {
-                let removed: Vec<String> = live.range(target.clone()..).take_while(|(p, _)| *p == &target || under(p, &target)).filter(|(p, _)| !opaque || under(p, &target)).map(|(p, _)| p.clone()).collect();
+                let removed: Vec<String> = live
+                    .range(target.clone()..)
+                    .take_while(|(p, _)| *p == &target || under(p, &target))
+                    .filter(|(p, _)| !opaque || under(p, &target))
+                    .map(|(p, _)| p.clone())
+                    .collect();
                 let (mut bytes, mut below) = (0, 0);
                 for p in &removed {
                     if let Some((_, s)) = live.remove(p) {
@@ -198,20 +247,37 @@ pub fn analyze(store: &Store, img: &Image, name: &str, top: usize) -> Result<Ana
             wasted += cum;
         }
     }
-    let efficiency = if cum_sum == 0 { 1.0 } else { min_sum as f64 / cum_sum as f64 };
+    let efficiency = if cum_sum == 0 {
+        1.0
+    } else {
+        min_sum as f64 / cum_sum as f64
+    };
     let mut offenders = Vec::new();
     let mut reclaimable = 0;
     for (path, cs) in &copies {
         let kept = live.get(path).map(|(layer, size)| (*layer, *size));
         let total: u64 = cs.iter().map(|c| c.1).sum();
-        let visible = kept.filter(|(layer, _)| cs.iter().any(|c| c.0 == *layer)).map(|k| k.1).unwrap_or(0);
+        let visible = kept
+            .filter(|(layer, _)| cs.iter().any(|c| c.0 == *layer))
+            .map(|k| k.1)
+            .unwrap_or(0);
         let r = total - visible;
         reclaimable += r;
         if cs.len() >= 2 || (r > 0 && kept.is_none()) {
-            offenders.push(Offender { path: path.clone(), copies: cs.len(), cumulative: total, reclaimable: r });
+            offenders.push(Offender {
+                path: path.clone(),
+                copies: cs.len(),
+                cumulative: total,
+                reclaimable: r,
+            });
         }
     }
-    offenders.sort_by(|a, b| b.reclaimable.cmp(&a.reclaimable).then(b.cumulative.cmp(&a.cumulative)).then(a.path.cmp(&b.path)));
+    offenders.sort_by(|a, b| {
+        b.reclaimable
+            .cmp(&a.reclaimable)
+            .then(b.cumulative.cmp(&a.cumulative))
+            .then(a.path.cmp(&b.path))
+    });
     offenders.truncate(top);
     let user_size: u64 = layers.iter().skip(1).map(|l| l.size).sum();
     Ok(Analysis {
@@ -221,7 +287,11 @@ pub fn analyze(store: &Store, img: &Image, name: &str, top: usize) -> Result<Ana
         layers,
         efficiency,
         wasted_bytes: wasted,
-        user_wasted_percent: if user_size == 0 { 0.0 } else { wasted as f64 / user_size as f64 },
+        user_wasted_percent: if user_size == 0 {
+            0.0
+        } else {
+            wasted as f64 / user_size as f64
+        },
         reclaimable_bytes: reclaimable,
         offenders,
     })
@@ -233,7 +303,12 @@ pub fn flatten(store: &Store, img: &Image) -> Result<BTreeMap<String, Entry>> {
     for l in &img.record.layers {
         for e in layer_entries(store, &l.digest)? {
             if let Some((target, opaque)) = whiteout_target(&e.path) {
-                let gone: Vec<String> = live.range(target.clone()..).take_while(|(p, _)| *p == &target || under(p, &target)).filter(|(p, _)| !opaque || under(p, &target)).map(|(p, _)| p.clone()).collect();
+                let gone: Vec<String> = live
+                    .range(target.clone()..)
+                    .take_while(|(p, _)| *p == &target || under(p, &target))
+                    .filter(|(p, _)| !opaque || under(p, &target))
+                    .map(|(p, _)| p.clone())
+                    .collect();
                 for p in gone {
                     live.remove(&p);
                 }
@@ -247,7 +322,11 @@ pub fn flatten(store: &Store, img: &Image) -> Result<BTreeMap<String, Entry>> {
 
 /// Bytes each layer adds, by directory `depth` levels deep (files directly under `/` count as `/`):
 /// the data of the HTML report's treemap.
-pub fn layer_dir_sizes(store: &Store, img: &Image, depth: usize) -> Result<Vec<BTreeMap<String, u64>>> {
+pub fn layer_dir_sizes(
+    store: &Store,
+    img: &Image,
+    depth: usize,
+) -> Result<Vec<BTreeMap<String, u64>>> {
     let mut out = Vec::new();
     for l in &img.record.layers {
         let mut dirs: BTreeMap<String, u64> = BTreeMap::new();
@@ -256,7 +335,11 @@ pub fn layer_dir_sizes(store: &Store, img: &Image, depth: usize) -> Result<Vec<B
                 continue;
             }
             let parts: Vec<&str> = e.path.split('/').collect();
-            let dir = if parts.len() <= 1 { "/".to_string() } else { format!("/{}", parts[..(parts.len() - 1).min(depth)].join("/")) };
+            let dir = if parts.len() <= 1 {
+                "/".to_string()
+            } else {
+                format!("/{}", parts[..(parts.len() - 1).min(depth)].join("/"))
+            };
             *dirs.entry(dir).or_default() += e.size;
         }
         out.push(dirs);
@@ -289,17 +372,36 @@ pub fn layer_changes(store: &Store, img: &Image) -> Result<Vec<Vec<Change>>> {
         let mut changes = Vec::new();
         for e in layer_entries(store, &l.digest)? {
             if let Some((target, opaque)) = whiteout_target(&e.path) {
-                let gone: Vec<String> = live.range(target.clone()..).take_while(|(p, _)| *p == &target || under(p, &target)).filter(|(p, _)| !opaque || under(p, &target)).map(|(p, _)| p.clone()).collect();
+                let gone: Vec<String> = live
+                    .range(target.clone()..)
+                    .take_while(|(p, _)| *p == &target || under(p, &target))
+                    .filter(|(p, _)| !opaque || under(p, &target))
+                    .map(|(p, _)| p.clone())
+                    .collect();
                 for p in gone {
                     if let Some((size, is_dir)) = live.remove(&p) {
-                        changes.push(Change { path: p, size, is_dir, kind: ChangeKind::Removed });
+                        changes.push(Change {
+                            path: p,
+                            size,
+                            is_dir,
+                            kind: ChangeKind::Removed,
+                        });
                     }
                 }
                 continue;
             }
-            let kind = if live.contains_key(&e.path) { ChangeKind::Modified } else { ChangeKind::Added };
+            let kind = if live.contains_key(&e.path) {
+                ChangeKind::Modified
+            } else {
+                ChangeKind::Added
+            };
             live.insert(e.path.clone(), (e.size, e.is_dir));
-            changes.push(Change { path: e.path, size: e.size, is_dir: e.is_dir, kind });
+            changes.push(Change {
+                path: e.path,
+                size: e.size,
+                is_dir: e.is_dir,
+                kind,
+            });
         }
         changes.sort_by(|a, b| a.path.cmp(&b.path));
         out.push(changes);
@@ -328,7 +430,18 @@ pub struct ImageDiff {
 pub fn diff(store: &Store, a: &Image, b: &Image, top: usize) -> Result<ImageDiff> {
     let fa = flatten(store, a)?;
     let fb = flatten(store, b)?;
-    let mut d = ImageDiff { added: vec![], removed: vec![], changed: vec![], dirs: vec![], size_a: a.size(), size_b: b.size(), shared_layers: 0, layers_a: a.record.layers.len(), layers_b: b.record.layers.len(), config: vec![] };
+    let mut d = ImageDiff {
+        added: vec![],
+        removed: vec![],
+        changed: vec![],
+        dirs: vec![],
+        size_a: a.size(),
+        size_b: b.size(),
+        shared_layers: 0,
+        layers_a: a.record.layers.len(),
+        layers_b: b.record.layers.len(),
+        config: vec![],
+    };
     let mut dirs: BTreeMap<String, i64> = BTreeMap::new();
     // The bucket of a path: its first two directory levels (`usr/local` for `usr/local/go/bin/go`).
     let dir_of = |p: &str| -> String {
@@ -347,7 +460,15 @@ pub fn diff(store: &Store, a: &Image, b: &Image, top: usize) -> Result<ImageDiff
                 }
                 *dirs.entry(dir_of(p)).or_default() += e.size as i64;
             }
-            Some(o) if !e.is_dir && (o.size != e.size || o.mode != e.mode || o.link != e.link || o.uid != e.uid || o.gid != e.gid || o.mtime != e.mtime) => {
+            Some(o)
+                if !e.is_dir
+                    && (o.size != e.size
+                        || o.mode != e.mode
+                        || o.link != e.link
+                        || o.uid != e.uid
+                        || o.gid != e.gid
+                        || o.mtime != e.mtime) =>
+            {
                 d.changed.push((p.clone(), e.size as i64 - o.size as i64));
                 *dirs.entry(dir_of(p)).or_default() += e.size as i64 - o.size as i64;
             }
@@ -363,14 +484,40 @@ pub fn diff(store: &Store, a: &Image, b: &Image, top: usize) -> Result<ImageDiff
         }
     }
     let mut dv: Vec<(String, i64)> = dirs.into_iter().filter(|(_, v)| *v != 0).collect();
-    dv.sort_by(|x, y| y.1.unsigned_abs().cmp(&x.1.unsigned_abs()).then(x.0.cmp(&y.0)));
+    dv.sort_by(|x, y| {
+        y.1.unsigned_abs()
+            .cmp(&x.1.unsigned_abs())
+            .then(x.0.cmp(&y.0))
+    });
     dv.truncate(top);
     d.dirs = dv;
     let la: std::collections::HashSet<_> = a.record.layers.iter().map(|l| &l.diff_id).collect();
-    d.shared_layers = b.record.layers.iter().filter(|l| la.contains(&l.diff_id)).count();
-    let (ca, cb) = (a.config.get("config").cloned().unwrap_or_default(), b.config.get("config").cloned().unwrap_or_default());
-    for k in ["Env", "Cmd", "Entrypoint", "User", "WorkingDir", "ExposedPorts", "Volumes", "Labels", "StopSignal", "Healthcheck"] {
-        let (x, y) = (ca.get(k).cloned().unwrap_or(serde_json::Value::Null), cb.get(k).cloned().unwrap_or(serde_json::Value::Null));
+    d.shared_layers = b
+        .record
+        .layers
+        .iter()
+        .filter(|l| la.contains(&l.diff_id))
+        .count();
+    let (ca, cb) = (
+        a.config.get("config").cloned().unwrap_or_default(),
+        b.config.get("config").cloned().unwrap_or_default(),
+    );
+    for k in [
+        "Env",
+        "Cmd",
+        "Entrypoint",
+        "User",
+        "WorkingDir",
+        "ExposedPorts",
+        "Volumes",
+        "Labels",
+        "StopSignal",
+        "Healthcheck",
+    ] {
+        let (x, y) = (
+            ca.get(k).cloned().unwrap_or(serde_json::Value::Null),
+            cb.get(k).cloned().unwrap_or(serde_json::Value::Null),
+        );
         if x != y {
             d.config.push((k.to_string(), x, y));
         }

@@ -41,8 +41,15 @@ pub fn import_rootfs(
     // checks the stream is a whole tar archive before anything is committed.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
     let checker = std::thread::spawn(move || -> std::result::Result<(), String> {
-        let mut ar = tar::Archive::new(ChannelReader { rx, buf: Vec::new(), pos: 0 });
-        for e in ar.entries().map_err(|e| format!("not a tar archive: {e}"))? {
+        let mut ar = tar::Archive::new(ChannelReader {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+        });
+        for e in ar
+            .entries()
+            .map_err(|e| format!("not a tar archive: {e}"))?
+        {
             e.map_err(|e| format!("corrupt tar archive: {e}"))?;
         }
         Ok(())
@@ -218,7 +225,11 @@ fn extract(input: impl Read, dir: &Path) -> Result<(BTreeMap<PathBuf, PathBuf>, 
                     std::fs::create_dir_all(p).map_err(io_err("create", p.display()))?;
                 }
                 let f = std::fs::File::create(&dest).map_err(io_err("create", dest.display()))?;
-                let f = Writeback { f, written: 0, started: 0 };
+                let f = Writeback {
+                    f,
+                    written: 0,
+                    started: 0,
+                };
                 let mut w = Sha256Writer::new(std::io::BufWriter::with_capacity(1 << 20, f));
                 std::io::copy(&mut e, &mut w).map_err(|err| {
                     format_err(rel.display(), format!("truncated archive: {err}"))
@@ -288,7 +299,12 @@ pub fn load_dir(store: &Store, dir: &Path) -> Result<Vec<(Digest, Vec<Reference>
 
 /// Loads the archive tree at `dir`. Files listed in `hashed` belong to this load (a temporary
 /// extraction) and are moved into the store instead of copied.
-fn load_tree(store: &Store, dir: &Path, links: &BTreeMap<PathBuf, PathBuf>, hashed: &Hashed) -> Result<Vec<(Digest, Vec<Reference>)>> {
+fn load_tree(
+    store: &Store,
+    dir: &Path,
+    links: &BTreeMap<PathBuf, PathBuf>,
+    hashed: &Hashed,
+) -> Result<Vec<(Digest, Vec<Reference>)>> {
     let links = links.clone();
     let mut pending: Vec<(Vec<u8>, Vec<LayerInfo>, Vec<Reference>)> = Vec::new();
     if dir.join("manifest.json").is_file() {
@@ -448,7 +464,13 @@ fn diff_ids_of(cfg: &Value, what: &str) -> Result<Vec<Digest>> {
         .collect()
 }
 
-fn ingest_layer(store: &Store, p: &Path, name: &str, want: &Digest, hashed: &Hashed) -> Result<LayerInfo> {
+fn ingest_layer(
+    store: &Store,
+    p: &Path,
+    name: &str,
+    want: &Digest,
+    hashed: &Hashed,
+) -> Result<LayerInfo> {
     if let Some((digest, size)) = hashed.get(p) {
         return lighter_store::layer::adopt_blob(store, p, digest, *size, want)
             .map_err(|e| format_err(name, e.to_string()));

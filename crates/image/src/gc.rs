@@ -120,11 +120,28 @@ pub fn prune(store: &Store, cache: bool) -> Result<PruneReport> {
         let d = store.root().join(sub);
         if let Ok(rd) = std::fs::read_dir(&d) {
             for e in rd.flatten() {
-                let old = e.metadata().and_then(|m| m.modified()).map(|m| start.duration_since(m).map(|a| a.as_secs() > 3600).unwrap_or(false)).unwrap_or(false);
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map(|m| {
+                        start
+                            .duration_since(m)
+                            .map(|a| a.as_secs() > 3600)
+                            .unwrap_or(false)
+                    })
+                    .unwrap_or(false);
                 if old {
                     let p = e.path();
-                    report.bytes += if p.is_dir() { dir_size(&p) } else { e.metadata().map(|m| m.len()).unwrap_or(0) };
-                    let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+                    report.bytes += if p.is_dir() {
+                        dir_size(&p)
+                    } else {
+                        e.metadata().map(|m| m.len()).unwrap_or(0)
+                    };
+                    let _ = if p.is_dir() {
+                        std::fs::remove_dir_all(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    };
                 }
             }
         }

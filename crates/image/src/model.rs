@@ -185,8 +185,8 @@ pub fn commit(
             "mediaType": l.media_type, "digest": l.digest.as_str(), "size": l.size
         })).collect::<Vec<_>>(),
     });
-    let manifest_bytes =
-        lighter_oci::json::to_vec_pretty(&manifest).map_err(|e| format_err("manifest", e.to_string()))?;
+    let manifest_bytes = lighter_oci::json::to_vec_pretty(&manifest)
+        .map_err(|e| format_err("manifest", e.to_string()))?;
     let manifest_digest = store.content().put(&manifest_bytes)?;
     let record = ImageRecord {
         manifest: manifest_digest,

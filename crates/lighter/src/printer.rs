@@ -118,7 +118,11 @@ mod tests {
 /// field's value and `\t` by a tab. A `table ` prefix prints a header (each field's column name) and
 /// aligns the columns as the default table does. Returns None for a template naming an unknown field,
 /// with that field, so the caller can say which.
-pub fn render_template(tpl: &str, headers: &[(&str, &str)], rows: &[Vec<(&str, String)>]) -> Result<String, String> {
+pub fn render_template(
+    tpl: &str,
+    headers: &[(&str, &str)],
+    rows: &[Vec<(&str, String)>],
+) -> Result<String, String> {
     let (is_table, body) = match tpl.strip_prefix("table") {
         Some(rest) => (true, rest.trim_start()),
         None => (false, tpl),
@@ -129,10 +133,20 @@ pub fn render_template(tpl: &str, headers: &[(&str, &str)], rows: &[Vec<(&str, S
         let mut rest = body.as_str();
         while let Some(start) = rest.find("{{") {
             out.push_str(&rest[..start]);
-            let end = rest[start..].find("}}").ok_or_else(|| format!("unclosed {{{{ in {tpl:?}"))? + start;
+            let end = rest[start..]
+                .find("}}")
+                .ok_or_else(|| format!("unclosed {{{{ in {tpl:?}"))?
+                + start;
             let field = rest[start + 2..end].trim();
-            let name = field.strip_prefix('.').ok_or_else(|| format!("unsupported template action {{{{{field}}}}}"))?;
-            out.push_str(&value_of(name).ok_or_else(|| format!("no field {name:?} (fields: {})", headers.iter().map(|h| h.0).collect::<Vec<_>>().join(", ")))?);
+            let name = field
+                .strip_prefix('.')
+                .ok_or_else(|| format!("unsupported template action {{{{{field}}}}}"))?;
+            out.push_str(&value_of(name).ok_or_else(|| {
+                format!(
+                    "no field {name:?} (fields: {})",
+                    headers.iter().map(|h| h.0).collect::<Vec<_>>().join(", ")
+                )
+            })?);
             rest = &rest[end + 2..];
         }
         out.push_str(rest);
@@ -140,13 +154,20 @@ pub fn render_template(tpl: &str, headers: &[(&str, &str)], rows: &[Vec<(&str, S
     };
     let mut lines = Vec::new();
     if is_table {
-        lines.push(fill(&|n| headers.iter().find(|h| h.0 == n).map(|h| h.1.to_string()))?);
+        lines.push(fill(&|n| {
+            headers.iter().find(|h| h.0 == n).map(|h| h.1.to_string())
+        })?);
     }
     for r in rows {
-        lines.push(fill(&|n| r.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone()))?);
+        lines.push(fill(&|n| {
+            r.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone())
+        })?);
     }
     if is_table {
-        let cells: Vec<Vec<String>> = lines.iter().map(|l| l.split('\t').map(str::to_string).collect()).collect();
+        let cells: Vec<Vec<String>> = lines
+            .iter()
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect();
         return Ok(table(&cells));
     }
     Ok(lines.iter().map(|l| format!("{l}\n")).collect())
@@ -159,11 +180,26 @@ mod template_tests {
     #[test]
     fn templates_fill_fields_and_tables_align() {
         let headers = [("ID", "IMAGE"), ("Size", "SIZE")];
-        let rows = vec![vec![("ID", "abc".to_string()), ("Size", "5MB".to_string())], vec![("ID", "<missing>".to_string()), ("Size", "0B".to_string())]];
-        assert_eq!(render_template("{{.ID}}: {{ .Size }}", &headers, &rows).unwrap(), "abc: 5MB\n<missing>: 0B\n");
+        let rows = vec![
+            vec![("ID", "abc".to_string()), ("Size", "5MB".to_string())],
+            vec![("ID", "<missing>".to_string()), ("Size", "0B".to_string())],
+        ];
+        assert_eq!(
+            render_template("{{.ID}}: {{ .Size }}", &headers, &rows).unwrap(),
+            "abc: 5MB\n<missing>: 0B\n"
+        );
         let t = render_template("table {{.ID}}\\t{{.Size}}", &headers, &rows).unwrap();
-        assert_eq!(t.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(), ["IMAGE", "SIZE"]);
+        assert_eq!(
+            t.lines()
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            ["IMAGE", "SIZE"]
+        );
         assert_eq!(t.lines().count(), 3);
-        assert!(render_template("{{.Nope}}", &headers, &rows).unwrap_err().contains("no field \"Nope\""));
+        assert!(render_template("{{.Nope}}", &headers, &rows)
+            .unwrap_err()
+            .contains("no field \"Nope\""));
     }
 }

@@ -36,11 +36,20 @@ pub struct Tty {
 
 impl Tty {
     pub fn new(out: Box<dyn Write + Send>) -> Tty {
-        let width = ratatui::crossterm::terminal::size().map(|(w, _)| w as usize).unwrap_or(100).max(40);
+        let width = ratatui::crossterm::terminal::size()
+            .map(|(w, _)| w as usize)
+            .unwrap_or(100)
+            .max(40);
         Tty {
             start: Instant::now(),
             width,
-            state: Mutex::new(State { running: BTreeMap::new(), live: 0, started: 0, finished: 0, out }),
+            state: Mutex::new(State {
+                running: BTreeMap::new(),
+                live: 0,
+                started: 0,
+                finished: 0,
+                out,
+            }),
         }
     }
 
@@ -70,7 +79,15 @@ impl Tty {
         match ev {
             Event::Start { id, label, text } => {
                 st.started += 1;
-                st.running.insert(id, Step { label, text, started: Instant::now(), logs: VecDeque::new() });
+                st.running.insert(
+                    id,
+                    Step {
+                        label,
+                        text,
+                        started: Instant::now(),
+                        logs: VecDeque::new(),
+                    },
+                );
             }
             Event::Cached { id } => {
                 if let Some(s) = st.running.remove(&id) {
@@ -130,7 +147,10 @@ impl Tty {
             st.started
         )];
         for s in st.running.values() {
-            let l = self.line(&format!(" => {} {}", s.label, s.text), s.started.elapsed().as_secs_f64());
+            let l = self.line(
+                &format!(" => {} {}", s.label, s.text),
+                s.started.elapsed().as_secs_f64(),
+            );
             live.push(l.trim_end().to_string());
             for log in &s.logs {
                 live.push(self.fit(&format!(" => => # {log}"), self.width.saturating_sub(1)));
@@ -196,19 +216,52 @@ mod tests {
     fn parallel_steps_live_then_finished_lines() {
         let buf = Buf::default();
         let t = Tty::new(Box::new(buf.clone()));
-        t.event(Event::Start { id: 1, label: "[a 2/3]".into(), text: "RUN make".into() });
-        t.event(Event::Start { id: 2, label: "[b 2/2]".into(), text: "COPY x /x".into() });
-        t.event(Event::Log { id: 1, line: "compiling".into() });
+        t.event(Event::Start {
+            id: 1,
+            label: "[a 2/3]".into(),
+            text: "RUN make".into(),
+        });
+        t.event(Event::Start {
+            id: 2,
+            label: "[b 2/2]".into(),
+            text: "COPY x /x".into(),
+        });
+        t.event(Event::Log {
+            id: 1,
+            line: "compiling".into(),
+        });
         let s = screen(&buf.0.lock().unwrap());
-        assert!(s[0].starts_with("[+] Building") && s[0].ends_with("(0/2)"), "{s:?}");
-        assert!(s[1].contains("[a 2/3] RUN make") && s[2] == " => => # compiling" && s[3].contains("[b 2/2] COPY x /x"), "{s:?}");
+        assert!(
+            s[0].starts_with("[+] Building") && s[0].ends_with("(0/2)"),
+            "{s:?}"
+        );
+        assert!(
+            s[1].contains("[a 2/3] RUN make")
+                && s[2] == " => => # compiling"
+                && s[3].contains("[b 2/2] COPY x /x"),
+            "{s:?}"
+        );
         t.event(Event::Cached { id: 2 });
-        t.event(Event::Done { id: 1, secs: 1.25, why: Some("changed: files".into()) });
+        t.event(Event::Done {
+            id: 1,
+            secs: 1.25,
+            why: Some("changed: files".into()),
+        });
         t.finish(true);
         let s = screen(&buf.0.lock().unwrap());
         assert_eq!(s.len(), 3, "{s:?}");
-        assert!(s[0].starts_with(" => CACHED [b 2/2] COPY x /x") && s[0].ends_with("0.0s"), "{s:?}");
-        assert!(s[1].starts_with(" => [a 2/3] RUN make (rebuilt: changed: files)") && s[1].ends_with("1.2s"), "{s:?}");
-        assert!(s[2].starts_with("[+] Building") && s[2].ends_with("(2/2) FINISHED"), "{s:?}");
+        assert!(
+            s[0].starts_with(" => CACHED [b 2/2] COPY x /x") && s[0].ends_with("0.0s"),
+            "{s:?}"
+        );
+        assert!(
+            s[1].starts_with(" => [a 2/3] RUN make (rebuilt: changed: files)")
+                && s[1].ends_with("1.2s"),
+            "{s:?}"
+        );
+        assert!(
+            s[2].starts_with("[+] Building") && s[2].ends_with("(2/2) FINISHED"),
+            "{s:?}"
+        );
     }
 }

@@ -605,7 +605,10 @@ fn add_http_matches_docker() {
         }
         panic!("docker build: {e}");
     }
-    let cid = Command::new(d).args(["create", &tag, "x"]).output().unwrap();
+    let cid = Command::new(d)
+        .args(["create", &tag, "x"])
+        .output()
+        .unwrap();
     let cid = String::from_utf8_lossy(&cid.stdout).trim().to_string();
     let export = ctx.path().join("docker.tar");
     let st = Command::new(d)
@@ -623,14 +626,29 @@ fn add_http_matches_docker() {
         let h = e.header().clone();
         let mut body = Vec::new();
         e.read_to_end(&mut body).unwrap();
-        let m = (h.mode().unwrap() & 0o7777, h.uid().unwrap() as u32, h.gid().unwrap() as u32, h.mtime().unwrap() as i64);
+        let m = (
+            h.mode().unwrap() & 0o7777,
+            h.uid().unwrap() as u32,
+            h.gid().unwrap() as u32,
+            h.mtime().unwrap() as i64,
+        );
         theirs.insert(path, (m, sha256_hex(&body)));
     }
     let (ok, err, out) = build_to(&env, ctx.path(), "remote-docker:1", &[]);
     assert!(ok, "{err}");
     for path in ["f.txt", "d/file.txt", "a/pack.tar"] {
-        let ours = (meta(&out.path().join(path)), sha256_hex(&std::fs::read(out.path().join(path)).unwrap()));
-        assert_eq!(Some(&ours), theirs.get(path), "{path}: lighter vs docker ({theirs:?})");
+        let ours = (
+            meta(&out.path().join(path)),
+            sha256_hex(&std::fs::read(out.path().join(path)).unwrap()),
+        );
+        assert_eq!(
+            Some(&ours),
+            theirs.get(path),
+            "{path}: lighter vs docker ({theirs:?})"
+        );
     }
-    assert!(!theirs.contains_key("a/inside.txt"), "docker does not extract a remote archive either");
+    assert!(
+        !theirs.contains_key("a/inside.txt"),
+        "docker does not extract a remote archive either"
+    );
 }

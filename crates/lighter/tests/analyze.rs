@@ -29,8 +29,13 @@ fn layer(entries: &[(&str, Option<usize>)]) -> Vec<u8> {
 
 /// A docker-archive with the given layers, named `name`.
 fn archive(name: &str, layers: &[Vec<u8>]) -> Vec<u8> {
-    let diff_ids: Vec<String> = layers.iter().map(|l| format!("sha256:{}", hex::encode(sha2::Sha256::digest(l)))).collect();
-    let history: Vec<serde_json::Value> = (0..layers.len()).map(|i| serde_json::json!({ "created_by": format!("step {i}") })).collect();
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| format!("sha256:{}", hex::encode(sha2::Sha256::digest(l))))
+        .collect();
+    let history: Vec<serde_json::Value> = (0..layers.len())
+        .map(|i| serde_json::json!({ "created_by": format!("step {i}") }))
+        .collect();
     let config = serde_json::json!({ "architecture": "amd64", "os": "linux", "config": { "Env": ["A=1"] }, "rootfs": { "type": "layers", "diff_ids": diff_ids }, "history": history });
     let cfg = serde_json::to_vec(&config).unwrap();
     let cfg_name = format!("{}.json", hex::encode(sha2::Sha256::digest(&cfg)));
@@ -49,19 +54,34 @@ fn archive(name: &str, layers: &[Vec<u8>]) -> Vec<u8> {
         paths.push(p);
     }
     let manifest = serde_json::json!([{ "Config": cfg_name, "RepoTags": [name], "Layers": paths }]);
-    add(&mut b, "manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    add(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
     b.into_inner().unwrap()
 }
 
 #[test]
 fn efficiency_waste_and_reclaimable_match_hand_computation() {
-    let l0 = layer(&[("a", Some(100)), ("d/", None), ("d/x", Some(50)), ("d/y", Some(30))]);
+    let l0 = layer(&[
+        ("a", Some(100)),
+        ("d/", None),
+        ("d/x", Some(50)),
+        ("d/y", Some(30)),
+    ]);
     let l1 = layer(&[("a", Some(200)), ("d/.wh.x", Some(0)), ("n", Some(10))]);
     let l2 = layer(&[("d/", None), ("d/.wh..wh..opq", Some(0)), ("a", Some(100))]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("crafted.tar");
-    std::fs::write(&file, archive("crafted:1", &[l0.clone(), l1.clone(), l2.clone()])).unwrap();
-    let env = Env { root: tempfile::tempdir().unwrap() };
+    std::fs::write(
+        &file,
+        archive("crafted:1", &[l0.clone(), l1.clone(), l2.clone()]),
+    )
+    .unwrap();
+    let env = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
     // Straight from the archive file, and from the store after `load`: the same answers.
     for target in [file.to_str().unwrap().to_string(), "crafted:1".to_string()] {
         if target == "crafted:1" {
@@ -74,13 +94,34 @@ fn efficiency_waste_and_reclaimable_match_hand_computation() {
         // dive: a = 100+200+100 (min 100), d/x = 50 + whiteout of a file 0 (min 0), d/y = 30, n = 10.
         let eff = a["efficiency"].as_f64().unwrap();
         assert!((eff - 140.0 / 490.0).abs() < 1e-9, "efficiency {eff}");
-        assert_eq!(a["wasted_bytes"], 450, "dive counts every copy of a (400) and d/x (50 + 0)");
+        assert_eq!(
+            a["wasted_bytes"], 450,
+            "dive counts every copy of a (400) and d/x (50 + 0)"
+        );
         // Reclaimable: a's two hidden copies (300), d/x (50) and d/y (30), all invisible at the end.
         assert_eq!(a["reclaimable_bytes"], 380);
         let l = &a["layers"];
-        assert_eq!((l[0]["added"].as_u64(), l[0]["added_bytes"].as_u64()), (Some(3), Some(180)));
-        assert_eq!((l[1]["modified"].as_u64(), l[1]["added"].as_u64(), l[1]["removed"].as_u64(), l[1]["removed_bytes"].as_u64()), (Some(1), Some(1), Some(1), Some(50)));
-        assert_eq!((l[2]["modified"].as_u64(), l[2]["removed"].as_u64(), l[2]["removed_bytes"].as_u64()), (Some(1), Some(1), Some(30)));
+        assert_eq!(
+            (l[0]["added"].as_u64(), l[0]["added_bytes"].as_u64()),
+            (Some(3), Some(180))
+        );
+        assert_eq!(
+            (
+                l[1]["modified"].as_u64(),
+                l[1]["added"].as_u64(),
+                l[1]["removed"].as_u64(),
+                l[1]["removed_bytes"].as_u64()
+            ),
+            (Some(1), Some(1), Some(1), Some(50))
+        );
+        assert_eq!(
+            (
+                l[2]["modified"].as_u64(),
+                l[2]["removed"].as_u64(),
+                l[2]["removed_bytes"].as_u64()
+            ),
+            (Some(1), Some(1), Some(30))
+        );
         let user: u64 = (l1.len() + l2.len()) as u64;
         let uwp = a["user_wasted_percent"].as_f64().unwrap();
         assert!((uwp - 450.0 / user as f64).abs() < 1e-9, "{uwp}");
@@ -91,31 +132,61 @@ fn efficiency_waste_and_reclaimable_match_hand_computation() {
     let o = env.lighter(&["analyze", "crafted:1", "--ci"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("CI: FAIL lowestEfficiency"));
-    let o = env.lighter(&["analyze", "crafted:1", "--ci", "--lowest-efficiency", "0.25", "--highest-user-wasted-percent", "1"]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = env.lighter(&[
+        "analyze",
+        "crafted:1",
+        "--ci",
+        "--lowest-efficiency",
+        "0.25",
+        "--highest-user-wasted-percent",
+        "1",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // diff against the first layer alone.
     std::fs::write(&file, archive("base:1", &[l0])).unwrap();
-    assert!(env.lighter(&["load", "-i", file.to_str().unwrap()]).status.success());
+    assert!(env
+        .lighter(&["load", "-i", file.to_str().unwrap()])
+        .status
+        .success());
     let o = env.lighter(&["diff", "base:1", "crafted:1", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(d["added"], serde_json::json!([["n", 10]]));
     assert_eq!(d["removed"], serde_json::json!([["d/x", 50], ["d/y", 30]]));
     assert_eq!(d["shared_layers"], 1);
-    assert_eq!(d["changed"], serde_json::json!([]), "a is 100 bytes in both");
+    assert_eq!(
+        d["changed"],
+        serde_json::json!([]),
+        "a is 100 bytes in both"
+    );
 }
 
 #[test]
 fn bad_archives_add_nothing() {
-    let env = Env { root: tempfile::tempdir().unwrap() };
+    let env = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
     let dir = tempfile::tempdir().unwrap();
     let good = archive("x:1", &[layer(&[("f", Some(5))])]);
-    for (name, bytes) in [("truncated", good[..good.len() / 2].to_vec()), ("garbage", b"not an archive at all".to_vec()), ("empty", Vec::new())] {
+    for (name, bytes) in [
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("garbage", b"not an archive at all".to_vec()),
+        ("empty", Vec::new()),
+    ] {
         let p = dir.path().join(name);
         std::fs::write(&p, &bytes).unwrap();
         let o = env.lighter(&["load", "-i", p.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(1), "{name}");
-        assert!(String::from_utf8_lossy(&o.stderr).contains("nothing was added"), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("nothing was added"),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     // A layer whose content does not match the config's diffID.
     let mut bad = archive("x:1", &[layer(&[("f", Some(5))])]);
@@ -125,9 +196,17 @@ fn bad_archives_add_nothing() {
     std::fs::write(&p, &bad).unwrap();
     let o = env.lighter(&["load", "-i", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("diffID"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("diffID"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let o = env.lighter(&["images", "-q"]);
-    assert!(o.stdout.is_empty(), "no image was added: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        o.stdout.is_empty(),
+        "no image was added: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }
 
 /// Debian's Chromium, or None with the reason printed.
@@ -142,8 +221,18 @@ fn chromium() -> Option<&'static str> {
 }
 
 fn crafted(env: &Env, dir: &std::path::Path) {
-    let l0 = layer(&[("usr/", None), ("usr/bin/", None), ("usr/bin/tool", Some(4000)), ("etc/", None), ("etc/conf", Some(100))]);
-    let l1 = layer(&[("usr/bin/tool", Some(4000)), ("app/", None), ("app/<script>.js", Some(700))]);
+    let l0 = layer(&[
+        ("usr/", None),
+        ("usr/bin/", None),
+        ("usr/bin/tool", Some(4000)),
+        ("etc/", None),
+        ("etc/conf", Some(100)),
+    ]);
+    let l1 = layer(&[
+        ("usr/bin/tool", Some(4000)),
+        ("app/", None),
+        ("app/<script>.js", Some(700)),
+    ]);
     let file = dir.join("report.tar");
     std::fs::write(&file, archive("report:1", &[l0, l1])).unwrap();
     let o = env.lighter(&["load", "-i", file.to_str().unwrap()]);
@@ -155,71 +244,143 @@ fn crafted(env: &Env, dir: &std::path::Path) {
 /// layers and the duplicated path, and a screenshot is taken.
 #[test]
 fn html_report_renders_in_headless_chromium() {
-    let env = Env { root: tempfile::tempdir().unwrap() };
+    let env = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
     let dir = tempfile::tempdir().unwrap();
     crafted(&env, dir.path());
     let html = dir.path().join("report.html");
     let o = env.lighter(&["analyze", "report:1", "--html", html.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(!page.contains("http://") && !page.contains("src=\"") && !page.contains("href=\""), "no external resource");
-    assert!(!page.contains("<script>.js"), "file names are data, never markup");
+    assert!(
+        !page.contains("http://") && !page.contains("src=\"") && !page.contains("href=\""),
+        "no external resource"
+    );
+    assert!(
+        !page.contains("<script>.js"),
+        "file names are data, never markup"
+    );
     let Some(chrome) = chromium() else { return };
     let run = |extra: &[&str]| {
         let mut c = std::process::Command::new(chrome);
-        c.args(["--headless", "--no-sandbox", "--disable-gpu", "--no-proxy-server", "--proxy-server=127.0.0.1:9", "--window-size=1200,1000"]);
+        c.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-proxy-server",
+            "--proxy-server=127.0.0.1:9",
+            "--window-size=1200,1000",
+        ]);
         c.args(extra);
         c.arg(format!("file://{}", html.display()));
         c.output().unwrap()
     };
     let o = run(&["--dump-dom"]);
     let dom = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success() && !dom.is_empty(), "chromium: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success() && !dom.is_empty(),
+        "chromium: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // Layer 0 adds /usr/bin and /etc, layer 1 adds /usr/bin and /app: four cells.
-    assert!(dom.contains("data-rendered=\"4\""), "treemap cells: {}", &dom[..dom.len().min(600)]);
-    assert!(dom.contains("/usr/bin/tool"), "waste list names the duplicated file");
-    assert!(dom.contains("&lt;script&gt;.js") || dom.contains("/app"), "file names rendered as text");
+    assert!(
+        dom.contains("data-rendered=\"4\""),
+        "treemap cells: {}",
+        &dom[..dom.len().min(600)]
+    );
+    assert!(
+        dom.contains("/usr/bin/tool"),
+        "waste list names the duplicated file"
+    );
+    assert!(
+        dom.contains("&lt;script&gt;.js") || dom.contains("/app"),
+        "file names rendered as text"
+    );
     let shot = dir.path().join("report.png");
     let o = run(&[&format!("--screenshot={}", shot.display())]);
-    assert!(o.status.success(), "chromium screenshot: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "chromium screenshot: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let png = std::fs::read(&shot).unwrap();
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot ({} bytes)", png.len());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot ({} bytes)",
+        png.len()
+    );
 }
 
 /// SARIF and JUnit come out of the same run as the CI verdict: one rule per threshold, results only
 /// for the failing ones.
 #[test]
 fn sarif_and_junit_reports_follow_the_ci_verdict() {
-    let env = Env { root: tempfile::tempdir().unwrap() };
+    let env = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
     let dir = tempfile::tempdir().unwrap();
     crafted(&env, dir.path());
     let (sarif, junit) = (dir.path().join("r.sarif"), dir.path().join("r.xml"));
-    let o = env.lighter(&["analyze", "report:1", "--ci", "--highest-wasted-bytes", "1MB", "--sarif", sarif.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+    let o = env.lighter(&[
+        "analyze",
+        "report:1",
+        "--ci",
+        "--highest-wasted-bytes",
+        "1MB",
+        "--sarif",
+        sarif.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
     // tool is stored twice (8000 bytes of 8800): efficiency 0.55 < 0.9 fails, wasted 8000 <= 1MB passes.
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&sarif).unwrap()).unwrap();
     assert_eq!(s["version"], "2.1.0");
     let run = &s["runs"][0];
     assert_eq!(run["tool"]["driver"]["rules"].as_array().unwrap().len(), 3);
     let results = run["results"].as_array().unwrap();
-    let ids: Vec<&str> = results.iter().map(|r| r["ruleId"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = results
+        .iter()
+        .map(|r| r["ruleId"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["lowestEfficiency", "highestUserWastedPercent"]);
-    assert!(results[0]["message"]["text"].as_str().unwrap().contains("report:1"));
+    assert!(results[0]["message"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("report:1"));
     let x = std::fs::read_to_string(&junit).unwrap();
-    assert!(x.starts_with("<?xml") && x.contains("tests=\"3\" failures=\"2\""), "{x}");
+    assert!(
+        x.starts_with("<?xml") && x.contains("tests=\"3\" failures=\"2\""),
+        "{x}"
+    );
     assert_eq!(x.matches("<testcase ").count(), 3);
     assert_eq!(x.matches("<failure ").count(), 2);
-    assert!(x.contains("name=\"highestWastedBytes\"/>"), "the passing rule has no failure: {x}");
+    assert!(
+        x.contains("name=\"highestWastedBytes\"/>"),
+        "the passing rule has no failure: {x}"
+    );
 }
 
 /// `import` checks the rootfs is a whole tar archive in the same pass that compresses it, and stores
 /// nothing (no blob, no image) when it is not.
 #[test]
 fn import_of_a_bad_rootfs_stores_nothing() {
-    let env = Env { root: tempfile::tempdir().unwrap() };
+    let env = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
     let dir = tempfile::tempdir().unwrap();
     let good = layer(&[("etc/", None), ("etc/a", Some(3000)), ("b", Some(10))]);
-    let blobs = |env: &Env| std::fs::read_dir(env.root.path().join("blobs/sha256")).map(|r| r.count()).unwrap_or(0);
+    let blobs = |env: &Env| {
+        std::fs::read_dir(env.root.path().join("blobs/sha256"))
+            .map(|r| r.count())
+            .unwrap_or(0)
+    };
     let mut garbage = vec![b'z'; 4096];
     garbage[100] = 0;
     for (name, bytes, want) in [
@@ -241,7 +402,11 @@ fn import_of_a_bad_rootfs_stores_nothing() {
     let o = env.lighter(&["import", p.to_str().unwrap(), "good:1"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = env.lighter(&["images", "-q"]);
-    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1, "only the good import is there");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().count(),
+        1,
+        "only the good import is there"
+    );
 }
 
 /// A chmod-only change stores the whole file again (dive counts it as a second copy), and a hardlink
@@ -270,7 +435,9 @@ fn chmod_only_changes_and_hardlinks() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("chmod.tar");
     std::fs::write(&file, archive("chmod:1", &[l0, l1.clone()])).unwrap();
-    let env = Env { root: tempfile::tempdir().unwrap() };
+    let env = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
     let o = env.lighter(&["analyze", file.to_str().unwrap(), "--json", "-"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let a: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -280,8 +447,19 @@ fn chmod_only_changes_and_hardlinks() {
     assert_eq!(a["wasted_bytes"], 200, "both copies of f");
     assert_eq!(a["reclaimable_bytes"], 100, "the copy the chmod hid");
     let l = &a["layers"];
-    assert_eq!((l[0]["added"].as_u64(), l[0]["added_bytes"].as_u64()), (Some(3), Some(150)), "h2 adds no bytes");
-    assert_eq!((l[1]["modified"].as_u64(), l[1]["modified_bytes"].as_u64(), l[1]["added"].as_u64()), (Some(1), Some(100), Some(0)));
+    assert_eq!(
+        (l[0]["added"].as_u64(), l[0]["added_bytes"].as_u64()),
+        (Some(3), Some(150)),
+        "h2 adds no bytes"
+    );
+    assert_eq!(
+        (
+            l[1]["modified"].as_u64(),
+            l[1]["modified_bytes"].as_u64(),
+            l[1]["added"].as_u64()
+        ),
+        (Some(1), Some(100), Some(0))
+    );
     let uwp = a["user_wasted_percent"].as_f64().unwrap();
     assert!((uwp - 200.0 / l1.len() as f64).abs() < 1e-9, "{uwp}");
     assert_eq!(a["offenders"][0]["path"], "f");
@@ -292,22 +470,43 @@ fn chmod_only_changes_and_hardlinks() {
 /// reads an archive file as `analyze` does.
 #[test]
 fn format_templates_and_history_of_a_file() {
-    let env = Env { root: tempfile::tempdir().unwrap() };
+    let env = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("t.tar");
     let (l0, l1) = (layer(&[("a", Some(1000))]), layer(&[("b", Some(10))]));
     let (n0, n1) = (l0.len(), l1.len());
     std::fs::write(&file, archive("tpl:1", &[l0, l1])).unwrap();
-    let o = env.lighter(&["history", file.to_str().unwrap(), "-H=false", "--format", "{{.ID}}|{{.CreatedBy}}|{{.Size}}"]);
+    let o = env.lighter(&[
+        "history",
+        file.to_str().unwrap(),
+        "-H=false",
+        "--format",
+        "{{.ID}}|{{.CreatedBy}}|{{.Size}}",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
-    assert!(lines[0].ends_with(&format!("|step 1|{n1}")) && lines[1] == format!("<missing>|step 0|{n0}"), "{out}");
-    assert!(env.lighter(&["load", "-i", file.to_str().unwrap()]).status.success());
+    assert!(
+        lines[0].ends_with(&format!("|step 1|{n1}"))
+            && lines[1] == format!("<missing>|step 0|{n0}"),
+        "{out}"
+    );
+    assert!(env
+        .lighter(&["load", "-i", file.to_str().unwrap()])
+        .status
+        .success());
     let o = env.lighter(&["images", "--format", "table {{.Repository}}\\t{{.Tag}}"]);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>(), ["REPOSITORY TAG", "tpl 1"], "{out}");
+    assert_eq!(
+        out.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>(),
+        ["REPOSITORY TAG", "tpl 1"],
+        "{out}"
+    );
     let o = env.lighter(&["images", "--format", "{{.Bogus}}"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no field \"Bogus\""));
@@ -317,14 +516,28 @@ fn format_templates_and_history_of_a_file() {
 /// same rootfs with different `--change`s share their one layer and differ only in config.
 #[test]
 fn diff_reports_config_changes_and_shared_layers() {
-    let env = Env { root: tempfile::tempdir().unwrap() };
+    let env = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
     let dir = tempfile::tempdir().unwrap();
     let rootfs = dir.path().join("rootfs.tar");
     std::fs::write(&rootfs, layer(&[("bin/", None), ("bin/app", Some(100))])).unwrap();
     let p = rootfs.to_str().unwrap();
     for (tag, changes) in [
-        ("cfg:a", vec!["ENV MODE=dev", "CMD [\"/bin/app\"]", "EXPOSE 80"]),
-        ("cfg:b", vec!["ENV MODE=prod", "CMD [\"/bin/app\", \"-v\"]", "EXPOSE 80", "USER 1000", "LABEL tier=web"]),
+        (
+            "cfg:a",
+            vec!["ENV MODE=dev", "CMD [\"/bin/app\"]", "EXPOSE 80"],
+        ),
+        (
+            "cfg:b",
+            vec![
+                "ENV MODE=prod",
+                "CMD [\"/bin/app\", \"-v\"]",
+                "EXPOSE 80",
+                "USER 1000",
+                "LABEL tier=web",
+            ],
+        ),
     ] {
         let mut args = vec!["import"];
         for c in &changes {
@@ -339,8 +552,17 @@ fn diff_reports_config_changes_and_shared_layers() {
     let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(d["shared_layers"], 1);
     assert_eq!(d["added"], serde_json::json!([]));
-    let keys: Vec<&str> = d["config"].as_array().unwrap().iter().map(|c| c[0].as_str().unwrap()).collect();
+    let keys: Vec<&str> = d["config"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c[0].as_str().unwrap())
+        .collect();
     assert_eq!(keys, ["Env", "Cmd", "User", "Labels"], "{d}");
     let env_change = &d["config"][0];
-    assert!(env_change[1].to_string().contains("MODE=dev") && env_change[2].to_string().contains("MODE=prod"), "{env_change}");
+    assert!(
+        env_change[1].to_string().contains("MODE=dev")
+            && env_change[2].to_string().contains("MODE=prod"),
+        "{env_change}"
+    );
 }

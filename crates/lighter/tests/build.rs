@@ -38,7 +38,16 @@ fn multi_stage_build_config_history_and_cache() {
     assert!(!err.contains("exit 7"), "{err}");
     let c = config(&env, "t:1");
     let cfg = &c["Config"];
-    assert_eq!(cfg["Env"], serde_json::json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "A=1", "B=", "C=1"]), "values in one ENV line do not see each other");
+    assert_eq!(
+        cfg["Env"],
+        serde_json::json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "A=1",
+            "B=",
+            "C=1"
+        ]),
+        "values in one ENV line do not see each other"
+    );
     assert_eq!(cfg["User"], "1000:1000");
     assert_eq!(cfg["WorkingDir"], "/app");
     assert_eq!(cfg["ExposedPorts"], serde_json::json!({ "8080/tcp": {} }));
@@ -47,16 +56,27 @@ fn multi_stage_build_config_history_and_cache() {
     // Files of the final stage.
     let (ok, err, out) = env.build_local(ctx.path(), &[]);
     assert!(ok, "{err}");
-    assert_eq!(std::fs::read_to_string(out.path().join("out.txt")).unwrap(), "built hello\n");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("out.txt")).unwrap(),
+        "built hello\n"
+    );
     let t = tree(out.path());
-    assert_eq!(t.keys().cloned().collect::<Vec<_>>(), vec!["app", "out.txt"], "{t:?}");
+    assert_eq!(
+        t.keys().cloned().collect::<Vec<_>>(),
+        vec!["app", "out.txt"],
+        "{t:?}"
+    );
     // A no-op rebuild: everything cached, same image ID.
     let id1 = c["Id"].clone();
     let (ok, err, _) = env.build(ctx.path(), &["-t", "t:1"]);
     assert!(ok, "{err}");
     assert_eq!(err.matches("CACHED").count(), 6, "{err}");
     assert!(!err.contains("rebuilt"), "{err}");
-    assert_eq!(config(&env, "t:1")["Id"], id1, "a fully cached rebuild gives the same image");
+    assert_eq!(
+        config(&env, "t:1")["Id"],
+        id1,
+        "a fully cached rebuild gives the same image"
+    );
     // Changing an ignored file changes nothing; changing other.txt reruns only its COPY.
     std::fs::write(ctx.path().join("ignored.log"), "changed").unwrap();
     let (_, err, _) = env.build(ctx.path(), &["-t", "t:1"]);
@@ -64,8 +84,14 @@ fn multi_stage_build_config_history_and_cache() {
     std::fs::write(ctx.path().join("other.txt"), "changed").unwrap();
     let (ok, err, _) = env.build(ctx.path(), &["-t", "t:1"]);
     assert!(ok, "{err}");
-    assert!(err.contains("COPY other.txt .\n") && err.contains("rebuilt: changed: files"), "{err}");
-    assert!(err.lines().any(|l| l.contains("RUN echo")) && err.matches("CACHED").count() == 5, "{err}");
+    assert!(
+        err.contains("COPY other.txt .\n") && err.contains("rebuilt: changed: files"),
+        "{err}"
+    );
+    assert!(
+        err.lines().any(|l| l.contains("RUN echo")) && err.matches("CACHED").count() == 5,
+        "{err}"
+    );
     // --target builds the named stage only.
     let (ok, err, _) = env.build(ctx.path(), &["--target", "build", "-t", "t:build"]);
     assert!(ok, "{err}");
@@ -73,23 +99,51 @@ fn multi_stage_build_config_history_and_cache() {
     // History: one entry per instruction, empty_layer where no layer.
     let o = env.lighter(&["history", "--no-trunc", "t:1"]);
     let h = String::from_utf8_lossy(&o.stdout);
-    assert!(h.contains("COPY /src/out.txt /out.txt # buildkit") && h.contains("ENV A=1 B=") && h.contains("EXPOSE map[8080/tcp:{}]"), "{h}");
+    assert!(
+        h.contains("COPY /src/out.txt /out.txt # buildkit")
+            && h.contains("ENV A=1 B=")
+            && h.contains("EXPOSE map[8080/tcp:{}]"),
+        "{h}"
+    );
 }
 
 #[test]
 fn failing_run_reports_location_and_tags_nothing() {
     let Some(env) = with_busybox() else { return };
     let ctx = tempfile::tempdir().unwrap();
-    write(ctx.path(), &[("Dockerfile", "FROM busybox\nRUN echo one && echo two\nRUN echo before-fail; exit 3\n")]);
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo one && echo two\nRUN echo before-fail; exit 3\n",
+        )],
+    );
     let (ok, err, _) = env.build(ctx.path(), &["-t", "bad:1"]);
     assert!(!ok);
-    assert!(err.contains("exit code: 3") && err.contains("Dockerfile:3:1") && err.contains("3 | RUN echo before-fail; exit 3") && err.contains("> before-fail"), "{err}");
+    assert!(
+        err.contains("exit code: 3")
+            && err.contains("Dockerfile:3:1")
+            && err.contains("3 | RUN echo before-fail; exit 3")
+            && err.contains("> before-fail"),
+        "{err}"
+    );
     let o = env.lighter(&["inspect", "bad:1"]);
     assert!(!o.status.success(), "nothing is tagged on failure");
     // A missing COPY source names the path and a nearby match.
-    write(ctx.path(), &[("Dockerfile", "FROM busybox\nCOPY hello.txt /\n"), ("helo.txt", "x")]);
+    write(
+        ctx.path(),
+        &[
+            ("Dockerfile", "FROM busybox\nCOPY hello.txt /\n"),
+            ("helo.txt", "x"),
+        ],
+    );
     let (ok, err, _) = env.build(ctx.path(), &[]);
-    assert!(!ok && err.contains("\"/hello.txt\": not found") && err.contains("did you mean helo.txt?") && err.contains("Dockerfile:2:1"), "{err}");
+    assert!(
+        !ok && err.contains("\"/hello.txt\": not found")
+            && err.contains("did you mean helo.txt?")
+            && err.contains("Dockerfile:2:1"),
+        "{err}"
+    );
     // A missing base image says how to get one.
     write(ctx.path(), &[("Dockerfile", "FROM nothere:1\n")]);
     let (ok, err, _) = env.build(ctx.path(), &[]);
@@ -111,16 +165,30 @@ fn run_env_user_workdir_network_and_whiteouts() {
     let (ok, err, out) = env.build_local(ctx.path(), &[]);
     assert!(ok, "{err}");
     let o = out.path();
-    assert_eq!(std::fs::read_to_string(o.join("w/info")).unwrap(), "arg env /w buildkitsandbox\n");
+    assert_eq!(
+        std::fs::read_to_string(o.join("w/info")).unwrap(),
+        "arg env /w buildkitsandbox\n"
+    );
     use std::os::unix::fs::MetadataExt;
     let md = std::fs::metadata(o.join("w/info")).unwrap();
     assert_eq!((md.mode() & 0o777, md.uid(), md.gid()), (0o600, 1000, 1000));
     assert!(!o.join("gone").exists() && !o.join("d/sub").exists() && o.join("d").is_dir());
-    assert!(std::fs::read_to_string(o.join("tmp/id")).unwrap().starts_with("uid=1000(node) gid=1000(node)"));
-    assert_eq!(std::fs::read_to_string(o.join("tmp/links")).unwrap().trim(), "1", "only lo with --network=none");
+    assert!(std::fs::read_to_string(o.join("tmp/id"))
+        .unwrap()
+        .starts_with("uid=1000(node) gid=1000(node)"));
+    assert_eq!(
+        std::fs::read_to_string(o.join("tmp/links")).unwrap().trim(),
+        "1",
+        "only lo with --network=none"
+    );
     // Mountpoints and build-time files never reach the image.
-    assert!(std::fs::read_dir(o.join("proc")).map(|mut r| r.next().is_none()).unwrap_or(true));
-    assert!(!o.join("etc/hosts").exists() && !o.join("etc/resolv.conf").exists(), "hosts/resolv.conf are bind mounts only");
+    assert!(std::fs::read_dir(o.join("proc"))
+        .map(|mut r| r.next().is_none())
+        .unwrap_or(true));
+    assert!(
+        !o.join("etc/hosts").exists() && !o.join("etc/resolv.conf").exists(),
+        "hosts/resolv.conf are bind mounts only"
+    );
 }
 
 #[test]
@@ -139,7 +207,12 @@ fn sandbox_sys_is_read_only_all_the_way_down() {
     );
     let (ok, err, out) = env.build_local(ctx.path(), &[]);
     assert!(ok, "{err}");
-    let read = |f: &str| std::fs::read_to_string(out.path().join("r").join(f)).unwrap().trim().to_string();
+    let read = |f: &str| {
+        std::fs::read_to_string(out.path().join("r").join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
     assert_eq!(read("rw"), "0", "a writable mount under /sys");
     assert_ne!(read("all"), "0", "/sys is mounted");
     assert_eq!(read("write"), "refused");
@@ -178,7 +251,10 @@ fn walk(p: &Path) -> Vec<std::path::PathBuf> {
         for e in rd.flatten() {
             let path = e.path();
             if path.is_dir() && !path.is_symlink() {
-                if path.file_name().is_some_and(|n| n == "layers" || n == "cache-mounts") {
+                if path
+                    .file_name()
+                    .is_some_and(|n| n == "layers" || n == "cache-mounts")
+                {
                     continue;
                 }
                 out.extend(walk(&path));
@@ -213,7 +289,10 @@ fn lighter_run_passes_exit_codes_and_config() {
     let (ok, err, _) = env.build(ctx.path(), &["-t", "r:1"]);
     assert!(ok, "{err}");
     let o = env.lighter(&["run", "--rm", "r:1"]);
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello world from /srv\n");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "hello world from /srv\n"
+    );
     let o = env.lighter(&["run", "--rm", "-e", "WHO=you", "r:1", "echo $WHO; exit 42"]);
     assert_eq!(o.status.code(), Some(42));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "you\n");
@@ -240,7 +319,10 @@ fn repeated_identical_steps_build_and_leave_no_layers() {
     let layers = v[0]["RootFS"]["Layers"].as_array().unwrap();
     assert_eq!(layers.len(), 3, "{v}");
     assert_eq!(layers[1], layers[2], "the two COPY layers are identical");
-    assert!(err.contains("same"), "the RUN over duplicate layers ran: {err}");
+    assert!(
+        err.contains("same"),
+        "the RUN over duplicate layers ran: {err}"
+    );
 }
 
 /// `COPY --from` naming the stage itself is refused at lowering (only earlier stages count, as in
@@ -249,10 +331,19 @@ fn repeated_identical_steps_build_and_leave_no_layers() {
 fn copy_from_itself_is_an_error_not_a_hang() {
     let Some(env) = with_busybox() else { return };
     let ctx = tempfile::tempdir().unwrap();
-    write(ctx.path(), &[("Dockerfile", "FROM busybox AS a\nCOPY --from=a /bin/busybox /x\n")]);
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox AS a\nCOPY --from=a /bin/busybox /x\n",
+        )],
+    );
     let (ok, err, _) = env.build(ctx.path(), &[]);
     assert!(!ok);
-    assert!(err.contains("a stage can only copy from earlier stages") && err.contains("Dockerfile:2:1"), "{err}");
+    assert!(
+        err.contains("a stage can only copy from earlier stages") && err.contains("Dockerfile:2:1"),
+        "{err}"
+    );
 }
 
 /// COPY/ADD written straight to a layer tar (the default) and through an overlay mount
@@ -302,7 +393,11 @@ fn planned_copy_matches_the_overlay_copy() {
             .arg(ctx.path())
             .output()
             .unwrap();
-        assert!(o.status.success(), "{mode}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let t = tree(out.path());
         for (p, want) in [
             ("srv/data/a.txt", "file"),
@@ -320,11 +415,22 @@ fn planned_copy_matches_the_overlay_copy() {
             if want.is_empty() {
                 continue;
             }
-            assert!(t.get(p).is_some_and(|v| v.starts_with(want)), "{mode}: {p} missing: {:?}", t.get(p));
+            assert!(
+                t.get(p).is_some_and(|v| v.starts_with(want)),
+                "{mode}: {p} missing: {:?}",
+                t.get(p)
+            );
         }
         assert!(!t.contains_key("srv/excl/sub/skip.md"), "{mode}: --exclude");
-        assert!(t["home/app/dir/one"].ends_with(" 700 4321:4321"), "{mode}: {}", t["home/app/dir/one"]);
-        assert!(t["srv/data/a.txt"].starts_with(&format!("file:{}", sha256_hex(b"b\n"))), "{mode}: replaced file");
+        assert!(
+            t["home/app/dir/one"].ends_with(" 700 4321:4321"),
+            "{mode}: {}",
+            t["home/app/dir/one"]
+        );
+        assert!(
+            t["srv/data/a.txt"].starts_with(&format!("file:{}", sha256_hex(b"b\n"))),
+            "{mode}: replaced file"
+        );
         trees.push(t);
     }
     let (planned, overlay) = (&trees[0], &trees[1]);
@@ -348,7 +454,14 @@ fn named_build_contexts_replace_stages_and_feed_copy_and_from() {
     let ctx = tempfile::tempdir().unwrap();
     let extra = tempfile::tempdir().unwrap();
     let tools = tempfile::tempdir().unwrap();
-    write(extra.path(), &[("hello.txt", "hello from extra\n"), ("skip.txt", "ignored\n"), (".dockerignore", "skip.txt\n")]);
+    write(
+        extra.path(),
+        &[
+            ("hello.txt", "hello from extra\n"),
+            ("skip.txt", "ignored\n"),
+            (".dockerignore", "skip.txt\n"),
+        ],
+    );
     write(tools.path(), &[("which", "from the named context\n")]);
     write(
         ctx.path(),
@@ -365,14 +478,21 @@ fn named_build_contexts_replace_stages_and_feed_copy_and_from() {
     let (ok, err, _) = env.build(
         ctx.path(),
         &[
-            "--build-context", &bc("tools", tools.path()),
-            "--build-context", &bc("extra", extra.path()),
-            "--build-context", "base=docker-image://busybox:latest",
-            "-o", &format!("type=local,dest={}", out.path().display()),
+            "--build-context",
+            &bc("tools", tools.path()),
+            "--build-context",
+            &bc("extra", extra.path()),
+            "--build-context",
+            "base=docker-image://busybox:latest",
+            "-o",
+            &format!("type=local,dest={}", out.path().display()),
         ],
     );
     assert!(ok, "{err}");
-    assert!(!err.contains("exit 9"), "the replaced stage never runs: {err}");
+    assert!(
+        !err.contains("exit 9"),
+        "the replaced stage never runs: {err}"
+    );
     let read = |p: &str| std::fs::read_to_string(out.path().join(p)).unwrap();
     assert_eq!(read("which"), "from the named context\n");
     assert_eq!(read("hello.txt"), "hello from extra\n");
@@ -383,18 +503,47 @@ fn named_build_contexts_replace_stages_and_feed_copy_and_from() {
     write(ctx.path(), &[("Dockerfile.dir", "FROM extra\n")]);
     let (ok, err, _) = env.build(
         ctx.path(),
-        &["-f", ctx.path().join("Dockerfile.dir").to_str().unwrap(), "--build-context", &bc("extra", extra.path()), "-o", &format!("type=local,dest={}", out2.path().display())],
+        &[
+            "-f",
+            ctx.path().join("Dockerfile.dir").to_str().unwrap(),
+            "--build-context",
+            &bc("extra", extra.path()),
+            "-o",
+            &format!("type=local,dest={}", out2.path().display()),
+        ],
     );
     assert!(ok, "{err}");
-    assert_eq!(tree(out2.path()).keys().cloned().collect::<Vec<_>>(), [".dockerignore", "hello.txt"]);
+    assert_eq!(
+        tree(out2.path()).keys().cloned().collect::<Vec<_>>(),
+        [".dockerignore", "hello.txt"]
+    );
     // A changed file in a named context is a cache miss for the steps that read it.
     write(extra.path(), &[("hello.txt", "changed\n")]);
-    let (ok, err, _) = env.build(ctx.path(), &["--build-context", &bc("tools", tools.path()), "--build-context", &bc("extra", extra.path()), "--build-context", "base=docker-image://busybox:latest"]);
+    let (ok, err, _) = env.build(
+        ctx.path(),
+        &[
+            "--build-context",
+            &bc("tools", tools.path()),
+            "--build-context",
+            &bc("extra", extra.path()),
+            "--build-context",
+            "base=docker-image://busybox:latest",
+        ],
+    );
     assert!(ok, "{err}");
-    assert!(err.contains("rebuilt: changed: files"), "the COPY from the changed context reran: {err}");
-    assert!(err.matches("CACHED").count() >= 1, "unchanged steps stay cached: {err}");
+    assert!(
+        err.contains("rebuilt: changed: files"),
+        "the COPY from the changed context reran: {err}"
+    );
+    assert!(
+        err.matches("CACHED").count() >= 1,
+        "unchanged steps stay cached: {err}"
+    );
     // Unsupported and wrong values are clear errors.
-    let (ok, err, _) = env.build(ctx.path(), &["--build-context", "x=https://example.com/a.tar"]);
+    let (ok, err, _) = env.build(
+        ctx.path(),
+        &["--build-context", "x=https://example.com/a.tar"],
+    );
     assert!(!ok && err.contains("not supported yet"), "{err}");
     let (ok, err, _) = env.build(ctx.path(), &["--build-context", "x=/does/not/exist"]);
     assert!(!ok && err.contains("not a directory"), "{err}");
@@ -432,7 +581,11 @@ fn copy_parents_keeps_source_paths() {
             .arg(ctx.path())
             .output()
             .unwrap();
-        assert!(o.status.success(), "{mode}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let files: Vec<(String, String)> = tree(out.path())
             .into_iter()
             .filter(|(_, v)| v.starts_with("file:"))
@@ -482,19 +635,47 @@ fn copy_link_is_independent_of_earlier_layers() {
     let (ok, err, out) = env.build_local(ctx.path(), &[]);
     assert!(ok, "{err}");
     let t = tree(out.path());
-    assert!(t["app"].starts_with("dir"), "--link: /app is a directory now: {:?}", t.get("app"));
+    assert!(
+        t["app"].starts_with("dir"),
+        "--link: /app is a directory now: {:?}",
+        t.get("app")
+    );
     assert!(t["app/a.txt"].starts_with("file:"));
-    assert!(t["plain"].starts_with("link:/real") && t.contains_key("real/a.txt"), "without --link the symlink is followed");
+    assert!(
+        t["plain"].starts_with("link:/real") && t.contains_key("real/a.txt"),
+        "without --link the symlink is followed"
+    );
     // Change the step before: the --link step is CACHED, the steps after it are not.
     let (ok, err, out2) = env.build_local(ctx.path(), &["--build-arg", "V=2"]);
     assert!(ok, "{err}");
     let lines: Vec<&str> = err.lines().collect();
-    let step_of = |text: &str| lines.iter().find(|l| l.contains(text)).and_then(|l| l.split_whitespace().next()).unwrap_or_else(|| panic!("{text}: {err}")).to_string();
+    let step_of = |text: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(text))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{text}: {err}"))
+            .to_string()
+    };
     let link = step_of("COPY a.txt /app/");
-    assert!(lines.iter().any(|l| l.starts_with(&format!("{link} CACHED"))), "--link step cached: {err}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{link} CACHED"))),
+        "--link step cached: {err}"
+    );
     let plain = step_of("COPY a.txt /plain/");
-    assert!(!lines.iter().any(|l| l.starts_with(&format!("{plain} CACHED"))), "the plain COPY reruns: {err}");
-    assert_eq!(std::fs::read_to_string(out2.path().join("after")).unwrap(), "2\n", "later steps see the change");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{plain} CACHED"))),
+        "the plain COPY reruns: {err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out2.path().join("after")).unwrap(),
+        "2\n",
+        "later steps see the change"
+    );
 }
 
 /// `RUN --mount=type=ssh` with `--ssh default`: the host agent's socket (same inode) is at the mount
@@ -519,7 +700,16 @@ fn ssh_mount_forwards_the_agent_socket() {
     let o = env
         .cmd()
         .env("SSH_AUTH_SOCK", &sock)
-        .args(["build", "--progress", "plain", "--ssh", "default", "-t", "ssh:1", "-o"])
+        .args([
+            "build",
+            "--progress",
+            "plain",
+            "--ssh",
+            "default",
+            "-t",
+            "ssh:1",
+            "-o",
+        ])
         .arg(format!("type=local,dest={}", out.path().display()))
         .args(["-o", "type=image"])
         .arg(ctx.path())
@@ -530,24 +720,65 @@ fn ssh_mount_forwards_the_agent_socket() {
     // A socket of the mount's own, relaying to the host's agent (the relay is tested in the engine
     // and end to end with ssh-add in tests/ssh_keys.rs): BuildKit's defaults, root and 0600, or the
     // mount's uid, gid and mode.
-    assert_eq!(agent.trim(), "/run/buildkit/ssh_agent.0 600 0 0", "the default owner and mode");
-    assert_eq!(std::fs::read_to_string(out.path().join("tmp/as-node")).unwrap(), "660 1000 1000\n");
-    assert_eq!(std::fs::read_to_string(out.path().join("after")).unwrap(), "unset\n", "only for that RUN");
-    assert!(!out.path().join("run/buildkit/ssh_agent.0").exists(), "the socket is not in the image");
-    assert!(!out.path().join("home/agent.sock").exists(), "nor the one at a given target");
+    assert_eq!(
+        agent.trim(),
+        "/run/buildkit/ssh_agent.0 600 0 0",
+        "the default owner and mode"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("tmp/as-node")).unwrap(),
+        "660 1000 1000\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("after")).unwrap(),
+        "unset\n",
+        "only for that RUN"
+    );
+    assert!(
+        !out.path().join("run/buildkit/ssh_agent.0").exists(),
+        "the socket is not in the image"
+    );
+    assert!(
+        !out.path().join("home/agent.sock").exists(),
+        "nor the one at a given target"
+    );
     let cfg = env.lighter(&["inspect", "ssh:1"]);
-    assert!(!String::from_utf8_lossy(&cfg.stdout).contains("SSH_AUTH_SOCK="), "not in the config");
+    assert!(
+        !String::from_utf8_lossy(&cfg.stdout).contains("SSH_AUTH_SOCK="),
+        "not in the config"
+    );
     // Not required by default (as BuildKit): without --ssh the mount is left out. With required=true
     // the build fails and says how to fix it.
-    write(ctx.path(), &[("Dockerfile", "FROM busybox\nRUN --mount=type=ssh echo \"${SSH_AUTH_SOCK:-none}\" > /s\n")]);
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=ssh echo \"${SSH_AUTH_SOCK:-none}\" > /s\n",
+        )],
+    );
     let (ok, err, out) = env.build_local(ctx.path(), &[]);
     assert!(ok, "{err}");
-    assert_eq!(std::fs::read_to_string(out.path().join("s")).unwrap(), "none\n");
-    write(ctx.path(), &[("Dockerfile", "FROM busybox\nRUN --mount=type=ssh,required=true true\n")]);
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("s")).unwrap(),
+        "none\n"
+    );
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=ssh,required=true true\n",
+        )],
+    );
     let (ok, err, _) = env.build(ctx.path(), &[]);
     assert!(!ok && err.contains("pass --ssh default"), "{err}");
     // A path that is not a socket is refused up front.
-    let (ok, err, _) = env.build(ctx.path(), &["--ssh", &format!("default={}", ctx.path().join("Dockerfile").display())]);
+    let (ok, err, _) = env.build(
+        ctx.path(),
+        &[
+            "--ssh",
+            &format!("default={}", ctx.path().join("Dockerfile").display()),
+        ],
+    );
     assert!(!ok && err.contains("not an SSH agent socket"), "{err}");
 }
 
@@ -568,14 +799,34 @@ fn cache_mount_sharing_modes() {
         );
         let children: Vec<_> = ["a", "b"]
             .iter()
-            .map(|n| env.cmd().args(["build", "-q", "--build-arg", &format!("N={n}")]).arg(ctx.path()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap())
+            .map(|n| {
+                env.cmd()
+                    .args(["build", "-q", "--build-arg", &format!("N={n}")])
+                    .arg(ctx.path())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
             .collect();
         for c in children {
             let o = c.wait_with_output().unwrap();
-            assert!(o.status.success(), "{sharing}: {}", String::from_utf8_lossy(&o.stderr));
+            assert!(
+                o.status.success(),
+                "{sharing}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         // Read the shared cache back.
-        write(ctx.path(), &[("Dockerfile", &format!("FROM busybox\nRUN --mount=type=cache,target=/c,id={id} cat /c/log > /log\n"))]);
+        write(
+            ctx.path(),
+            &[(
+                "Dockerfile",
+                &format!(
+                    "FROM busybox\nRUN --mount=type=cache,target=/c,id={id} cat /c/log > /log\n"
+                ),
+            )],
+        );
         let (ok, err, out) = env.build_local(ctx.path(), &["--no-cache"]);
         assert!(ok, "{err}");
         let log = std::fs::read_to_string(out.path().join("log")).unwrap();
@@ -595,7 +846,11 @@ fn cache_mount_sharing_modes() {
     assert_eq!(locked.len(), 2, "{locked:?}");
     assert!(!overlap(&locked), "locked: one after the other: {locked:?}");
     let private = run("private");
-    assert_eq!(private.len(), 1, "private: the second build wrote to its own cache: {private:?}");
+    assert_eq!(
+        private.len(),
+        1,
+        "private: the second build wrote to its own cache: {private:?}"
+    );
     let shared = run("shared");
     assert!(overlap(&shared), "shared: together: {shared:?}");
 }
@@ -606,19 +861,46 @@ fn cache_mount_sharing_modes() {
 fn tty_progress_prints_finished_steps_and_a_final_header() {
     let Some(env) = with_busybox() else { return };
     let ctx = tempfile::tempdir().unwrap();
-    write(ctx.path(), &[("Dockerfile", "FROM busybox\nRUN echo one && sleep 0.3\nRUN echo two\n")]);
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo one && sleep 0.3\nRUN echo two\n",
+        )],
+    );
     let tty = || {
-        let o = env.cmd().args(["build", "--progress", "tty"]).arg(ctx.path()).output().unwrap();
-        (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+        let o = env
+            .cmd()
+            .args(["build", "--progress", "tty"])
+            .arg(ctx.path())
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     };
     let (ok, err) = tty();
     assert!(ok, "{err}");
-    assert!(err.contains("\x1b[") && err.contains("[+] Building"), "{err}");
-    assert!(err.contains(" => [stage-0 2/3] RUN echo one && sleep 0.3"), "{err}");
-    let last = err.lines().rev().find(|l| l.contains("[+] Building")).unwrap();
+    assert!(
+        err.contains("\x1b[") && err.contains("[+] Building"),
+        "{err}"
+    );
+    assert!(
+        err.contains(" => [stage-0 2/3] RUN echo one && sleep 0.3"),
+        "{err}"
+    );
+    let last = err
+        .lines()
+        .rev()
+        .find(|l| l.contains("[+] Building"))
+        .unwrap();
     assert!(last.ends_with("(3/3) FINISHED"), "{last}");
     let (ok, err) = tty();
-    assert!(ok && err.contains(" => CACHED [stage-0 3/3] RUN echo two"), "{err}");
+    assert!(
+        ok && err.contains(" => CACHED [stage-0 3/3] RUN echo two"),
+        "{err}"
+    );
 }
 
 /// Cache mount `from=`/`source=`: the cache starts as a copy of that directory of another stage, keeps
@@ -650,11 +932,18 @@ fn cache_mount_from_stage_seeds_the_cache() {
     write(ctx.path(), &[("Dockerfile", "FROM busybox AS seed\nRUN mkdir -p /seed/sub && echo hello > /seed/sub/f\nFROM seed\nRUN cat /seed/sub/f > /out\n")]);
     let (ok, err, out) = env.build_local(ctx.path(), &[]);
     assert!(ok, "{err}");
-    assert_eq!(std::fs::read_to_string(out.path().join("out")).unwrap(), "hello\n");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("out")).unwrap(),
+        "hello\n"
+    );
     // source= must be a directory of the stage.
     write(ctx.path(), &[("Dockerfile", "FROM busybox AS seed\nRUN echo x > /file\nFROM busybox\nRUN --mount=type=cache,target=/c,from=seed,source=/file true\n")]);
     let (ok, err, _) = env.build(ctx.path(), &[]);
-    assert!(!ok && err.contains("source=/file: not a directory in seed") && err.contains("Dockerfile:4"), "{err}");
+    assert!(
+        !ok && err.contains("source=/file: not a directory in seed")
+            && err.contains("Dockerfile:4"),
+        "{err}"
+    );
 }
 
 /// Regression: a mount source that goes through a symlink in the stage (`/seed -> /`) resolves inside

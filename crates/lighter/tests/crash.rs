@@ -9,7 +9,9 @@ use std::time::Duration;
 
 #[test]
 fn killed_loads_leave_the_store_consistent() {
-    let env = Env { root: tempfile::tempdir().unwrap() };
+    let env = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
     let work = tempfile::tempdir().unwrap();
     // A ~24 MB rootfs of incompressible files, imported and saved as a docker-archive.
     let rootfs = work.path().join("rootfs.tar");
@@ -28,16 +30,29 @@ fn killed_loads_leave_the_store_consistent() {
             let mut h = tar::Header::new_gnu();
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
-            b.append_data(&mut h, format!("data/f{i}"), &data[..]).unwrap();
+            b.append_data(&mut h, format!("data/f{i}"), &data[..])
+                .unwrap();
         }
         b.finish().unwrap();
     }
-    assert!(env.lighter(&["import", rootfs.to_str().unwrap(), "big:1"]).status.success());
+    assert!(env
+        .lighter(&["import", rootfs.to_str().unwrap(), "big:1"])
+        .status
+        .success());
     let archive = work.path().join("big.tar");
-    assert!(env.lighter(&["save", "-o", archive.to_str().unwrap(), "big:1"]).status.success());
-    let victim = Env { root: tempfile::tempdir().unwrap() };
+    assert!(env
+        .lighter(&["save", "-o", archive.to_str().unwrap(), "big:1"])
+        .status
+        .success());
+    let victim = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
     for (i, delay_ms) in [5u64, 40, 120, 250, 400, 700].iter().enumerate() {
-        let mut child = victim.cmd().args(["load", "-q", "-i", archive.to_str().unwrap()]).spawn().unwrap();
+        let mut child = victim
+            .cmd()
+            .args(["load", "-q", "-i", archive.to_str().unwrap()])
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(*delay_ms));
         let _ = child.kill();
         let status = child.wait().unwrap();
@@ -45,14 +60,25 @@ fn killed_loads_leave_the_store_consistent() {
         for e in std::fs::read_dir(victim.root.path().join("blobs/sha256")).unwrap() {
             let p = e.unwrap().path();
             let got = hex::encode(sha2::Sha256::digest(std::fs::read(&p).unwrap()));
-            assert_eq!(got, p.file_name().unwrap().to_string_lossy(), "attempt {i}: partial blob visible");
+            assert_eq!(
+                got,
+                p.file_name().unwrap().to_string_lossy(),
+                "attempt {i}: partial blob visible"
+            );
         }
         // The store still answers; the image is either absent or complete.
         let o = victim.lighter(&["images", "--format", "json"]);
-        assert!(o.status.success(), "attempt {i}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "attempt {i}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         if !o.stdout.is_empty() {
             let h = victim.lighter(&["history", "big:1"]);
-            assert!(h.status.success(), "attempt {i} (exit {status:?}): a named image must be complete");
+            assert!(
+                h.status.success(),
+                "attempt {i} (exit {status:?}): a named image must be complete"
+            );
         }
     }
     // After the kills, the same load succeeds and the image is intact.

@@ -8,15 +8,33 @@ use common::*;
 use std::process::Command;
 
 fn docker_ok(d: &str, args: &[&str]) -> String {
-    let o = Command::new(d).args(args).env("DOCKER_BUILDKIT", "1").output().unwrap();
-    assert!(o.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(d)
+        .args(args)
+        .env("DOCKER_BUILDKIT", "1")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn ensure_docker_busybox(d: &str, bases: &std::path::Path) {
-    let o = Command::new(d).args(["image", "inspect", "busybox:latest"]).output().unwrap();
+    let o = Command::new(d)
+        .args(["image", "inspect", "busybox:latest"])
+        .output()
+        .unwrap();
     if !o.status.success() {
-        docker_ok(d, &["import", bases.join("busybox.tar").to_str().unwrap(), "busybox:latest"]);
+        docker_ok(
+            d,
+            &[
+                "import",
+                bases.join("busybox.tar").to_str().unwrap(),
+                "busybox:latest",
+            ],
+        );
     }
 }
 
@@ -25,7 +43,16 @@ fn saved_image_loads_and_runs_in_docker() {
     let Some(d) = docker() else { return };
     let Some(env) = with_busybox() else { return };
     let ctx = tempfile::tempdir().unwrap();
-    write(ctx.path(), &[("msg", "from lighter\n"), ("Dockerfile", "FROM busybox\nCOPY msg /msg\nRUN echo built >> /msg\nCMD [\"cat\", \"/msg\"]\n")]);
+    write(
+        ctx.path(),
+        &[
+            ("msg", "from lighter\n"),
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY msg /msg\nRUN echo built >> /msg\nCMD [\"cat\", \"/msg\"]\n",
+            ),
+        ],
+    );
     let (ok, err, _) = env.build(ctx.path(), &["-t", "lighter-interop:1"]);
     assert!(ok, "{err}");
     let archive = ctx.path().join("img.tar");
@@ -33,9 +60,14 @@ fn saved_image_loads_and_runs_in_docker() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = docker_ok(d, &["load", "-i", archive.to_str().unwrap()]);
     assert!(out.contains("lighter-interop:1"), "{out}");
-    let run = docker_ok(d, &["run", "--rm", "--network", "host", "lighter-interop:1"]);
+    let run = docker_ok(
+        d,
+        &["run", "--rm", "--network", "host", "lighter-interop:1"],
+    );
     assert_eq!(run, "from lighter\nbuilt\n");
-    let _ = Command::new(d).args(["rmi", "-f", "lighter-interop:1"]).output();
+    let _ = Command::new(d)
+        .args(["rmi", "-f", "lighter-interop:1"])
+        .output();
 }
 
 #[test]
@@ -47,18 +79,58 @@ fn docker_saved_image_round_trips_with_the_same_digests() {
     }
     ensure_docker_busybox(d, &bases);
     let ctx = tempfile::tempdir().unwrap();
-    write(ctx.path(), &[("f", "docker file\n"), ("Dockerfile", "FROM busybox\nCOPY f /f\nRUN echo x > /x\nENV K=v\n")]);
-    docker_ok(d, &["build", "--network", "host", "-q", "-t", "docker-made:1", ctx.path().to_str().unwrap()]);
-    let id = docker_ok(d, &["image", "inspect", "-f", "{{.Id}}", "docker-made:1"]).trim().to_string();
-    let layers = docker_ok(d, &["image", "inspect", "-f", "{{json .RootFS.Layers}}", "docker-made:1"]);
+    write(
+        ctx.path(),
+        &[
+            ("f", "docker file\n"),
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY f /f\nRUN echo x > /x\nENV K=v\n",
+            ),
+        ],
+    );
+    docker_ok(
+        d,
+        &[
+            "build",
+            "--network",
+            "host",
+            "-q",
+            "-t",
+            "docker-made:1",
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    let id = docker_ok(d, &["image", "inspect", "-f", "{{.Id}}", "docker-made:1"])
+        .trim()
+        .to_string();
+    let layers = docker_ok(
+        d,
+        &[
+            "image",
+            "inspect",
+            "-f",
+            "{{json .RootFS.Layers}}",
+            "docker-made:1",
+        ],
+    );
     let archive = ctx.path().join("docker.tar");
-    docker_ok(d, &["save", "-o", archive.to_str().unwrap(), "docker-made:1"]);
-    let env = Env { root: tempfile::tempdir().unwrap() };
+    docker_ok(
+        d,
+        &["save", "-o", archive.to_str().unwrap(), "docker-made:1"],
+    );
+    let env = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
     let o = env.lighter(&["load", "-i", archive.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = env.lighter(&["inspect", "docker-made:1"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v[0]["Id"].as_str().unwrap(), id, "the image ID (config digest) is kept");
+    assert_eq!(
+        v[0]["Id"].as_str().unwrap(),
+        id,
+        "the image ID (config digest) is kept"
+    );
     let ours: serde_json::Value = v[0]["RootFS"]["Layers"].clone();
     let theirs: serde_json::Value = serde_json::from_str(&layers).unwrap();
     assert_eq!(ours, theirs, "layer diffIDs are kept");
@@ -66,10 +138,17 @@ fn docker_saved_image_round_trips_with_the_same_digests() {
     let back = ctx.path().join("back.tar");
     let o = env.lighter(&["save", "-o", back.to_str().unwrap(), "docker-made:1"]);
     assert!(o.status.success());
-    let _ = Command::new(d).args(["rmi", "-f", "docker-made:1"]).output();
+    let _ = Command::new(d)
+        .args(["rmi", "-f", "docker-made:1"])
+        .output();
     docker_ok(d, &["load", "-i", back.to_str().unwrap()]);
-    assert_eq!(docker_ok(d, &["image", "inspect", "-f", "{{.Id}}", "docker-made:1"]).trim(), id);
-    let _ = Command::new(d).args(["rmi", "-f", "docker-made:1"]).output();
+    assert_eq!(
+        docker_ok(d, &["image", "inspect", "-f", "{{.Id}}", "docker-made:1"]).trim(),
+        id
+    );
+    let _ = Command::new(d)
+        .args(["rmi", "-f", "docker-made:1"])
+        .output();
 }
 
 /// The same Dockerfile through Docker's BuildKit and through lighter: same files (path, type, mode,
@@ -98,25 +177,72 @@ fn same_files_and_config_as_buildkit() {
     );
     for f in ["app/main.sh", "app/conf/a.conf", "top.txt"] {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(ctx.path().join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(ctx.path().join(f), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
     }
     // BuildKit's `-o type=local` does not keep owners, so Docker's side is read back with
     // `docker create` + `docker export` (the container filesystem with numeric owners), minus the
     // mountpoints docker adds to every container.
-    docker_ok(d, &["build", "--network", "host", "-q", "-t", "cmp-buildkit:1", ctx.path().to_str().unwrap()]);
+    docker_ok(
+        d,
+        &[
+            "build",
+            "--network",
+            "host",
+            "-q",
+            "-t",
+            "cmp-buildkit:1",
+            ctx.path().to_str().unwrap(),
+        ],
+    );
     let theirs = container_fs(d, "cmp-buildkit:1");
     let ours = tempfile::tempdir().unwrap();
-    let (ok, err, _) = env.build(ctx.path(), &["-t", "cmp:1", "-o", &format!("type=local,dest={}", ours.path().display()), "-o", "type=image"]);
+    let (ok, err, _) = env.build(
+        ctx.path(),
+        &[
+            "-t",
+            "cmp:1",
+            "-o",
+            &format!("type=local,dest={}", ours.path().display()),
+            "-o",
+            "type=image",
+        ],
+    );
     assert!(ok, "{err}");
     let (a, b) = (tree(theirs.path()), tree(ours.path()));
-    assert_eq!(b, a, "flattened trees differ (left: lighter, right: BuildKit)");
-    let dc: serde_json::Value = serde_json::from_str(&docker_ok(d, &["image", "inspect", "-f", "{{json .Config}}", "cmp-buildkit:1"])).unwrap();
+    assert_eq!(
+        b, a,
+        "flattened trees differ (left: lighter, right: BuildKit)"
+    );
+    let dc: serde_json::Value = serde_json::from_str(&docker_ok(
+        d,
+        &[
+            "image",
+            "inspect",
+            "-f",
+            "{{json .Config}}",
+            "cmp-buildkit:1",
+        ],
+    ))
+    .unwrap();
     let o = env.lighter(&["inspect", "cmp:1"]);
-    let lc: serde_json::Value = serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()[0]["Config"].clone();
-    for k in ["Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Labels", "StopSignal"] {
+    let lc: serde_json::Value =
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()[0]["Config"].clone();
+    for k in [
+        "Env",
+        "Cmd",
+        "Entrypoint",
+        "WorkingDir",
+        "User",
+        "ExposedPorts",
+        "Labels",
+        "StopSignal",
+    ] {
         assert_eq!(lc.get(k), dc.get(k), "config field {k}");
     }
-    let _ = Command::new(d).args(["rmi", "-f", "cmp-buildkit:1"]).output();
+    let _ = Command::new(d)
+        .args(["rmi", "-f", "cmp-buildkit:1"])
+        .output();
 }
 
 /// An image's filesystem as Docker's engine assembles it (layers applied by its graph driver,
@@ -128,9 +254,24 @@ fn container_fs(d: &str, image: &str) -> tempfile::TempDir {
     let export = tempfile::NamedTempFile::new().unwrap().into_temp_path();
     docker_ok(d, &["export", "-o", export.to_str().unwrap(), &cid]);
     let _ = Command::new(d).args(["rm", "-f", &cid]).output();
-    let st = Command::new("tar").args(["--numeric-owner", "-xpf", export.to_str().unwrap(), "-C", dir.path().to_str().unwrap()]).status().unwrap();
+    let st = Command::new("tar")
+        .args([
+            "--numeric-owner",
+            "-xpf",
+            export.to_str().unwrap(),
+            "-C",
+            dir.path().to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
     assert!(st.success());
-    for p in [".dockerenv", "etc/hosts", "etc/hostname", "etc/resolv.conf", "etc/mtab"] {
+    for p in [
+        ".dockerenv",
+        "etc/hosts",
+        "etc/hostname",
+        "etc/resolv.conf",
+        "etc/mtab",
+    ] {
         let _ = std::fs::remove_file(dir.path().join(p));
     }
     for p in ["dev/pts", "dev/shm", "dev/console", "dev", "proc", "sys"] {
@@ -167,27 +308,52 @@ fn run_layers_apply_in_docker_as_buildkits_do() {
              ENV X=1\nUSER 1000:2000\nCMD [\"sh\"]\n",
         )],
     );
-    docker_ok(d, &["build", "--network", "host", "-q", "-t", "cmp-run-buildkit:1", ctx.path().to_str().unwrap()]);
+    docker_ok(
+        d,
+        &[
+            "build",
+            "--network",
+            "host",
+            "-q",
+            "-t",
+            "cmp-run-buildkit:1",
+            ctx.path().to_str().unwrap(),
+        ],
+    );
     let (ok, err, _) = env.build(ctx.path(), &["-t", "cmp-run-lighter:1"]);
     assert!(ok, "{err}");
     let archive = ctx.path().join("img.tar");
     let o = env.lighter(&["save", "-o", archive.to_str().unwrap(), "cmp-run-lighter:1"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     docker_ok(d, &["load", "-i", archive.to_str().unwrap()]);
-    let (theirs, ours) = (container_fs(d, "cmp-run-buildkit:1"), container_fs(d, "cmp-run-lighter:1"));
+    let (theirs, ours) = (
+        container_fs(d, "cmp-run-buildkit:1"),
+        container_fs(d, "cmp-run-lighter:1"),
+    );
     let (a, b) = (tree(theirs.path()), tree(ours.path()));
     for (k, v) in &a {
         assert_eq!(b.get(k), Some(v), "{k} (lighter's, then BuildKit's)");
     }
     assert_eq!(b, a, "trees differ (left: lighter, right: BuildKit)");
-    assert!(!a.contains_key("opq/o1") && a.contains_key("opq/new") && !a.contains_key("bin/ls"), "the scenario itself");
+    assert!(
+        !a.contains_key("opq/o1") && a.contains_key("opq/new") && !a.contains_key("bin/ls"),
+        "the scenario itself"
+    );
     let inspect = |image: &str| -> serde_json::Value {
-        serde_json::from_str::<serde_json::Value>(&docker_ok(d, &["image", "inspect", image])).unwrap()[0].clone()
+        serde_json::from_str::<serde_json::Value>(&docker_ok(d, &["image", "inspect", image]))
+            .unwrap()[0]
+            .clone()
     };
     let (dc, lc) = (inspect("cmp-run-buildkit:1"), inspect("cmp-run-lighter:1"));
     for k in ["Env", "Cmd", "Entrypoint", "WorkingDir", "User"] {
         assert_eq!(lc["Config"].get(k), dc["Config"].get(k), "config field {k}");
     }
-    assert_eq!(lc["RootFS"]["Layers"].as_array().map(Vec::len), dc["RootFS"]["Layers"].as_array().map(Vec::len), "layer count");
-    let _ = Command::new(d).args(["rmi", "-f", "cmp-run-buildkit:1", "cmp-run-lighter:1"]).output();
+    assert_eq!(
+        lc["RootFS"]["Layers"].as_array().map(Vec::len),
+        dc["RootFS"]["Layers"].as_array().map(Vec::len),
+        "layer count"
+    );
+    let _ = Command::new(d)
+        .args(["rmi", "-f", "cmp-run-buildkit:1", "cmp-run-lighter:1"])
+        .output();
 }

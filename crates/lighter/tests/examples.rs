@@ -34,7 +34,11 @@ fn stand_in(env: &Env, cache: &Path, tag: &str, file: &str, target: Option<&str>
     let ctx = repo().join("examples/bases");
     args.push(ctx.to_str().unwrap());
     let o = env.lighter(&args);
-    assert!(o.status.success(), "building the {tag} stand-in: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "building the {tag} stand-in: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let tmp = archive.with_extension("tmp");
     let o = env.lighter(&["save", "-o", tmp.to_str().unwrap(), tag]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -55,15 +59,38 @@ fn go_and_node_examples_build_run_and_shrink() {
     }
     let Some(cache) = bases() else { return };
     if !cache.join("bookworm.tar").is_file() {
-        eprintln!("SKIP: no bookworm base at {} (scripts/make-bases.sh bookworm makes it)", cache.display());
+        eprintln!(
+            "SKIP: no bookworm base at {} (scripts/make-bases.sh bookworm makes it)",
+            cache.display()
+        );
         return;
     }
-    let env = Env { root: tempfile::tempdir().unwrap() };
-    let o = env.lighter(&["import", cache.join("bookworm.tar").to_str().unwrap(), "debian:bookworm"]);
+    let env = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
+    let o = env.lighter(&[
+        "import",
+        cache.join("bookworm.tar").to_str().unwrap(),
+        "debian:bookworm",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     stand_in(&env, &cache, "golang:1.19", "golang.Dockerfile", None, &[]);
-    stand_in(&env, &cache, "node:18-slim", "node.Dockerfile", Some("slim"), &["--build-context", "hostca=/etc/ssl/certs"]);
-    stand_in(&env, &cache, "node:18", "node.Dockerfile", Some("full"), &["--build-context", "hostca=/etc/ssl/certs"]);
+    stand_in(
+        &env,
+        &cache,
+        "node:18-slim",
+        "node.Dockerfile",
+        Some("slim"),
+        &["--build-context", "hostca=/etc/ssl/certs"],
+    );
+    stand_in(
+        &env,
+        &cache,
+        "node:18",
+        "node.Dockerfile",
+        Some("full"),
+        &["--build-context", "hostca=/etc/ssl/certs"],
+    );
 
     let mut report = Vec::new();
     for (name, dir, selftest, expect) in [
@@ -80,20 +107,48 @@ fn go_and_node_examples_build_run_and_shrink() {
         let multi = format!("{name}:multi");
         let run = env.lighter(&["run", "--rm", &multi, selftest]);
         let out = String::from_utf8_lossy(&run.stdout);
-        assert!(run.status.success() && out.contains("200") && out.contains(expect), "{multi} {selftest}: {out} {}", String::from_utf8_lossy(&run.stderr));
-        let (m, b) = (size_of(&env, &multi), size_of(&env, &format!("{name}:bloat")));
-        assert!(m < b, "{name}: multi-stage {m} is not smaller than single-stage {b}");
-        report.push(format!("{name}: single-stage {:.1} MB, multi-stage {:.1} MB", b as f64 / 1e6, m as f64 / 1e6));
+        assert!(
+            run.status.success() && out.contains("200") && out.contains(expect),
+            "{multi} {selftest}: {out} {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let (m, b) = (
+            size_of(&env, &multi),
+            size_of(&env, &format!("{name}:bloat")),
+        );
+        assert!(
+            m < b,
+            "{name}: multi-stage {m} is not smaller than single-stage {b}"
+        );
+        report.push(format!(
+            "{name}: single-stage {:.1} MB, multi-stage {:.1} MB",
+            b as f64 / 1e6,
+            m as f64 / 1e6
+        ));
         // The multi-stage image in a real Docker engine.
         if let Some(d) = docker() {
             let archive = env.root.path().join(format!("{name}.tar"));
             let o = env.lighter(&["save", "-o", archive.to_str().unwrap(), &multi]);
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            let o = Command::new(d).args(["load", "-i", archive.to_str().unwrap()]).output().unwrap();
-            assert!(o.status.success(), "docker load: {}", String::from_utf8_lossy(&o.stderr));
-            let o = Command::new(d).args(["run", "--rm", "--network", "host", &multi, selftest]).output().unwrap();
+            let o = Command::new(d)
+                .args(["load", "-i", archive.to_str().unwrap()])
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "docker load: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let o = Command::new(d)
+                .args(["run", "--rm", "--network", "host", &multi, selftest])
+                .output()
+                .unwrap();
             let out = String::from_utf8_lossy(&o.stdout);
-            assert!(o.status.success() && out.contains("200") && out.contains(expect), "docker run {multi}: {out} {}", String::from_utf8_lossy(&o.stderr));
+            assert!(
+                o.status.success() && out.contains("200") && out.contains(expect),
+                "docker run {multi}: {out} {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
             let _ = Command::new(d).args(["rmi", "-f", &multi]).output();
         }
     }

@@ -14,11 +14,16 @@ use std::path::{Path, PathBuf};
 fn conformance() -> Option<PathBuf> {
     let dir = std::env::var_os("LIGHTER_CONFORMANCE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"));
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+        });
     if dir.join("oci-image-spec/schema").is_dir() {
         Some(dir)
     } else {
-        eprintln!("SKIP: conformance data not found at {} (set LIGHTER_CONFORMANCE)", dir.display());
+        eprintln!(
+            "SKIP: conformance data not found at {} (set LIGHTER_CONFORMANCE)",
+            dir.display()
+        );
         None
     }
 }
@@ -28,8 +33,17 @@ fn conformance() -> Option<PathBuf> {
 struct Files(PathBuf);
 
 impl jsonschema::Retrieve for Files {
-    fn retrieve(&self, uri: &jsonschema::Uri<String>) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
-        let last = uri.path().as_str().rsplit('/').next().unwrap_or_default().to_string();
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        let last = uri
+            .path()
+            .as_str()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let file = match last.as_str() {
             f if f.ends_with(".json") => f.to_string(),
             "config" => "config-schema.json".into(),
@@ -52,13 +66,29 @@ impl Validators {
     fn new(schema_dir: &Path) -> Validators {
         let mut by_media = Vec::new();
         for (media, file) in [
-            ("application/vnd.oci.descriptor.v1+json", "content-descriptor.json"),
-            ("application/vnd.oci.layout.header.v1+json", "image-layout-schema.json"),
-            ("application/vnd.oci.image.manifest.v1+json", "image-manifest-schema.json"),
-            ("application/vnd.oci.image.index.v1+json", "image-index-schema.json"),
-            ("application/vnd.oci.image.config.v1+json", "config-schema.json"),
+            (
+                "application/vnd.oci.descriptor.v1+json",
+                "content-descriptor.json",
+            ),
+            (
+                "application/vnd.oci.layout.header.v1+json",
+                "image-layout-schema.json",
+            ),
+            (
+                "application/vnd.oci.image.manifest.v1+json",
+                "image-manifest-schema.json",
+            ),
+            (
+                "application/vnd.oci.image.index.v1+json",
+                "image-index-schema.json",
+            ),
+            (
+                "application/vnd.oci.image.config.v1+json",
+                "config-schema.json",
+            ),
         ] {
-            let schema: Value = serde_json::from_slice(&std::fs::read(schema_dir.join(file)).unwrap()).unwrap();
+            let schema: Value =
+                serde_json::from_slice(&std::fs::read(schema_dir.join(file)).unwrap()).unwrap();
             let v = jsonschema::options()
                 .with_draft(jsonschema::Draft::Draft4)
                 .should_validate_formats(true)
@@ -74,8 +104,15 @@ impl Validators {
     fn check(&self, media: &str, bytes: &[u8]) -> Result<(), String> {
         let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
         typed_checks(&doc)?;
-        let (_, v) = self.by_media.iter().find(|(m, _)| *m == media).ok_or(format!("no schema for {media}"))?;
-        let errors: Vec<String> = v.iter_errors(&doc).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+        let (_, v) = self
+            .by_media
+            .iter()
+            .find(|(m, _)| *m == media)
+            .ok_or(format!("no schema for {media}"))?;
+        let errors: Vec<String> = v
+            .iter_errors(&doc)
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect();
         if errors.is_empty() {
             Ok(())
         } else {
@@ -91,14 +128,21 @@ fn typed_checks(v: &Value) -> Result<(), String> {
         Value::Object(m) => {
             if let Some(Value::String(d)) = m.get("digest") {
                 if let Some(hex) = d.strip_prefix("sha256:") {
-                    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                    if hex.len() != 64
+                        || !hex
+                            .bytes()
+                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                    {
                         return Err(format!("bad sha256 digest {d}"));
                     }
                 }
             }
             if let Some(Value::String(data)) = m.get("data") {
                 let ok = data.len() % 4 == 0
-                    && data.trim_end_matches('=').bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
+                    && data
+                        .trim_end_matches('=')
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
                 if !ok {
                     return Err("data is not padded base64".into());
                 }
@@ -132,7 +176,11 @@ fn validator_agrees_with_every_image_spec_fixture_and_example() {
             let (file, media, expected) = (f[0], f[1], f[2]);
             let bytes = std::fs::read(spec.join(file)).unwrap();
             let got = v.check(media, &bytes);
-            assert_eq!(got.is_ok(), expected == "valid", "{file}: expected {expected}, got {got:?}");
+            assert_eq!(
+                got.is_ok(),
+                expected == "valid",
+                "{file}: expected {expected}, got {got:?}"
+            );
             n += 1;
         }
     }
@@ -141,13 +189,30 @@ fn validator_agrees_with_every_image_spec_fixture_and_example() {
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split('\t').collect();
         let raw = std::fs::read(spec.join("docker-compat").join(f[0])).unwrap();
-        assert_eq!(lighter_oci::Digest::sha256(&raw).as_str(), f[1], "{}: bytes kept exactly", f[0]);
+        assert_eq!(
+            lighter_oci::Digest::sha256(&raw).as_str(),
+            f[1],
+            "{}: bytes kept exactly",
+            f[0]
+        );
         let mut doc = String::from_utf8(raw).unwrap();
         for (a, b) in [
-            ("application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.index.v1+json"),
-            ("application/vnd.docker.distribution.manifest.v2+json", "application/vnd.oci.image.manifest.v1+json"),
-            ("application/vnd.docker.image.rootfs.diff.tar.gzip", "application/vnd.oci.image.layer.v1.tar+gzip"),
-            ("application/vnd.docker.container.image.v1+json", "application/vnd.oci.image.config.v1+json"),
+            (
+                "application/vnd.docker.distribution.manifest.list.v2+json",
+                "application/vnd.oci.image.index.v1+json",
+            ),
+            (
+                "application/vnd.docker.distribution.manifest.v2+json",
+                "application/vnd.oci.image.manifest.v1+json",
+            ),
+            (
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+            ),
+            (
+                "application/vnd.docker.container.image.v1+json",
+                "application/vnd.oci.image.config.v1+json",
+            ),
         ] {
             doc = doc.replace(a, b);
         }
@@ -178,30 +243,70 @@ fn everything_lighter_writes_to_an_oci_layout_validates() {
     let (ok, err, _) = env.build(ctx.path(), &["-t", "schema:1"]);
     assert!(ok, "{err}");
     let dir = ctx.path().join("layout");
-    let o = env.lighter(&["save", "--format", "oci-dir", "-o", dir.to_str().unwrap(), "schema:1", "busybox:latest"]);
+    let o = env.lighter(&[
+        "save",
+        "--format",
+        "oci-dir",
+        "-o",
+        dir.to_str().unwrap(),
+        "schema:1",
+        "busybox:latest",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let read = |p: &Path| std::fs::read(p).unwrap();
-    v.check("application/vnd.oci.layout.header.v1+json", &read(&dir.join("oci-layout"))).unwrap();
+    v.check(
+        "application/vnd.oci.layout.header.v1+json",
+        &read(&dir.join("oci-layout")),
+    )
+    .unwrap();
     let index_bytes = read(&dir.join("index.json"));
-    v.check("application/vnd.oci.image.index.v1+json", &index_bytes).unwrap();
+    v.check("application/vnd.oci.image.index.v1+json", &index_bytes)
+        .unwrap();
     let index: Value = serde_json::from_slice(&index_bytes).unwrap();
-    let blob = |d: &str| read(&dir.join("blobs/sha256").join(d.trim_start_matches("sha256:")));
+    let blob = |d: &str| {
+        read(
+            &dir.join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+    };
     let mut checked = 0;
     for m in index["manifests"].as_array().unwrap() {
-        v.check("application/vnd.oci.descriptor.v1+json", &serde_json::to_vec(m).unwrap()).unwrap();
+        v.check(
+            "application/vnd.oci.descriptor.v1+json",
+            &serde_json::to_vec(m).unwrap(),
+        )
+        .unwrap();
         let mb = blob(m["digest"].as_str().unwrap());
-        v.check("application/vnd.oci.image.manifest.v1+json", &mb).unwrap_or_else(|e| panic!("manifest: {e}"));
+        v.check("application/vnd.oci.image.manifest.v1+json", &mb)
+            .unwrap_or_else(|e| panic!("manifest: {e}"));
         let manifest: Value = serde_json::from_slice(&mb).unwrap();
         // Laid out as BuildKit lays out its manifests (see the goldens test).
-        let keys: Vec<&str> = manifest.as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: Vec<&str> = manifest
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(keys, ["schemaVersion", "mediaType", "config", "layers"]);
-        assert!(mb.starts_with(b"{\n  \"schemaVersion\": 2,\n  \"mediaType\""), "{}", String::from_utf8_lossy(&mb));
+        assert!(
+            mb.starts_with(b"{\n  \"schemaVersion\": 2,\n  \"mediaType\""),
+            "{}",
+            String::from_utf8_lossy(&mb)
+        );
         assert_eq!(lighter_oci::json::to_vec_pretty(&manifest).unwrap(), mb);
         let cfg = blob(manifest["config"]["digest"].as_str().unwrap());
-        v.check("application/vnd.oci.image.config.v1+json", &cfg).unwrap_or_else(|e| panic!("config: {e}"));
+        v.check("application/vnd.oci.image.config.v1+json", &cfg)
+            .unwrap_or_else(|e| panic!("config: {e}"));
         for l in manifest["layers"].as_array().unwrap() {
-            v.check("application/vnd.oci.descriptor.v1+json", &serde_json::to_vec(l).unwrap()).unwrap();
-            assert_eq!(blob(l["digest"].as_str().unwrap()).len() as u64, l["size"].as_u64().unwrap());
+            v.check(
+                "application/vnd.oci.descriptor.v1+json",
+                &serde_json::to_vec(l).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(
+                blob(l["digest"].as_str().unwrap()).len() as u64,
+                l["size"].as_u64().unwrap()
+            );
         }
         checked += 1;
     }
@@ -237,7 +342,13 @@ fn manifest_and_config_bytes_match_buildkit_goldens() {
         } else {
             lighter_oci::json::to_vec(&v).unwrap()
         };
-        assert!(ours == bytes, "{}: lighter's bytes differ from BuildKit's:\n{}\n---\n{}", f.display(), String::from_utf8_lossy(&ours), String::from_utf8_lossy(&bytes));
+        assert!(
+            ours == bytes,
+            "{}: lighter's bytes differ from BuildKit's:\n{}\n---\n{}",
+            f.display(),
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&bytes)
+        );
         n += 1;
     }
     println!("buildkit goldens: {n} manifests and configs reproduced byte for byte");

@@ -46,7 +46,12 @@ const CASES: &[(&str, &str, bool)] = &[
     ),
 ];
 
-fn build(env: &Env, ctx: &std::path::Path, snapshotter: &str, tag: &str) -> (std::collections::BTreeMap<String, String>, Vec<String>) {
+fn build(
+    env: &Env,
+    ctx: &std::path::Path,
+    snapshotter: &str,
+    tag: &str,
+) -> (std::collections::BTreeMap<String, String>, Vec<String>) {
     let out = tempfile::tempdir().unwrap();
     let o = env
         .cmd()
@@ -56,9 +61,29 @@ fn build(env: &Env, ctx: &std::path::Path, snapshotter: &str, tag: &str) -> (std
         .arg(ctx)
         .output()
         .unwrap();
-    assert!(o.status.success(), "{snapshotter}: {}", String::from_utf8_lossy(&o.stderr));
-    let o = env.cmd().env("LIGHTER_SNAPSHOTTER", snapshotter).args(["build", "--progress", "plain", "-o", &format!("type=local,dest={}", out.path().display())]).arg(ctx).output().unwrap();
-    assert!(o.status.success(), "{snapshotter}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{snapshotter}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = env
+        .cmd()
+        .env("LIGHTER_SNAPSHOTTER", snapshotter)
+        .args([
+            "build",
+            "--progress",
+            "plain",
+            "-o",
+            &format!("type=local,dest={}", out.path().display()),
+        ])
+        .arg(ctx)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{snapshotter}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let o = env.lighter(&["inspect", tag]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -79,39 +104,100 @@ fn overlay_and_copy_snapshotters_build_the_same_images() {
     let Some(env) = with_busybox() else { return };
     for (name, dockerfile, same_bytes) in CASES {
         let ctx = tempfile::tempdir().unwrap();
-        write(ctx.path(), &[("Dockerfile", dockerfile), ("f", "from the context\n")]);
-        let (overlay_tree, overlay_layers) = build(&env, ctx.path(), "overlay", &format!("{name}:overlay"));
+        write(
+            ctx.path(),
+            &[("Dockerfile", dockerfile), ("f", "from the context\n")],
+        );
+        let (overlay_tree, overlay_layers) =
+            build(&env, ctx.path(), "overlay", &format!("{name}:overlay"));
         let (copy_tree, copy_layers) = build(&env, ctx.path(), "copy", &format!("{name}:copy"));
-        assert!(overlay_tree.len() > 100, "{name}: the busybox tree is there: {}", overlay_tree.len());
+        assert!(
+            overlay_tree.len() > 100,
+            "{name}: the busybox tree is there: {}",
+            overlay_tree.len()
+        );
         let diff: Vec<_> = overlay_tree
             .iter()
             .filter(|(k, v)| copy_tree.get(*k) != Some(v))
             .map(|(k, v)| format!("{k}: overlay {v} / copy {:?}", copy_tree.get(k)))
-            .chain(copy_tree.keys().filter(|k| !overlay_tree.contains_key(*k)).map(|k| format!("{k}: only with copy")))
+            .chain(
+                copy_tree
+                    .keys()
+                    .filter(|k| !overlay_tree.contains_key(*k))
+                    .map(|k| format!("{k}: only with copy")),
+            )
             .collect();
-        assert!(diff.is_empty(), "{name}: trees differ:\n{}", diff.join("\n"));
-        assert_eq!(overlay_layers.len(), copy_layers.len(), "{name}: layer count");
+        assert!(
+            diff.is_empty(),
+            "{name}: trees differ:\n{}",
+            diff.join("\n")
+        );
+        assert_eq!(
+            overlay_layers.len(),
+            copy_layers.len(),
+            "{name}: layer count"
+        );
         if *same_bytes {
             assert_eq!(overlay_layers, copy_layers, "{name}: layer diffIDs");
         } else {
-            assert_eq!(overlay_layers[..2], copy_layers[..2], "{name}: the layers before the replaced directory");
+            assert_eq!(
+                overlay_layers[..2],
+                copy_layers[..2],
+                "{name}: the layers before the replaced directory"
+            );
         }
     }
     // The case trees hold what the steps did.
     let ctx = tempfile::tempdir().unwrap();
     write(ctx.path(), &[("Dockerfile", CASES[0].1)]);
     let (t, _) = build(&env, ctx.path(), "copy", "check:copy");
-    assert!(!t.contains_key("data/gone") && !t.contains_key("bin/vi"), "deletions applied");
-    assert!(t["data/keep"].starts_with("dir 700 0:0"), "{}", t["data/keep"]);
+    assert!(
+        !t.contains_key("data/gone") && !t.contains_key("bin/vi"),
+        "deletions applied"
+    );
+    assert!(
+        t["data/keep"].starts_with("dir 700 0:0"),
+        "{}",
+        t["data/keep"]
+    );
     assert!(t["data/mod"].ends_with(" 1000:1000"), "{}", t["data/mod"]);
     assert_eq!(t["data/link"], "link:mod 0 0:0");
     // `lighter run` works over the copy snapshotter too, and its changes are dropped.
-    let o = env.cmd().env("LIGHTER_SNAPSHOTTER", "copy").args(["run", "--rm", "check:copy", "sh", "-c", "cat /data/mod && echo scratch > /data/mod"]).output().unwrap();
+    let o = env
+        .cmd()
+        .env("LIGHTER_SNAPSHOTTER", "copy")
+        .args([
+            "run",
+            "--rm",
+            "check:copy",
+            "sh",
+            "-c",
+            "cat /data/mod && echo scratch > /data/mod",
+        ])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "old\nnew\n");
-    let o = env.cmd().env("LIGHTER_SNAPSHOTTER", "copy").args(["run", "--rm", "check:copy", "cat", "/data/mod"]).output().unwrap();
+    let o = env
+        .cmd()
+        .env("LIGHTER_SNAPSHOTTER", "copy")
+        .args(["run", "--rm", "check:copy", "cat", "/data/mod"])
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "old\nnew\n");
     // A wrong value is an error that says what is expected.
-    let o = env.cmd().env("LIGHTER_SNAPSHOTTER", "zfs").args(["build", "--no-cache"]).arg(ctx.path()).output().unwrap();
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("LIGHTER_SNAPSHOTTER=zfs: expected overlay, copy or auto"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = env
+        .cmd()
+        .env("LIGHTER_SNAPSHOTTER", "zfs")
+        .args(["build", "--no-cache"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success()
+            && String::from_utf8_lossy(&o.stderr)
+                .contains("LIGHTER_SNAPSHOTTER=zfs: expected overlay, copy or auto"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

@@ -20,7 +20,9 @@ pub fn to_vec_pretty<T: Serialize + ?Sized>(v: &T) -> serde_json::Result<Vec<u8>
 /// numbers), so replacing them anywhere is the same as escaping them in every string.
 fn go_escape(bytes: Vec<u8>) -> Vec<u8> {
     let needs = bytes.iter().any(|b| matches!(b, b'<' | b'>' | b'&'))
-        || bytes.windows(3).any(|w| w == "\u{2028}".as_bytes() || w == "\u{2029}".as_bytes());
+        || bytes
+            .windows(3)
+            .any(|w| w == "\u{2028}".as_bytes() || w == "\u{2029}".as_bytes());
     if !needs {
         return bytes;
     }

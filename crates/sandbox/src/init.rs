@@ -162,8 +162,14 @@ fn read_only_recursive(dst: &Path) -> Result<(), String> {
     }
     const AT_RECURSIVE: libc::c_uint = 0x8000;
     const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    let c = CString::new(dst.as_os_str().as_bytes()).map_err(|_| format!("bad path {}", dst.display()))?;
-    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let c = CString::new(dst.as_os_str().as_bytes())
+        .map_err(|_| format!("bad path {}", dst.display()))?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
     // SAFETY: a valid NUL-terminated path and a mount_attr of the size passed.
     let r = unsafe {
         libc::syscall(
@@ -211,7 +217,10 @@ fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -324,15 +333,28 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
     // /sys (cgroup hierarchies, debugfs, bpf) is visible. Where a fresh sysfs may not be mounted,
     // the host's, bound read-only with everything below it.
     let sys = ensure_dir(&root, "sys", &mut created)?;
-    let sysfs_flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    if mount(Some("sysfs"), &sys, Some("sysfs"), sysfs_flags, None::<&str>).is_err() {
+    let sysfs_flags =
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if mount(
+        Some("sysfs"),
+        &sys,
+        Some("sysfs"),
+        sysfs_flags,
+        None::<&str>,
+    )
+    .is_err()
+    {
         bind(Path::new("/sys"), &sys, true)?;
     }
     // /etc/hosts, /etc/resolv.conf: bind mounts, never written into the rootfs.
     // A uniquely named temporary file (this process is PID 1 of its namespace, like every other
     // sandbox's init, so the pid cannot name it); the bind mount keeps it alive after it is unlinked.
-    let mut hosts_file = tempfile::Builder::new().prefix("lighter-hosts-").tempfile().map_err(|e| format!("create hosts file: {e}"))?;
-    std::io::Write::write_all(&mut hosts_file, spec.hosts.as_bytes()).map_err(|e| format!("write hosts: {e}"))?;
+    let mut hosts_file = tempfile::Builder::new()
+        .prefix("lighter-hosts-")
+        .tempfile()
+        .map_err(|e| format!("create hosts file: {e}"))?;
+    std::io::Write::write_all(&mut hosts_file, spec.hosts.as_bytes())
+        .map_err(|e| format!("write hosts: {e}"))?;
     if let Ok(h) = ensure_file(&root, "etc/hosts", &mut created) {
         bind(hosts_file.path(), &h, true)?;
     }

@@ -13,7 +13,9 @@ fn input() -> (String, Vec<u8>) {
         let data = std::fs::read(&p).expect("read LIGHTER_BENCH_INPUT");
         return (format!("{}", std::path::Path::new(&p).display()), data);
     }
-    let words = ["layer", "image", "digest", "stage", "copy", "run", "cache", "snapshot", "1234", "\n"];
+    let words = [
+        "layer", "image", "digest", "stage", "copy", "run", "cache", "snapshot", "1234", "\n",
+    ];
     let mut x: u64 = 7;
     let mut data = Vec::with_capacity(64 << 20);
     while data.len() < 64 << 20 {
@@ -43,17 +45,31 @@ fn gzip(data: &[u8], threads: Option<usize>) -> (f64, usize) {
 fn main() {
     let (name, data) = input();
     let mb = data.len() as f64 / 1e6;
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     println!("input: {name}, {mb:.0} MB; {cores} cores");
     let (t1, n1) = gzip(&data, Some(1));
     let (tn, nn) = gzip(&data, None);
     assert_eq!(n1, nn, "one worker and every core write the same bytes");
-    println!("gzip level 6, 1 worker:     {t1:.2} s ({:.0} MB/s), ratio {:.3}", mb / t1, n1 as f64 / data.len() as f64);
-    println!("gzip level 6, {cores} workers:    {tn:.2} s ({:.0} MB/s), speedup {:.2}x", mb / tn, t1 / tn);
+    println!(
+        "gzip level 6, 1 worker:     {t1:.2} s ({:.0} MB/s), ratio {:.3}",
+        mb / t1,
+        n1 as f64 / data.len() as f64
+    );
+    println!(
+        "gzip level 6, {cores} workers:    {tn:.2} s ({:.0} MB/s), speedup {:.2}x",
+        mb / tn,
+        t1 / tn
+    );
     let t = Instant::now();
     let mut z = Compressor::new(Vec::with_capacity(data.len() / 2), Compression::Zstd).unwrap();
     z.write_all(&data).unwrap();
     let zl = z.finish().unwrap().len();
     let tz = t.elapsed().as_secs_f64();
-    println!("zstd level 3, {cores} threads:    {tz:.2} s ({:.0} MB/s), ratio {:.3}", mb / tz, zl as f64 / data.len() as f64);
+    println!(
+        "zstd level 3, {cores} threads:    {tz:.2} s ({:.0} MB/s), ratio {:.3}",
+        mb / tz,
+        zl as f64 / data.len() as f64
+    );
 }

@@ -56,7 +56,9 @@ impl<W: Write> Compressor<W> {
     ) -> io::Result<Self> {
         Ok(match c {
             Compression::None => Compressor::None(inner),
-            Compression::Gzip => Compressor::Gzip(ParGzWriter::with_source(inner, GZIP_LEVEL, source)),
+            Compression::Gzip => {
+                Compressor::Gzip(ParGzWriter::with_source(inner, GZIP_LEVEL, source))
+            }
             Compression::Zstd => {
                 let mut e = zstd::Encoder::new(inner, 3)?;
                 let threads = std::thread::available_parallelism()

@@ -223,7 +223,9 @@ impl Meta {
         thread_local!(static WRITING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
         if WRITING.with(|w| w.replace(true)) {
             // redb would wait forever for the outer transaction of this same thread.
-            return Err(StoreError::Invalid("a metadata write inside a metadata write".into()));
+            return Err(StoreError::Invalid(
+                "a metadata write inside a metadata write".into(),
+            ));
         }
         struct Done;
         impl Drop for Done {
@@ -355,16 +357,29 @@ mod tests {
         let b = crate::Store::open(dir.path()).unwrap();
         a.meta().put(Table::Refs, "x", "1").unwrap();
         let t = Instant::now();
-        assert_eq!(b.meta().get(Table::Refs, "x").unwrap().as_deref(), Some("1"));
-        assert!(t.elapsed() < Duration::from_secs(5), "waited {:?}", t.elapsed());
+        assert_eq!(
+            b.meta().get(Table::Refs, "x").unwrap().as_deref(),
+            Some("1")
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "waited {:?}",
+            t.elapsed()
+        );
         b.meta().put(Table::Refs, "x", "2").unwrap();
-        assert_eq!(a.meta().get(Table::Refs, "x").unwrap().as_deref(), Some("2"));
+        assert_eq!(
+            a.meta().get(Table::Refs, "x").unwrap().as_deref(),
+            Some("2")
+        );
         // Idle: the file is free for a plain open.
         let t = Instant::now();
         loop {
             match Database::create(dir.path().join("meta.redb")) {
                 Ok(db) => break drop(db),
-                Err(e) => assert!(t.elapsed() < Duration::from_secs(2), "still held after the linger: {e}"),
+                Err(e) => assert!(
+                    t.elapsed() < Duration::from_secs(2),
+                    "still held after the linger: {e}"
+                ),
             }
             std::thread::sleep(LINGER);
         }
@@ -374,7 +389,10 @@ mod tests {
         // (The closer thread may hold the handle for the instant it checks for idleness.)
         let t = Instant::now();
         while Database::create(dir.path().join("meta.redb")).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(1), "the dropped store still holds the file");
+            assert!(
+                t.elapsed() < Duration::from_secs(1),
+                "the dropped store still holds the file"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
     }
@@ -388,7 +406,10 @@ mod tests {
             tx.put(Table::Refs, "outer", "1")?;
             m.put(Table::Refs, "inner", "2")
         });
-        assert!(matches!(r, Err(StoreError::Invalid(ref e)) if e.contains("inside a metadata write")), "{r:?}");
+        assert!(
+            matches!(r, Err(StoreError::Invalid(ref e)) if e.contains("inside a metadata write")),
+            "{r:?}"
+        );
         // Reads inside a write are fine, and the next write works.
         m.update(|tx| {
             tx.put(Table::Refs, "a", "1")?;

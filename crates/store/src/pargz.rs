@@ -99,7 +99,11 @@ impl<W: Write> ParGzWriter<W> {
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
             .filter(|n| *n > 0)
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            });
         let (jobs, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(threads);
         let rx = Arc::new(std::sync::Mutex::new(rx));
         let (tx, results) = std::sync::mpsc::channel();
@@ -138,7 +142,10 @@ impl<W: Write> ParGzWriter<W> {
         while self.in_flight >= self.max_in_flight {
             self.receive(true)?;
         }
-        let jobs = self.jobs.as_ref().ok_or_else(|| io::Error::other("writer finished"))?;
+        let jobs = self
+            .jobs
+            .as_ref()
+            .ok_or_else(|| io::Error::other("writer finished"))?;
         jobs.send((self.sent, chunk))
             .map_err(|_| io::Error::other("compression workers stopped"))?;
         self.sent += 1;
@@ -150,14 +157,23 @@ impl<W: Write> ParGzWriter<W> {
     /// Takes one result (waiting for it when `wait`) and writes every member that is next in order.
     fn receive(&mut self, wait: bool) -> io::Result<bool> {
         let got = if wait {
-            Some(self.results.recv().map_err(|_| io::Error::other("compression workers stopped"))?)
+            Some(
+                self.results
+                    .recv()
+                    .map_err(|_| io::Error::other("compression workers stopped"))?,
+            )
         } else {
             self.results.try_recv().ok()
         };
-        let Some((seq, done)) = got else { return Ok(false) };
+        let Some((seq, done)) = got else {
+            return Ok(false);
+        };
         self.in_flight -= 1;
         self.finished.insert(seq, done?);
-        let inner = self.inner.as_mut().ok_or_else(|| io::Error::other("writer finished"))?;
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| io::Error::other("writer finished"))?;
         while let Some(d) = self.finished.remove(&self.next_write) {
             inner.write_all(&d.member)?;
             self.records.push(ChunkRecord {
@@ -192,7 +208,10 @@ impl<W: Write> ParGzWriter<W> {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
-        let inner = self.inner.take().ok_or_else(|| io::Error::other("writer finished"))?;
+        let inner = self
+            .inner
+            .take()
+            .ok_or_else(|| io::Error::other("writer finished"))?;
         Ok((inner, std::mem::take(&mut self.records), self.reused))
     }
 }
@@ -252,15 +271,28 @@ impl<W: Write> Write for ParGzWriter<W> {
 fn compress_chunk(chunk: &[u8], level: u32, source: Option<&dyn ChunkSource>) -> io::Result<Done> {
     let hash: [u8; 32] = Sha256::digest(chunk).into();
     let len = chunk.len() as u64;
-    if let Some(member) = source.and_then(|s| s.member(&hash)).filter(|m| member_matches(m, chunk)) {
-        return Ok(Done { member, hash, len, reused: true });
+    if let Some(member) = source
+        .and_then(|s| s.member(&hash))
+        .filter(|m| member_matches(m, chunk))
+    {
+        return Ok(Done {
+            member,
+            hash,
+            len,
+            reused: true,
+        });
     }
     let mut e = flate2::write::GzEncoder::new(
         Vec::with_capacity(chunk.len() / 2 + 64),
         flate2::Compression::new(level),
     );
     e.write_all(chunk)?;
-    Ok(Done { member: e.finish()?, hash, len, reused: false })
+    Ok(Done {
+        member: e.finish()?,
+        hash,
+        len,
+        reused: false,
+    })
 }
 
 /// A stored member is used only if it is one gzip member whose trailer (CRC-32 and length) is the
@@ -294,7 +326,10 @@ mod tests {
             .collect()
     }
 
-    fn gz(input: &[u8], source: Option<Arc<dyn ChunkSource>>) -> (Vec<u8>, Vec<ChunkRecord>, usize) {
+    fn gz(
+        input: &[u8],
+        source: Option<Arc<dyn ChunkSource>>,
+    ) -> (Vec<u8>, Vec<ChunkRecord>, usize) {
         let mut w = ParGzWriter::with_source(Vec::new(), 6, source);
         // Odd write sizes: cut points must not depend on how the input is split into writes.
         for part in input.chunks(77_777) {
@@ -320,7 +355,9 @@ mod tests {
         assert!(rec_a.iter().all(|r| r.len as usize <= MAX));
         assert_eq!(rec_a.iter().map(|r| r.len).sum::<u64>(), a.len() as u64);
         let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&gz_a[..]).read_to_end(&mut out).unwrap();
+        flate2::read::MultiGzDecoder::new(&gz_a[..])
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, a);
 
         // Insert 1000 bytes in the middle: the chunks before and (after resync) after are the same.
@@ -328,11 +365,17 @@ mod tests {
         b.splice(4 << 20..4 << 20, noise(1000, 3));
         let prev: Arc<dyn ChunkSource> = Arc::new(Previous(gz_a.clone(), rec_a.clone()));
         let (gz_b, rec_b, reused) = gz(&b, Some(prev));
-        assert!(reused >= rec_b.len() - 2, "reused {reused} of {}", rec_b.len());
+        assert!(
+            reused >= rec_b.len() - 2,
+            "reused {reused} of {}",
+            rec_b.len()
+        );
         // Reuse gives the same bytes as compressing from scratch.
         assert_eq!(gz(&b, None).0, gz_b);
         let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&gz_b[..]).read_to_end(&mut out).unwrap();
+        flate2::read::MultiGzDecoder::new(&gz_b[..])
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, b);
     }
 

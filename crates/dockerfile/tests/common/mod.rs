@@ -8,12 +8,17 @@ use std::path::PathBuf;
 pub fn corpus(topic: &str) -> Option<PathBuf> {
     let root = std::env::var_os("LIGHTER_CONFORMANCE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+        });
     let dir = root.join(topic);
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("SKIP: conformance corpus not found at {} (set LIGHTER_CONFORMANCE)", dir.display());
+        eprintln!(
+            "SKIP: conformance corpus not found at {} (set LIGHTER_CONFORMANCE)",
+            dir.display()
+        );
         None
     }
 }

@@ -26,7 +26,14 @@ impl StageRun<'_, '_> {
     /// Prepares the mounts of `r`; files they need (secrets, private caches, writable binds) go in `tmp`.
     pub(super) fn mounts(&self, r: &Run, tmp: &Path) -> Result<Mounts, EngineError> {
         let sh = self.sh;
-        let mut out = Mounts { mounts: Vec::new(), keys: Vec::new(), env: Vec::new(), views: Vec::new(), cache_locks: Vec::new(), ssh: Vec::new() };
+        let mut out = Mounts {
+            mounts: Vec::new(),
+            keys: Vec::new(),
+            env: Vec::new(),
+            views: Vec::new(),
+            cache_locks: Vec::new(),
+            ssh: Vec::new(),
+        };
         for (mi, m) in r.mounts.iter().enumerate() {
             let target = m.target.as_deref().map(|t| self.x(t)).transpose()?;
             let id = m.id.as_deref().map(|t| self.x(t)).transpose()?;
@@ -58,8 +65,9 @@ impl StageRun<'_, '_> {
                         Sharing::Private => {
                             if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
                                 source = tmp.join(format!("cache-{mi}"));
-                                std::fs::create_dir_all(&source)
-                                    .map_err(|e| EngineError::msg(format!("cache mount {cid}: {e}")))?;
+                                std::fs::create_dir_all(&source).map_err(|e| {
+                                    EngineError::msg(format!("cache mount {cid}: {e}"))
+                                })?;
                                 let _ = std::os::unix::fs::chown(&source, m.uid, m.gid);
                             }
                         }
@@ -74,7 +82,12 @@ impl StageRun<'_, '_> {
                     });
                     out.keys.push(match &from {
                         // The base is part of the cache's identity (its directory name).
-                        Some(_) => format!("cache:{cid}:{target}:{}", dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()),
+                        Some(_) => format!(
+                            "cache:{cid}:{target}:{}",
+                            dir.file_name()
+                                .map(|n| n.to_string_lossy())
+                                .unwrap_or_default()
+                        ),
                         None => format!("cache:{cid}:{target}"),
                     });
                 }
@@ -162,7 +175,10 @@ impl StageRun<'_, '_> {
                         // A writable bind mount is copy-on-write: changes are discarded.
                         let copy = tmp.join(format!("bind-{mi}"));
                         lighter_store::layer::copy_tree(&root, &copy).map_err(|e| {
-                            EngineError::msg(format!("copy bind mount source {}: {e}", root.display()))
+                            EngineError::msg(format!(
+                                "copy bind mount source {}: {e}",
+                                root.display()
+                            ))
                         })?;
                         copy
                     };
@@ -179,7 +195,9 @@ impl StageRun<'_, '_> {
                     // The agent is reached through a socket bound into the sandbox (never into a
                     // layer), and SSH_AUTH_SOCK points at it for this RUN only.
                     let sid = id.clone().unwrap_or_else(|| "default".into());
-                    let target = target.clone().unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{mi}"));
+                    let target = target
+                        .clone()
+                        .unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{mi}"));
                     let Some(sock) = sh.req.ssh.get(&sid) else {
                         if m.required {
                             return Err(EngineError::msg(format!(
@@ -189,15 +207,25 @@ impl StageRun<'_, '_> {
                         continue;
                     };
                     // A socket of the mount's own (BuildKit's defaults: root, 0600) relays to the agent.
-                    let (uid, gid, mode) = (m.uid.unwrap_or(0), m.gid.unwrap_or(0), m.mode.unwrap_or(0o600));
+                    let (uid, gid, mode) = (
+                        m.uid.unwrap_or(0),
+                        m.gid.unwrap_or(0),
+                        m.mode.unwrap_or(0o600),
+                    );
                     let proxy = tmp.join(format!("ssh-{mi}.sock"));
-                    out.ssh.push(super::ssh_proxy::SshProxy::start(sock, &proxy, uid, gid, mode)?);
+                    out.ssh.push(super::ssh_proxy::SshProxy::start(
+                        sock, &proxy, uid, gid, mode,
+                    )?);
                     out.mounts.push(lighter_sandbox::Mount {
                         target: target.clone(),
-                        kind: lighter_sandbox::MountKind::Bind { source: proxy, readonly: false },
+                        kind: lighter_sandbox::MountKind::Bind {
+                            source: proxy,
+                            readonly: false,
+                        },
                     });
                     out.env.push(format!("SSH_AUTH_SOCK={target}"));
-                    out.keys.push(format!("ssh:{sid}:{target}:{uid}:{gid}:{mode:o}"));
+                    out.keys
+                        .push(format!("ssh:{sid}:{target}:{uid}:{gid}:{mode:o}"));
                 }
             }
         }
@@ -208,7 +236,13 @@ impl StageRun<'_, '_> {
     /// copy of `source` in that stage, context or image (BuildKit keys such a cache by its id and its
     /// base, so a changed base starts a new cache); without, as an empty directory with `mode`, `uid`
     /// and `gid`.
-    fn cache_dir(&self, cid: &str, from: Option<&str>, source: Option<&str>, m: &RunMount) -> Result<PathBuf, EngineError> {
+    fn cache_dir(
+        &self,
+        cid: &str,
+        from: Option<&str>,
+        source: Option<&str>,
+        m: &RunMount,
+    ) -> Result<PathBuf, EngineError> {
         let sh = self.sh;
         let err = |e: std::io::Error| EngineError::msg(format!("cache mount {cid}: {e}"));
         let Some(from) = from else {
@@ -216,13 +250,18 @@ impl StageRun<'_, '_> {
             if !dir.exists() {
                 std::fs::create_dir_all(&dir).map_err(err)?;
                 let _ = std::os::unix::fs::chown(&dir, m.uid, m.gid);
-                let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(m.mode.unwrap_or(0o755)));
+                let _ = std::fs::set_permissions(
+                    &dir,
+                    std::os::unix::fs::PermissionsExt::from_mode(m.mode.unwrap_or(0o755)),
+                );
             }
             return Ok(dir);
         };
         let src_rel = crate::context::clean_rel(source.unwrap_or("/"));
         let (layers, base_key) = self.source_of(from, "RUN --mount=type=cache,from")?;
-        let dir = sh.store.cache_mount_dir(&format!("{cid}\0{base_key}\0{src_rel}"));
+        let dir = sh
+            .store
+            .cache_mount_dir(&format!("{cid}\0{base_key}\0{src_rel}"));
         if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
             return Ok(dir);
         }
@@ -230,15 +269,24 @@ impl StageRun<'_, '_> {
         // Symlinks in the stage resolve inside it, never to the host's files.
         let src = in_root(&view.path, &src_rel)?;
         if !std::fs::symlink_metadata(&src).is_ok_and(|m| m.is_dir()) {
-            return Err(EngineError::msg(format!("RUN --mount=type=cache,from={from},source={}: not a directory in {from}", source.unwrap_or("/"))));
+            return Err(EngineError::msg(format!(
+                "RUN --mount=type=cache,from={from},source={}: not a directory in {from}",
+                source.unwrap_or("/")
+            )));
         }
         // Filled beside its final name and renamed, so a failed copy never leaves a half cache.
         let parent = dir.parent().unwrap_or(&dir);
         std::fs::create_dir_all(parent).map_err(err)?;
-        let fill = tempfile::Builder::new().prefix(".fill-").tempdir_in(parent).map_err(err)?;
+        let fill = tempfile::Builder::new()
+            .prefix(".fill-")
+            .tempdir_in(parent)
+            .map_err(err)?;
         let target = fill.path().join("c");
-        lighter_store::layer::copy_tree(&src, &target)
-            .map_err(|e| EngineError::msg(format!("cache mount {cid}: copy {src_rel} from {from}: {e}")))?;
+        lighter_store::layer::copy_tree(&src, &target).map_err(|e| {
+            EngineError::msg(format!(
+                "cache mount {cid}: copy {src_rel} from {from}: {e}"
+            ))
+        })?;
         if let Err(e) = std::fs::rename(&target, &dir) {
             // Another build filled it first: use theirs.
             if !dir.exists() {

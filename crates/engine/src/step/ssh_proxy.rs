@@ -22,11 +22,23 @@ pub(super) struct SshProxy {
 
 impl SshProxy {
     /// Listens at `path` (owner `uid`:`gid`, permission bits `mode`) and relays to `agent`.
-    pub(super) fn start(agent: &Path, path: &Path, uid: u32, gid: u32, mode: u32) -> Result<SshProxy, EngineError> {
-        let err = |what: &str, e: std::io::Error| EngineError::msg(format!("ssh mount: {what} {}: {e}", path.display()));
+    pub(super) fn start(
+        agent: &Path,
+        path: &Path,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    ) -> Result<SshProxy, EngineError> {
+        let err = |what: &str, e: std::io::Error| {
+            EngineError::msg(format!("ssh mount: {what} {}: {e}", path.display()))
+        };
         let listener = UnixListener::bind(path).map_err(|e| err("listen on", e))?;
         std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| err("chown", e))?;
-        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777)).map_err(|e| err("chmod", e))?;
+        std::fs::set_permissions(
+            path,
+            std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777),
+        )
+        .map_err(|e| err("chmod", e))?;
         let stop = Arc::new(AtomicBool::new(false));
         let (agent, stopping) = (agent.to_path_buf(), stop.clone());
         let accept = std::thread::Builder::new()
@@ -38,7 +50,9 @@ impl SshProxy {
                     }
                     let Ok(client) = client else { continue };
                     // An agent that went away closes the client: ssh-add then says it cannot connect.
-                    let Ok(upstream) = UnixStream::connect(&agent) else { continue };
+                    let Ok(upstream) = UnixStream::connect(&agent) else {
+                        continue;
+                    };
                     relay(client, upstream);
                 }
             })
@@ -58,16 +72,18 @@ fn relay(client: UnixStream, upstream: UnixStream) {
         _ => return,
     };
     for (mut from, mut to) in pairs {
-        let _ = std::thread::Builder::new().name("ssh-relay".into()).spawn(move || {
-            let mut buf = [0u8; 16 * 1024];
-            while let Ok(n) = from.read(&mut buf) {
-                if n == 0 || to.write_all(&buf[..n]).is_err() {
-                    break;
+        let _ = std::thread::Builder::new()
+            .name("ssh-relay".into())
+            .spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n) = from.read(&mut buf) {
+                    if n == 0 || to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
                 }
-            }
-            let _ = to.shutdown(std::net::Shutdown::Write);
-            let _ = from.shutdown(std::net::Shutdown::Read);
-        });
+                let _ = to.shutdown(std::net::Shutdown::Write);
+                let _ = from.shutdown(std::net::Shutdown::Read);
+            });
     }
 }
 
@@ -108,7 +124,10 @@ mod tests {
         let gid = unsafe { libc::getegid() };
         let p = SshProxy::start(&agent, &path, uid, gid, 0o640).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777, 0o640);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
+            0o640
+        );
         for msg in [&b"first"[..], &b"second, longer message"[..]] {
             let mut c = UnixStream::connect(&path).unwrap();
             c.write_all(msg).unwrap();

@@ -8,13 +8,23 @@ use crate::printer::{human_size, table};
 use std::process::ExitCode;
 
 /// Resolves IMAGE: a file is loaded into a private temporary store first.
-pub fn open_image(ctx: &Context, name: &str) -> anyhow::Result<(lighter_store::Store, lighter_image::Image, Option<tempfile::TempDir>)> {
+pub fn open_image(
+    ctx: &Context,
+    name: &str,
+) -> anyhow::Result<(
+    lighter_store::Store,
+    lighter_image::Image,
+    Option<tempfile::TempDir>,
+)> {
     let p = std::path::Path::new(name);
     if p.is_dir() && p.join("index.json").is_file() {
         let tmp = tempfile::tempdir()?;
         let store = lighter_store::Store::open(tmp.path())?;
         let loaded = lighter_image::load_dir(&store, p)?;
-        let (id, _) = loaded.into_iter().next().ok_or_else(|| anyhow::anyhow!("{name}: no image in the layout"))?;
+        let (id, _) = loaded
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("{name}: no image in the layout"))?;
         let img = lighter_image::Image::read(&store, &id)?;
         return Ok((store, img, Some(tmp)));
     }
@@ -23,7 +33,10 @@ pub fn open_image(ctx: &Context, name: &str) -> anyhow::Result<(lighter_store::S
         let store = lighter_store::Store::open(tmp.path())?;
         let f = std::fs::File::open(p)?;
         let loaded = lighter_image::load(&store, std::io::BufReader::new(f))?;
-        let (id, _) = loaded.into_iter().next().ok_or_else(|| anyhow::anyhow!("{name}: no image in the archive"))?;
+        let (id, _) = loaded
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("{name}: no image in the archive"))?;
         let img = lighter_image::Image::read(&store, &id)?;
         return Ok((store, img, Some(tmp)));
     }
@@ -34,19 +47,34 @@ pub fn open_image(ctx: &Context, name: &str) -> anyhow::Result<(lighter_store::S
 
 fn parse_bytes(s: &str) -> anyhow::Result<u64> {
     let t = s.trim().to_ascii_uppercase();
-    let (num, mult) = [("GB", 1e9), ("MB", 1e6), ("KB", 1e3), ("GIB", 1073741824.0), ("MIB", 1048576.0), ("KIB", 1024.0), ("B", 1.0)]
-        .iter()
-        .find_map(|(u, m)| t.strip_suffix(u).map(|n| (n.trim().to_string(), *m)))
-        .unwrap_or((t.clone(), 1.0));
-    Ok((num.parse::<f64>().map_err(|_| anyhow::anyhow!("invalid size {s:?}"))? * mult) as u64)
+    let (num, mult) = [
+        ("GB", 1e9),
+        ("MB", 1e6),
+        ("KB", 1e3),
+        ("GIB", 1073741824.0),
+        ("MIB", 1048576.0),
+        ("KIB", 1024.0),
+        ("B", 1.0),
+    ]
+    .iter()
+    .find_map(|(u, m)| t.strip_suffix(u).map(|n| (n.trim().to_string(), *m)))
+    .unwrap_or((t.clone(), 1.0));
+    Ok((num
+        .parse::<f64>()
+        .map_err(|_| anyhow::anyhow!("invalid size {s:?}"))?
+        * mult) as u64)
 }
 
 /// `.dive-ci` style YAML: `rules: { lowestEfficiency: 0.95, highestWastedBytes: 20MB, highestUserWastedPercent: 0.20 }`.
-fn read_ci_config(path: &std::path::Path) -> anyhow::Result<(Option<f64>, Option<String>, Option<f64>)> {
+fn read_ci_config(
+    path: &std::path::Path,
+) -> anyhow::Result<(Option<f64>, Option<String>, Option<f64>)> {
     let text = std::fs::read_to_string(path)?;
     let (mut e, mut w, mut u) = (None, None, None);
     for line in text.lines() {
-        let Some((k, v)) = line.split_once(':') else { continue };
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
         let v = v.trim().trim_matches('"').trim_matches('\'');
         if v.eq_ignore_ascii_case("disabled") || v.is_empty() {
             continue;
@@ -65,9 +93,15 @@ pub fn run(ctx: &Context, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let (store, img, _tmp) = open_image(ctx, &args.image)?;
     let a = lighter_image::analysis::analyze(&store, &img, &args.image, args.top)?;
     // The explorer: with -i, or by default on a terminal when no report or CI verdict is asked for.
-    let reports = args.ci || args.json.is_some() || args.html.is_some() || args.sarif.is_some() || args.junit.is_some();
+    let reports = args.ci
+        || args.json.is_some()
+        || args.html.is_some()
+        || args.sarif.is_some()
+        || args.junit.is_some();
     use std::io::IsTerminal;
-    if args.interactive || (!reports && std::io::stdout().is_terminal() && std::io::stdin().is_terminal()) {
+    if args.interactive
+        || (!reports && std::io::stdout().is_terminal() && std::io::stdin().is_terminal())
+    {
         let changes = lighter_image::analysis::layer_changes(&store, &img)?;
         let mut app = super::explore::App::new(a, changes);
         super::explore::run(&mut app)?;
@@ -86,7 +120,16 @@ pub fn run(ctx: &Context, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         None => {}
     }
     if args.json.as_deref() != Some("-") {
-        let mut rows = vec![vec!["LAYER".to_string(), "ORIGIN".into(), "SIZE".into(), "COMPRESSED".into(), "ADDED".into(), "MODIFIED".into(), "REMOVED".into(), "CREATED BY".into()]];
+        let mut rows = vec![vec![
+            "LAYER".to_string(),
+            "ORIGIN".into(),
+            "SIZE".into(),
+            "COMPRESSED".into(),
+            "ADDED".into(),
+            "MODIFIED".into(),
+            "REMOVED".into(),
+            "CREATED BY".into(),
+        ]];
         for l in &a.layers {
             let by: String = l.created_by.chars().take(60).collect();
             rows.push(vec![
@@ -102,16 +145,40 @@ pub fn run(ctx: &Context, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         }
         print!("{}", table(&rows));
         println!();
-        println!("Image: {}  size {}  compressed {}", a.image, human_size(a.size), human_size(a.compressed_size));
+        println!(
+            "Image: {}  size {}  compressed {}",
+            a.image,
+            human_size(a.size),
+            human_size(a.compressed_size)
+        );
         println!("Efficiency (dive): {:.4} %", a.efficiency * 100.0);
-        println!("Wasted bytes (dive, counts every copy): {}", human_size(a.wasted_bytes));
-        println!("User wasted percent (dive): {:.4} %", a.user_wasted_percent * 100.0);
-        println!("Reclaimable bytes (copies the final image does not show): {}", human_size(a.reclaimable_bytes));
+        println!(
+            "Wasted bytes (dive, counts every copy): {}",
+            human_size(a.wasted_bytes)
+        );
+        println!(
+            "User wasted percent (dive): {:.4} %",
+            a.user_wasted_percent * 100.0
+        );
+        println!(
+            "Reclaimable bytes (copies the final image does not show): {}",
+            human_size(a.reclaimable_bytes)
+        );
         if !a.offenders.is_empty() {
             println!();
-            let mut rows = vec![vec!["COPIES".to_string(), "CUMULATIVE".into(), "RECLAIMABLE".into(), "PATH".into()]];
+            let mut rows = vec![vec![
+                "COPIES".to_string(),
+                "CUMULATIVE".into(),
+                "RECLAIMABLE".into(),
+                "PATH".into(),
+            ]];
             for o in &a.offenders {
-                rows.push(vec![o.copies.to_string(), human_size(o.cumulative), human_size(o.reclaimable), format!("/{}", o.path)]);
+                rows.push(vec![
+                    o.copies.to_string(),
+                    human_size(o.cumulative),
+                    human_size(o.reclaimable),
+                    format!("/{}", o.path),
+                ]);
             }
             print!("{}", table(&rows));
         }
@@ -120,7 +187,11 @@ pub fn run(ctx: &Context, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let (mut eff, mut wasted, mut user) = (Some(0.9), None::<String>, Some(0.1));
-    if let Some(p) = args.ci_config.clone().or_else(|| std::path::Path::new(".dive-ci").is_file().then(|| ".dive-ci".into())) {
+    if let Some(p) = args.ci_config.clone().or_else(|| {
+        std::path::Path::new(".dive-ci")
+            .is_file()
+            .then(|| ".dive-ci".into())
+    }) {
         let (e, w, u) = read_ci_config(&p)?;
         eff = e.or(eff);
         wasted = w.or(wasted);
@@ -132,21 +203,40 @@ pub fn run(ctx: &Context, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     // Every configured rule with its verdict: (name, passed, message).
     let mut rules: Vec<(&str, bool, String)> = Vec::new();
     if let Some(e) = eff {
-        rules.push(("lowestEfficiency", a.efficiency >= e, format!("efficiency {:.4} (lowest allowed {e})", a.efficiency)));
+        rules.push((
+            "lowestEfficiency",
+            a.efficiency >= e,
+            format!("efficiency {:.4} (lowest allowed {e})", a.efficiency),
+        ));
     }
     if let Some(w) = &wasted {
         let limit = parse_bytes(w)?;
-        rules.push(("highestWastedBytes", a.wasted_bytes <= limit, format!("wasted bytes {} (highest allowed {limit})", a.wasted_bytes)));
+        rules.push((
+            "highestWastedBytes",
+            a.wasted_bytes <= limit,
+            format!("wasted bytes {} (highest allowed {limit})", a.wasted_bytes),
+        ));
     }
     if let Some(u) = user {
-        rules.push(("highestUserWastedPercent", a.user_wasted_percent <= u, format!("user wasted percent {:.4} (highest allowed {u})", a.user_wasted_percent)));
+        rules.push((
+            "highestUserWastedPercent",
+            a.user_wasted_percent <= u,
+            format!(
+                "user wasted percent {:.4} (highest allowed {u})",
+                a.user_wasted_percent
+            ),
+        ));
     }
     if let Some(p) = &args.sarif {
-        std::fs::write(p, serde_json::to_string_pretty(&sarif(&args.image, &rules))?)
-            .map_err(|e| anyhow::anyhow!("write {}: {e}", p.display()))?;
+        std::fs::write(
+            p,
+            serde_json::to_string_pretty(&sarif(&args.image, &rules))?,
+        )
+        .map_err(|e| anyhow::anyhow!("write {}: {e}", p.display()))?;
     }
     if let Some(p) = &args.junit {
-        std::fs::write(p, junit(&args.image, &rules)).map_err(|e| anyhow::anyhow!("write {}: {e}", p.display()))?;
+        std::fs::write(p, junit(&args.image, &rules))
+            .map_err(|e| anyhow::anyhow!("write {}: {e}", p.display()))?;
     }
     if !args.ci {
         return Ok(ExitCode::SUCCESS);
@@ -186,15 +276,26 @@ fn sarif(image: &str, rules: &[(&str, bool, String)]) -> serde_json::Value {
 
 /// JUnit XML: a test suite for the image, a test case per rule, a failure element when it fails.
 fn junit(image: &str, rules: &[(&str, bool, String)]) -> String {
-    let x = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let x = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
     let failures = rules.iter().filter(|r| !r.1).count();
     let mut out = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"lighter analyze {}\" tests=\"{}\" failures=\"{failures}\">\n", x(image), rules.len());
     for (n, ok, m) in rules {
-        out.push_str(&format!("    <testcase classname=\"lighter.analyze\" name=\"{}\"", x(n)));
+        out.push_str(&format!(
+            "    <testcase classname=\"lighter.analyze\" name=\"{}\"",
+            x(n)
+        ));
         if *ok {
             out.push_str("/>\n");
         } else {
-            out.push_str(&format!(">\n      <failure message=\"{}\"/>\n    </testcase>\n", x(m)));
+            out.push_str(&format!(
+                ">\n      <failure message=\"{}\"/>\n    </testcase>\n",
+                x(m)
+            ));
         }
     }
     out.push_str("  </testsuite>\n</testsuites>\n");

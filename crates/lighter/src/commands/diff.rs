@@ -29,13 +29,35 @@ pub fn run(ctx: &Context, args: DiffArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let delta = d.size_b as i64 - d.size_a as i64;
-    println!("{} -> {}: {} -> {} ({}, {:.1}x)", args.image_a, args.image_b, human_size(d.size_a), human_size(d.size_b), signed(delta), if d.size_b > 0 { d.size_a as f64 / d.size_b as f64 } else { 0.0 });
-    println!("files: {} added, {} removed, {} changed; layers: {} of {} shared", d.added.len(), d.removed.len(), d.changed.len(), d.shared_layers, d.layers_b);
+    println!(
+        "{} -> {}: {} -> {} ({}, {:.1}x)",
+        args.image_a,
+        args.image_b,
+        human_size(d.size_a),
+        human_size(d.size_b),
+        signed(delta),
+        if d.size_b > 0 {
+            d.size_a as f64 / d.size_b as f64
+        } else {
+            0.0
+        }
+    );
+    println!(
+        "files: {} added, {} removed, {} changed; layers: {} of {} shared",
+        d.added.len(),
+        d.removed.len(),
+        d.changed.len(),
+        d.shared_layers,
+        d.layers_b
+    );
     if !d.dirs.is_empty() {
         println!();
         let mut rows = vec![vec!["DELTA".to_string(), "DIRECTORY".into()]];
         for (dir, v) in &d.dirs {
-            rows.push(vec![signed(*v), format!("/{}", dir.trim_start_matches('/'))]);
+            rows.push(vec![
+                signed(*v),
+                format!("/{}", dir.trim_start_matches('/')),
+            ]);
         }
         print!("{}", table(&rows));
     }

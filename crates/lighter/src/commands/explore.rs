@@ -83,16 +83,38 @@ impl App {
                     }
                 }
             }
-            let marks: BTreeMap<&str, ChangeKind> = this.iter().map(|c| (c.path.as_str(), c.kind)).collect();
+            let marks: BTreeMap<&str, ChangeKind> =
+                this.iter().map(|c| (c.path.as_str(), c.kind)).collect();
             let mut rows: Vec<Row> = live
                 .into_iter()
-                .map(|(p, (size, is_dir))| Row { mark: marks.get(p).map(|k| mark(*k)).unwrap_or(' '), path: p.to_string(), size, is_dir })
+                .map(|(p, (size, is_dir))| Row {
+                    mark: marks.get(p).map(|k| mark(*k)).unwrap_or(' '),
+                    path: p.to_string(),
+                    size,
+                    is_dir,
+                })
                 .collect();
-            rows.extend(this.iter().filter(|c| c.kind == ChangeKind::Removed).map(|c| Row { mark: '-', path: c.path.clone(), size: c.size, is_dir: c.is_dir }));
+            rows.extend(
+                this.iter()
+                    .filter(|c| c.kind == ChangeKind::Removed)
+                    .map(|c| Row {
+                        mark: '-',
+                        path: c.path.clone(),
+                        size: c.size,
+                        is_dir: c.is_dir,
+                    }),
+            );
             rows.sort_by(|a, b| a.path.cmp(&b.path));
             rows
         } else {
-            this.iter().map(|c| Row { mark: mark(c.kind), path: c.path.clone(), size: c.size, is_dir: c.is_dir }).collect()
+            this.iter()
+                .map(|c| Row {
+                    mark: mark(c.kind),
+                    path: c.path.clone(),
+                    size: c.size,
+                    is_dir: c.is_dir,
+                })
+                .collect()
         };
         if !self.filter.is_empty() {
             let f = self.filter.to_lowercase();
@@ -131,7 +153,11 @@ impl App {
         match code {
             KeyCode::Char('q') | KeyCode::Esc => return false,
             KeyCode::Tab => {
-                self.focus = if self.focus == Focus::Layers { Focus::Files } else { Focus::Layers };
+                self.focus = if self.focus == Focus::Layers {
+                    Focus::Files
+                } else {
+                    Focus::Layers
+                };
             }
             KeyCode::Char('a') => {
                 self.aggregated = !self.aggregated;
@@ -145,7 +171,12 @@ impl App {
                 self.filtering = true;
                 self.filter.clear();
             }
-            KeyCode::Up | KeyCode::Char('k') | KeyCode::Down | KeyCode::Char('j') | KeyCode::PageUp | KeyCode::PageDown => {
+            KeyCode::Up
+            | KeyCode::Char('k')
+            | KeyCode::Down
+            | KeyCode::Char('j')
+            | KeyCode::PageUp
+            | KeyCode::PageDown => {
                 let delta: isize = match code {
                     KeyCode::Up | KeyCode::Char('k') => -1,
                     KeyCode::Down | KeyCode::Char('j') => 1,
@@ -168,7 +199,11 @@ impl App {
     pub fn draw(&self, f: &mut Frame) {
         let outer = Layout::default()
             .direction(Direction::Vertical)
-            .constraints([Constraint::Length(3), Constraint::Min(3), Constraint::Length(1)])
+            .constraints([
+                Constraint::Length(3),
+                Constraint::Min(3),
+                Constraint::Length(1),
+            ])
             .split(f.area());
         let a = &self.analysis;
         let head = format!(
@@ -180,30 +215,55 @@ impl App {
             human_size(a.wasted_bytes),
             human_size(a.reclaimable_bytes)
         );
-        f.render_widget(Paragraph::new(head).block(Block::default().borders(Borders::ALL).title(" lighter analyze ")), outer[0]);
+        f.render_widget(
+            Paragraph::new(head).block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(" lighter analyze "),
+            ),
+            outer[0],
+        );
         let panes = Layout::default()
             .direction(Direction::Horizontal)
             .constraints([Constraint::Percentage(40), Constraint::Percentage(60)])
             .split(outer[1]);
-        let focused = |f: Focus| if self.focus == f { Style::default().fg(Color::Yellow) } else { Style::default() };
+        let focused = |f: Focus| {
+            if self.focus == f {
+                Style::default().fg(Color::Yellow)
+            } else {
+                Style::default()
+            }
+        };
         let items: Vec<ListItem> = a
             .layers
             .iter()
             .map(|l| {
                 let by: String = l.created_by.chars().take(80).collect();
-                ListItem::new(format!("{:>3} {:>9} {:<5} {}", l.index, human_size(l.size), l.origin, by))
+                ListItem::new(format!(
+                    "{:>3} {:>9} {:<5} {}",
+                    l.index,
+                    human_size(l.size),
+                    l.origin,
+                    by
+                ))
             })
             .collect();
         let mut ls = ListState::default();
         ls.select(Some(self.layer));
         let highlight = Style::default().add_modifier(Modifier::REVERSED);
         f.render_stateful_widget(
-            List::new(items).highlight_style(highlight).block(Block::default().borders(Borders::ALL).border_style(focused(Focus::Layers)).title(" Layers ")),
+            List::new(items).highlight_style(highlight).block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .border_style(focused(Focus::Layers))
+                    .title(" Layers "),
+            ),
             panes[0],
             &mut ls,
         );
         let rows = self.rows();
-        let listed: std::collections::HashSet<&str> = rows.iter().map(|r| r.path.as_str()).collect();
+        let listed: std::collections::HashSet<&str> =
+            rows.iter().map(|r| r.path.as_str()).collect();
         let items: Vec<ListItem> = rows
             .iter()
             .map(|r| {
@@ -222,10 +282,23 @@ impl App {
                     // entry for the parent.
                     let depth = r.path.matches('/').count();
                     let (parent, base) = r.path.rsplit_once('/').unwrap_or(("", &r.path));
-                    let shown = if parent.is_empty() || listed.contains(parent) { base } else { r.path.as_str() };
-                    format!("{}{}{}", "  ".repeat(depth), shown, if r.is_dir { "/" } else { "" })
+                    let shown = if parent.is_empty() || listed.contains(parent) {
+                        base
+                    } else {
+                        r.path.as_str()
+                    };
+                    format!(
+                        "{}{}{}",
+                        "  ".repeat(depth),
+                        shown,
+                        if r.is_dir { "/" } else { "" }
+                    )
                 };
-                let size = if r.is_dir { String::new() } else { human_size(r.size) };
+                let size = if r.is_dir {
+                    String::new()
+                } else {
+                    human_size(r.size)
+                };
                 ListItem::new(Line::from(vec![
                     Span::styled(format!("{} ", r.mark), Style::default().fg(color)),
                     Span::raw(format!("{size:>9} ")),
@@ -236,22 +309,36 @@ impl App {
         let title = format!(
             " Layer {} {}{}{} ({} paths) ",
             self.layer,
-            if self.aggregated { "image so far" } else { "changes" },
+            if self.aggregated {
+                "image so far"
+            } else {
+                "changes"
+            },
             if self.by_size { ", by size" } else { "" },
-            if self.filter.is_empty() { String::new() } else { format!(", filter {:?}", self.filter) },
+            if self.filter.is_empty() {
+                String::new()
+            } else {
+                format!(", filter {:?}", self.filter)
+            },
             rows.len()
         );
         let mut fs = ListState::default();
         fs.select((!rows.is_empty()).then_some(self.file));
         f.render_stateful_widget(
-            List::new(items).highlight_style(highlight).block(Block::default().borders(Borders::ALL).border_style(focused(Focus::Files)).title(title)),
+            List::new(items).highlight_style(highlight).block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .border_style(focused(Focus::Files))
+                    .title(title),
+            ),
             panes[1],
             &mut fs,
         );
         let help = if self.filtering {
             format!(" filter: {}_   (Enter to keep, Esc to close)", self.filter)
         } else {
-            " Tab pane  ↑↓/jk move  PgUp/PgDn  a image/changes  s sort by size  / filter  q quit".to_string()
+            " Tab pane  ↑↓/jk move  PgUp/PgDn  a image/changes  s sort by size  / filter  q quit"
+                .to_string()
         };
         f.render_widget(Paragraph::new(help), outer[2]);
     }
@@ -288,17 +375,42 @@ mod tests {
     use ratatui::Terminal;
 
     fn change(path: &str, size: u64, kind: ChangeKind) -> Change {
-        Change { path: path.into(), size, is_dir: path.ends_with("bin") || path == "etc", kind }
+        Change {
+            path: path.into(),
+            size,
+            is_dir: path.ends_with("bin") || path == "etc",
+            kind,
+        }
     }
 
     fn app() -> App {
         let layers = (0..2)
-            .map(|i| LayerReport { index: i, created_by: format!("step {i}"), origin: if i == 0 { "base" } else { "build" }.into(), size: 1000, ..Default::default() })
+            .map(|i| LayerReport {
+                index: i,
+                created_by: format!("step {i}"),
+                origin: if i == 0 { "base" } else { "build" }.into(),
+                size: 1000,
+                ..Default::default()
+            })
             .collect();
-        let analysis = Analysis { image: "t:1".into(), layers, efficiency: 0.5, ..Default::default() };
+        let analysis = Analysis {
+            image: "t:1".into(),
+            layers,
+            efficiency: 0.5,
+            ..Default::default()
+        };
         let changes = vec![
-            vec![change("etc", 0, ChangeKind::Added), change("etc/conf", 10, ChangeKind::Added), change("usr/bin", 0, ChangeKind::Added), change("usr/bin/tool", 4000, ChangeKind::Added)],
-            vec![change("etc/conf", 0, ChangeKind::Removed), change("usr/bin/new", 7, ChangeKind::Added), change("usr/bin/tool", 5000, ChangeKind::Modified)],
+            vec![
+                change("etc", 0, ChangeKind::Added),
+                change("etc/conf", 10, ChangeKind::Added),
+                change("usr/bin", 0, ChangeKind::Added),
+                change("usr/bin/tool", 4000, ChangeKind::Added),
+            ],
+            vec![
+                change("etc/conf", 0, ChangeKind::Removed),
+                change("usr/bin/new", 7, ChangeKind::Added),
+                change("usr/bin/tool", 5000, ChangeKind::Modified),
+            ],
         ];
         App::new(analysis, changes)
     }
@@ -308,7 +420,11 @@ mod tests {
         t.draw(|f| app.draw(f)).unwrap();
         let buf = t.backend().buffer().clone();
         (0..buf.area.height)
-            .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>())
+            .map(|y| {
+                (0..buf.area.width)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect::<String>()
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -316,8 +432,16 @@ mod tests {
     #[test]
     fn layers_changes_image_view_filter_and_sort() {
         let mut a = app();
-        let marks = |a: &App| a.rows().iter().map(|r| format!("{}{}", r.mark, r.path)).collect::<Vec<_>>();
-        assert_eq!(marks(&a), ["+etc", "+etc/conf", "+usr/bin", "+usr/bin/tool"]);
+        let marks = |a: &App| {
+            a.rows()
+                .iter()
+                .map(|r| format!("{}{}", r.mark, r.path))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            marks(&a),
+            ["+etc", "+etc/conf", "+usr/bin", "+usr/bin/tool"]
+        );
         let s = screen(&a);
         assert!(s.contains("Layer 0 changes (4 paths)"), "{s}");
         assert!(s.contains("step 0") && s.contains("step 1"), "{s}");
@@ -325,18 +449,42 @@ mod tests {
         a.key(KeyCode::Down);
         assert_eq!(marks(&a), ["-etc/conf", "+usr/bin/new", "~usr/bin/tool"]);
         let s = screen(&a);
-        assert!(s.contains("-        0B /etc/conf") && s.contains("~       5kB /usr/bin/tool"), "{s}");
+        assert!(
+            s.contains("-        0B /etc/conf") && s.contains("~       5kB /usr/bin/tool"),
+            "{s}"
+        );
         // `a`: the image as of layer 1, with layer 1's changes marked and the removed file shown.
         a.key(KeyCode::Char('a'));
-        assert_eq!(marks(&a), [" etc", "-etc/conf", " usr/bin", "+usr/bin/new", "~usr/bin/tool"]);
+        assert_eq!(
+            marks(&a),
+            [
+                " etc",
+                "-etc/conf",
+                " usr/bin",
+                "+usr/bin/new",
+                "~usr/bin/tool"
+            ]
+        );
         let s = screen(&a);
-        assert!(s.contains("Layer 1 image so far (5 paths)") && s.contains("  usr/bin/") && s.contains("+        7B     new"), "{s}");
+        assert!(
+            s.contains("Layer 1 image so far (5 paths)")
+                && s.contains("  usr/bin/")
+                && s.contains("+        7B     new"),
+            "{s}"
+        );
         // `s`: files only, biggest first.
         a.key(KeyCode::Char('s'));
-        assert_eq!(a.rows().iter().map(|r| r.path.as_str()).collect::<Vec<_>>(), ["usr/bin/tool", "usr/bin/new", "etc/conf"]);
+        assert_eq!(
+            a.rows().iter().map(|r| r.path.as_str()).collect::<Vec<_>>(),
+            ["usr/bin/tool", "usr/bin/new", "etc/conf"]
+        );
         // `/` filter, typed then kept with Enter.
         for c in ['/', 'N', 'e', 'W', '\n'] {
-            a.key(if c == '\n' { KeyCode::Enter } else { KeyCode::Char(c) });
+            a.key(if c == '\n' {
+                KeyCode::Enter
+            } else {
+                KeyCode::Char(c)
+            });
         }
         assert_eq!(marks(&a), ["+usr/bin/new"]);
         assert!(screen(&a).contains("filter \"NeW\""), "{}", screen(&a));

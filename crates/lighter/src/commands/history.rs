@@ -75,19 +75,43 @@ pub fn run(ctx: &Context, args: HistoryArgs) -> anyhow::Result<ExitCode> {
         let values: Vec<Vec<(&str, String)>> = rows
             .iter()
             .map(|(last, created, by, sizes, comment)| {
-                let size = |v: u64| if args.human { human_size(v) } else { v.to_string() };
+                let size = |v: u64| {
+                    if args.human {
+                        human_size(v)
+                    } else {
+                        v.to_string()
+                    }
+                };
                 vec![
-                    ("ID", if *last { img.id.short().to_string() } else { "<missing>".into() }),
-                    ("CreatedSince", human_ago(lighter_image::parse_rfc3339(created))),
+                    (
+                        "ID",
+                        if *last {
+                            img.id.short().to_string()
+                        } else {
+                            "<missing>".into()
+                        },
+                    ),
+                    (
+                        "CreatedSince",
+                        human_ago(lighter_image::parse_rfc3339(created)),
+                    ),
                     ("CreatedAt", created.clone()),
-                    ("CreatedBy", if args.no_trunc { by.clone() } else { truncate(by, 45) }),
+                    (
+                        "CreatedBy",
+                        if args.no_trunc {
+                            by.clone()
+                        } else {
+                            truncate(by, 45)
+                        },
+                    ),
                     ("Size", size(sizes.map(|s| s.0).unwrap_or(0))),
                     ("CompressedSize", size(sizes.map(|s| s.1).unwrap_or(0))),
                     ("Comment", comment.clone()),
                 ]
             })
             .collect();
-        let out = crate::printer::render_template(tpl, &headers, &values).map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+        let out = crate::printer::render_template(tpl, &headers, &values)
+            .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
         print!("{out}");
         return Ok(ExitCode::SUCCESS);
     }

@@ -91,11 +91,33 @@ pub fn run(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
                 let img = &l.image;
                 let shared = shared_bytes(img, &uses);
                 vec![
-                    ("Repository", l.reference.as_ref().map(|r| r.familiar_name()).unwrap_or_else(|| "<none>".into())),
-                    ("Tag", l.reference.as_ref().and_then(|r| r.tag.clone()).unwrap_or_else(|| "<none>".into())),
-                    ("ID", if args.no_trunc { img.id.to_string() } else { img.id.short().to_string() }),
+                    (
+                        "Repository",
+                        l.reference
+                            .as_ref()
+                            .map(|r| r.familiar_name())
+                            .unwrap_or_else(|| "<none>".into()),
+                    ),
+                    (
+                        "Tag",
+                        l.reference
+                            .as_ref()
+                            .and_then(|r| r.tag.clone())
+                            .unwrap_or_else(|| "<none>".into()),
+                    ),
+                    (
+                        "ID",
+                        if args.no_trunc {
+                            img.id.to_string()
+                        } else {
+                            img.id.short().to_string()
+                        },
+                    ),
                     ("Digest", img.record.manifest.to_string()),
-                    ("CreatedSince", human_ago(img.created().and_then(lighter_image::parse_rfc3339))),
+                    (
+                        "CreatedSince",
+                        human_ago(img.created().and_then(lighter_image::parse_rfc3339)),
+                    ),
                     ("CreatedAt", img.created().unwrap_or_default().to_string()),
                     ("Size", human_size(img.size())),
                     ("CompressedSize", human_size(img.compressed_size())),
@@ -104,7 +126,8 @@ pub fn run(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
                 ]
             })
             .collect();
-        let out = crate::printer::render_template(tpl, &headers, &values).map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+        let out = crate::printer::render_template(tpl, &headers, &values)
+            .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
         print!("{out}");
         return Ok(ExitCode::SUCCESS);
     }
@@ -158,5 +181,10 @@ pub fn run(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
 
 /// Bytes of `img`'s layers that other images use too.
 fn shared_bytes(img: &lighter_image::Image, uses: &HashMap<String, usize>) -> u64 {
-    img.record.layers.iter().filter(|x| uses.get(x.diff_id.as_str()).copied().unwrap_or(0) > 1).map(|x| x.uncompressed_size).sum()
+    img.record
+        .layers
+        .iter()
+        .filter(|x| uses.get(x.diff_id.as_str()).copied().unwrap_or(0) > 1)
+        .map(|x| x.uncompressed_size)
+        .sum()
 }

@@ -11,11 +11,16 @@ pub fn html(a: &Analysis, dirs: &[BTreeMap<String, u64>]) -> anyhow::Result<Stri
     // `</` must not end the script element early; JSON allows `<\/`.
     let json = serde_json::to_string(&data)?.replace("</", "<\\/");
     let title = escape(&a.image);
-    Ok(TEMPLATE.replace("{{TITLE}}", &title).replace("{{DATA}}", &json))
+    Ok(TEMPLATE
+        .replace("{{TITLE}}", &title)
+        .replace("{{DATA}}", &json))
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 const TEMPLATE: &str = r##"<!doctype html>

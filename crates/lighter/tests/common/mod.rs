@@ -143,7 +143,19 @@ pub fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
             } else if !ft.is_file() {
                 // FIFOs and devices: reading a FIFO would block.
                 use std::os::unix::fs::FileTypeExt;
-                format!("{}:{}", if ft.is_fifo() { "fifo" } else if ft.is_char_device() { "char" } else if ft.is_block_device() { "block" } else { "socket" }, md.rdev())
+                format!(
+                    "{}:{}",
+                    if ft.is_fifo() {
+                        "fifo"
+                    } else if ft.is_char_device() {
+                        "char"
+                    } else if ft.is_block_device() {
+                        "block"
+                    } else {
+                        "socket"
+                    },
+                    md.rdev()
+                )
             } else {
                 format!(
                     "file:{}",

@@ -156,9 +156,20 @@ pub(super) fn lchown(p: &Path, uid: u64, gid: u64) -> Result<()> {
 /// Sets the access and modification times of `p` (not following a symlink).
 pub fn set_times(p: &Path, secs: i64, nsec: i64) -> Result<()> {
     let c = cstr(p)?;
-    let t = libc::timespec { tv_sec: secs, tv_nsec: nsec };
+    let t = libc::timespec {
+        tv_sec: secs,
+        tv_nsec: nsec,
+    };
     let ts = [t, t];
-    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+    if unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } != 0
+    {
         return Err(io_err("set times of", p)(std::io::Error::last_os_error()));
     }
     Ok(())

@@ -29,10 +29,12 @@ pub fn materialize(store: &Store, layers: &[LayerInfo], dest: &Path) -> Result<(
     std::fs::create_dir_all(dest).map_err(io_err("create", dest))?;
     for l in layers {
         let f = store.content().open(&l.digest)?;
-        let mut r = crate::compress::decompress(f).map_err(io_err("decompress", store.content().path(&l.digest)))?;
+        let mut r = crate::compress::decompress(f)
+            .map_err(io_err("decompress", store.content().path(&l.digest)))?;
         apply(&mut r, dest, ApplyFormat::Plain)?;
         // The tar's trailing padding.
-        std::io::copy(&mut r, &mut std::io::sink()).map_err(io_err("read", store.content().path(&l.digest)))?;
+        std::io::copy(&mut r, &mut std::io::sink())
+            .map_err(io_err("read", store.content().path(&l.digest)))?;
     }
     Ok(())
 }
@@ -40,7 +42,10 @@ pub fn materialize(store: &Store, layers: &[LayerInfo], dest: &Path) -> Result<(
 /// Copies the tree `src` into `dst` (created; its parent must exist) with owners, modes, mtimes,
 /// xattrs, devices and hardlinks as they are.
 pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
-    let mut c = Copier { links: HashMap::new(), dirs: Vec::new() };
+    let mut c = Copier {
+        links: HashMap::new(),
+        dirs: Vec::new(),
+    };
     let md = std::fs::symlink_metadata(src).map_err(io_err("stat", src))?;
     c.copy(src, dst, &md)?;
     c.finish()
@@ -53,7 +58,10 @@ pub fn diff_to_upper(base: &Path, changed: &Path, upper: &Path) -> Result<bool> 
         base,
         changed,
         upper,
-        copier: Copier { links: HashMap::new(), dirs: Vec::new() },
+        copier: Copier {
+            links: HashMap::new(),
+            dirs: Vec::new(),
+        },
     };
     let any = d.dir(Path::new(""))?;
     d.copier.finish()?;
@@ -87,7 +95,10 @@ impl Differ<'_> {
         for name in names {
             let r = rel.join(&name);
             let (b, c) = (self.base.join(&r), self.changed.join(&r));
-            match (std::fs::symlink_metadata(&b).ok(), std::fs::symlink_metadata(&c).ok()) {
+            match (
+                std::fs::symlink_metadata(&b).ok(),
+                std::fs::symlink_metadata(&c).ok(),
+            ) {
                 (None, None) => {}
                 (Some(_), None) => {
                     self.parent(rel)?;
@@ -145,7 +156,11 @@ impl Differ<'_> {
 /// Type, mode, owner, device number and xattrs; for non-directories also size, a grown link count, link
 /// target and mtime (seconds and nanoseconds).
 fn same_meta(a: &Path, am: &Metadata, b: &Path, bm: &Metadata) -> Result<bool> {
-    if am.mode() != bm.mode() || am.uid() != bm.uid() || am.gid() != bm.gid() || am.rdev() != bm.rdev() {
+    if am.mode() != bm.mode()
+        || am.uid() != bm.uid()
+        || am.gid() != bm.gid()
+        || am.rdev() != bm.rdev()
+    {
         return Ok(false);
     }
     if !am.is_dir() {
@@ -238,7 +253,13 @@ impl Copier {
             } else {
                 libc::S_IFSOCK
             };
-            mknod(dst, kind, md.mode(), libc::major(md.rdev()), libc::minor(md.rdev()))?;
+            mknod(
+                dst,
+                kind,
+                md.mode(),
+                libc::major(md.rdev()),
+                libc::minor(md.rdev()),
+            )?;
         }
         self.meta(src, dst, md)
     }
@@ -248,13 +269,15 @@ impl Copier {
     fn meta(&mut self, src: &Path, dst: &Path, md: &Metadata) -> Result<()> {
         lchown(dst, md.uid().into(), md.gid().into())?;
         if !md.file_type().is_symlink() {
-            std::fs::set_permissions(dst, std::fs::Permissions::from_mode(md.mode() & 0o7777)).map_err(io_err("chmod", dst))?;
+            std::fs::set_permissions(dst, std::fs::Permissions::from_mode(md.mode() & 0o7777))
+                .map_err(io_err("chmod", dst))?;
         }
         for (k, v) in read_xattrs(src)? {
             set_xattr(dst, &k, &v)?;
         }
         if md.is_dir() {
-            self.dirs.push((dst.to_path_buf(), md.mtime(), md.mtime_nsec()));
+            self.dirs
+                .push((dst.to_path_buf(), md.mtime(), md.mtime_nsec()));
             Ok(())
         } else {
             set_times(dst, md.mtime(), md.mtime_nsec())
@@ -317,12 +340,35 @@ mod tests {
             v.sort();
             v
         };
-        assert_eq!(names(&up), ["etc", "etc/keep", "etc/keep/a", "etc/new", "etc/pw", "gone", "owned"]);
+        assert_eq!(
+            names(&up),
+            [
+                "etc",
+                "etc/keep",
+                "etc/keep/a",
+                "etc/new",
+                "etc/pw",
+                "gone",
+                "owned"
+            ]
+        );
         let g = std::fs::symlink_metadata(up.join("gone")).unwrap();
-        assert!(g.file_type().is_char_device() && g.rdev() == 0, "deletion is a 0/0 whiteout");
-        assert_eq!(std::fs::read_to_string(up.join("etc/keep/a")).unwrap(), "A!");
-        assert_eq!(std::fs::read_link(up.join("etc/pw")).unwrap(), Path::new("new"));
-        assert_eq!(std::fs::symlink_metadata(up.join("owned")).unwrap().uid(), 1000);
+        assert!(
+            g.file_type().is_char_device() && g.rdev() == 0,
+            "deletion is a 0/0 whiteout"
+        );
+        assert_eq!(
+            std::fs::read_to_string(up.join("etc/keep/a")).unwrap(),
+            "A!"
+        );
+        assert_eq!(
+            std::fs::read_link(up.join("etc/pw")).unwrap(),
+            Path::new("new")
+        );
+        assert_eq!(
+            std::fs::symlink_metadata(up.join("owned")).unwrap().uid(),
+            1000
+        );
         // Same size, same second, no nanoseconds: the bytes decide.
         let base2 = t.path().join("b2");
         let ch2 = t.path().join("c2");

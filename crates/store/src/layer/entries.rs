@@ -18,8 +18,12 @@ use std::path::{Path, PathBuf};
 pub enum EntryKind {
     Dir,
     /// A regular file whose bytes are read from `src` when the tar is written.
-    File { src: PathBuf },
-    Symlink { target: PathBuf },
+    File {
+        src: PathBuf,
+    },
+    Symlink {
+        target: PathBuf,
+    },
 }
 
 /// One entry of a planned layer: its kind and the metadata it will have in the image.
@@ -78,7 +82,8 @@ pub fn write_entries<'a>(
             }
         }
     }
-    b.finish().map_err(io_err("write tar of", "planned entries"))?;
+    b.finish()
+        .map_err(io_err("write tar of", "planned entries"))?;
     Ok(())
 }
 
@@ -103,29 +108,69 @@ mod tests {
             std::fs::set_permissions(tree.path().join(p), std::fs::Permissions::from_mode(m))
                 .unwrap();
         }
-        let mt = |p: &str| std::fs::symlink_metadata(tree.path().join(p)).unwrap().mtime();
+        let mt = |p: &str| {
+            std::fs::symlink_metadata(tree.path().join(p))
+                .unwrap()
+                .mtime()
+        };
         let entries = [
-            (PathBuf::from("d"), PlannedEntry { kind: EntryKind::Dir, mode: 0o750, uid, gid, mtime: mt("d") }),
+            (
+                PathBuf::from("d"),
+                PlannedEntry {
+                    kind: EntryKind::Dir,
+                    mode: 0o750,
+                    uid,
+                    gid,
+                    mtime: mt("d"),
+                },
+            ),
             (
                 PathBuf::from("d/a"),
-                PlannedEntry { kind: EntryKind::File { src: src.path().join("a") }, mode: 0o640, uid, gid, mtime: mt("d/a") },
+                PlannedEntry {
+                    kind: EntryKind::File {
+                        src: src.path().join("a"),
+                    },
+                    mode: 0o640,
+                    uid,
+                    gid,
+                    mtime: mt("d/a"),
+                },
             ),
             (
                 PathBuf::from("d/l"),
-                PlannedEntry { kind: EntryKind::Symlink { target: "a".into() }, mode: 0o777, uid, gid, mtime: mt("d/l") },
+                PlannedEntry {
+                    kind: EntryKind::Symlink { target: "a".into() },
+                    mode: 0o777,
+                    uid,
+                    gid,
+                    mtime: mt("d/l"),
+                },
             ),
         ];
         let opts = WriteOptions::default();
         let mut planned = Vec::new();
-        write_entries(entries.iter().map(|(p, e)| (p.as_path(), e)), &opts, &mut planned).unwrap();
+        write_entries(
+            entries.iter().map(|(p, e)| (p.as_path(), e)),
+            &opts,
+            &mut planned,
+        )
+        .unwrap();
         let mut walked = Vec::new();
         write_tar(tree.path(), DirFormat::Plain, &opts, &mut walked).unwrap();
         assert_eq!(planned.len(), walked.len());
         assert!(planned == walked, "planned and walked tars differ");
         // SOURCE_DATE_EPOCH clamps planned mtimes too.
-        let clamped = WriteOptions { epoch: Some(7), ..Default::default() };
+        let clamped = WriteOptions {
+            epoch: Some(7),
+            ..Default::default()
+        };
         let mut out = Vec::new();
-        write_entries(entries.iter().map(|(p, e)| (p.as_path(), e)), &clamped, &mut out).unwrap();
+        write_entries(
+            entries.iter().map(|(p, e)| (p.as_path(), e)),
+            &clamped,
+            &mut out,
+        )
+        .unwrap();
         let mut ar = tar::Archive::new(out.as_slice());
         for e in ar.entries().unwrap() {
             assert_eq!(e.unwrap().header().mtime().unwrap(), 7);

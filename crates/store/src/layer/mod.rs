@@ -37,7 +37,9 @@ pub fn store_dir(
     opts: &WriteOptions,
     compression: Compression,
 ) -> Result<LayerInfo> {
-    store_tar(store, dir, compression, |out| write_tar(dir, format, opts, out))
+    store_tar(store, dir, compression, |out| {
+        write_tar(dir, format, opts, out)
+    })
 }
 
 /// Writes planned entries (see [`write_entries`]) as a stored layer, like [`store_dir`] does for a
@@ -104,7 +106,10 @@ struct StoredChunks {
 impl StoredChunks {
     fn load(store: &Store) -> Option<std::sync::Arc<dyn ChunkSource>> {
         let prefix = format!("gz{GZIP_LEVEL}:");
-        let rows = store.meta().list_prefix(crate::Table::Chunks, &prefix).ok()?;
+        let rows = store
+            .meta()
+            .list_prefix(crate::Table::Chunks, &prefix)
+            .ok()?;
         let mut members = std::collections::HashMap::with_capacity(rows.len());
         for (k, v) in rows {
             let mut hash = [0u8; 32];
