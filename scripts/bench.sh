@@ -29,6 +29,8 @@ secs() {
 # peak_mb CMD...: peak RSS in MB
 peak_mb() { /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -1 | awk '{printf "%.0f", $1/1024}'; }
 ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }
+# median X...: the middle value (the lower middle of an even count)
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4"; }
 
 have_docker() { $D info >/dev/null 2>&1; }
@@ -141,12 +143,31 @@ bench_go() {
   LIGHTER_ROOT=$demo "$L" build -q -f "$w/Dockerfile.base" -o "type=local,dest=$w/rootfs" "$w" >/dev/null
   cp -r examples/go "$w/rootfs/src"
   echo "## Go example, builder stage cold: lighter build vs go build in a chroot of the same base"
+  # Runs alternate (lighter, chroot, lighter, ...) so that drift on a shared machine hits both, each
+  # after a sync so that neither pays for the writeback of the previous run's deletions (the
+  # pruned Go cache), and the chroot gets the image's own environment (ENV GOPATH, GOFLAGS,
+  # GOTOOLCHAIN and the default PATH), as lighter's RUN does.
+  local runs=${GO_RUNS:-3} lts=() cts=() lt ct i
+  local envs="HOME=/root GOPATH=/go GOFLAGS=-mod=mod GOTOOLCHAIN=local GOCACHE=/tmp/gocache CGO_ENABLED=0 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+  # Run 0 warms the page cache for both (the store's unpacked base layers, the freshly copied
+  # chroot tree) and is not counted.
+  for i in $(seq 0 "$runs"); do
+    LIGHTER_ROOT=$demo "$L" prune -a -f >/dev/null; sync
+    lts+=("$(secs env LIGHTER_ROOT=$demo "$L" build --no-cache --target build examples/go)")
+    rm -rf "$w/rootfs/tmp/gocache" "$w/rootfs/out"; sync
+    # shellcheck disable=SC2086
+    cts+=("$(secs chroot "$w/rootfs" /usr/bin/env -i $envs /bin/sh -c 'cd /src && go build -trimpath -ldflags="-s -w" -o /out/server .')")
+  done
+  lts=("${lts[@]:1}"); cts=("${cts[@]:1}")
   row step lighter chroot ratio; row --- --- --- ---
-  local lt ct
-  LIGHTER_ROOT=$demo "$L" prune -a -f >/dev/null
-  lt=$(secs env LIGHTER_ROOT=$demo "$L" build --no-cache --target build examples/go)
-  ct=$(secs chroot "$w/rootfs" /bin/sh -c 'cd /src && export HOME=/root GOCACHE=/tmp/gocache CGO_ENABLED=0 PATH=/usr/local/go/bin:/usr/bin:/bin && go build -trimpath -ldflags="-s -w" -o /out/server .')
-  row "cold build (Go cache empty)" "$lt s" "$ct s" "$(ratio $lt $ct)"
+  local ratios=()
+  for i in "${!lts[@]}"; do
+    ratios+=("$(ratio "${lts[$i]}" "${cts[$i]}")")
+    row "cold build, run $((i + 1)) (Go cache empty)" "${lts[$i]} s" "${cts[$i]} s" "${ratios[$i]}"
+  done
+  lt=$(median "${lts[@]}"); ct=$(median "${cts[@]}")
+  row "cold build, medians of $runs runs" "$lt s" "$ct s" "$(ratio $lt $ct)"
+  row "cold build, median of the $runs ratios" "" "" "$(median "${ratios[@]}")"
   # No-op rebuild of the whole multi-stage example (every step cached): best of 5.
   LIGHTER_ROOT=$demo "$L" build -q -t hello-go:multi examples/go >/dev/null
   local best=99 t
@@ -172,20 +193,30 @@ bench_node() {
   grep -v '^# syntax=' "$w/app/Dockerfile" > "$w/Dockerfile.docker"
   echo "## Node example, one .ts file changed (warm cache), lighter vs docker build"
   row step lighter docker ratio; row --- --- --- ---
-  local lw l1 dw d1
+  local lw dw=NA l1s=() d1s=() l1 d1 i runs=${NODE_RUNS:-3}
   lw=$(secs "$L" build -t bench-node "$w/app")
-  echo "// change $(date +%s%N)" >> "$w/app/src/server.ts"
-  l1=$(secs "$L" build -t bench-node "$w/app")
   if have_docker; then
     for tag in node:18 node:18-slim; do
       $D image inspect $tag >/dev/null 2>&1 || "$L" save $tag | $D load >/dev/null
     done
     dw=$(secs $D build --network host -f "$w/Dockerfile.docker" -t bench-node "$w/app")
-    echo "// change $(date +%s%N)" >> "$w/app/src/server.ts"
-    d1=$(secs $D build --network host -f "$w/Dockerfile.docker" -t bench-node "$w/app")
-  else dw=NA; d1=NA; fi
+  fi
   row "first build (warm base)" "$lw s" "$dw s" ""
-  row "one .ts file changed" "$l1 s" "$d1 s" "$( [ $d1 = NA ] && echo NA || ratio $l1 $d1)"
+  # Alternating runs, a new line appended to src/server.ts before each build.
+  for i in $(seq 1 "$runs"); do
+    echo "// change $(date +%s%N)" >> "$w/app/src/server.ts"
+    l1s+=("$(secs "$L" build -t bench-node "$w/app")")
+    if have_docker; then
+      echo "// change $(date +%s%N)" >> "$w/app/src/server.ts"
+      d1s+=("$(secs $D build --network host -f "$w/Dockerfile.docker" -t bench-node "$w/app")")
+    else d1s+=(NA); fi
+  done
+  for i in "${!l1s[@]}"; do
+    row "one .ts file changed, run $((i + 1))" "${l1s[$i]} s" "${d1s[$i]} s" "$( [ "${d1s[$i]}" = NA ] && echo NA || ratio "${l1s[$i]}" "${d1s[$i]}")"
+  done
+  l1=$(median "${l1s[@]}")
+  if have_docker; then d1=$(median "${d1s[@]}"); else d1=NA; fi
+  row "one .ts file changed, median of $runs" "$l1 s" "$d1 s" "$( [ $d1 = NA ] && echo NA || ratio $l1 $d1)"
   export LIGHTER_ROOT="$BENCH_DIR/store"
   rm -rf "$w"
 }
