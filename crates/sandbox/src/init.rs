@@ -231,6 +231,68 @@ fn unescape_mountinfo(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Docker's (and containerd's, which BuildKit uses) default masked and read-only paths. Without
+/// them root in the step could write host-wide sysctls through `/proc/sys` (`core_pattern` runs a
+/// program on the host) or `/proc/sysrq-trigger`, and read kernel memory and keyrings.
+const READONLY_PATHS: [&str; 5] = [
+    "proc/bus",
+    "proc/fs",
+    "proc/irq",
+    "proc/sys",
+    "proc/sysrq-trigger",
+];
+const MASKED_PATHS: [&str; 12] = [
+    "proc/acpi",
+    "proc/asound",
+    "proc/interrupts",
+    "proc/kcore",
+    "proc/keys",
+    "proc/latency_stats",
+    "proc/timer_list",
+    "proc/timer_stats",
+    "proc/sched_debug",
+    "proc/scsi",
+    "sys/firmware",
+    "sys/devices/virtual/powercap",
+];
+
+/// Binds each read-only path onto itself read-only, and hides each masked path: `/dev/null` over a
+/// file, an empty read-only tmpfs over a directory. Paths this kernel does not have are skipped.
+fn protect_kernel_paths(root: &Path) -> Result<(), String> {
+    for p in READONLY_PATHS {
+        let t = root.join(p);
+        if std::fs::symlink_metadata(&t).is_ok() {
+            bind(&t, &t, true)?;
+        }
+    }
+    for p in MASKED_PATHS {
+        let t = root.join(p);
+        let Ok(md) = std::fs::symlink_metadata(&t) else {
+            continue;
+        };
+        if md.is_dir() {
+            mount(
+                Some("tmpfs"),
+                &t,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                None::<&str>,
+            )
+            .map_err(|e| format!("mask /{p}: {e}"))?;
+        } else {
+            mount(
+                Some("/dev/null"),
+                &t,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| format!("mask /{p}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn child(spec: &RunSpec) -> Result<Never, String> {
     let mut created = Vec::new();
     let root = match &spec.rootfs {
@@ -346,6 +408,7 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
     {
         bind(Path::new("/sys"), &sys, true)?;
     }
+    protect_kernel_paths(&root)?;
     // /etc/hosts, /etc/resolv.conf: bind mounts, never written into the rootfs.
     // A uniquely named temporary file (this process is PID 1 of its namespace, like every other
     // sandbox's init, so the pid cannot name it); the bind mount keeps it alive after it is unlinked.

@@ -11,7 +11,9 @@
 //! The init: unshares the namespaces, makes mounts private, forks the PID-1 child, which mounts the
 //! overlay (lowerdirs, upperdir, workdir) inside the new mount namespace (nothing to clean up on the
 //! host), then `/proc`, a minimal `/dev` (tmpfs with null, zero, full, random, urandom, tty, pts, shm),
-//! `/sys` read-only, `/etc/hosts` and `/etc/resolv.conf` bind mounts, the step's own mounts, sets the
+//! a read-only sysfs of its own, docker's read-only (`/proc/sys`, `/proc/sysrq-trigger`, ...) and
+//! masked (`/proc/kcore`, `/proc/keys`, `/sys/firmware`, ...) paths, `/etc/hosts` and
+//! `/etc/resolv.conf` bind mounts, the step's own mounts, sets the
 //! hostname, chroots, drops every capability outside docker's default set from the bounding set,
 //! switches user and groups, and execs the command. Mountpoints it had to create are listed in
 //! [`RunOutcome::created`], so the caller keeps them out of the layer.
