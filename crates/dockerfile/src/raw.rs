@@ -6,9 +6,9 @@ use crate::shell::Lexer;
 use std::fmt::Write as _;
 
 mod args;
-pub use args::{heredocs_from_line, parse_heredoc, parse_words};
 pub(crate) use args::parse_json;
 use args::{extract_flags, parse_maybe_json, parse_name_val, set_json, ws_words};
+pub use args::{heredocs_from_line, parse_heredoc, parse_words};
 
 /// Longest physical line BuildKit's scanner accepts (its buffer is 64 KiB including the newline).
 const MAX_LINE: usize = 65535;

@@ -66,6 +66,12 @@ pub struct BuildRequest {
     pub named_contexts: BTreeMap<String, NamedContext>,
     /// `--ssh ID[=SOCKET]`: SSH agent sockets that `RUN --mount=type=ssh` forwards, by id.
     pub ssh: BTreeMap<String, PathBuf>,
+    /// `--add-host`: lines added to every RUN step's `/etc/hosts`.
+    pub extra_hosts: Vec<lighter_sandbox::ExtraHost>,
+    /// `--shm-size`: the size of every RUN step's `/dev/shm`.
+    pub shm_size: Option<u64>,
+    /// `--ulimit`: resource limits of every RUN step.
+    pub ulimits: Vec<lighter_sandbox::Ulimit>,
 }
 
 /// A named build context.

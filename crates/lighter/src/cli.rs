@@ -114,6 +114,15 @@ pub struct BuildArgs {
     /// Set the networking mode for the RUN instructions during build (host, none, default).
     #[arg(long, default_value = "default")]
     pub network: String,
+    /// Add a custom host-to-IP mapping (format: host:ip) to the RUN instructions' /etc/hosts.
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_hosts: Vec<String>,
+    /// Size of /dev/shm for the RUN instructions (e.g. 128m; default 64m).
+    #[arg(long = "shm-size", value_name = "BYTES")]
+    pub shm_size: Option<String>,
+    /// Ulimit options for the RUN instructions (format: name=soft[:hard], e.g. nofile=1024:2048).
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
     /// External cache sources (format: type=local,src=path).
     #[arg(long = "cache-from", value_name = "SPEC")]
     pub cache_from: Vec<String>,
@@ -339,6 +348,15 @@ pub struct RunArgs {
     /// Connect a container to a network (host or none).
     #[arg(long, default_value = "host")]
     pub network: String,
+    /// Add a custom host-to-IP mapping (format: host:ip).
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_hosts: Vec<String>,
+    /// Size of /dev/shm (e.g. 128m; default 64m).
+    #[arg(long = "shm-size", value_name = "BYTES")]
+    pub shm_size: Option<String>,
+    /// Ulimit options (format: name=soft[:hard]).
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
     /// Overwrite the default ENTRYPOINT of the image.
     #[arg(long)]
     pub entrypoint: Option<String>,

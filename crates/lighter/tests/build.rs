@@ -222,7 +222,11 @@ fn sandbox_kernel_interfaces_are_read_only_or_masked() {
     assert_eq!(read("capbnd"), "00000000a80425fb");
     assert_eq!(read("sysctl"), "refused", "/proc/sys is read-only");
     // Which of these a kernel has varies (this one has no /proc/kcore); all present are /dev/null.
-    assert_eq!(read("masked"), "c", "/proc/kcore, keys and timer_list are masked");
+    assert_eq!(
+        read("masked"),
+        "c",
+        "/proc/kcore, keys and timer_list are masked"
+    );
 }
 
 #[test]
@@ -302,6 +306,93 @@ fn lighter_run_passes_exit_codes_and_config() {
     let o = env.lighter(&["run", "--rm", "-e", "WHO=you", "r:1", "echo $WHO; exit 42"]);
     assert_eq!(o.status.code(), Some(42));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "you\n");
+}
+
+#[test]
+fn add_host_shm_size_and_ulimit_reach_run_steps_and_keys() {
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN mkdir /r && grep -v localhost /etc/hosts > /r/hosts \\\n\
+             && df -k /dev/shm | tail -1 | awk '{print $2}' > /r/shm \\\n\
+             && ulimit -Sn > /r/nofile && ulimit -Hn >> /r/nofile\n",
+        )],
+    );
+    let flags = [
+        "--add-host",
+        "db:10.1.2.3",
+        "--add-host",
+        "v6=[fd00::1]",
+        "--shm-size",
+        "128m",
+        "--ulimit",
+        "nofile=1000:2000",
+    ];
+    let (ok, err, out) = env.build_local(ctx.path(), &flags);
+    assert!(ok, "{err}");
+    let read = |f: &str| std::fs::read_to_string(out.path().join("r").join(f)).unwrap();
+    assert_eq!(
+        read("hosts"),
+        "10.1.2.3\tdb\nfd00::1\tv6\n",
+        "BuildKit's IP<TAB>HOST lines, in order"
+    );
+    assert_eq!(
+        read("shm").trim(),
+        (128 * 1024).to_string(),
+        "/dev/shm is 128 MiB"
+    );
+    assert_eq!(read("nofile"), "1000\n2000\n");
+    // The options are in the step's cache key: the same flags hit, other flags miss.
+    let (ok, err, _) = env.build(ctx.path(), &flags);
+    assert!(ok && err.contains("CACHED"), "{err}");
+    let (ok, err, out) = env.build_local(ctx.path(), &["--add-host", "db:10.9.9.9"]);
+    assert!(ok && !err.contains("CACHED"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("r/hosts")).unwrap(),
+        "10.9.9.9\tdb\n"
+    );
+    // Bad values are errors that name the flag.
+    for (flag, value, want) in [
+        ("--add-host", "db", "--add-host db: bad format for add-host"),
+        (
+            "--add-host",
+            "db:300.1.1.1",
+            "invalid IP address in add-host",
+        ),
+        (
+            "--ulimit",
+            "files=1",
+            "--ulimit files=1: invalid ulimit type: files",
+        ),
+        (
+            "--shm-size",
+            "lots",
+            "--shm-size lots: expected a positive size",
+        ),
+    ] {
+        let (ok, err, _) = env.build(ctx.path(), &[flag, value]);
+        assert!(!ok && err.contains(want), "{flag} {value}: {err}");
+    }
+    // `lighter run` takes the same flags.
+    let (ok, err, _) = env.build(ctx.path(), &[&flags[..], &["-t", "opts:1"]].concat());
+    assert!(ok, "{err}");
+    let o = env.lighter(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "cache:10.0.0.7",
+        "--ulimit",
+        "nofile=512",
+        "opts:1",
+        "sh",
+        "-c",
+        "grep cache /etc/hosts; ulimit -n",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "10.0.0.7\tcache\n512\n");
 }
 
 /// Regression: identical steps (`RUN true` twice) made identical layers whose unpacked directory was
@@ -731,4 +822,3 @@ fn tty_progress_prints_finished_steps_and_a_final_header() {
         "{err}"
     );
 }
-

@@ -389,7 +389,15 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
         &shm,
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=1777,size=65536k"),
+        Some(
+            format!(
+                "mode=1777,size={}",
+                spec.shm_size
+                    .map(|b| b.to_string())
+                    .unwrap_or_else(|| "65536k".into())
+            )
+            .as_str(),
+        ),
     );
     // /sys read-only: a sysfs of its own, as docker mounts it, so none of the host's mounts under
     // /sys (cgroup hierarchies, debugfs, bpf) is visible. Where a fresh sysfs may not be mounted,
@@ -472,6 +480,23 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
         std::fs::create_dir_all(cwd).map_err(|e| format!("create working directory {cwd}: {e}"))?;
     }
     chdir(cwd).map_err(|e| format!("chdir {cwd}: {e}"))?;
+    // Limits before the user switch: raising a hard limit needs CAP_SYS_RESOURCE.
+    for u in &spec.ulimits {
+        if let Some((resource, soft, hard)) = u.resource() {
+            let lim = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            // SAFETY: a valid resource number and rlimit struct.
+            if unsafe { libc::setrlimit(resource as _, &lim) } != 0 {
+                return Err(format!(
+                    "set ulimit {}: {}",
+                    u.key(),
+                    std::io::Error::last_os_error()
+                ));
+            }
+        }
+    }
     // Capabilities outside docker's default set leave the bounding set.
     for cap in 0..=63u32 {
         if !DEFAULT_CAPS.contains(&cap) {

@@ -19,7 +19,10 @@
 //! [`RunOutcome::created`], so the caller keeps them out of the layer.
 
 mod init;
+mod options;
 mod user;
+
+pub use options::{hosts_file, parse_size, ExtraHost, Ulimit};
 
 pub use init::init_hook;
 pub use user::{resolve_user, User, UserError};
@@ -84,6 +87,12 @@ pub struct RunSpec {
     pub hosts: String,
     /// Host file bind-mounted as `/etc/resolv.conf` during the step.
     pub resolv_conf: Option<PathBuf>,
+    /// Size of the `/dev/shm` tmpfs in bytes (`--shm-size`; docker's 64 MiB when unset).
+    #[serde(default)]
+    pub shm_size: Option<u64>,
+    /// Resource limits set before the command starts (`--ulimit`).
+    #[serde(default)]
+    pub ulimits: Vec<Ulimit>,
 }
 
 /// What happened.

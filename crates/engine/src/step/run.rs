@@ -100,20 +100,30 @@ impl StageRun<'_, '_> {
                 argv.join(" ")
             )
         };
-        let key = sha(&[
-            &self.key,
+        let key_env = env
+            .iter()
+            .filter(|e| !is_secret_env(e, &r.mounts))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\0");
+        let (key_argv, key_mounts) = (argv.join("\0"), mount_keys.join("\0"));
+        let key_network = format!("{network:?}");
+        let key_options = process_options_key(sh.req);
+        let mut key_parts = vec![
+            self.key.as_str(),
             "RUN",
-            &argv.join("\0"),
-            &env.iter()
-                .filter(|e| !is_secret_env(e, &r.mounts))
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("\0"),
-            &mount_keys.join("\0"),
-            &format!("{network:?}"),
+            &key_argv,
+            &key_env,
+            &key_mounts,
+            &key_network,
             &user,
             &cwd,
-        ]);
+        ];
+        // Only when given, so the keys of builds without these options stay what they were.
+        if !key_options.is_empty() {
+            key_parts.push(&key_options);
+        }
+        let key = sha(&key_parts);
         let inputs =
             json!({ "command": argv, "env": arg_env, "mounts": mount_keys, "parent": self.key });
         let exe = sh.req.exe.clone();
@@ -131,8 +141,10 @@ impl StageRun<'_, '_> {
                 hostname: "buildkitsandbox".into(),
                 network,
                 mounts: mounts.clone(),
-                hosts: "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n".into(),
+                hosts: lighter_sandbox::hosts_file("buildkitsandbox", &this.sh.req.extra_hosts),
                 resolv_conf: Some("/etc/resolv.conf".into()),
+                shm_size: this.sh.req.shm_size,
+                ulimits: this.sh.req.ulimits.clone(),
             };
             let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
             let progress = this.sh.progress;
@@ -142,11 +154,19 @@ impl StageRun<'_, '_> {
                         tail.pop_front();
                     }
                     tail.push_back(line.to_string());
-                    progress(Event::Log { id, line: line.to_string() });
+                    progress(Event::Log {
+                        id,
+                        line: line.to_string(),
+                    });
                 })
                 .map_err(|e| EngineError::msg(format!("[{label}] {run_text}: {e}")))?;
             if outcome.code != 0 {
-                let mut e = EngineError::msg(format!("process \"{}\" did not complete successfully: exit code: {}", argv.join(" "), outcome.code)).at(span);
+                let mut e = EngineError::msg(format!(
+                    "process \"{}\" did not complete successfully: exit code: {}",
+                    argv.join(" "),
+                    outcome.code
+                ))
+                .at(span);
                 e.detail = tail.into_iter().collect();
                 return Err(e);
             }
@@ -157,6 +177,19 @@ impl StageRun<'_, '_> {
         drop(tmp);
         Ok(())
     }
+}
+
+/// `--add-host`, `--shm-size` and `--ulimit` as a cache key part (BuildKit keeps them in the exec
+/// op, so they are in its cache key too). Empty when none is given.
+fn process_options_key(req: &crate::BuildRequest) -> String {
+    let mut parts: Vec<String> = req
+        .extra_hosts
+        .iter()
+        .map(|h| format!("host={}={}", h.host, h.ip))
+        .collect();
+    parts.extend(req.shm_size.map(|s| format!("shm={s}")));
+    parts.extend(req.ulimits.iter().map(|u| format!("ulimit={}", u.key())));
+    parts.join("\0")
 }
 
 fn is_secret_env(e: &str, mounts: &[lighter_dockerfile::RunMount]) -> bool {

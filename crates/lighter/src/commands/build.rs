@@ -102,6 +102,8 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         "host" | "default" => false,
         other => anyhow::bail!("--network {other}: use default, host or none"),
     };
+    let (extra_hosts, shm_size, ulimits) =
+        super::run::process_options(&args.add_hosts, args.shm_size.as_deref(), &args.ulimits)?;
     let store = ctx.store()?;
     let mut named_contexts = std::collections::BTreeMap::new();
     for bc in &args.build_contexts {
@@ -141,6 +143,9 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         exe: std::env::current_exe()?,
         named_contexts,
         ssh,
+        extra_hosts,
+        shm_size,
+        ulimits,
     };
     let quiet = args.quiet || args.progress == Progress::Quiet;
     let json = args.progress == Progress::Rawjson;

@@ -1,5 +1,5 @@
-//! `lighter run [--rm] [-e K=V] [--user U] [--workdir W] [--network host|none] [--entrypoint E] IMAGE
-//! [CMD...]`: an image from the store in the RUN sandbox, with its config; the exit code passes through.
+//! `lighter run [--rm] [-e K=V] [--user U] [--workdir W] [--network host|none] [--entrypoint E]
+//! [--add-host H:IP] [--shm-size N] [--ulimit L] IMAGE [CMD...]`: an image from the store in the RUN sandbox, with its config; the exit code passes through.
 //! Containers are ephemeral: the writable layer is discarded when the command exits.
 
 use super::Context;
@@ -37,6 +37,8 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
         env.retain(|x| x.split('=').next() != Some(k.as_str()));
         env.push(format!("{k}={v}"));
     }
+    let (extra_hosts, shm_size, ulimits) =
+        process_options(&args.add_hosts, args.shm_size.as_deref(), &args.ulimits)?;
     // The same snapshot a RUN step gets; its changes are dropped with it.
     let mut snap = lighter_engine::snapshot::Active::new(&store, &img.record.layers)?;
     let spec = lighter_sandbox::RunSpec {
@@ -61,13 +63,49 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
             lighter_sandbox::Network::Host
         },
         mounts: vec![],
-        hosts: format!(
-            "127.0.0.1\tlocalhost {}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-            img.id.short()
-        ),
+        hosts: lighter_sandbox::hosts_file(img.id.short(), &extra_hosts),
         resolv_conf: Some("/etc/resolv.conf".into()),
+        shm_size,
+        ulimits,
     };
     let outcome = lighter_sandbox::Executor::with_exe(&std::env::current_exe()?)
         .run(&spec, &mut |line| println!("{line}"))?;
     Ok(ExitCode::from(outcome.code.clamp(0, 255) as u8))
+}
+
+/// `--add-host`, `--shm-size` and `--ulimit` of `build` and `run`, parsed with docker's syntax.
+pub(crate) type ProcessOptions = (
+    Vec<lighter_sandbox::ExtraHost>,
+    Option<u64>,
+    Vec<lighter_sandbox::Ulimit>,
+);
+
+pub(crate) fn process_options(
+    add_hosts: &[String],
+    shm_size: Option<&str>,
+    ulimits: &[String],
+) -> anyhow::Result<ProcessOptions> {
+    let hosts = add_hosts
+        .iter()
+        .map(|h| {
+            lighter_sandbox::ExtraHost::parse(h).map_err(|e| anyhow::anyhow!("--add-host {h}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let shm = shm_size
+        .map(|s| {
+            lighter_sandbox::parse_size(s)
+                .ok()
+                .filter(|b| *b > 0)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--shm-size {s}: expected a positive size such as 64m or 1g")
+                })
+        })
+        .transpose()?;
+    let limits = ulimits
+        .iter()
+        .map(|u| {
+            lighter_sandbox::Ulimit::parse(u).map_err(|e| anyhow::anyhow!("--ulimit {u}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((hosts, shm, limits))
 }
