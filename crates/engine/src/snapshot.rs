@@ -236,7 +236,8 @@ impl Active {
             Snapshotter::Overlay => self.upper.clone(),
             Snapshotter::Copy => self.merged.clone(),
         };
-        for s in skip {
+        // Deepest first (the sandbox lists them top down), so nested stubs empty their parents.
+        for s in skip.iter().rev() {
             let p = changes.join(s);
             // Only mountpoints the sandbox created: empty files and empty directories.
             match std::fs::symlink_metadata(&p) {

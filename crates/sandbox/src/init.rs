@@ -83,17 +83,30 @@ fn run_init() -> Result<i32, String> {
 
 enum Never {}
 
+/// A directory mountpoint at `rel` inside the rootfs (symlinks resolved inside it), created with
+/// its missing parents, each recorded in `created`.
 fn ensure_dir(root: &Path, rel: &str, created: &mut Vec<String>) -> Result<PathBuf, String> {
-    let rel = rel.trim_start_matches('/');
-    let p = root.join(rel);
-    if std::fs::symlink_metadata(&p).is_err() {
-        // Report the topmost directory we create.
-        let mut first = None;
-        let mut cur = root.to_path_buf();
-        for comp in Path::new(rel).components() {
-            cur.push(comp);
-            if std::fs::symlink_metadata(&cur).is_err() && first.is_none() {
-                first = Some(
+    let p = crate::paths::in_root(root, rel)?;
+    let tail = p
+        .strip_prefix(root)
+        .map_err(|_| format!("/{rel}: outside the rootfs"))?
+        .to_path_buf();
+    let mut cur = root.to_path_buf();
+    for comp in tail.components() {
+        cur.push(comp);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(md) if md.is_dir() => {}
+            Ok(_) => {
+                return Err(format!(
+                    "mountpoint /{rel}: /{} is not a directory",
+                    cur.strip_prefix(root).unwrap_or(&cur).display()
+                ))
+            }
+            Err(_) => {
+                // `cur`'s parent is resolved and real: nothing here follows a link.
+                std::fs::create_dir(&cur).map_err(|e| format!("create mountpoint /{rel}: {e}"))?;
+                // Every level, top down: the caller removes them bottom up, each only if empty.
+                created.push(
                     cur.strip_prefix(root)
                         .unwrap_or(&cur)
                         .to_string_lossy()
@@ -101,33 +114,43 @@ fn ensure_dir(root: &Path, rel: &str, created: &mut Vec<String>) -> Result<PathB
                 );
             }
         }
-        std::fs::create_dir_all(&p).map_err(|e| format!("create mountpoint /{rel}: {e}"))?;
-        if let Some(f) = first {
-            created.push(f);
+    }
+    Ok(p)
+}
+
+/// A file mountpoint at `rel` inside the rootfs: its parent is resolved inside the rootfs; a final
+/// component that is a symlink is refused (a symlinked `/etc/resolv.conf` is left alone).
+fn ensure_file(root: &Path, rel: &str, created: &mut Vec<String>) -> Result<PathBuf, String> {
+    let rel = rel.trim_start_matches('/');
+    let name = Path::new(rel)
+        .file_name()
+        .ok_or_else(|| format!("/{rel}: not a file path"))?;
+    let parent = match Path::new(rel).parent() {
+        Some(pp) if !pp.as_os_str().is_empty() => ensure_dir(root, &pp.to_string_lossy(), created)?,
+        _ => root.to_path_buf(),
+    };
+    let p = parent.join(name);
+    match std::fs::symlink_metadata(&p) {
+        Ok(md) if md.file_type().is_symlink() => return Err(format!("/{rel} is a symlink")),
+        Ok(_) => {}
+        Err(_) => {
+            std::fs::write(&p, b"").map_err(|e| format!("create mountpoint /{rel}: {e}"))?;
+            created.push(
+                p.strip_prefix(root)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
     }
     Ok(p)
 }
 
-fn ensure_file(root: &Path, rel: &str, created: &mut Vec<String>) -> Result<PathBuf, String> {
-    let rel = rel.trim_start_matches('/');
-    let p = root.join(rel);
-    if let Some(parent) = Path::new(rel).parent() {
-        if !parent.as_os_str().is_empty() {
-            ensure_dir(root, &parent.to_string_lossy(), created)?;
-        }
-    }
-    match std::fs::symlink_metadata(&p) {
-        Ok(md) if md.file_type().is_symlink() => {
-            // A symlinked /etc/resolv.conf (systemd-resolved images): mount over a fresh file is not
-            // possible without following the link outside; replace nothing, skip.
-            return Err(format!("/{rel} is a symlink"));
-        }
-        Ok(_) => {}
-        Err(_) => {
-            std::fs::write(&p, b"").map_err(|e| format!("create mountpoint /{rel}: {e}"))?;
-            created.push(rel.to_string());
-        }
+/// `proc`, `dev` or `sys`: an ordinary directory of the rootfs (see [`crate::paths::ordinary_dir`]).
+fn kernel_dir(root: &Path, name: &str, created: &mut Vec<String>) -> Result<PathBuf, String> {
+    let (p, made) = crate::paths::ordinary_dir(root, name)?;
+    if made {
+        created.push(name.to_string());
     }
     Ok(p)
 }
@@ -185,15 +208,22 @@ fn read_only_recursive(dst: &Path) -> Result<(), String> {
         return Ok(());
     }
     let err = std::io::Error::last_os_error();
-    if err.raw_os_error() != Some(libc::ENOSYS) {
+    // ENOSYS before Linux 5.12; EPERM or EINVAL where a seccomp profile refuses the call.
+    if !matches!(
+        err.raw_os_error(),
+        Some(libc::ENOSYS | libc::EPERM | libc::EINVAL)
+    ) {
         return Err(format!("make {} read-only: {err}", dst.display()));
     }
+    // mountinfo lists resolved paths.
+    let dst = &std::fs::canonicalize(dst).map_err(|e| format!("resolve {}: {e}", dst.display()))?;
     let mut targets = vec![dst.to_path_buf()];
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("read /proc/self/mountinfo: {e}"))?;
     for line in info.lines() {
         if let Some(point) = line.split(' ').nth(4) {
             let point = PathBuf::from(unescape_mountinfo(point));
-            if point != dst && point.starts_with(dst) {
+            if &point != dst && point.starts_with(dst) {
                 targets.push(point);
             }
         }
@@ -203,12 +233,38 @@ fn read_only_recursive(dst: &Path) -> Result<(), String> {
             None::<&str>,
             &t,
             None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | kept_flags(&t),
             None::<&str>,
         )
         .map_err(|e| format!("remount {} read-only: {e}", t.display()))?;
     }
     Ok(())
+}
+
+/// The nosuid, nodev, noexec and atime flags a mount has, which a bind remount would otherwise clear.
+fn kept_flags(p: &Path) -> MsFlags {
+    let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
+        return MsFlags::empty();
+    };
+    // SAFETY: a valid path and a zeroed statvfs for the kernel to fill.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return MsFlags::empty();
+    }
+    let mut f = MsFlags::empty();
+    for (st_flag, ms) in [
+        (libc::ST_NOSUID, MsFlags::MS_NOSUID),
+        (libc::ST_NODEV, MsFlags::MS_NODEV),
+        (libc::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (libc::ST_NOATIME, MsFlags::MS_NOATIME),
+        (libc::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (libc::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if st.f_flag & st_flag != 0 {
+            f |= ms;
+        }
+    }
+    f
 }
 
 /// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
@@ -221,7 +277,10 @@ fn unescape_mountinfo(s: &str) -> String {
             && i + 3 < b.len()
             && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            let v = u32::from(b[i + 1] - b'0') * 64
+                + u32::from(b[i + 2] - b'0') * 8
+                + u32::from(b[i + 3] - b'0');
+            out.push(v as u8);
             i += 4;
         } else {
             out.push(b[i]);
@@ -340,7 +399,7 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
         }
     };
     // /proc
-    let proc_dir = ensure_dir(&root, "proc", &mut created)?;
+    let proc_dir = kernel_dir(&root, "proc", &mut created)?;
     mount(
         Some("proc"),
         &proc_dir,
@@ -350,7 +409,7 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
     )
     .map_err(|e| format!("mount /proc: {e}"))?;
     // /dev: a tmpfs with the usual nodes bound from the host.
-    let dev = ensure_dir(&root, "dev", &mut created)?;
+    let dev = kernel_dir(&root, "dev", &mut created)?;
     mount(
         Some("tmpfs"),
         &dev,
@@ -402,7 +461,7 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
     // /sys read-only: a sysfs of its own, as docker mounts it, so none of the host's mounts under
     // /sys (cgroup hierarchies, debugfs, bpf) is visible. Where a fresh sysfs may not be mounted,
     // the host's, bound read-only with everything below it.
-    let sys = ensure_dir(&root, "sys", &mut created)?;
+    let sys = kernel_dir(&root, "sys", &mut created)?;
     let sysfs_flags =
         MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     if mount(
@@ -437,8 +496,14 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
             }
         }
     }
-    // The step's own mounts.
+    // The step's own mounts; none may cover part of /proc (runc refuses them too).
     for m in &spec.mounts {
+        if crate::paths::in_root(&root, &m.target)?.starts_with(&proc_dir) {
+            return Err(format!(
+                "mount target {}: inside /proc, which a mount may not cover",
+                m.target
+            ));
+        }
         match &m.kind {
             MountKind::Bind { source, readonly } => {
                 let t = if source.is_dir() {

@@ -20,6 +20,7 @@
 
 mod init;
 mod options;
+mod paths;
 mod user;
 
 pub use options::{hosts_file, parse_size, ExtraHost, Ulimit};

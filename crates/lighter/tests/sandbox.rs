@@ -1,0 +1,121 @@
+//! The RUN sandbox against hostile images and steps: kernel interfaces read-only or masked as
+//! docker has them, and rootfs symlinks that must never lead a mount or a mountpoint onto the host.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn sandbox_kernel_interfaces_are_read_only_or_masked() {
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    // Every mount at or below /sys must be read-only (the host's cgroup hierarchies were left
+    // writable by a remount that only changed the top mount), writes there must fail, /proc/sys
+    // is read-only (writing a sysctl, here its own value, is refused), /proc/kcore and the like
+    // are masked by /dev/null as docker masks them, and the bounding set is docker's default capability set.
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN mkdir /r && (awk '$5 ~ \"^/sys\" && $6 !~ /^ro/' /proc/self/mountinfo | wc -l > /r/rw) \\\n             && (awk '$5 ~ \"^/sys\"' /proc/self/mountinfo | wc -l > /r/all) \\\n             && (mkdir /sys/fs/cgroup/lighter-test 2>/dev/null && echo written > /r/write || echo refused > /r/write) \\\n             && (cat /proc/sys/kernel/printk_ratelimit > /proc/sys/kernel/printk_ratelimit 2>/dev/null && echo written > /r/sysctl || echo refused > /r/sysctl) \\\n\
+             && (for f in /proc/kcore /proc/keys /proc/timer_list; do [ -e $f ] && ls -l $f | cut -c1; done | sort -u > /r/masked) \\\n\
+             && grep CapBnd /proc/self/status | awk '{print $2}' > /r/capbnd\n",
+        )],
+    );
+    let (ok, err, out) = env.build_local(ctx.path(), &[]);
+    assert!(ok, "{err}");
+    let read = |f: &str| {
+        std::fs::read_to_string(out.path().join("r").join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("rw"), "0", "a writable mount under /sys");
+    assert_ne!(read("all"), "0", "/sys is mounted");
+    assert_eq!(read("write"), "refused");
+    assert_eq!(read("capbnd"), "00000000a80425fb");
+    assert_eq!(read("sysctl"), "refused", "/proc/sys is read-only");
+    // Which of these a kernel has varies (this one has no /proc/kcore); all present are /dev/null.
+    assert_eq!(
+        read("masked"),
+        "c",
+        "/proc/kcore, keys and timer_list are masked"
+    );
+}
+
+/// An image whose /proc is a symlink could have procfs mounted where the masks of /proc/sys and
+/// the like do not reach (`/proc -> dev/q/t`, with /dev's tmpfs then hiding `q`): the sandbox
+/// refuses to start, as runc does.
+#[test]
+fn a_symlinked_proc_in_the_image_is_refused() {
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    let rootfs = ctx.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("z/t")).unwrap();
+    std::os::unix::fs::symlink("z/t", rootfs.join("proc")).unwrap();
+    let tar = ctx.path().join("evil.tar");
+    let st = std::process::Command::new("tar")
+        .args([
+            "-cf",
+            tar.to_str().unwrap(),
+            "-C",
+            rootfs.to_str().unwrap(),
+            ".",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = env.lighter(&["import", tar.to_str().unwrap(), "evil-proc:1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    write(
+        ctx.path(),
+        &[("Dockerfile", "FROM evil-proc:1\nRUN [\"/x\"]\n")],
+    );
+    let (ok, err, _) = env.build(
+        ctx.path(),
+        &["-f", ctx.path().join("Dockerfile").to_str().unwrap()],
+    );
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("/proc in the image is not an ordinary directory"),
+        "{err}"
+    );
+}
+
+/// Mountpoints are made inside the rootfs even when the image's symlinks point at absolute host
+/// paths: a link `/x -> <host dir>` and a mount under `/x` used to create the mountpoint in the
+/// host directory (the sandbox init runs as host root before its chroot).
+#[test]
+fn mountpoints_behind_symlinks_stay_in_the_rootfs() {
+    let Some(env) = with_busybox() else { return };
+    let host = tempfile::tempdir().unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    let h = host.path().display();
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM busybox\nRUN ln -s {h} /x && mkdir -p /etc2 && ln -s {h}/etc /etc3\n\
+                 RUN --mount=type=tmpfs,target=/x/evil --mount=type=cache,target=/etc3/deep/cache ls -d /x/evil {h}/evil {h}/etc/deep/cache > /seen\n"
+            ),
+        )],
+    );
+    let (ok, err, out) = env.build_local(ctx.path(), &[]);
+    assert!(ok, "{err}");
+    let host_entries: Vec<_> = std::fs::read_dir(host.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        host_entries.is_empty(),
+        "created on the host: {host_entries:?}"
+    );
+    // Inside the step the mounts were where the links lead within the rootfs, and none of the
+    // mountpoints the sandbox made is left in the image.
+    let seen = std::fs::read_to_string(out.path().join("seen")).unwrap();
+    assert_eq!(seen.lines().count(), 3, "{seen}");
+    let inner = out.path().join(host.path().strip_prefix("/").unwrap());
+    assert!(!inner.exists(), "mountpoints (or the directories made to hold them) left in the layer");
+}
