@@ -110,11 +110,6 @@ impl SshKey {
             }
             // The PEM formats `ssh-keygen -m PEM|PKCS8` writes.
             let text = String::from_utf8_lossy(&text);
-            if crate::ssh_pem::label(&text).is_none() {
-                return Err(not_a_key(
-                    "no -----BEGIN OPENSSH PRIVATE KEY----- or PEM private key block",
-                ));
-            }
             crate::ssh_pem::parse(&text).map_err(|e| not_a_key(&e))?
         };
         if key.is_encrypted() {

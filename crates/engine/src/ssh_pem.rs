@@ -10,15 +10,36 @@ use ssh_key::private::{EcdsaKeypair, Ed25519Keypair, KeypairData, RsaKeypair};
 use ssh_key::PrivateKey;
 
 /// The PEM block's label, if `text` holds one of the formats read here.
-pub(crate) fn label(text: &str) -> Option<&'static str> {
+fn label(text: &str) -> Option<&'static str> {
     ["RSA PRIVATE KEY", "EC PRIVATE KEY", "PRIVATE KEY"]
         .into_iter()
         .find(|l| text.contains(&format!("-----BEGIN {l}-----")))
 }
 
+/// The `-----BEGIN label-----` ... `-----END label-----` block alone: `openssl ecparam -genkey`
+/// writes an `EC PARAMETERS` block before the key.
+fn block<'t>(text: &'t str, label: &str) -> &'t str {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    match (text.find(&begin), text.find(&end)) {
+        (Some(b), Some(e)) if e > b => &text[b..e + end.len()],
+        _ => text,
+    }
+}
+
 /// Parses a PEM private key; the error says which format was expected and what failed.
 pub(crate) fn parse(text: &str) -> Result<PrivateKey, String> {
-    let data = match label(text) {
+    if text.contains("-----BEGIN DSA PRIVATE KEY-----") {
+        return Err(
+            "DSA keys are not supported (ed25519, ecdsa-sha2-nistp256/384 and rsa are)".into(),
+        );
+    }
+    let label_found = label(text);
+    let text = match label_found {
+        Some(l) => block(text, l),
+        None => text,
+    };
+    let data = match label_found {
         Some("RSA PRIVATE KEY") => rsa_keypair(
             rsa::RsaPrivateKey::from_pkcs1_pem(text).map_err(|e| format!("PKCS#1 RSA key: {e}"))?,
         )?,
@@ -45,7 +66,9 @@ pub(crate) fn parse(text: &str) -> Result<PrivateKey, String> {
                 return Err("a PKCS#8 key, but not RSA, Ed25519, P-256 or P-384".into());
             }
         }
-        None => return Err("no PEM private key block".into()),
+        None => {
+            return Err("no -----BEGIN OPENSSH PRIVATE KEY----- or PEM private key block".into())
+        }
     };
     PrivateKey::new(data, "").map_err(|e| e.to_string())
 }
@@ -125,6 +148,29 @@ mod tests {
                 "{t} {bits} {format}: {fp} not in {listed}"
             );
         }
+    }
+
+    #[test]
+    fn the_key_block_is_read_after_ec_parameters() {
+        if Command::new("openssl").arg("version").output().is_err() {
+            eprintln!("skipped: openssl is not installed");
+            return;
+        }
+        let o = Command::new("openssl")
+            .args(["ecparam", "-name", "prime256v1", "-genkey"])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        let text = String::from_utf8(o.stdout).unwrap();
+        assert!(
+            text.starts_with("-----BEGIN EC PARAMETERS-----"),
+            "{text:.30}"
+        );
+        let key = parse(&text).unwrap();
+        assert_eq!(key.algorithm().as_str(), "ecdsa-sha2-nistp256");
+        let e = parse("-----BEGIN DSA PRIVATE KEY-----\nMIIB\n-----END DSA PRIVATE KEY-----\n")
+            .unwrap_err();
+        assert!(e.contains("DSA keys are not supported"), "{e}");
     }
 
     #[test]

@@ -117,5 +117,8 @@ fn mountpoints_behind_symlinks_stay_in_the_rootfs() {
     let seen = std::fs::read_to_string(out.path().join("seen")).unwrap();
     assert_eq!(seen.lines().count(), 3, "{seen}");
     let inner = out.path().join(host.path().strip_prefix("/").unwrap());
-    assert!(!inner.exists(), "mountpoints (or the directories made to hold them) left in the layer");
+    assert!(
+        !inner.exists(),
+        "mountpoints (or the directories made to hold them) left in the layer"
+    );
 }
