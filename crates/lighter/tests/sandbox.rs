@@ -122,3 +122,29 @@ fn mountpoints_behind_symlinks_stay_in_the_rootfs() {
         "mountpoints (or the directories made to hold them) left in the layer"
     );
 }
+
+/// Docker's seccomp refusals that the capability set does not cover: a step cannot make a user
+/// namespace (which would give it every capability inside), and `no_new_privs` stays off so setuid
+/// programs keep working, as under docker.
+#[test]
+fn seccomp_refuses_new_namespaces_without_no_new_privs() {
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN mkdir /r && (unshare -U true 2>/dev/null && echo allowed || echo refused) > /r/userns \\\n\
+             && (unshare -m true 2>/dev/null && echo allowed || echo refused) > /r/mountns \\\n\
+             && grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status | tr -d '\\t' > /r/status \\\n\
+             && (sh -c 'echo threads and forks work') > /r/fork\n",
+        )],
+    );
+    let (ok, err, out) = env.build_local(ctx.path(), &[]);
+    assert!(ok, "{err}");
+    let read = |f: &str| std::fs::read_to_string(out.path().join("r").join(f)).unwrap();
+    assert_eq!(read("userns"), "refused\n");
+    assert_eq!(read("mountns"), "refused\n");
+    assert_eq!(read("status"), "NoNewPrivs:0\nSeccomp:2\n");
+    assert_eq!(read("fork"), "threads and forks work\n");
+}

@@ -568,6 +568,9 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
             unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
         }
     }
+    // Docker's seccomp refusals, while this process still has CAP_SYS_ADMIN (so without
+    // no_new_privs); the command inherits the filter through exec.
+    crate::seccomp::install()?;
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let user = crate::resolve_user(&spec.user, &passwd, &group).map_err(|e| e.to_string())?;

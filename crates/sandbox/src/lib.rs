@@ -21,6 +21,7 @@
 mod init;
 mod options;
 mod paths;
+mod seccomp;
 mod user;
 
 pub use options::{hosts_file, parse_size, ExtraHost, Ulimit};
