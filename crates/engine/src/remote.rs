@@ -1,7 +1,7 @@
 //! ADD's remote sources, fetched as BuildKit fetches them into a local directory that the ordinary
 //! copy reads: http(s) URLs downloaded as one file (never extracted unless `--unpack`), named after the
 //! URL path's last segment, mode 0600, mtime from `Last-Modified` (else the epoch), `--checksum`
-//! verified; git repositories (`git` module) resolved with `git ls-remote` and checked out with the
+//! verified, revalidated with the last download's ETag (`If-None-Match`: a 304 needs no bytes); git repositories (`git` module) resolved with `git ls-remote` and checked out with the
 //! `git` binary. Each source gives a content key for the step's cache key; work the key does not need
 //! (a git checkout, a download pinned by `--checksum`) waits for [`Remotes::fetch`], which only a step
 //! that misses the cache calls.
@@ -112,7 +112,7 @@ impl Remotes {
             let slot = dir.path().join(i.to_string());
             mkdir(&slot)?;
             let item = if is_http(src) {
-                resolve_http(src, &slot, i, checksum)?
+                resolve_http(store, src, &slot, i, checksum)?
             } else {
                 let r = git::resolve(src, checksum, keep_git_dir)?;
                 Item {
@@ -171,7 +171,7 @@ impl Remotes {
                     file,
                     checksum,
                 }) => {
-                    download(url, file, Some(checksum))?;
+                    download(url, file, Some(checksum), None)?;
                 }
                 Some(Pending::Git(r)) => {
                     let slot = self.dir.path().join(i.to_string());
@@ -184,6 +184,7 @@ impl Remotes {
 }
 
 fn resolve_http(
+    store: &lighter_store::Store,
     src: &str,
     slot: &Path,
     i: usize,
@@ -221,17 +222,86 @@ fn resolve_http(
             })
         }
         None => {
-            let got = download(src, &file, None)?;
-            Ok(Item {
-                pick,
-                key: sha(&[
+            // As BuildKit's http source: a URL fetched before is revalidated with its ETag; an
+            // unchanged one (304) keys the step by the content it had, and is downloaded again
+            // (and checked against that content) only if the step itself has to run.
+            let known = Validator::load(store, src);
+            let etag = known.as_ref().map(|k| k.etag.as_str());
+            let key_of = |sha256: &str, last_modified: Option<&str>| {
+                sha(&[
                     "http",
                     &name,
-                    &format!("sha256:{}", got.sha256),
-                    got.last_modified.as_deref().unwrap_or(""),
-                ]),
-                pending: None,
-            })
+                    &format!("sha256:{sha256}"),
+                    last_modified.unwrap_or(""),
+                ])
+            };
+            match download(src, &file, None, etag)? {
+                Fetched::NotModified => {
+                    let Some(k) = known else {
+                        return Err(EngineError::msg(format!(
+                            "ADD {src}: 304 Not Modified to an unconditional request"
+                        )));
+                    };
+                    std::fs::write(&file, b"")
+                        .map_err(|e| EngineError::msg(format!("{}: {e}", file.display())))?;
+                    Ok(Item {
+                        pick,
+                        key: key_of(&k.sha256, k.last_modified.as_deref()),
+                        pending: Some(Pending::Http {
+                            url: src.to_string(),
+                            file,
+                            checksum: Checksum {
+                                algo: "sha256",
+                                hex: k.sha256.clone(),
+                            },
+                        }),
+                    })
+                }
+                Fetched::Body(got) => {
+                    Validator::save(store, src, &got);
+                    Ok(Item {
+                        pick,
+                        key: key_of(&got.sha256, got.last_modified.as_deref()),
+                        pending: None,
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// What a URL's last download answered, for revalidation (meta table `http_cache`, keyed by the
+/// URL's sha256 so that credentials in a URL are not stored).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Validator {
+    etag: String,
+    sha256: String,
+    last_modified: Option<String>,
+}
+
+impl Validator {
+    fn load(store: &lighter_store::Store, url: &str) -> Option<Validator> {
+        let v = store
+            .meta()
+            .get(lighter_store::meta::Table::HttpCache, &sha(&[url]))
+            .ok()??;
+        serde_json::from_str(&v).ok()
+    }
+
+    /// Best effort: a URL without an ETag, or a store that can't be written, only costs a download.
+    fn save(store: &lighter_store::Store, url: &str, got: &Downloaded) {
+        let Some(etag) = got.etag.clone() else {
+            return;
+        };
+        let v = Validator {
+            etag,
+            sha256: got.sha256.clone(),
+            last_modified: got.last_modified.clone(),
+        };
+        if let Ok(json) = serde_json::to_string(&v) {
+            let _ = store
+                .meta()
+                .put(lighter_store::meta::Table::HttpCache, &sha(&[url]), &json);
         }
     }
 }
@@ -320,6 +390,13 @@ impl std::fmt::Display for Checksum {
 struct Downloaded {
     sha256: String,
     last_modified: Option<String>,
+    etag: Option<String>,
+}
+
+enum Fetched {
+    /// 304: the `If-None-Match` ETag still holds; nothing was written.
+    NotModified,
+    Body(Downloaded),
 }
 
 /// GETs `url` into `file` (mode 0600, mtime from `Last-Modified` or the epoch, as BuildKit's http
@@ -328,7 +405,8 @@ fn download(
     url: &str,
     file: &Path,
     checksum: Option<&Checksum>,
-) -> Result<Downloaded, EngineError> {
+    if_none_match: Option<&str>,
+) -> Result<Fetched, EngineError> {
     let fail =
         |what: String| EngineError::msg(format!("failed to fetch {}: {what}", git::redact(url)));
     let agent = ureq::Agent::new_with_config(
@@ -345,8 +423,15 @@ fn download(
     );
     // The fragment is never sent.
     let target = url.split('#').next().unwrap_or(url);
-    let resp = agent.get(target).call().map_err(|e| fail(e.to_string()))?;
+    let mut req = agent.get(target);
+    if let Some(etag) = if_none_match {
+        req = req.header("If-None-Match", etag);
+    }
+    let resp = req.call().map_err(|e| fail(e.to_string()))?;
     let status = resp.status().as_u16();
+    if status == 304 && if_none_match.is_some() {
+        return Ok(Fetched::NotModified);
+    }
     if !(200..400).contains(&status) {
         let reason = resp.status().canonical_reason().unwrap_or("");
         return Err(fail(
@@ -358,6 +443,11 @@ fn download(
     let last_modified = resp
         .headers()
         .get("last-modified")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let etag = resp
+        .headers()
+        .get("etag")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let mut body = resp.into_body().into_reader();
@@ -415,10 +505,11 @@ fn download(
     };
     f.set_times(std::fs::FileTimes::new().set_modified(t).set_accessed(t))
         .map_err(io)?;
-    Ok(Downloaded {
+    Ok(Fetched::Body(Downloaded {
         sha256,
         last_modified,
-    })
+        etag,
+    }))
 }
 
 /// Parses an HTTP date (IMF-fixdate, RFC 850 or asctime, as Go's `http.ParseTime`) to Unix seconds.

@@ -1,8 +1,9 @@
 //! ADD of remote sources, as BuildKit does it, against servers the tests start on 127.0.0.1: an HTTP
 //! server on a `TcpListener` thread (fixed bytes with `Last-Modified`, bytes that change between
-//! builds, an archive, a 404) and `git daemon` over a repository made with `git init`. Checked in the
+//! builds, with and without an ETag, an archive, a 404) and `git daemon` over a repository made with `git init`. Checked in the
 //! built files: content, name, mode, mtime, owner; `--checksum` both ways (a failed build tags
-//! nothing); the cache (same bytes or commit: CACHED; new ones: rerun); git by branch, tag (annotated
+//! nothing); the cache (same bytes or commit: CACHED; new ones: rerun; an unchanged ETag: a 304 and
+//! no download); git by branch, tag (annotated
 //! and lightweight), commit, `#ref:subdir`, `--keep-git-dir`.
 
 mod common;
@@ -94,6 +95,35 @@ fn serve(
         .trim_start_matches('/')
         .to_string();
     *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    // `/etag.txt`: `changing` with an ETag, and 304 to an If-None-Match that still holds.
+    if path == "etag.txt" {
+        let body = changing.lock().unwrap().clone();
+        let etag = format!("\"{}\"", &sha256_hex(&body)[..16]);
+        let text = String::from_utf8_lossy(&req).to_ascii_lowercase();
+        let asked = text
+            .lines()
+            .find_map(|l| l.strip_prefix("if-none-match:"))
+            .map(|v| v.trim().to_string());
+        if asked.as_deref() == Some(etag.to_ascii_lowercase().as_str()) {
+            *hits
+                .lock()
+                .unwrap()
+                .entry("etag.txt 304".into())
+                .or_default() += 1;
+            write!(
+                conn,
+                "HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n"
+            )?;
+            return conn.flush();
+        }
+        write!(
+            conn,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: {etag}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )?;
+        conn.write_all(&body)?;
+        return conn.flush();
+    }
     let (status, body, extra) = match path.as_str() {
         "file.txt" | "pinned.txt" | "odd%5B1%5D*.txt" => (
             "200 OK",
@@ -212,6 +242,53 @@ fn add_http_name_mode_mtime_owner_and_no_extraction() {
         h.contains(&format!("ADD {} /f.txt # buildkit", http.url("file.txt"))),
         "{h}"
     );
+}
+
+/// As BuildKit's http source: a URL with an ETag is revalidated with `If-None-Match`; a 304 keeps
+/// the cached step without a download, and a step that must run anyway downloads the file again and
+/// checks it against the content the ETag stood for.
+#[test]
+fn add_http_revalidates_with_the_etag() {
+    let Some(env) = with_busybox() else { return };
+    let http = Http::start();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            &format!("FROM busybox\nADD {} /e.txt\n", http.url("etag.txt")),
+        )],
+    );
+    let (ok, err, out) = build_to(&env, ctx.path(), "remote-etag:1", &[]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read(out.path().join("e.txt")).unwrap(),
+        b"first version\n"
+    );
+    assert_eq!((http.hits("etag.txt"), http.hits("etag.txt 304")), (1, 0));
+    // Unchanged: one conditional request, answered 304, and the step is cached.
+    let (ok, err, _) = build_to(&env, ctx.path(), "remote-etag:1", &[]);
+    assert!(ok, "{err}");
+    assert!(!reran(&err, "ADD http"), "{err}");
+    assert_eq!((http.hits("etag.txt"), http.hits("etag.txt 304")), (2, 1));
+    // --no-cache: still 304 for the key, then the step downloads the bytes it runs with.
+    let (ok, err, out) = build_to(&env, ctx.path(), "remote-etag:1", &["--no-cache"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read(out.path().join("e.txt")).unwrap(),
+        b"first version\n"
+    );
+    assert_eq!((http.hits("etag.txt"), http.hits("etag.txt 304")), (4, 2));
+    // Changed on the server: a new ETag, a full answer, the step reruns with the new bytes.
+    *http.changing.lock().unwrap() = b"second version\n".to_vec();
+    let (ok, err, out) = build_to(&env, ctx.path(), "remote-etag:1", &[]);
+    assert!(ok, "{err}");
+    assert!(reran(&err, "ADD http"), "{err}");
+    assert_eq!(
+        std::fs::read(out.path().join("e.txt")).unwrap(),
+        b"second version\n"
+    );
+    assert_eq!((http.hits("etag.txt"), http.hits("etag.txt 304")), (5, 2));
 }
 
 #[test]

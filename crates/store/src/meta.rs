@@ -31,6 +31,9 @@ pub enum Table {
     /// `gz<level>:<sha256 of an uncompressed chunk>` -> `<blob digest> <offset> <length>`: where a layer
     /// blob holds the gzip member of that chunk, so a later layer with the same chunk reuses it.
     Chunks,
+    /// sha256 of an http(s) URL ADD fetched -> `{"etag", "sha256", "last_modified"}` of its last
+    /// download, so a rebuild revalidates with `If-None-Match` instead of downloading again.
+    HttpCache,
 }
 
 impl Table {
@@ -42,6 +45,7 @@ impl Table {
             Table::Cache => "cache",
             Table::CacheInputs => "cache_inputs",
             Table::Chunks => "chunks",
+            Table::HttpCache => "http_cache",
         })
     }
 }
