@@ -1,8 +1,8 @@
 //! ADD's remote sources, fetched as BuildKit fetches them into a local directory that the ordinary
 //! copy reads: http(s) URLs downloaded as one file (never extracted unless `--unpack`), named after the
 //! URL path's last segment, mode 0600, mtime from `Last-Modified` (else the epoch), `--checksum`
-//! verified, revalidated with the last download's ETag (`If-None-Match`: a 304 needs no bytes); git repositories (`git` module) resolved with `git ls-remote` and checked out with the
-//! `git` binary. Each source gives a content key for the step's cache key; work the key does not need
+//! verified, revalidated with the last download's ETag (`If-None-Match`: a 304 needs no bytes); git
+//! repositories (`git` module) resolved with `git ls-remote` and checked out with the `git` binary. Each source gives a content key for the step's cache key; work the key does not need
 //! (a git checkout, a download pinned by `--checksum`) waits for [`Remotes::fetch`], which only a step
 //! that misses the cache calls.
 
