@@ -42,6 +42,10 @@ pub fn prune(store: &Store, cache: bool) -> Result<PruneReport> {
             for (k, _) in tx.list(Table::CacheInputs)? {
                 tx.delete(Table::CacheInputs, &k)?;
             }
+            // ETag validators of ADD downloads: without the cache they only cost a second request.
+            for (k, _) in tx.list(Table::HttpCache)? {
+                tx.delete(Table::HttpCache, &k)?;
+            }
             Ok(())
         })?;
         let mounts = store.root().join("cache-mounts");
