@@ -238,6 +238,15 @@ impl Active {
         };
         // Deepest first (the sandbox lists them top down), so nested stubs empty their parents.
         for s in skip.iter().rev() {
+            // Plain relative names only: nothing here may reach outside the layer's tree.
+            let rel = std::path::Path::new(s);
+            if rel.as_os_str().is_empty()
+                || !rel
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+            {
+                continue;
+            }
             let p = changes.join(s);
             // Only mountpoints the sandbox created: empty files and empty directories.
             match std::fs::symlink_metadata(&p) {

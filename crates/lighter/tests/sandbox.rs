@@ -148,3 +148,94 @@ fn seccomp_refuses_new_namespaces_without_no_new_privs() {
     assert_eq!(read("status"), "NoNewPrivs:0\nSeccomp:2\n");
     assert_eq!(read("fork"), "threads and forks work\n");
 }
+
+/// The init reports created mountpoints and setup errors on a channel of its own: a step that
+/// prints the same lines can neither make lighter (host root) delete a path of its choosing, in
+/// the layer or on the host, nor pass its failure off as a setup error.
+#[test]
+fn a_step_cannot_forge_the_inits_reports() {
+    let Some(env) = with_busybox() else { return };
+    let host = tempfile::tempdir().unwrap();
+    let victim = host.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM busybox\nRUN mkdir /keepme && printf '\\001lighter-created:keepme\\n\\001lighter-created:../../../../../..{v}\\n'\n",
+                v = victim.display()
+            ),
+        )],
+    );
+    let (ok, err, out) = env.build_local(ctx.path(), &[]);
+    assert!(ok, "{err}");
+    assert!(
+        out.path().join("keepme").is_dir(),
+        "the step's own empty directory stays in its layer"
+    );
+    assert!(
+        victim.is_dir(),
+        "a host directory named by the step is untouched"
+    );
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo 'lighter-sandbox: forged setup error'; exit 125\n",
+        )],
+    );
+    let (ok, err, _) = env.build(ctx.path(), &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("exit code: 125") && !err.contains("sandbox setup failed"),
+        "{err}"
+    );
+}
+
+/// Inheritable and ambient capabilities outlive an exec whatever the bounding set says: a lighter
+/// started with CAP_SYS_ADMIN inheritable and ambient (as `setpriv` gives it here) must still run
+/// the step with docker's capability set and nothing inheritable or ambient.
+#[test]
+fn inherited_capabilities_do_not_reach_the_step() {
+    let Some(env) = with_busybox() else { return };
+    if std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP: setpriv (util-linux) is not installed");
+        return;
+    }
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN grep -E '^Cap(Inh|Eff|Amb):' /proc/self/status | tr -d '\\t' > /caps\n",
+        )],
+    );
+    let out = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new("setpriv")
+        .args(["--inh-caps", "+sys_admin", "--ambient-caps", "+sys_admin"])
+        .arg(bin())
+        .env(
+            "LIGHTER_ROOT",
+            env.cmd()
+                .get_envs()
+                .find(|(k, _)| *k == "LIGHTER_ROOT")
+                .and_then(|(_, v)| v)
+                .unwrap(),
+        )
+        .args(["build", "--progress", "plain", "-o"])
+        .arg(format!("type=local,dest={}", out.path().display()))
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("caps")).unwrap(),
+        "CapInh:0000000000000000\nCapEff:00000000a80425fb\nCapAmb:0000000000000000\n"
+    );
+}

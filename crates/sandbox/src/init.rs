@@ -3,7 +3,8 @@
 //! execs the step's command.
 
 use crate::{
-    MountKind, Network, Rootfs, RunSpec, CREATED_PREFIX, DEFAULT_CAPS, SETUP_FAILED, SETUP_PREFIX,
+    MountKind, Network, Rootfs, RunSpec, CONTROL_FD, CREATED_PREFIX, DEFAULT_CAPS, SETUP_FAILED,
+    SETUP_PREFIX,
 };
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
@@ -25,14 +26,32 @@ pub fn init_hook() {
     let code = match run_init() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{SETUP_PREFIX}{e}");
+            report(&format!("{SETUP_PREFIX}{e}"));
             SETUP_FAILED
         }
     };
     std::process::exit(code);
 }
 
+/// The control channel to the executor: fd 3, a pipe of its own that the step never sees (it is
+/// close-on-exec here), so nothing the step prints can pass for a created mountpoint or a setup
+/// error. Without it (an init started by hand), stderr.
+fn report(line: &str) {
+    // SAFETY: fcntl on a possibly closed descriptor only reads its flags.
+    let open = unsafe { libc::fcntl(CONTROL_FD, libc::F_GETFD) } != -1;
+    if open {
+        let bytes = format!("{line}\n");
+        // SAFETY: a valid buffer; a short or failed write only loses the report.
+        unsafe { libc::write(CONTROL_FD, bytes.as_ptr().cast(), bytes.len()) };
+    } else {
+        eprintln!("{line}");
+    }
+}
+
 fn run_init() -> Result<i32, String> {
+    // The control channel must not reach the step: close it on exec.
+    // SAFETY: setting FD_CLOEXEC on a descriptor that may not be open is harmless.
+    unsafe { libc::fcntl(CONTROL_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
     let mut json = Vec::new();
     std::io::stdin()
         .read_to_end(&mut json)
@@ -75,7 +94,7 @@ fn run_init() -> Result<i32, String> {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
-            eprintln!("{SETUP_PREFIX}{err}");
+            report(&format!("{SETUP_PREFIX}{err}"));
             std::process::exit(SETUP_FAILED);
         }
     }
@@ -237,6 +256,44 @@ fn read_only_recursive(dst: &Path) -> Result<(), String> {
             None::<&str>,
         )
         .map_err(|e| format!("remount {} read-only: {e}", t.display()))?;
+    }
+    Ok(())
+}
+
+/// Empties this process's inheritable capability set (capget, then capset with the effective and
+/// permitted sets unchanged).
+fn clear_inheritable() -> Result<(), String> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut h = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut d = [Data::default(); 2];
+    // SAFETY: a v3 header and the two data words v3 uses.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut Header, d.as_mut_ptr()) } != 0 {
+        return Err(format!("capget: {}", std::io::Error::last_os_error()));
+    }
+    if d.iter().all(|x| x.inheritable == 0) {
+        return Ok(());
+    }
+    for x in &mut d {
+        x.inheritable = 0;
+    }
+    // SAFETY: as above.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()) } != 0 {
+        return Err(format!("capset: {}", std::io::Error::last_os_error()));
     }
     Ok(())
 }
@@ -443,7 +500,7 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
     );
     let shm = dev.join("shm");
     let _ = std::fs::create_dir(&shm);
-    let _ = mount(
+    let shm_mounted = mount(
         Some("shm"),
         &shm,
         Some("tmpfs"),
@@ -458,6 +515,10 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
             .as_str(),
         ),
     );
+    // Docker's default /dev/shm is best effort here; a size asked for with --shm-size is not.
+    if let (Err(e), Some(size)) = (shm_mounted, spec.shm_size) {
+        return Err(format!("mount /dev/shm of {size} bytes (--shm-size): {e}"));
+    }
     // /sys read-only: a sysfs of its own, as docker mounts it, so none of the host's mounts under
     // /sys (cgroup hierarchies, debugfs, bpf) is visible. Where a fresh sysfs may not be mounted,
     // the host's, bound read-only with everything below it.
@@ -528,7 +589,7 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
         }
     }
     for c in &created {
-        println!("{CREATED_PREFIX}{c}");
+        report(&format!("{CREATED_PREFIX}{c}"));
     }
     if spec.network == Network::None {
         bring_up_loopback();
@@ -545,7 +606,33 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
         std::fs::create_dir_all(cwd).map_err(|e| format!("create working directory {cwd}: {e}"))?;
     }
     chdir(cwd).map_err(|e| format!("chdir {cwd}: {e}"))?;
-    // Limits before the user switch: raising a hard limit needs CAP_SYS_RESOURCE.
+    // Capabilities outside docker's default set leave the bounding set.
+    for cap in 0..=63u32 {
+        if !DEFAULT_CAPS.contains(&cap) {
+            unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        }
+    }
+    // Inheritable and ambient capabilities would outlive the exec whatever the bounding set says
+    // (a lighter started with some, e.g. by a privileged container or a systemd unit): clear both.
+    // SAFETY: prctl with constant arguments.
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    clear_inheritable()?;
+    // Docker's seccomp refusals, while this process still has CAP_SYS_ADMIN (so without
+    // no_new_privs); the command inherits the filter through exec.
+    crate::seccomp::install()?;
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let user = crate::resolve_user(&spec.user, &passwd, &group).map_err(|e| e.to_string())?;
+    // Limits after /etc/passwd and /etc/group are read (a tiny nofile would fail that), before
+    // the user switch: raising a hard limit needs CAP_SYS_RESOURCE.
     for u in &spec.ulimits {
         if let Some((resource, soft, hard)) = u.resource() {
             let lim = libc::rlimit {
@@ -562,18 +649,6 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
             }
         }
     }
-    // Capabilities outside docker's default set leave the bounding set.
-    for cap in 0..=63u32 {
-        if !DEFAULT_CAPS.contains(&cap) {
-            unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
-        }
-    }
-    // Docker's seccomp refusals, while this process still has CAP_SYS_ADMIN (so without
-    // no_new_privs); the command inherits the filter through exec.
-    crate::seccomp::install()?;
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    let user = crate::resolve_user(&spec.user, &passwd, &group).map_err(|e| e.to_string())?;
     let mut env = spec.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!(

@@ -31,6 +31,8 @@ pub use user::{resolve_user, User, UserError};
 
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -121,6 +123,8 @@ pub enum SandboxError {
 pub const SETUP_FAILED: i32 = 125;
 const SETUP_PREFIX: &str = "lighter-sandbox: ";
 const CREATED_PREFIX: &str = "\u{1}lighter-created:";
+/// The init's control channel (created mountpoints, setup errors): fd 3 of the init.
+const CONTROL_FD: i32 = 3;
 
 /// Runs steps by re-executing `exe` (the lighter binary) as the sandbox init.
 #[derive(Debug, Clone)]
@@ -161,17 +165,41 @@ impl Executor {
             exe: self.exe.display().to_string(),
             source: e,
         })?;
-        let mut child = Command::new(&self.exe)
-            .arg("__sandbox-init")
+        // The control channel: its own pipe, given to the init (and nothing else: both ends are
+        // close-on-exec here, and only the child's dup at fd 3 is not) so that the step's output,
+        // which it cannot write to, never passes for the init's reports.
+        let (ctl_reader, ctl_writer) = std::io::pipe().map_err(|e| SandboxError::Spawn {
+            exe: self.exe.display().to_string(),
+            source: e,
+        })?;
+        let ctl_fd = ctl_writer.as_raw_fd();
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("__sandbox-init")
             .stdin(Stdio::piped())
             .stdout(writer)
             .stderr(writer2)
-            .env_clear()
-            .spawn()
-            .map_err(|e| SandboxError::Spawn {
-                exe: self.exe.display().to_string(),
-                source: e,
-            })?;
+            .env_clear();
+        // SAFETY: dup2 and fcntl are async-signal-safe, as pre_exec requires.
+        unsafe {
+            cmd.pre_exec(move || {
+                if ctl_fd == CONTROL_FD {
+                    if libc::fcntl(ctl_fd, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(ctl_fd, CONTROL_FD) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let spawned = cmd.spawn();
+        // Our copies of every pipe's write end go now, or the reads below never see EOF.
+        drop(cmd);
+        drop(ctl_writer);
+        let mut child = spawned.map_err(|e| SandboxError::Spawn {
+            exe: self.exe.display().to_string(),
+            source: e,
+        })?;
         let json = serde_json::to_vec(spec).map_err(|e| SandboxError::Setup(e.to_string()))?;
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(&json);
@@ -186,14 +214,7 @@ impl Executor {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
                     let s = String::from_utf8_lossy(&line);
-                    let s = s.trim_end_matches('\n');
-                    if let Some(p) = s.strip_prefix(CREATED_PREFIX) {
-                        created.push(p.to_string());
-                    } else if let Some(m) = s.strip_prefix(SETUP_PREFIX) {
-                        last_setup = Some(m.to_string());
-                    } else {
-                        output(s);
-                    }
+                    output(s.trim_end_matches('\n'));
                 }
             }
         }
@@ -201,6 +222,16 @@ impl Executor {
             exe: self.exe.display().to_string(),
             source: e,
         })?;
+        // Every holder of the control pipe has exited: read it to its end.
+        let mut control = String::new();
+        let _ = std::io::Read::read_to_string(&mut { ctl_reader }, &mut control);
+        for l in control.lines() {
+            if let Some(p) = l.strip_prefix(CREATED_PREFIX) {
+                created.push(p.to_string());
+            } else if let Some(m) = l.strip_prefix(SETUP_PREFIX) {
+                last_setup = Some(m.to_string());
+            }
+        }
         let code = status.code().unwrap_or_else(|| {
             use std::os::unix::process::ExitStatusExt;
             128 + status.signal().unwrap_or(0)

@@ -143,12 +143,16 @@ pub fn parse_size(value: &str) -> Result<u64, String> {
     let (num, unit) = v.split_at(digits);
     let num: f64 = num.parse().map_err(|_| bad())?;
     let unit = unit.trim();
-    let unit = unit
-        .strip_suffix("ib")
-        .or_else(|| unit.strip_suffix('b').filter(|u| !u.is_empty()))
-        .unwrap_or(unit);
-    let mult: u64 = match unit {
-        "" | "b" => 1,
+    // docker's RAMInBytes: an optional unit letter, then an optional `i`, then an optional `b`.
+    let letter = match unit.strip_suffix('b').unwrap_or(unit) {
+        "" => "",
+        u => u.strip_suffix('i').unwrap_or(u),
+    };
+    if unit == "i" || unit == "ib" {
+        return Err(bad());
+    }
+    let mult: u64 = match letter {
+        "" => 1,
         "k" => 1 << 10,
         "m" => 1 << 20,
         "g" => 1 << 30,
@@ -238,6 +242,10 @@ mod tests {
         assert_eq!(parse_size("2048").unwrap(), 2048);
         assert_eq!(parse_size("1.5m").unwrap(), 3 << 19);
         assert!(parse_size("12q").is_err());
+        assert!(parse_size("1bb").is_err());
+        assert!(parse_size("1ib").is_err());
+        assert_eq!(parse_size("2MiB").unwrap(), 2 << 20);
+        assert_eq!(parse_size("3b").unwrap(), 3);
         assert!(parse_size("").is_err());
     }
 }

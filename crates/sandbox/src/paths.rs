@@ -10,8 +10,8 @@ use std::path::{Component, Path, PathBuf};
 const MAX_LINKS: usize = 40;
 
 /// `rel` resolved inside `root`: the result is `root` joined with a path free of symlinks, `.` and
-/// `..` up to its first missing component (the rest is appended as given, for the caller to
-/// create). A path whose final component is a symlink is resolved through it.
+/// `..` (missing components are kept as given, for the caller to create). A path whose final
+/// component is a symlink is resolved through it.
 pub(crate) fn in_root(root: &Path, rel: &str) -> Result<PathBuf, String> {
     let mut todo: Vec<OsString> = components(Path::new(rel));
     todo.reverse();
@@ -41,17 +41,9 @@ pub(crate) fn in_root(root: &Path, rel: &str) -> Result<PathBuf, String> {
                 todo.extend(t);
             }
             Ok(_) => done.push(c),
-            Err(_) => {
-                // Missing: this and everything after it are created as given (no link to follow).
-                done.push(c);
-                while let Some(c) = todo.pop() {
-                    if c == ".." {
-                        done.pop();
-                    } else {
-                        done.push(c);
-                    }
-                }
-            }
+            // Missing: kept as given (the caller creates it); a later `..` may climb back out of
+            // it into existing directories, which are resolved again.
+            Err(_) => done.push(c),
         }
     }
     Ok(done.iter().fold(root.to_path_buf(), |p, c| p.join(c)))
@@ -109,6 +101,7 @@ mod tests {
         assert_eq!(in_root(r, "var/run/cache").unwrap(), r.join("run/cache"));
         assert_eq!(in_root(r, "var/run").unwrap(), r.join("run"));
         assert_eq!(in_root(r, "missing/../real").unwrap(), r.join("real"));
+        assert_eq!(in_root(r, "nope/../var/run/x").unwrap(), r.join("run/x"));
         assert!(in_root(r, "loop/x")
             .unwrap_err()
             .contains("too many levels"));

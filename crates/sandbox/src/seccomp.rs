@@ -6,7 +6,8 @@
 //!   share the host root's keys;
 //! - new namespaces (`unshare`, `setns`, `clone` with any `CLONE_NEW*` flag): a user namespace hands
 //!   the step every capability again inside it, and with it a large kernel attack surface;
-//! - `bpf`, `perf_event_open`, `userfaultfd`, and io_uring (which docker 25 refuses too);
+//! - `bpf`, `perf_event_open`, `userfaultfd`, io_uring (which docker 25 refuses too), and
+//!   `syslog` (the kernel log, which docker refuses without `CAP_SYSLOG`);
 //! - `clone3` answers ENOSYS, as in docker, so that libc falls back to `clone`, whose flags a filter
 //!   can read.
 //!
@@ -34,15 +35,15 @@ struct Table {
 /// x86_64 (see arch/x86/entry/syscalls/syscall_64.tbl).
 const X86_64: Table = Table {
     // keyctl, add_key, request_key, unshare, setns, bpf, perf_event_open, userfaultfd,
-    // io_uring_setup, io_uring_enter, io_uring_register
-    denied: &[250, 248, 249, 272, 308, 321, 298, 323, 425, 426, 427],
+    // io_uring_setup, io_uring_enter, io_uring_register, syslog
+    denied: &[250, 248, 249, 272, 308, 321, 298, 323, 425, 426, 427, 103],
     clone: 56,
     clone3: 435,
 };
 
 /// i386 (syscall_32.tbl): the same calls.
 const I386: Table = Table {
-    denied: &[288, 286, 287, 310, 346, 357, 336, 374, 425, 426, 427],
+    denied: &[288, 286, 287, 310, 346, 357, 336, 374, 425, 426, 427, 103],
     clone: 120,
     clone3: 435,
 };
@@ -189,6 +190,7 @@ mod tests {
         assert_eq!(eval(&p, x, libc::SYS_unshare as u32, 0), eperm);
         assert_eq!(eval(&p, x, libc::SYS_bpf as u32, 0), eperm);
         assert_eq!(eval(&p, x, libc::SYS_io_uring_setup as u32, 0), eperm);
+        assert_eq!(eval(&p, x, libc::SYS_syslog as u32, 0), eperm);
         assert_eq!(
             eval(&p, x, libc::SYS_clone3 as u32, 0),
             RET_ERRNO | libc::ENOSYS as u32
