@@ -72,6 +72,8 @@ pub struct BuildRequest {
     pub shm_size: Option<u64>,
     /// `--ulimit`: resource limits of every RUN step.
     pub ulimits: Vec<lighter_sandbox::Ulimit>,
+    /// `--allow security.insecure`: `RUN --security=insecure` may run privileged.
+    pub allow_insecure: bool,
 }
 
 /// A named build context.

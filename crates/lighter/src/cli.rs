@@ -120,6 +120,10 @@ pub struct BuildArgs {
     /// Size of /dev/shm for the RUN instructions (e.g. 128m; default 64m).
     #[arg(long = "shm-size", value_name = "BYTES")]
     pub shm_size: Option<String>,
+    /// Allow extra privileged entitlement (security.insecure: RUN --security=insecure runs
+    /// privileged; network.host is accepted, the host network being the default here).
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
     /// Ulimit options for the RUN instructions (format: name=soft[:hard], e.g. nofile=1024:2048).
     #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
     pub ulimits: Vec<String>,

@@ -239,3 +239,33 @@ fn inherited_capabilities_do_not_reach_the_step() {
         "CapInh:0000000000000000\nCapEff:00000000a80425fb\nCapAmb:0000000000000000\n"
     );
 }
+
+/// `RUN --security=insecure` is BuildKit's entitlement: refused unless the build grants it with
+/// `--allow security.insecure`, then that step (and only it) runs with every capability and no
+/// seccomp filter, and its cache key differs from the sandboxed step's.
+#[test]
+fn security_insecure_needs_the_entitlement() {
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --security=insecure grep -E '^(CapEff|Seccomp):' /proc/self/status | tr -d '\\t' > /insecure\n\
+             RUN grep -E '^(CapEff|Seccomp):' /proc/self/status | tr -d '\\t' > /sandboxed\n",
+        )],
+    );
+    let (ok, err, _) = env.build(ctx.path(), &[]);
+    assert!(!ok, "{err}");
+    assert!(err.contains("Dockerfile:2") && err.contains("--allow security.insecure"), "{err}");
+    let (ok, err, _) = env.build(ctx.path(), &["--allow", "security.bogus"]);
+    assert!(!ok && err.contains("unknown entitlement"), "{err}");
+    let (ok, err, out) = env.build_local(ctx.path(), &["--allow", "security.insecure"]);
+    assert!(ok, "{err}");
+    let read = |f: &str| std::fs::read_to_string(out.path().join(f)).unwrap();
+    assert_eq!(read("sandboxed"), "CapEff:00000000a80425fb\nSeccomp:2\n");
+    let insecure = read("insecure");
+    assert!(insecure.ends_with("Seccomp:0\n") && !insecure.contains("a80425fb"), "{insecure}");
+    let eff = u64::from_str_radix(insecure.lines().next().unwrap().trim_start_matches("CapEff:"), 16).unwrap();
+    assert!(eff & (1 << 21) != 0, "CAP_SYS_ADMIN in the insecure step: {insecure}");
+}

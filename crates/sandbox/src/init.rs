@@ -523,8 +523,10 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
     // /sys (cgroup hierarchies, debugfs, bpf) is visible. Where a fresh sysfs may not be mounted,
     // the host's, bound read-only with everything below it.
     let sys = kernel_dir(&root, "sys", &mut created)?;
-    let sysfs_flags =
-        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let mut sysfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if !spec.privileged {
+        sysfs_flags |= MsFlags::MS_RDONLY;
+    }
     if mount(
         Some("sysfs"),
         &sys,
@@ -534,9 +536,11 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
     )
     .is_err()
     {
-        bind(Path::new("/sys"), &sys, true)?;
+        bind(Path::new("/sys"), &sys, !spec.privileged)?;
     }
-    protect_kernel_paths(&root)?;
+    if !spec.privileged {
+        protect_kernel_paths(&root)?;
+    }
     // /etc/hosts, /etc/resolv.conf: bind mounts, never written into the rootfs.
     // A uniquely named temporary file (this process is PID 1 of its namespace, like every other
     // sandbox's init, so the pid cannot name it); the bind mount keeps it alive after it is unlinked.
@@ -606,9 +610,9 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
         std::fs::create_dir_all(cwd).map_err(|e| format!("create working directory {cwd}: {e}"))?;
     }
     chdir(cwd).map_err(|e| format!("chdir {cwd}: {e}"))?;
-    // Capabilities outside docker's default set leave the bounding set.
+    // Capabilities outside docker's default set leave the bounding set (all stay when privileged).
     for cap in 0..=63u32 {
-        if !DEFAULT_CAPS.contains(&cap) {
+        if !spec.privileged && !DEFAULT_CAPS.contains(&cap) {
             unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
         }
     }
@@ -627,7 +631,9 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
     clear_inheritable()?;
     // Docker's seccomp refusals, while this process still has CAP_SYS_ADMIN (so without
     // no_new_privs); the command inherits the filter through exec.
-    crate::seccomp::install()?;
+    if !spec.privileged {
+        crate::seccomp::install()?;
+    }
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let user = crate::resolve_user(&spec.user, &passwd, &group).map_err(|e| e.to_string())?;

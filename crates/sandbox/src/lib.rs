@@ -97,6 +97,10 @@ pub struct RunSpec {
     /// Resource limits set before the command starts (`--ulimit`).
     #[serde(default)]
     pub ulimits: Vec<Ulimit>,
+    /// `RUN --security=insecure` (granted by `--allow security.insecure`): every capability, no
+    /// seccomp filter, /proc unmasked and /sys writable, as BuildKit's insecure mode.
+    #[serde(default)]
+    pub privileged: bool,
 }
 
 /// What happened.

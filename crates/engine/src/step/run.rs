@@ -55,6 +55,14 @@ impl StageRun<'_, '_> {
                 arg_env.push(format!("{k}={v}"));
             }
         }
+        // `--security=insecure`: BuildKit's entitlement, granted only by `--allow security.insecure`.
+        let privileged = r.security.as_deref() == Some("insecure");
+        if privileged && !sh.req.allow_insecure {
+            return Err(EngineError::msg(
+                "RUN --security=insecure is not allowed: pass `--allow security.insecure` to lighter build to grant it (the step then runs privileged)".to_string(),
+            )
+            .at(ins.span));
+        }
         let network = match r.network {
             Some(NetworkMode::None) => lighter_sandbox::Network::None,
             Some(NetworkMode::Host) => lighter_sandbox::Network::Host,
@@ -123,6 +131,9 @@ impl StageRun<'_, '_> {
         if !key_options.is_empty() {
             key_parts.push(&key_options);
         }
+        if privileged {
+            key_parts.push("security=insecure");
+        }
         let key = sha(&key_parts);
         let inputs =
             json!({ "command": argv, "env": arg_env, "mounts": mount_keys, "parent": self.key });
@@ -145,6 +156,7 @@ impl StageRun<'_, '_> {
                 resolv_conf: Some("/etc/resolv.conf".into()),
                 shm_size: this.sh.req.shm_size,
                 ulimits: this.sh.req.ulimits.clone(),
+                privileged,
             };
             let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
             let progress = this.sh.progress;

@@ -102,6 +102,16 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         "host" | "default" => false,
         other => anyhow::bail!("--network {other}: use default, host or none"),
     };
+    let mut allow_insecure = false;
+    for a in args.allow.iter().flat_map(|a| a.split(',')) {
+        match a.trim() {
+            "security.insecure" => allow_insecure = true,
+            "network.host" => {}
+            other => anyhow::bail!(
+                "--allow {other}: unknown entitlement (security.insecure, network.host)"
+            ),
+        }
+    }
     let (extra_hosts, shm_size, ulimits) =
         super::run::process_options(&args.add_hosts, args.shm_size.as_deref(), &args.ulimits)?;
     let store = ctx.store()?;
@@ -146,6 +156,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         extra_hosts,
         shm_size,
         ulimits,
+        allow_insecure,
     };
     let quiet = args.quiet || args.progress == Progress::Quiet;
     let json = args.progress == Progress::Rawjson;

@@ -67,6 +67,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
         resolv_conf: Some("/etc/resolv.conf".into()),
         shm_size,
         ulimits,
+        privileged: false,
     };
     let outcome = lighter_sandbox::Executor::with_exe(&std::env::current_exe()?)
         .run(&spec, &mut |line| println!("{line}"))?;
