@@ -87,10 +87,14 @@ impl SshKey {
             reason: reason.to_string(),
         };
         // Only regular files: opening a FIFO would wait for a writer.
-        if !std::fs::metadata(path).map_err(read_err)?.is_file() {
+        let md = std::fs::metadata(path).map_err(read_err)?;
+        if !md.is_file() {
             return Err(not_a_key("not a regular file"));
         }
-        let mut text = Vec::new();
+        // The key's text is wiped when dropped; sized up front so that reading it never
+        // reallocates (which would leave a copy behind in freed memory).
+        let mut text =
+            zeroize::Zeroizing::new(Vec::with_capacity(md.len().min(MAX_KEY_FILE) as usize + 1));
         std::fs::File::open(path)
             .map_err(read_err)?
             .take(MAX_KEY_FILE + 1)

@@ -257,7 +257,10 @@ fn security_insecure_needs_the_entitlement() {
     );
     let (ok, err, _) = env.build(ctx.path(), &[]);
     assert!(!ok, "{err}");
-    assert!(err.contains("Dockerfile:2") && err.contains("--allow security.insecure"), "{err}");
+    assert!(
+        err.contains("Dockerfile:2") && err.contains("--allow security.insecure"),
+        "{err}"
+    );
     let (ok, err, _) = env.build(ctx.path(), &["--allow", "security.bogus"]);
     assert!(!ok && err.contains("unknown entitlement"), "{err}");
     let (ok, err, out) = env.build_local(ctx.path(), &["--allow", "security.insecure"]);
@@ -265,7 +268,21 @@ fn security_insecure_needs_the_entitlement() {
     let read = |f: &str| std::fs::read_to_string(out.path().join(f)).unwrap();
     assert_eq!(read("sandboxed"), "CapEff:00000000a80425fb\nSeccomp:2\n");
     let insecure = read("insecure");
-    assert!(insecure.ends_with("Seccomp:0\n") && !insecure.contains("a80425fb"), "{insecure}");
-    let eff = u64::from_str_radix(insecure.lines().next().unwrap().trim_start_matches("CapEff:"), 16).unwrap();
-    assert!(eff & (1 << 21) != 0, "CAP_SYS_ADMIN in the insecure step: {insecure}");
+    assert!(
+        insecure.ends_with("Seccomp:0\n") && !insecure.contains("a80425fb"),
+        "{insecure}"
+    );
+    let eff = u64::from_str_radix(
+        insecure
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start_matches("CapEff:"),
+        16,
+    )
+    .unwrap();
+    assert!(
+        eff & (1 << 21) != 0,
+        "CAP_SYS_ADMIN in the insecure step: {insecure}"
+    );
 }
