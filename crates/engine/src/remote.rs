@@ -208,18 +208,8 @@ fn resolve_http(
         Some(c) => {
             let checksum =
                 Checksum::parse(c).map_err(|e| EngineError::msg(format!("ADD {src}: {e}")))?;
-            // The file must exist for selection; the download fills it when the step runs.
-            std::fs::write(&file, b"")
-                .map_err(|e| EngineError::msg(format!("{}: {e}", file.display())))?;
-            Ok(Item {
-                pick,
-                key: sha(&["http", &name, &checksum.to_string()]),
-                pending: Some(Pending::Http {
-                    url: src.to_string(),
-                    file,
-                    checksum,
-                }),
-            })
+            let key = sha(&["http", &name, &checksum.to_string()]);
+            deferred(src, file, pick, key, checksum)
         }
         None => {
             // As BuildKit's http source: a URL fetched before is revalidated with its ETag; an
@@ -242,20 +232,12 @@ fn resolve_http(
                             "ADD {src}: 304 Not Modified to an unconditional request"
                         )));
                     };
-                    std::fs::write(&file, b"")
-                        .map_err(|e| EngineError::msg(format!("{}: {e}", file.display())))?;
-                    Ok(Item {
-                        pick,
-                        key: key_of(&k.sha256, k.last_modified.as_deref()),
-                        pending: Some(Pending::Http {
-                            url: src.to_string(),
-                            file,
-                            checksum: Checksum {
-                                algo: "sha256",
-                                hex: k.sha256.clone(),
-                            },
-                        }),
-                    })
+                    let key = key_of(&k.sha256, k.last_modified.as_deref());
+                    let checksum = Checksum {
+                        algo: "sha256",
+                        hex: k.sha256,
+                    };
+                    deferred(src, file, pick, key, checksum)
                 }
                 Fetched::Body(got) => {
                     Validator::save(store, src, &got);
@@ -268,6 +250,27 @@ fn resolve_http(
             }
         }
     }
+}
+
+/// A download whose key needed no bytes (pinned by `--checksum`, or an ETag answered 304): the file
+/// is left empty for selection, and [`Remotes::fetch`] fills and checks it if the step runs.
+fn deferred(
+    src: &str,
+    file: PathBuf,
+    pick: String,
+    key: String,
+    checksum: Checksum,
+) -> Result<Item, EngineError> {
+    std::fs::write(&file, b"").map_err(|e| EngineError::msg(format!("{}: {e}", file.display())))?;
+    Ok(Item {
+        pick,
+        key,
+        pending: Some(Pending::Http {
+            url: src.to_string(),
+            file,
+            checksum,
+        }),
+    })
 }
 
 /// What a URL's last download answered, for revalidation (meta table `http_cache`, keyed by the

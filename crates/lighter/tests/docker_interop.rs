@@ -21,6 +21,14 @@ fn docker_ok(d: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `lighter save` of `tag` into `dir`, then `docker load` of that archive; docker's output.
+fn lighter_save_docker_load(env: &Env, d: &str, dir: &std::path::Path, tag: &str) -> String {
+    let archive = dir.join("img.tar");
+    let o = env.lighter(&["save", "-o", archive.to_str().unwrap(), tag]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    docker_ok(d, &["load", "-i", archive.to_str().unwrap()])
+}
+
 fn ensure_docker_busybox(d: &str, bases: &std::path::Path) {
     let o = Command::new(d)
         .args(["image", "inspect", "busybox:latest"])
@@ -55,10 +63,7 @@ fn saved_image_loads_and_runs_in_docker() {
     );
     let (ok, err, _) = env.build(ctx.path(), &["-t", "lighter-interop:1"]);
     assert!(ok, "{err}");
-    let archive = ctx.path().join("img.tar");
-    let o = env.lighter(&["save", "-o", archive.to_str().unwrap(), "lighter-interop:1"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let out = docker_ok(d, &["load", "-i", archive.to_str().unwrap()]);
+    let out = lighter_save_docker_load(&env, d, ctx.path(), "lighter-interop:1");
     assert!(out.contains("lighter-interop:1"), "{out}");
     let run = docker_ok(
         d,
@@ -322,10 +327,7 @@ fn run_layers_apply_in_docker_as_buildkits_do() {
     );
     let (ok, err, _) = env.build(ctx.path(), &["-t", "cmp-run-lighter:1"]);
     assert!(ok, "{err}");
-    let archive = ctx.path().join("img.tar");
-    let o = env.lighter(&["save", "-o", archive.to_str().unwrap(), "cmp-run-lighter:1"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    docker_ok(d, &["load", "-i", archive.to_str().unwrap()]);
+    lighter_save_docker_load(&env, d, ctx.path(), "cmp-run-lighter:1");
     let (theirs, ours) = (
         container_fs(d, "cmp-run-buildkit:1"),
         container_fs(d, "cmp-run-lighter:1"),

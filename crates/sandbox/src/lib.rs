@@ -161,21 +161,16 @@ impl Executor {
         if unsafe { libc::geteuid() } != 0 {
             return Err(SandboxError::NotRoot);
         }
-        let (reader, writer) = std::io::pipe().map_err(|e| SandboxError::Spawn {
+        let spawn_err = |source| SandboxError::Spawn {
             exe: self.exe.display().to_string(),
-            source: e,
-        })?;
-        let writer2 = writer.try_clone().map_err(|e| SandboxError::Spawn {
-            exe: self.exe.display().to_string(),
-            source: e,
-        })?;
+            source,
+        };
+        let (reader, writer) = std::io::pipe().map_err(spawn_err)?;
+        let writer2 = writer.try_clone().map_err(spawn_err)?;
         // The control channel: its own pipe, given to the init (and nothing else: both ends are
         // close-on-exec here, and only the child's dup at fd 3 is not) so that the step's output,
         // which it cannot write to, never passes for the init's reports.
-        let (ctl_reader, ctl_writer) = std::io::pipe().map_err(|e| SandboxError::Spawn {
-            exe: self.exe.display().to_string(),
-            source: e,
-        })?;
+        let (ctl_reader, ctl_writer) = std::io::pipe().map_err(spawn_err)?;
         let ctl_fd = ctl_writer.as_raw_fd();
         let mut cmd = Command::new(&self.exe);
         cmd.arg("__sandbox-init")
@@ -200,10 +195,7 @@ impl Executor {
         // Our copies of every pipe's write end go now, or the reads below never see EOF.
         drop(cmd);
         drop(ctl_writer);
-        let mut child = spawned.map_err(|e| SandboxError::Spawn {
-            exe: self.exe.display().to_string(),
-            source: e,
-        })?;
+        let mut child = spawned.map_err(spawn_err)?;
         let json = serde_json::to_vec(spec).map_err(|e| SandboxError::Setup(e.to_string()))?;
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(&json);
@@ -222,10 +214,7 @@ impl Executor {
                 }
             }
         }
-        let status = child.wait().map_err(|e| SandboxError::Spawn {
-            exe: self.exe.display().to_string(),
-            source: e,
-        })?;
+        let status = child.wait().map_err(spawn_err)?;
         // Every holder of the control pipe has exited: read it to its end.
         let mut control = String::new();
         let _ = std::io::Read::read_to_string(&mut { ctl_reader }, &mut control);
