@@ -620,7 +620,16 @@ pub(crate) fn parse_mount(spec: &str) -> Result<RunMount, String> {
             "type" => {}
             "target" | "dst" | "destination" => m.target = Some(need()?.to_string()),
             "source" | "src" => m.source = Some(need()?.to_string()),
-            "from" => m.from = Some(need()?.to_string()),
+            "from" => {
+                let v = need()?;
+                // BuildKit: a stage's mounts are known before anything runs, so no variables.
+                if v.find('$').is_some_and(|i| i != v.len() - 1) {
+                    return Err(format!(
+                        "'{k}' doesn't support variable expansion, define alias stage instead"
+                    ));
+                }
+                m.from = Some(v.to_string())
+            }
             "id" => m.id = Some(need()?.to_string()),
             "readonly" | "ro" => m.readonly = bool_val(&k, v)?,
             "readwrite" | "rw" => m.readonly = !bool_val(&k, v)?,
@@ -645,31 +654,11 @@ pub(crate) fn parse_mount(spec: &str) -> Result<RunMount, String> {
             _ => return Err(format!("unexpected key '{k}' in '{f}'")),
         }
     }
-    if m.target.is_none()
-        && matches!(
-            m.kind,
-            MountKind::Bind | MountKind::Cache | MountKind::Tmpfs
-        )
-    {
-        return Err(format!(
-            "mount type={} requires a target",
-            kind_name(m.kind)
-        ));
-    }
+    // No target: BuildKit mounts at WORKDIR (the engine resolves it, and refuses `/`).
     if m.kind == MountKind::Secret && m.id.is_none() && m.target.is_none() && m.source.is_none() {
         return Err("secret mount requires an id, a source or a target".into());
     }
     Ok(m)
-}
-
-fn kind_name(k: MountKind) -> &'static str {
-    match k {
-        MountKind::Bind => "bind",
-        MountKind::Cache => "cache",
-        MountKind::Tmpfs => "tmpfs",
-        MountKind::Secret => "secret",
-        MountKind::Ssh => "ssh",
-    }
 }
 
 /// `64m`, `1g`, `1024` (bytes), as docker's units.RAMInBytes.
@@ -702,9 +691,14 @@ mod tests {
         assert_eq!(m.sharing, Sharing::Locked);
         let s = parse_mount("type=secret,id=tok,env=TOKEN,required").unwrap();
         assert!(s.required && s.readonly);
-        assert!(parse_mount("type=bind")
+        // BuildKit mounts at WORKDIR when no target is given (the release Dockerfiles of buildx,
+        // compose and buildkit rely on it).
+        let b = parse_mount("type=bind,from=binaries,source=/x").unwrap();
+        assert_eq!((b.target, b.from.as_deref()), (None, Some("binaries")));
+        assert!(parse_mount("type=bind,from=$STAGE")
             .unwrap_err()
-            .contains("requires a target"));
+            .contains("doesn't support variable expansion"));
+        assert!(parse_mount("type=bind,from=a$").is_ok());
         assert!(parse_mount("type=nope,target=/x").is_err());
         assert!(parse_mount("target=/x,bogus=1")
             .unwrap_err()

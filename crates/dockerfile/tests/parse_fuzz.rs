@@ -80,7 +80,10 @@ fn errors_point_at_the_line() {
         ("FROM a AS x\nFROM b AS x\n", "duplicate stage name"),
         ("FROM a b\n", "one or three arguments"),
         ("FROM a\nCOPY x\n", "at least two arguments"),
-        ("FROM a\nRUN --mount=type=bind echo\n", "requires a target"),
+        (
+            "FROM a\nRUN --mount=type=bind,from=$X echo\n",
+            "doesn't support variable expansion",
+        ),
         (
             "FROM a\nONBUILD FROM b\n",
             "isn't allowed as an ONBUILD trigger",

@@ -154,6 +154,8 @@ pub(crate) struct Shared<'a> {
     pub progress: &'a (dyn Fn(Event) + Sync),
     pub next_id: Mutex<usize>,
     pub results: Mutex<HashMap<usize, Result<Arc<StageResult>, String>>>,
+    /// The stages this build runs: a step may only wait for one of these.
+    pub scheduled: std::collections::BTreeSet<usize>,
     pub ready: Condvar,
     pub counters: Mutex<(usize, usize)>,
     /// Stage failures in the order they happened (the first is reported).
@@ -169,8 +171,14 @@ impl Shared<'_> {
         *n
     }
 
-    /// Waits for stage `i`'s result (it runs in another thread).
+    /// Waits for stage `i`'s result (it runs in another thread). A stage that was not scheduled is
+    /// an error, never a wait: nothing would ever finish it.
     pub fn wait_stage(&self, i: usize) -> Result<Arc<StageResult>, EngineError> {
+        if !self.scheduled.contains(&i) {
+            return Err(EngineError::msg(format!(
+                "internal error: stage {i} is read but was not scheduled for this build"
+            )));
+        }
         let mut r = self.results.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(res) = r.get(&i) {
@@ -225,6 +233,7 @@ pub fn build(
         progress,
         next_id: Mutex::new(0),
         results: Mutex::new(HashMap::new()),
+        scheduled: order.iter().copied().collect(),
         ready: Condvar::new(),
         counters: Mutex::new((0, 0)),
         errors: Mutex::new(Vec::new()),
@@ -235,7 +244,13 @@ pub fn build(
         for &i in &order {
             let shared = &shared;
             s.spawn(move || {
-                let r = run_stage(shared, i).map(Arc::new);
+                // A panic still publishes a result, so the stages waiting for this one end too.
+                let r =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_stage(shared, i)))
+                        .unwrap_or_else(|_| {
+                            Err(EngineError::msg(format!("the build of stage {i} panicked")))
+                        })
+                        .map(Arc::new);
                 let r2 = match &r {
                     Ok(v) => Ok(v.clone()),
                     Err(e) => Err(e.message.clone()),
@@ -301,6 +316,12 @@ pub fn build(
         .cloned();
     if let Some(c) = created {
         config["created"] = c;
+    }
+    // Go writes map fields with their keys sorted, so BuildKit's config has them that way.
+    for field in ["ExposedPorts", "Volumes", "Labels"] {
+        if let Some(serde_json::Value::Object(m)) = config["config"].get_mut(field) {
+            m.sort_keys();
+        }
     }
     let bytes = lighter_oci::json::to_vec(&config).map_err(|e| EngineError::msg(e.to_string()))?;
     let tags: Vec<Reference> = if req.outputs.is_empty() || req.outputs.contains(&Output::Image) {

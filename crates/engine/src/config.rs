@@ -8,6 +8,36 @@ use serde_json::{json, Map, Value};
 /// The default PATH BuildKit gives `FROM scratch` images.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// One EXPOSE word as BuildKit's `parsePort` reads it: `[ip:][hostport:]port[-end][/proto]` to
+/// one `port/proto` per port of the range (`8000-8002` is `8000/tcp`, `8001/tcp`, `8002/tcp`).
+pub fn port_specs(raw: &str) -> Result<Vec<String>, crate::EngineError> {
+    let bad = |why: String| crate::EngineError::msg(format!("invalid port: \"{raw}\": {why}"));
+    let (port, proto) = raw.split_once('/').unwrap_or((raw, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(bad(format!("invalid proto: {proto}")));
+    }
+    // `ip:hostport:port` and `hostport:port`: only the container port is exposed.
+    let port = port.rsplit(':').next().unwrap_or(port);
+    let num = |p: &str| -> Result<u32, crate::EngineError> {
+        p.parse::<u32>()
+            .ok()
+            .filter(|n| *n <= 65535)
+            .ok_or_else(|| crate::EngineError::msg(format!("invalid containerPort: {port}")))
+    };
+    let (start, end) = match port.split_once('-') {
+        Some((a, b)) if a != b => (num(a)?, num(b)?),
+        Some((a, _)) => (num(a)?, num(a)?),
+        None => (num(port)?, num(port)?),
+    };
+    if end < start {
+        return Err(crate::EngineError::msg(format!(
+            "invalid containerPort: {port}"
+        )));
+    }
+    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
+}
+
 /// The config of an empty (`scratch`) image, as BuildKit's `emptyImage`.
 pub fn empty_image() -> Value {
     json!({
@@ -275,7 +305,8 @@ pub fn created_by(kind: &InstructionKind, original: &str) -> String {
         InstructionKind::Workdir(w) => format!("WORKDIR {w}"),
         InstructionKind::User(u) => format!("USER {u}"),
         InstructionKind::Expose(p) => {
-            let ports: Vec<String> = p
+            // Go prints a map with its keys sorted, once each.
+            let ports: std::collections::BTreeSet<String> = p
                 .iter()
                 .map(|p| {
                     if p.contains('/') {
@@ -285,6 +316,7 @@ pub fn created_by(kind: &InstructionKind, original: &str) -> String {
                     }
                 })
                 .collect();
+            let ports: Vec<String> = ports.into_iter().collect();
             format!("EXPOSE map[{}]", ports.join(" "))
         }
         InstructionKind::Volume(v) => format!("VOLUME [{}]", v.join(" ")),

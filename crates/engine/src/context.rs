@@ -2,6 +2,10 @@
 //! Dockerfile wins over `<context>/.dockerignore`), source selection with wildcards, and a content
 //! digest of exactly the files a COPY/ADD selects (paths, types, modes, link targets, file contents),
 //! never of their mtimes.
+//!
+//! Every path is resolved inside the source root ([`lighter_store::fsroot`]): a context link to
+//! `/etc/shadow` names `<context>/etc/shadow`, and file bytes are read through the root's
+//! descriptor, so nothing outside the root can reach a layer or a cache key.
 
 use crate::EngineError;
 use lighter_dockerfile::dockerignore::{parse_dockerignore, Matcher};
@@ -13,6 +17,9 @@ use std::path::{Path, PathBuf};
 /// A context directory with its ignore rules.
 pub struct BuildContext {
     pub dir: PathBuf,
+    root: lighter_store::fsroot::Root,
+    /// Copies keep the owners of this root's files (another stage, an image); else they are root's.
+    keep_owners: bool,
     matcher: Option<Matcher>,
     stat_cache: Option<StatCache>,
     /// Walks already done in this build: a COPY's digest and its copy read the same listing.
@@ -164,10 +171,12 @@ impl StatCache {
     }
 }
 
-/// One selected source: its path relative to the source root.
+/// One selected source: its path relative to the source root as named (what the destination is
+/// called after), and that path with its links resolved inside the root (what is read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selected {
     pub rel: PathBuf,
+    pub src: PathBuf,
 }
 
 impl BuildContext {
@@ -214,22 +223,52 @@ impl BuildContext {
                 break;
             }
         }
+        let mut c = BuildContext::plain(dir)?;
+        c.matcher = matcher;
+        Ok(c)
+    }
+
+    /// A source root without ignore rules (another stage's or image's filesystem).
+    pub fn plain(dir: &Path) -> Result<BuildContext, EngineError> {
+        let root = lighter_store::fsroot::Root::open(dir)
+            .map_err(|e| EngineError::msg(format!("source root {}: {e}", dir.display())))?;
         Ok(BuildContext {
             dir: dir.to_path_buf(),
-            matcher,
+            root,
+            keep_owners: false,
+            matcher: None,
             stat_cache: None,
             walks: Default::default(),
         })
     }
 
-    /// A source root without ignore rules (another stage's or image's filesystem).
-    pub fn plain(dir: &Path) -> BuildContext {
-        BuildContext {
-            dir: dir.to_path_buf(),
-            matcher: None,
-            stat_cache: None,
-            walks: Default::default(),
-        }
+    /// This root with its files' owners kept by COPY (BuildKit keeps them for `--from` a stage or
+    /// an image; files of the context arrive as root's).
+    pub fn keeping_owners(mut self) -> BuildContext {
+        self.keep_owners = true;
+        self
+    }
+
+    /// True when copies keep the owners of this root's files.
+    pub fn keeps_owners(&self) -> bool {
+        self.keep_owners
+    }
+
+    /// The source root, whose files are opened inside it.
+    pub fn root(&self) -> &lighter_store::fsroot::Root {
+        &self.root
+    }
+
+    /// `rel` with its links resolved inside the root (the last component's too).
+    pub fn resolve(&self, rel: &Path) -> Result<PathBuf, EngineError> {
+        self.root
+            .resolve(rel, true)
+            .map_err(|e| EngineError::msg(format!("/{}: {e}", rel.display())))
+    }
+
+    /// Opens the regular file `rel` (a resolved or walked path) inside the root.
+    pub fn open_file(&self, rel: &Path) -> std::io::Result<std::fs::File> {
+        self.root.open_file(rel)
     }
 
     /// True when `rel` is excluded by `.dockerignore`.
@@ -254,20 +293,11 @@ impl BuildContext {
         let clean = clean_rel(pattern);
         if !has_wildcard(&clean) {
             let rel = PathBuf::from(&clean);
-            let abs = self.dir.join(&rel);
-            let exists = std::fs::symlink_metadata(&abs).is_ok();
-            if !exists || (!rel.as_os_str().is_empty() && self.ignored(&rel)) {
-                return Err(EngineError::msg(format!(
-                    "failed to compute cache key: \"/{}\": not found{}",
-                    clean,
-                    self.suggest(&clean)
-                )));
-            }
-            return Ok(vec![Selected { rel }]);
+            return Ok(vec![self.selected(rel, &clean)?]);
         }
         let parts: Vec<&str> = clean.split('/').collect();
         let mut out = Vec::new();
-        self.glob(Path::new(""), &parts, &mut out)?;
+        self.glob(Path::new(""), Path::new(""), &parts, &mut out)?;
         if out.is_empty() {
             return Err(EngineError::msg(format!(
                 "lstat {pattern}: no source files were specified (the pattern matched nothing){}",
@@ -277,16 +307,38 @@ impl BuildContext {
         Ok(out)
     }
 
+    /// The source named `rel`, resolved inside the root (BuildKit follows a named source's links,
+    /// inside the root): an error naming the missing path when it or what its links lead to does
+    /// not exist or is ignored.
+    fn selected(&self, rel: PathBuf, named: &str) -> Result<Selected, EngineError> {
+        let src = self.resolve(&rel)?;
+        let exists = std::fs::symlink_metadata(self.dir.join(&src)).is_ok();
+        let ignored = |p: &Path| !p.as_os_str().is_empty() && self.ignored(p);
+        if !exists || ignored(&rel) || ignored(&src) {
+            let (shown, hint) = if src == rel {
+                (named.to_string(), self.suggest(named))
+            } else {
+                (src.to_string_lossy().into_owned(), String::new())
+            };
+            return Err(EngineError::msg(format!(
+                "failed to compute cache key: \"/{shown}\": not found{hint}"
+            )));
+        }
+        Ok(Selected { rel, src })
+    }
+
+    /// Matches `parts` below `base` (as named) whose links resolve to `real` (inside the root).
     fn glob(
         &self,
         base: &Path,
+        real: &Path,
         parts: &[&str],
         out: &mut Vec<Selected>,
     ) -> Result<(), EngineError> {
         let Some((first, rest)) = parts.split_first() else {
             return Ok(());
         };
-        let dir = self.dir.join(base);
+        let dir = self.dir.join(real);
         let mut names: Vec<String> = match std::fs::read_dir(&dir) {
             Ok(rd) => rd
                 .flatten()
@@ -304,9 +356,12 @@ impl BuildContext {
                 continue;
             }
             if rest.is_empty() {
-                out.push(Selected { rel });
-            } else if self.dir.join(&rel).is_dir() {
-                self.glob(&rel, rest, out)?;
+                out.push(self.selected(rel, "")?);
+                continue;
+            }
+            let sub = self.resolve(&real.join(&n))?;
+            if std::fs::symlink_metadata(self.dir.join(&sub)).is_ok_and(|m| m.is_dir()) {
+                self.glob(&rel, &sub, rest, out)?;
             }
         }
         Ok(())
@@ -318,7 +373,10 @@ impl BuildContext {
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
         let parent = Path::new(missing).parent().unwrap_or(Path::new(""));
-        let Ok(rd) = std::fs::read_dir(self.dir.join(parent)) else {
+        let Ok(real) = self.resolve(parent) else {
+            return String::new();
+        };
+        let Ok(rd) = std::fs::read_dir(self.dir.join(real)) else {
             return String::new();
         };
         let mut best: Vec<(usize, String)> = rd
@@ -481,9 +539,9 @@ impl BuildContext {
     }
 
     /// The content digest of what `selected` names: for each path (sorted), its relative path, type,
-    /// permission bits, link target and content hash.
+    /// permission bits, link target and content hash; a source named through a link adds its name.
     pub fn digest(&self, selected: &[Selected]) -> Result<String, EngineError> {
-        let walks: Vec<Walk> = selected.iter().map(|s| self.walk_md(&s.rel)).collect();
+        let walks: Vec<Walk> = selected.iter().map(|s| self.walk_md(&s.src)).collect();
         let entries: Vec<&Walked> = walks.iter().flat_map(|w| w.iter()).collect();
         // Content hashes: from the stat cache when the file's stamp is unchanged, else read (on every
         // core: a cold build reads the whole selection).
@@ -549,6 +607,11 @@ impl BuildContext {
             }
         }
         let mut h = Sha256::new();
+        for s in selected.iter().filter(|s| s.rel != s.src) {
+            h.update(b"named\0");
+            h.update(s.rel.as_os_str().as_encoded_bytes());
+            h.update([0]);
+        }
         for ((rel, md), hex) in entries.iter().zip(hashes) {
             h.update(rel.to_string_lossy().as_bytes());
             h.update([0]);
@@ -572,7 +635,7 @@ impl BuildContext {
     fn hash_file(&self, rel: &Path, buf: &mut [u8]) -> Result<String, EngineError> {
         let abs = self.dir.join(rel);
         let err = |e: std::io::Error| EngineError::msg(format!("{}: {e}", abs.display()));
-        let mut f = std::fs::File::open(&abs).map_err(err)?;
+        let mut f = self.root.open_file(rel).map_err(err)?;
         let mut fh = Sha256::new();
         loop {
             let n = f.read(buf).map_err(err)?;
@@ -679,7 +742,8 @@ mod tests {
         assert_eq!(
             c.select("*.go").unwrap(),
             vec![Selected {
-                rel: "main.go".into()
+                rel: "main.go".into(),
+                src: "main.go".into()
             }]
         );
         let e = c.select("mian.go").unwrap_err().to_string();

@@ -39,6 +39,7 @@ pub(crate) fn copy_layer(
         if let Some(plan) = plan(req, view)? {
             let info = lighter_store::layer::store_entries(
                 store,
+                req.sources.root(),
                 plan.iter().map(|(p, e)| (p.as_path(), e)),
                 &lighter_store::layer::WriteOptions::from_env(),
                 lighter_store::compress::Compression::Gzip,
@@ -80,8 +81,8 @@ impl Planner<'_> {
     fn run(&mut self, d: &Destination) -> bool {
         let req = self.req;
         for (i, sel) in req.selected.iter().enumerate() {
-            let src_abs = req.sources.dir.join(&sel.rel);
-            let Ok(md) = std::fs::metadata(&src_abs) else {
+            // `src` is resolved inside the source root: never a link, never outside it.
+            let Ok(md) = std::fs::symlink_metadata(req.sources.dir.join(&sel.src)) else {
                 return false;
             };
             let kept = req.kept(i);
@@ -90,7 +91,7 @@ impl Planner<'_> {
                     Some(k) => {
                         let t = Path::new(&d.rel).join(k);
                         if !t.parent().is_none_or(|p| self.mkdir_all(p))
-                            || !self.entry(&src_abs, &t, md.clone())
+                            || !self.entry(&sel.src, &t, md.clone())
                         {
                             return false;
                         }
@@ -103,13 +104,13 @@ impl Planner<'_> {
                         PathBuf::from(&d.rel)
                     }
                 };
-                for (rel, md) in req.sources.walk_md(&sel.rel).iter().skip(1) {
-                    let inner = rel.strip_prefix(&sel.rel).unwrap_or(rel);
+                for (rel, md) in req.sources.walk_md(&sel.src).iter().skip(1) {
+                    let inner = rel.strip_prefix(&sel.src).unwrap_or(rel);
                     if d.excluded(inner) {
                         continue;
                     }
                     let to = target.join(inner);
-                    if !self.entry(&req.sources.dir.join(rel), &to, md.clone()) {
+                    if !self.entry(rel, &to, md.clone()) {
                         return false;
                     }
                 }
@@ -117,7 +118,7 @@ impl Planner<'_> {
                 if d.excluded(&sel.rel) {
                     continue;
                 }
-                if req.extract_archives && is_archive(&src_abs) {
+                if req.extract_archives && is_archive(req.sources, &sel.src) {
                     return false;
                 }
                 let name = sel.rel.file_name().map(PathBuf::from).unwrap_or_default();
@@ -139,7 +140,7 @@ impl Planner<'_> {
                         return false;
                     }
                 }
-                if !self.entry(&src_abs, &to, md) {
+                if !self.entry(&sel.src, &to, md) {
                     return false;
                 }
             }
@@ -210,14 +211,14 @@ impl Planner<'_> {
         true
     }
 
-    /// One copied entry at `to` (its parent already planned), `md` the source's metadata (a named
-    /// source followed through a symlink, a walked one not).
+    /// One copied entry at `to` (its parent already planned): `src` relative to the source root
+    /// (resolved or walked: no link on the way), `md` its metadata (not following it).
     fn entry(&mut self, src: &Path, to: &Path, md: std::fs::Metadata) -> bool {
         let ft = md.file_type();
         let kind = if ft.is_dir() {
             EntryKind::Dir
         } else if ft.is_symlink() {
-            match std::fs::read_link(src) {
+            match std::fs::read_link(self.req.sources.dir.join(src)) {
                 Ok(target) => EntryKind::Symlink { target },
                 Err(_) => return false,
             }
@@ -236,7 +237,7 @@ impl Planner<'_> {
             Some(Found::Symlink | Found::Other) if ft.is_dir() => return false,
             _ => {}
         }
-        let (uid, gid) = self.req.owner.unwrap_or((0, 0));
+        let (uid, gid) = self.req.owner_of(&md);
         let mode = if ft.is_symlink() {
             0o777
         } else {

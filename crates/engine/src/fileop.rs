@@ -1,8 +1,10 @@
 //! COPY and ADD as BuildKit performs them, into a destination root directory: a directory source copies
 //! its contents; several sources or a wildcard need a destination ending in `/`; relative destinations
 //! are joined to WORKDIR; missing parents are created; symlinks are copied as links (a named source
-//! that is a symlink is followed); modes and mtimes are kept; owners are 0:0 unless `--chown`;
-//! `--chmod` applies to everything copied; every destination path resolves inside the root.
+//! that is a symlink is followed inside its source root); modes and mtimes are kept; owners are
+//! `--chown`'s, else the source's for another stage or an image and 0:0 for the context; `--chmod`
+//! applies to everything copied; every source and destination path resolves inside its root, and
+//! source files are opened inside theirs.
 
 use crate::context::{BuildContext, Selected};
 use crate::EngineError;
@@ -83,8 +85,6 @@ pub struct CopyRequest<'a> {
     /// The destination as written (expanded), absolute or relative to `workdir`.
     pub dest: &'a str,
     pub workdir: &'a str,
-    /// Several sources or a wildcard: the destination must be a directory.
-    pub multiple: bool,
     pub owner: Option<(u32, u32)>,
     pub chmod: Option<SymbolicOrOctal>,
     /// Extra exclusion patterns (`--exclude`).
@@ -97,6 +97,16 @@ pub struct CopyRequest<'a> {
 }
 
 impl CopyRequest<'_> {
+    /// The owner a copied entry gets: `--chown`'s, else the source's where the source keeps owners
+    /// (another stage, an image), else root.
+    pub(crate) fn owner_of(&self, md: &std::fs::Metadata) -> (u32, u32) {
+        match self.owner {
+            Some(o) => o,
+            None if self.sources.keeps_owners() => (md.uid(), md.gid()),
+            None => (0, 0),
+        }
+    }
+
     /// With `--parents`, the part of selected path `i` kept under the destination.
     pub(crate) fn kept(&self, i: usize) -> Option<PathBuf> {
         let strips = self.parents.as_ref()?;
@@ -121,11 +131,11 @@ impl Destination {
         } else {
             format!("{}/{}", req.workdir.trim_end_matches('/'), req.dest)
         };
-        let is_dir =
-            req.dest.ends_with('/') || req.dest.ends_with("/.") || req.dest == "." || req.multiple;
-        if req.multiple && !req.dest.ends_with('/') {
-            return Err(EngineError::msg(format!("When using COPY with more than one source file, the destination must be a directory and end with a / (got {})", req.dest)));
-        }
+        // BuildKit has no "several sources need a trailing /" rule (that is the classic builder's):
+        // each source is copied on its own, into the destination when it is a directory (named
+        // with a trailing `/`, or existing), else as it; a wildcard matching one file copies it to
+        // a file destination, and ADD unpacks every archive into the destination.
+        let is_dir = req.dest.ends_with('/') || req.dest.ends_with("/.") || req.dest == ".";
         let exclude = if req.exclude.is_empty() {
             None
         } else {
@@ -154,9 +164,7 @@ pub fn copy(req: &CopyRequest<'_>, root: &Path) -> Result<u64, EngineError> {
     let (dest_rel, dest_is_dir) = (d.rel.clone(), d.is_dir);
     let mut n = 0;
     for (i, sel) in req.selected.iter().enumerate() {
-        let src_abs = req.sources.dir.join(&sel.rel);
-        let md = std::fs::metadata(&src_abs)
-            .or_else(|_| std::fs::symlink_metadata(&src_abs))
+        let md = std::fs::symlink_metadata(req.sources.dir.join(&sel.src))
             .map_err(|e| EngineError::msg(format!("{}: {e}", sel.rel.display())))?;
         let kept = req.kept(i);
         if md.is_dir() {
@@ -168,7 +176,7 @@ pub fn copy(req: &CopyRequest<'_>, root: &Path) -> Result<u64, EngineError> {
                     if let Some(parent) = t.parent() {
                         mkdir_all(root, &parent.to_string_lossy(), req.owner)?;
                     }
-                    copy_entry(&src_abs, root, &t, req, true)?;
+                    copy_entry(&sel.src, root, &t, req)?;
                     t.to_string_lossy().into_owned()
                 }
                 None => {
@@ -176,13 +184,13 @@ pub fn copy(req: &CopyRequest<'_>, root: &Path) -> Result<u64, EngineError> {
                     dest_rel.clone()
                 }
             };
-            for rel in req.sources.walk(&sel.rel).into_iter().skip(1) {
-                let inner = rel.strip_prefix(&sel.rel).unwrap_or(&rel);
+            for rel in req.sources.walk(&sel.src).into_iter().skip(1) {
+                let inner = rel.strip_prefix(&sel.src).unwrap_or(&rel);
                 if d.excluded(inner) {
                     continue;
                 }
                 let to = Path::new(&target).join(inner);
-                copy_entry(&req.sources.dir.join(&rel), root, &to, req, false)?;
+                copy_entry(&rel, root, &to, req)?;
                 n += 1;
             }
         } else {
@@ -200,24 +208,25 @@ pub fn copy(req: &CopyRequest<'_>, root: &Path) -> Result<u64, EngineError> {
             } else {
                 PathBuf::from(&dest_rel)
             };
-            if req.extract_archives && is_archive(&src_abs) {
+            if req.extract_archives && is_archive(req.sources, &sel.src) {
                 let target = mkdir_all(root, &dest_rel, req.owner)?;
-                extract_archive(&src_abs, &target)?;
+                extract_archive(req.sources, &sel.src, &target)?;
                 n += 1;
                 continue;
             }
             if let Some(parent) = to.parent() {
                 mkdir_all(root, &parent.to_string_lossy(), req.owner)?;
             }
-            copy_entry(&src_abs, root, &to, req, true)?;
+            copy_entry(&sel.src, root, &to, req)?;
             n += 1;
         }
     }
     Ok(n)
 }
 
-pub(crate) fn is_archive(p: &Path) -> bool {
-    let Ok(mut f) = std::fs::File::open(p) else {
+/// True when the file `rel` of `sources` starts like a tar, gzip or zstd stream.
+pub(crate) fn is_archive(sources: &BuildContext, rel: &Path) -> bool {
+    let Ok(mut f) = sources.open_file(rel) else {
         return false;
     };
     let mut head = [0u8; 512];
@@ -231,8 +240,10 @@ pub(crate) fn is_archive(p: &Path) -> bool {
     n >= 262 && &head[257..262] == b"ustar"
 }
 
-fn extract_archive(src: &Path, target: &Path) -> Result<(), EngineError> {
-    let f = std::fs::File::open(src)
+fn extract_archive(sources: &BuildContext, rel: &Path, target: &Path) -> Result<(), EngineError> {
+    let src = sources.dir.join(rel);
+    let f = sources
+        .open_file(rel)
         .map_err(|e| EngineError::msg(format!("{}: {e}", src.display())))?;
     let mut r = lighter_store::compress::decompress(f)
         .map_err(|e| EngineError::msg(format!("{}: {e}", src.display())))?;
@@ -283,22 +294,18 @@ pub fn mkdir_all(
     Ok(abs)
 }
 
+/// Copies the entry `rel` of the source root (resolved or walked: no link on the way) to `to`.
 fn copy_entry(
-    src: &Path,
+    rel: &Path,
     root: &Path,
     to: &Path,
     req: &CopyRequest<'_>,
-    follow: bool,
 ) -> Result<(), EngineError> {
+    let src = req.sources.dir.join(rel);
     let err = |e: std::io::Error| {
         EngineError::msg(format!("copy {} -> /{}: {e}", src.display(), to.display()))
     };
-    let md = if follow {
-        std::fs::metadata(src)
-    } else {
-        std::fs::symlink_metadata(src)
-    }
-    .map_err(err)?;
+    let md = std::fs::symlink_metadata(&src).map_err(err)?;
     let dest = resolve_parent(root, to).map_err(|e| EngineError::msg(e.to_string()))?;
     let ft = md.file_type();
     if let Ok(existing) = std::fs::symlink_metadata(&dest) {
@@ -315,15 +322,21 @@ fn copy_entry(
             std::fs::create_dir(&dest).map_err(err)?;
         }
     } else if ft.is_symlink() {
-        let target = std::fs::read_link(src).map_err(err)?;
+        let target = std::fs::read_link(&src).map_err(err)?;
         std::os::unix::fs::symlink(target, &dest).map_err(err)?;
     } else if ft.is_file() {
-        std::fs::copy(src, &dest).map_err(err)?;
+        let mut from = req.sources.open_file(rel).map_err(err)?;
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&dest)
+            .map_err(err)?;
+        std::io::copy(&mut from, &mut out).map_err(err)?;
     } else {
         // Devices, fifos and sockets are skipped, as BuildKit does for the context.
         return Ok(());
     }
-    let (uid, gid) = req.owner.unwrap_or((0, 0));
+    let (uid, gid) = req.owner_of(&md);
     std::os::unix::fs::lchown(&dest, Some(uid), Some(gid)).map_err(err)?;
     if !ft.is_symlink() {
         let mode = match &req.chmod {
@@ -341,14 +354,49 @@ fn set_times(p: &Path, secs: i64, nsec: i64) {
     let _ = lighter_store::layer::set_times(p, secs, nsec);
 }
 
+/// The text of `rel` in the filesystem at `root` (links followed inside it), empty when absent.
+fn read_in_root(root: &Path, rel: &str) -> String {
+    lighter_store::layer::resolve_in_root(root, Path::new(rel))
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default()
+}
+
+/// The owner WORKDIR gives the directories it creates under `USER user`, as BuildKit's mkdir with
+/// `WithUser`: `root` is 0; a number is that uid and the same gid; a name is looked up in the
+/// stage's /etc/passwd (0:0 when it is not there, without an error); a `:group` part sets the gid
+/// (a number, or a name in /etc/group).
+pub fn workdir_owner(root: &Path, user: &str) -> (u32, u32) {
+    let passwd = read_in_root(root, "etc/passwd");
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let (uid, mut gid) = match u.parse::<u32>() {
+        Ok(n) => (n, n),
+        Err(_) if u.is_empty() || u == "root" => (0, 0),
+        Err(_) => lighter_sandbox::resolve_user(u, &passwd, "")
+            .map(|x| (x.uid, x.gid))
+            .unwrap_or((0, 0)),
+    };
+    if let Some(g) = g.filter(|g| !g.is_empty()) {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                let group = read_in_root(root, "etc/group");
+                lighter_sandbox::resolve_user(&format!("0:{g}"), "", &group)
+                    .map(|x| x.gid)
+                    .unwrap_or(gid)
+            }
+        };
+    }
+    (uid, gid)
+}
+
 /// `--chown` names resolved through the destination's /etc/passwd and /etc/group (numbers as is).
 pub fn resolve_chown(root: &Path, spec: &str) -> Result<(u32, u32), EngineError> {
-    let passwd =
-        std::fs::read_to_string(resolve_parent(root, Path::new("etc/passwd")).unwrap_or_default())
-            .unwrap_or_default();
-    let group =
-        std::fs::read_to_string(resolve_parent(root, Path::new("etc/group")).unwrap_or_default())
-            .unwrap_or_default();
+    let passwd = read_in_root(root, "etc/passwd");
+    let group = read_in_root(root, "etc/group");
     let (u, g) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -412,7 +460,6 @@ mod tests {
             selected: c.select("src").unwrap(),
             dest: "/app/",
             workdir: "/",
-            multiple: false,
             owner: None,
             chmod: None,
             exclude: vec![],
@@ -433,7 +480,6 @@ mod tests {
             selected: c.select("src/a.txt").unwrap(),
             dest: "renamed.txt",
             workdir: "/work",
-            multiple: false,
             owner: Some((1000, 1000)),
             chmod: Some(SymbolicOrOctal::Octal(0o600)),
             exclude: vec![],
@@ -446,23 +492,20 @@ mod tests {
         if unsafe { libc::geteuid() } == 0 {
             assert_eq!((md.uid(), md.gid()), (1000, 1000));
         }
-        // Several sources need a trailing slash.
+        // A wildcard matching one file, to a destination without a trailing slash: that file.
         let req = CopyRequest {
             sources: &c,
             selected: c.select("src/*.txt").unwrap(),
             dest: "/x",
             workdir: "/",
-            multiple: true,
             owner: None,
             chmod: None,
             exclude: vec![],
             extract_archives: false,
             parents: None,
         };
-        assert!(copy(&req, root.path())
-            .unwrap_err()
-            .to_string()
-            .contains("must be a directory"));
+        copy(&req, root.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(root.path().join("x")).unwrap(), "a");
         // Destination symlinks never lead outside the root.
         let outside = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), root.path().join("escape")).unwrap();
@@ -471,7 +514,6 @@ mod tests {
             selected: c.select("src/a.txt").unwrap(),
             dest: "/escape/",
             workdir: "/",
-            multiple: false,
             owner: None,
             chmod: None,
             exclude: vec![],
@@ -480,5 +522,50 @@ mod tests {
         };
         copy(&req, root.path()).unwrap();
         assert!(!outside.path().join("a.txt").exists());
+    }
+
+    /// Source links resolve inside the source root: a link to a host file names the root's own
+    /// path (here missing: not found), a link inside the root is followed, and the copy's name is
+    /// the link's.
+    #[test]
+    fn source_links_stay_in_their_root() {
+        let host = tempfile::tempdir().unwrap();
+        std::fs::write(host.path().join("secret"), "HOST SECRET").unwrap();
+        let ctx = tempfile::tempdir().unwrap();
+        let depth = ctx.path().components().count();
+        let climb = format!("{}{}", "../".repeat(depth + 2), host.path().display());
+        std::os::unix::fs::symlink(host.path().join("secret"), ctx.path().join("abs")).unwrap();
+        std::os::unix::fs::symlink(format!("{climb}/secret"), ctx.path().join("rel")).unwrap();
+        std::os::unix::fs::symlink(host.path(), ctx.path().join("dirlink")).unwrap();
+        std::fs::create_dir(ctx.path().join("real")).unwrap();
+        std::fs::write(ctx.path().join("real/own"), "mine").unwrap();
+        std::os::unix::fs::symlink("/real/own", ctx.path().join("inside")).unwrap();
+        let c = BuildContext::open(ctx.path(), None).unwrap();
+        for name in ["abs", "rel", "dirlink/secret", "a*", "re?", "dirlink/*"] {
+            let e = c.select(name).map(|_| ()).unwrap_err().to_string();
+            assert!(
+                e.contains("not found") || e.contains("matched nothing"),
+                "{name}: {e}"
+            );
+        }
+        let sel = c.select("inside").unwrap();
+        assert_eq!(sel[0].src, Path::new("real/own"));
+        let root = tempfile::tempdir().unwrap();
+        let req = CopyRequest {
+            sources: &c,
+            selected: sel,
+            dest: "/d/",
+            workdir: "/",
+            owner: None,
+            chmod: None,
+            exclude: vec![],
+            extract_archives: false,
+            parents: None,
+        };
+        copy(&req, root.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("d/inside")).unwrap(),
+            "mine"
+        );
     }
 }

@@ -24,6 +24,7 @@ pub mod snapshot;
 mod step;
 
 pub use build::{build, BuildRequest, BuildResult, Event, NamedContext, Output, Secret};
+pub use lower::validate;
 
 use lighter_dockerfile::Span;
 

@@ -65,6 +65,24 @@ pub fn expand(
         .map_err(|e| EngineError::msg(e.to_string()))
 }
 
+/// What a build checks before it runs anything: the target exists, every stage's base name and
+/// `--from` are valid, and the stages the target needs form no cycle. `build --check` reports these.
+pub fn validate<V>(
+    df: &Dockerfile,
+    build_args: &BTreeMap<String, String>,
+    target: Option<&str>,
+    named: &BTreeMap<String, V>,
+) -> Result<(), EngineError> {
+    let t = df.target_stage(target).ok_or_else(|| {
+        EngineError::msg(format!(
+            "target stage \"{}\" could not be found",
+            target.unwrap_or_default()
+        ))
+    })?;
+    let globals = global_args(df, build_args)?;
+    needed_stages(df, t, &globals, named).map(|_| ())
+}
+
 /// The stages `target` needs, in dependency order (each after the stages it reads from).
 pub fn needed_stages<V>(
     df: &Dockerfile,
@@ -72,6 +90,15 @@ pub fn needed_stages<V>(
     globals: &BTreeMap<String, String>,
     named: &BTreeMap<String, V>,
 ) -> Result<Vec<usize>, EngineError> {
+    // As BuildKit, every stage's base name and `--from` are checked, needed or not.
+    for (i, stage) in df.stages.iter().enumerate() {
+        base_name(df, i, globals)?;
+        for ins in &stage.instructions {
+            for from in froms(ins) {
+                literal_from(df, &from).map_err(|e| e.at(ins.span))?;
+            }
+        }
+    }
     let mut order = Vec::new();
     let mut seen = BTreeSet::new();
     let named: BTreeSet<&str> = named.keys().map(String::as_str).collect();
@@ -110,35 +137,30 @@ pub fn stage_deps(
     globals: &BTreeMap<String, String>,
     named: &BTreeSet<&str>,
 ) -> Result<Vec<usize>, EngineError> {
-    let lexer = Lexer::new(df.escape);
     let stage = &df.stages[i];
     let mut deps = Vec::new();
-    let base = expand(&lexer, &stage.base, globals).map_err(|e| e.at(stage.span))?;
+    let base = base_name(df, i, globals)?;
     if let Some(d) = df
         .stage_ref(&base, i)
         .filter(|_| !named.contains(base.as_str()))
     {
         deps.push(d);
     }
-    // --from values may use ARGs declared in the stage; expand with globals plus stage defaults.
-    let mut scope = globals.clone();
+    // `--from` is taken as written (checked by `literal_from`): no ARG or ENV can change which
+    // stage a step reads, so these edges are the ones the steps wait on.
     for ins in &stage.instructions {
-        if let InstructionKind::Arg(defs) = &ins.kind {
-            for d in defs {
-                if let Some(v) = &d.default {
-                    if let Ok(v) = expand(&lexer, v, &scope) {
-                        scope.entry(d.name.clone()).or_insert(v);
-                    }
-                }
-            }
-        }
-        for from in froms(ins) {
-            let f = expand(&lexer, &from, &scope).map_err(|e| e.at(ins.span))?;
+        for f in froms(ins) {
             if named.contains(f.as_str()) {
                 continue;
             }
             if let Some(d) = df.stage_ref(&f, i) {
                 deps.push(d);
+            } else if stage.name.as_deref() == Some(f.to_ascii_lowercase().as_str()) {
+                return Err(EngineError::msg(format!(
+                    "circular dependency detected on stage: {}",
+                    stage.name.as_deref().unwrap_or_default()
+                ))
+                .at(ins.span));
             } else if df
                 .stages
                 .iter()
@@ -154,9 +176,44 @@ pub fn stage_deps(
     Ok(deps)
 }
 
+/// Stage `i`'s base name, expanded with the global scope (BuildKit's rule): never blank.
+pub fn base_name(
+    df: &Dockerfile,
+    i: usize,
+    globals: &BTreeMap<String, String>,
+) -> Result<String, EngineError> {
+    let stage = &df.stages[i];
+    let base =
+        expand(&Lexer::new(df.escape), &stage.base, globals).map_err(|e| e.at(stage.span))?;
+    if base.is_empty() {
+        return Err(
+            EngineError::msg(format!("base name ({}) should not be blank", stage.base))
+                .at(stage.span),
+        );
+    }
+    Ok(base)
+}
+
+/// `COPY --from` as written: BuildKit expands no variable there (a stage's ARG or ENV would make
+/// the stage graph depend on execution) and refuses a value that expansion would change.
+pub fn literal_from(df: &Dockerfile, from: &str) -> Result<(), EngineError> {
+    let unchanged = Lexer::new(df.escape)
+        .process_word(from, &BTreeMap::<String, String>::new())
+        .is_ok_and(|w| w.value == from);
+    if unchanged {
+        Ok(())
+    } else {
+        Err(EngineError::msg(
+            "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround",
+        ))
+    }
+}
+
 fn froms(ins: &Instruction) -> Vec<String> {
     match &ins.kind {
-        InstructionKind::Copy(c) | InstructionKind::Add(c) => c.from.iter().cloned().collect(),
+        InstructionKind::Copy(c) | InstructionKind::Add(c) => {
+            c.from.iter().filter(|f| !f.is_empty()).cloned().collect()
+        }
         InstructionKind::Run(r) => r.mounts.iter().filter_map(|m| m.from.clone()).collect(),
         InstructionKind::Onbuild(_) => Vec::new(),
         _ => Vec::new(),

@@ -40,7 +40,6 @@ pub(crate) fn source(store: &Store, name: &str, n: &NamedContext) -> Result<Sour
                 selected,
                 dest: "/",
                 workdir: "/",
-                multiple: false,
                 owner: None,
                 chmod: None,
                 exclude: Vec::new(),

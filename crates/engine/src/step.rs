@@ -63,7 +63,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, i: usize) -> Result<StageResult, Engine
     let stage = &df.stages[i];
     let lexer = Lexer::new(df.escape);
     let label = stage.name.clone().unwrap_or_else(|| format!("stage-{i}"));
-    let base = expand(&lexer, &stage.base, &sh.globals).map_err(|e| e.at(stage.span))?;
+    let base = crate::lower::base_name(df, i, &sh.globals)?;
     if let Some(p) = &stage.platform {
         let p = expand(&lexer, p, &sh.globals).map_err(|e| e.at(stage.span))?;
         let host = format!("{}/{}", lighter_oci::HOST_OS, lighter_oci::HOST_ARCH);
@@ -270,9 +270,20 @@ impl StageRun<'_, '_> {
                     .unwrap_or("/")
                     .to_string();
                 let text = format!("WORKDIR {w}");
-                let key = sha(&[&self.key, "WORKDIR", &dir]);
+                // Directories it creates belong to the USER, as BuildKit makes them; the user
+                // enters the key only when there is one, so keys without a USER stay as they were.
+                let user = self.config["config"]["User"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                let key = if user.is_empty() {
+                    sha(&[&self.key, "WORKDIR", &dir])
+                } else {
+                    sha(&[&self.key, "WORKDIR", &dir, "user", &user])
+                };
                 self.file_step(&key, &text, n, total, |root| {
-                    fileop::mkdir_all(root, &dir, None).map(|_| ())
+                    let owner = (!user.is_empty()).then(|| fileop::workdir_owner(root, &user));
+                    fileop::mkdir_all(root, &dir, owner).map(|_| ())
                 })?;
                 Ok(())
             }
@@ -311,9 +322,11 @@ impl StageRun<'_, '_> {
                 p.iter()
                     .map(|x| self.x(x))
                     .collect::<Result<Vec<_>, _>>()?
-                    .into_iter()
-                    .flat_map(|s| s.split_whitespace().map(str::to_string).collect::<Vec<_>>())
-                    .collect(),
+                    .iter()
+                    .flat_map(|s| s.split_whitespace())
+                    .map(crate::config::port_specs)
+                    .collect::<Result<Vec<_>, _>>()?
+                    .concat(),
             ),
             InstructionKind::Volume(v) => {
                 InstructionKind::Volume(v.iter().map(|x| self.x(x)).collect::<Result<_, _>>()?)
@@ -497,6 +510,8 @@ impl StageRun<'_, '_> {
         crate::remote::check_checksum(&sources, checksum.as_deref())?;
         let chown = c.chown.as_deref().map(|v| self.x(v)).transpose()?;
         let chmod = c.chmod.as_deref().map(|v| self.x(v)).transpose()?;
+        // `--from` as written (the lowering refused variables there); empty is the context.
+        let from = c.from.as_deref().filter(|f| !f.is_empty());
         let exclude = c
             .exclude
             .iter()
@@ -527,7 +542,7 @@ impl StageRun<'_, '_> {
                 parts.push(body);
             }
             sources = c.heredocs.iter().map(|h| h.name.clone()).collect();
-            plain = BuildContext::plain(heredoc_dir.path());
+            plain = BuildContext::plain(heredoc_dir.path())?;
             (
                 &plain,
                 sha(&parts.iter().map(String::as_str).collect::<Vec<_>>()),
@@ -541,24 +556,21 @@ impl StageRun<'_, '_> {
                 c.unpack,
             )?;
             picks = Some(r.picks());
-            plain = BuildContext::plain(r.dir());
+            plain = BuildContext::plain(r.dir())?;
             let key = r.key();
             remotes = Some(r);
             (&plain, key)
-        } else if let Some(crate::build::NamedContext::Dir(dir)) = c
-            .from
-            .as_ref()
-            .and_then(|f| self.x(f).ok())
-            .and_then(|f| sh.req.named_contexts.get(&f))
+        } else if let Some(crate::build::NamedContext::Dir(dir)) =
+            from.and_then(|f| sh.req.named_contexts.get(f))
         {
             // A named local context is read in place, like the main context.
             named_ctx = BuildContext::open(dir, None)?;
             (&named_ctx, String::new())
-        } else if let Some(from) = &c.from {
-            let from = self.x(from)?;
-            let (layers, key) = self.source_of(&from, &format!("{name} --from"))?;
+        } else if let Some(from) = from {
+            let (layers, key) = self.source_of(from, &format!("{name} --from"))?;
             view = View::new(sh.store, &layers)?;
-            plain = BuildContext::plain(&view.path);
+            // Another stage's or an image's files keep their owners, as BuildKit copies them.
+            plain = BuildContext::plain(&view.path)?.keeping_owners();
             (&plain, key)
         } else {
             let ctx = sh.context.as_ref().ok_or_else(|| {
@@ -571,12 +583,8 @@ impl StageRun<'_, '_> {
         let mut selected: Vec<Selected> = Vec::new();
         // --parents keeps each source's path under the destination, from after a `/./` if any.
         let mut strips = Vec::new();
-        let mut multiple = sources.len() > 1;
         for s in picks.as_ref().unwrap_or(&sources) {
             let sel = ctx.select(s)?;
-            if picks.is_none() && s.contains(['*', '?', '[']) {
-                multiple = true;
-            }
             let strip = s
                 .find("/./")
                 .map(|i| crate::context::clean_rel(&s[..i]))
@@ -584,7 +592,7 @@ impl StageRun<'_, '_> {
             strips.extend(sel.iter().map(|_| std::path::PathBuf::from(&strip)));
             selected.extend(sel);
         }
-        let content = if source_key.is_empty() || (c.from.is_some() && !remote) {
+        let content = if source_key.is_empty() || (from.is_some() && !remote) {
             // Context files are hashed by content; for stages and images, the selection's content too.
             ctx.digest(&selected)?
         } else {
@@ -643,13 +651,12 @@ impl StageRun<'_, '_> {
                 selected,
                 dest: &dest,
                 workdir: &workdir,
-                multiple,
                 owner,
                 chmod: chmod_parsed,
                 exclude,
                 extract_archives: match &remotes {
                     Some(r) => r.unpack(),
-                    None => add && c.from.is_none(),
+                    None => add && from.is_none(),
                 },
                 parents: (c.parents && remotes.is_none()).then_some(strips),
             };

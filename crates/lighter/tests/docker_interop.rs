@@ -359,3 +359,94 @@ fn run_layers_apply_in_docker_as_buildkits_do() {
         .args(["rmi", "-f", "cmp-run-buildkit:1", "cmp-run-lighter:1"])
         .output();
 }
+
+#[test]
+fn copy_and_workdir_semantics_match_buildkit() {
+    // Issue 12's image differences, built by Docker's BuildKit and by lighter and compared as
+    // Docker's engine assembles them: owners kept by `COPY --from`, WORKDIR directories owned by
+    // the USER (named and numeric), a link in the middle of a source path followed inside the
+    // stage, a named link copied as its target's content under its own name, a wildcard matching
+    // one file copied to a file destination, ADD of several archives into one directory, several
+    // sources to a destination without a trailing slash (the last one wins, as in BuildKit), and
+    // EXPOSE ranges.
+    let Some(d) = docker() else { return };
+    let Some(env) = with_busybox() else { return };
+    let bases = bases().unwrap();
+    ensure_docker_busybox(d, &bases);
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path();
+    write(
+        c,
+        &[
+            ("foo1.go", "package foo1\n"),
+            ("a/x", "ax\n"),
+            ("b/y", "by\n"),
+            ("m1", "one\n"),
+            ("m2", "two\n"),
+            (
+                "Dockerfile",
+                "FROM busybox AS s\n\
+                 RUN mkdir -p /d/sub /real && echo x > /d/sub/f && echo y > /f1 && chown -R 100:200 /d /f1 && echo mine > /real/own \\\n\
+                 && ln -s /real /dirlink && echo 'app:x:1001:1002::/home/app:/bin/sh' >> /etc/passwd && mkdir -p /home/app && chown 1001:1002 /home/app\n\
+                 USER app\nWORKDIR /home/app/new/deeper\nRUN touch made-by-app\nUSER 1234\nWORKDIR /num\nUSER root\n\
+                 RUN stat -c '%n %u:%g' /num /home/app/new > /owners\n\
+                 FROM scratch\nCOPY --from=s /d /d2\nCOPY --from=s /d/ /d3/\nCOPY --from=s /f1 /owners /\nCOPY --from=s /home/app /app\n\
+                 COPY --from=s /dirlink/own /x/\nCOPY f*.go /foo2.go\nCOPY golink /links/\nADD *.tar /unpacked\nCOPY m1 m2 /multi\n\
+                 EXPOSE 8000-8002 9000-9001/udp 80\nCMD [\"/none\"]\n",
+            ),
+        ],
+    );
+    std::os::unix::fs::symlink("foo1.go", c.join("golink")).unwrap();
+    for (name, dir) in [("one.tar", "a"), ("two.tar", "b")] {
+        let st = Command::new("tar")
+            .args(["-cf", name, dir])
+            .current_dir(c)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let ctx_s = c.to_str().unwrap();
+    docker_ok(
+        d,
+        &[
+            "build",
+            "--network",
+            "host",
+            "-q",
+            "-t",
+            "cmp-copy-buildkit:1",
+            ctx_s,
+        ],
+    );
+    let (ok, err, _) = env.build(c, &["-t", "cmp-copy-lighter:1"]);
+    assert!(ok, "{err}");
+    lighter_save_docker_load(&env, d, c, "cmp-copy-lighter:1");
+    let (theirs, ours) = (
+        container_fs(d, "cmp-copy-buildkit:1"),
+        container_fs(d, "cmp-copy-lighter:1"),
+    );
+    let (a, b) = (tree(theirs.path()), tree(ours.path()));
+    assert_eq!(b, a, "trees differ (left: lighter, right: BuildKit)");
+    assert_eq!(
+        std::fs::read_to_string(theirs.path().join("owners")).unwrap(),
+        "/num 1234:1234\n/home/app/new 1001:1002\n",
+        "the scenario itself"
+    );
+    assert!(a["d2/sub/f"].ends_with(" 100:200") && a["multi"].starts_with("file:"));
+    let ports = |image: &str| {
+        docker_ok(
+            d,
+            &[
+                "image",
+                "inspect",
+                "-f",
+                "{{json .Config.ExposedPorts}}",
+                image,
+            ],
+        )
+    };
+    assert_eq!(ports("cmp-copy-lighter:1"), ports("cmp-copy-buildkit:1"));
+    let _ = Command::new(d)
+        .args(["rmi", "-f", "cmp-copy-buildkit:1", "cmp-copy-lighter:1"])
+        .output();
+}

@@ -3,60 +3,19 @@
 //! never lead out of it. The sandbox init runs as host root before its chroot, so a plain
 //! `root.join(target)` would follow an image's `/etc -> /host/dir` link onto the host.
 
-use std::ffi::OsString;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-/// Links followed in one resolution before giving up (the kernel's limit).
-const MAX_LINKS: usize = 40;
-
-/// `rel` resolved inside `root`: the result is `root` joined with a path free of symlinks, `.` and
-/// `..` (missing components are kept as given, for the caller to create). A path whose final
-/// component is a symlink is resolved through it.
+/// `rel` resolved inside `root` ([`lighter_store::fsroot::resolve`], the one resolver): the result
+/// is `root` joined with a path free of symlinks, `.` and `..` (missing components are kept as
+/// given, for the caller to create). A path whose final component is a symlink is resolved through it.
 pub(crate) fn in_root(root: &Path, rel: &str) -> Result<PathBuf, String> {
-    let mut todo: Vec<OsString> = components(Path::new(rel));
-    todo.reverse();
-    let mut done: Vec<OsString> = Vec::new();
-    let mut links = 0;
-    while let Some(c) = todo.pop() {
-        if c == ".." {
-            done.pop();
-            continue;
+    match lighter_store::fsroot::resolve(root, Path::new(rel), true) {
+        Ok(r) => Ok(root.join(r)),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            Err(format!("/{rel}: too many levels of symbolic links"))
         }
-        let cand = done
-            .iter()
-            .fold(root.to_path_buf(), |p, c| p.join(c))
-            .join(&c);
-        match std::fs::symlink_metadata(&cand) {
-            Ok(md) if md.file_type().is_symlink() => {
-                links += 1;
-                if links > MAX_LINKS {
-                    return Err(format!("/{rel}: too many levels of symbolic links"));
-                }
-                let target = std::fs::read_link(&cand).map_err(|e| format!("/{rel}: {e}"))?;
-                if target.is_absolute() {
-                    done.clear();
-                }
-                let mut t = components(&target);
-                t.reverse();
-                todo.extend(t);
-            }
-            Ok(_) => done.push(c),
-            // Missing: kept as given (the caller creates it); a later `..` may climb back out of
-            // it into existing directories, which are resolved again.
-            Err(_) => done.push(c),
-        }
+        Err(e) => Err(format!("/{rel}: {e}")),
     }
-    Ok(done.iter().fold(root.to_path_buf(), |p, c| p.join(c)))
-}
-
-fn components(p: &Path) -> Vec<OsString> {
-    p.components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// `root/name` for the kernel filesystems (`proc`, `sys`, `dev`): it must be an ordinary

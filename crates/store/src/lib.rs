@@ -4,6 +4,7 @@
 
 pub mod compress;
 pub mod content;
+pub mod fsroot;
 pub mod layer;
 pub mod meta;
 mod pargz;

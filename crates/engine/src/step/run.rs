@@ -135,6 +135,9 @@ impl StageRun<'_, '_> {
             key_parts.push("security=insecure");
         }
         let key = sha(&key_parts);
+        // The predefined proxy build-args reach the process only: not its cache key (above), the
+        // config or the history, as BuildKit's exec op proxy env.
+        let env = with_proxy_env(env, &sh.req.build_args);
         let inputs =
             json!({ "command": argv, "env": arg_env, "mounts": mount_keys, "parent": self.key });
         let exe = sh.req.exe.clone();
@@ -189,6 +192,38 @@ impl StageRun<'_, '_> {
         drop(tmp);
         Ok(())
     }
+}
+
+/// BuildKit's predefined proxy ARGs (`http_proxy`, `https_proxy`, `ftp_proxy`, `no_proxy`,
+/// `all_proxy`, in either case): a build-arg of any of them sets both the lower- and upper-case
+/// variable of a RUN's process, unless the step's environment has it already (a declared ARG or an
+/// ENV). Build-args are read in sorted order, so the lower-case one wins when both are given.
+fn with_proxy_env(
+    mut env: Vec<String>,
+    build_args: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    const NAMES: [&str; 5] = [
+        "http_proxy",
+        "https_proxy",
+        "ftp_proxy",
+        "no_proxy",
+        "all_proxy",
+    ];
+    let mut values: std::collections::BTreeMap<&str, &str> = Default::default();
+    for (k, v) in build_args {
+        if let Some(n) = NAMES.iter().find(|n| n.eq_ignore_ascii_case(k)) {
+            values.insert(n, v);
+        }
+    }
+    for (name, v) in values {
+        for n in [name.to_ascii_uppercase(), name.to_string()] {
+            let set = format!("{n}=");
+            if !env.iter().any(|e| e.starts_with(&set)) {
+                env.push(format!("{n}={v}"));
+            }
+        }
+    }
+    env
 }
 
 /// `--add-host`, `--shm-size` and `--ulimit` as a cache key part (BuildKit keeps them in the exec

@@ -40,10 +40,18 @@ impl StageRun<'_, '_> {
             let source = m.source.as_deref().map(|t| self.x(t)).transpose()?;
             match m.kind {
                 MountKind::Cache => {
-                    let target = target.clone().unwrap_or_default();
-                    let cid = id.clone().unwrap_or_else(|| target.clone());
-                    let from = m.from.as_deref().map(|f| self.x(f)).transpose()?;
-                    let dir = self.cache_dir(&cid, from.as_deref(), source.as_deref(), m)?;
+                    // BuildKit: the id defaults to the target as written, cleaned.
+                    let cid = id.clone().unwrap_or_else(|| {
+                        let t = crate::context::clean_rel(target.as_deref().unwrap_or(""));
+                        match target.as_deref() {
+                            Some(w) if w.starts_with('/') => format!("/{t}"),
+                            _ if t.is_empty() => ".".into(),
+                            _ => t,
+                        }
+                    });
+                    let target = self.mount_target(target.as_deref())?;
+                    let from = m.from.as_deref().filter(|f| !f.is_empty());
+                    let dir = self.cache_dir(&cid, from, source.as_deref(), m)?;
                     // Sharing: `shared` writers run together, `locked` waits for the cache to be
                     // free, `private` takes a fresh empty cache when another build holds it.
                     let lock_path = std::path::PathBuf::from(format!("{}.lock", dir.display()));
@@ -92,7 +100,7 @@ impl StageRun<'_, '_> {
                     });
                 }
                 MountKind::Tmpfs => {
-                    let target = target.clone().unwrap_or_default();
+                    let target = self.mount_target(target.as_deref())?;
                     out.mounts.push(lighter_sandbox::Mount {
                         target: target.clone(),
                         kind: lighter_sandbox::MountKind::Tmpfs { size: m.size },
@@ -150,11 +158,11 @@ impl StageRun<'_, '_> {
                     out.keys.push(format!("secret:{sid}:{target}"));
                 }
                 MountKind::Bind => {
-                    let target = target.clone().unwrap_or_default();
+                    let target = self.mount_target(target.as_deref())?;
                     let src_rel = crate::context::clean_rel(source.as_deref().unwrap_or("/"));
-                    let (root, key) = match m.from.as_deref().map(|f| self.x(f)).transpose()? {
+                    let (root, key) = match m.from.as_deref().filter(|f| !f.is_empty()) {
                         Some(from) => {
-                            let (layers, key) = self.source_of(&from, "RUN --mount from")?;
+                            let (layers, key) = self.source_of(from, "RUN --mount from")?;
                             let v = View::new(sh.store, &layers)?;
                             let p = in_root(&v.path, &src_rel)?;
                             out.views.push(v);
@@ -230,6 +238,25 @@ impl StageRun<'_, '_> {
             }
         }
         Ok(out)
+    }
+
+    /// Where a bind, cache or tmpfs mount goes, as BuildKit places it: a relative target is joined
+    /// to WORKDIR and no target is WORKDIR itself; `/` is refused.
+    fn mount_target(&self, target: Option<&str>) -> Result<String, EngineError> {
+        let t = match target {
+            Some(t) if t.starts_with('/') => t.to_string(),
+            t => {
+                let wd = self.config["config"]["WorkingDir"].as_str().unwrap_or("/");
+                format!(
+                    "/{}",
+                    crate::context::clean_rel(&format!("{wd}/{}", t.unwrap_or("")))
+                )
+            }
+        };
+        if crate::context::clean_rel(&t).is_empty() {
+            return Err(EngineError::msg(format!("invalid mount target \"{t}\"")));
+        }
+        Ok(t)
     }
 
     /// The directory of cache mount `cid`, created on first use. With `from`, the cache starts as a

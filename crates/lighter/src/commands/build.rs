@@ -47,7 +47,30 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if args.check {
-        return super::lint::lint_source(&df_name, &src, "text");
+        let code = super::lint::lint_source(&df_name, &src, "text")?;
+        // The errors a build would stop at before running anything (blank base names, `--from`
+        // with variables, unknown targets, circular stages), as BuildKit's check reports them.
+        let df = lighter_dockerfile::parse(&src).map_err(|e| Rendered {
+            message: e.render(&df_name, &src),
+            code: 1,
+        })?;
+        let named: BTreeMap<String, ()> = args
+            .build_contexts
+            .iter()
+            .filter_map(|bc| bc.split_once('=').map(|(n, _)| (n.to_string(), ())))
+            .collect();
+        let build_args = build_args_of(&args.build_args);
+        if let Err(e) = lighter_engine::validate(&df, &build_args, args.target.as_deref(), &named) {
+            return Err(Rendered {
+                message: match e.span {
+                    Some(span) => render_at(&df_name, &src, &span, "error", &e.message, None, None),
+                    None => format!("error: {}\n", e.message),
+                },
+                code: 1,
+            }
+            .into());
+        }
+        return Ok(code);
     }
     let dockerfile = lighter_dockerfile::parse(&src).map_err(|e| Rendered {
         message: e.render(&df_name, &src),
@@ -60,19 +83,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("--platform {p}: lighter builds for {host} only");
         }
     }
-    let mut build_args = BTreeMap::new();
-    for a in &args.build_args {
-        match a.split_once('=') {
-            Some((k, v)) => {
-                build_args.insert(k.to_string(), v.to_string());
-            }
-            None => {
-                if let Ok(v) = std::env::var(a) {
-                    build_args.insert(a.clone(), v);
-                }
-            }
-        }
-    }
+    let build_args = build_args_of(&args.build_args);
     let tags = args
         .tags
         .iter()
@@ -379,4 +390,22 @@ fn parse_secret(spec: &str) -> anyhow::Result<Secret> {
             .map_err(|_| anyhow::anyhow!("--secret id={id}: give src=FILE or env=VAR"))?
     };
     Ok(Secret { id, value })
+}
+
+/// `--build-arg K=V`, and `--build-arg K` taking K from the environment (docker's rule).
+fn build_args_of(given: &[String]) -> BTreeMap<String, String> {
+    let mut build_args = BTreeMap::new();
+    for a in given {
+        match a.split_once('=') {
+            Some((k, v)) => {
+                build_args.insert(k.to_string(), v.to_string());
+            }
+            None => {
+                if let Ok(v) = std::env::var(a) {
+                    build_args.insert(a.clone(), v);
+                }
+            }
+        }
+    }
+    build_args
 }

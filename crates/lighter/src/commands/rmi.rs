@@ -12,7 +12,7 @@ pub fn run(ctx: &Context, args: RmiArgs) -> anyhow::Result<ExitCode> {
         match lighter_image::remove(&store, name, args.force) {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => {
-                eprintln!("Error response from daemon: {e}");
+                eprintln!("error: {e}");
                 failed = true;
             }
         }

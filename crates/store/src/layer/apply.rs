@@ -59,72 +59,29 @@ fn clean(name: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Resolves `rel`'s parent directories inside `root`, following symlinks scoped to the root. The last
-/// component is not followed. Returns the absolute path to write.
+/// Resolves `rel`'s parent directories inside `root`, following symlinks scoped to the root
+/// ([`crate::fsroot::resolve_parent`]). The last component is not followed. Returns the absolute
+/// path to write.
 pub fn resolve_parent(root: &Path, rel: &Path) -> Result<PathBuf> {
-    let Some(file) = rel.file_name() else {
-        return Ok(root.to_path_buf());
-    };
-    let parent = rel.parent().unwrap_or(Path::new(""));
-    let dir = resolve_dir(root, parent, 0)?;
-    Ok(root.join(dir).join(file))
+    let r = crate::fsroot::resolve_parent(root, rel).map_err(|e| resolve_err(rel, e))?;
+    Ok(root.join(r))
 }
 
 /// Resolves `rel` inside `root`, following every symlink (the last component's too) scoped to the
-/// root: an absolute or climbing link target never leaves it. Returns the absolute path.
+/// root ([`crate::fsroot::resolve`]): an absolute or climbing link target never leaves it. Returns
+/// the absolute path.
 pub fn resolve_in_root(root: &Path, rel: &Path) -> Result<PathBuf> {
-    Ok(root.join(resolve_dir(root, rel, 0)?))
+    let r = crate::fsroot::resolve(root, rel, true).map_err(|e| resolve_err(rel, e))?;
+    Ok(root.join(r))
 }
 
-/// Resolves a relative directory path inside root, following symlinks (scoped). Returns a relative path
-/// with no symlinks.
-fn resolve_dir(root: &Path, rel: &Path, depth: usize) -> Result<PathBuf> {
-    if depth > 40 {
-        return Err(bad(
-            &rel.to_string_lossy(),
-            "too many levels of symbolic links",
-        ));
-    }
-    let mut cur = PathBuf::new();
-    let comps: Vec<_> = rel.components().collect();
-    for (i, c) in comps.iter().enumerate() {
-        match c {
-            Component::Normal(p) => {
-                let next = cur.join(p);
-                let abs = root.join(&next);
-                match std::fs::symlink_metadata(&abs) {
-                    Ok(md) if md.file_type().is_symlink() => {
-                        let target = std::fs::read_link(&abs).map_err(io_err("readlink", &abs))?;
-                        let base = if target.is_absolute() {
-                            PathBuf::new()
-                        } else {
-                            cur.clone()
-                        };
-                        let mut joined = base;
-                        for tc in target.components() {
-                            match tc {
-                                Component::Normal(x) => joined.push(x),
-                                Component::ParentDir => {
-                                    joined.pop();
-                                }
-                                _ => {}
-                            }
-                        }
-                        for rest in &comps[i + 1..] {
-                            joined.push(rest.as_os_str());
-                        }
-                        return resolve_dir(root, &joined, depth + 1);
-                    }
-                    _ => cur = next,
-                }
-            }
-            Component::ParentDir => {
-                cur.pop();
-            }
-            _ => {}
-        }
-    }
-    Ok(cur)
+fn resolve_err(rel: &Path, e: std::io::Error) -> StoreError {
+    let msg = if e.raw_os_error() == Some(libc::ELOOP) {
+        "too many levels of symbolic links".to_string()
+    } else {
+        e.to_string()
+    };
+    bad(&rel.to_string_lossy(), msg)
 }
 
 fn remove_any(p: &Path) -> std::io::Result<()> {
@@ -240,7 +197,7 @@ pub fn apply(r: &mut dyn Read, root: &Path, format: ApplyFormat) -> Result<Apply
         if let Some(hidden) = file_name.strip_prefix(".wh.") {
             stats.whiteouts += 1;
             let parent_rel = rel.parent().unwrap_or(Path::new("")).to_path_buf();
-            let parent = root.join(resolve_dir(root, &parent_rel, 0)?);
+            let parent = resolve_in_root(root, &parent_rel)?;
             std::fs::create_dir_all(&parent).map_err(io_err("create", &parent))?;
             if hidden == ".wh..opq" {
                 match format {

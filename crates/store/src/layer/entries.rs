@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     Dir,
-    /// A regular file whose bytes are read from `src` when the tar is written.
+    /// A regular file whose bytes are read from `src` (relative to the source root given to
+    /// [`write_entries`], opened inside it) when the tar is written.
     File {
         src: PathBuf,
     },
@@ -38,8 +39,9 @@ pub struct PlannedEntry {
 }
 
 /// Writes `entries` (relative paths, already in the order they go into the tar: sorted, parents first)
-/// as a layer tar to `out`.
+/// as a layer tar to `out`; file contents are read from `sources`.
 pub fn write_entries<'a>(
+    sources: &crate::fsroot::Root,
     entries: impl IntoIterator<Item = (&'a Path, &'a PlannedEntry)>,
     opts: &WriteOptions,
     out: &mut dyn Write,
@@ -73,8 +75,19 @@ pub fn write_entries<'a>(
             EntryKind::File { src } => {
                 // The size is taken from the open file, so a file that changed since it was planned
                 // is written whole and consistent with its header.
-                let f = std::fs::File::open(src).map_err(io_err("open", src))?;
-                let len = f.metadata().map_err(io_err("stat", src))?.size();
+                let f = sources
+                    .open_file(src)
+                    .map_err(io_err("open", sources.path().join(src)))?;
+                let meta = f
+                    .metadata()
+                    .map_err(io_err("stat", sources.path().join(src)))?;
+                if !meta.is_file() {
+                    return Err(crate::StoreError::Layer {
+                        entry: rel.to_string_lossy().into_owned(),
+                        message: format!("{} is no longer a regular file", src.display()),
+                    });
+                }
+                let len = meta.size();
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(len);
                 b.append_data(&mut h, rel, std::io::Read::take(f, len))
@@ -127,9 +140,7 @@ mod tests {
             (
                 PathBuf::from("d/a"),
                 PlannedEntry {
-                    kind: EntryKind::File {
-                        src: src.path().join("a"),
-                    },
+                    kind: EntryKind::File { src: "a".into() },
                     mode: 0o640,
                     uid,
                     gid,
@@ -150,6 +161,7 @@ mod tests {
         let opts = WriteOptions::default();
         let mut planned = Vec::new();
         write_entries(
+            &crate::fsroot::Root::open(src.path()).unwrap(),
             entries.iter().map(|(p, e)| (p.as_path(), e)),
             &opts,
             &mut planned,
@@ -166,6 +178,7 @@ mod tests {
         };
         let mut out = Vec::new();
         write_entries(
+            &crate::fsroot::Root::open(src.path()).unwrap(),
             entries.iter().map(|(p, e)| (p.as_path(), e)),
             &clamped,
             &mut out,

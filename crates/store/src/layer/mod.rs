@@ -46,12 +46,13 @@ pub fn store_dir(
 /// directory: one pass computes the diffID and the blob digest.
 pub fn store_entries<'a>(
     store: &Store,
+    sources: &crate::fsroot::Root,
     entries: impl IntoIterator<Item = (&'a Path, &'a PlannedEntry)>,
     opts: &WriteOptions,
     compression: Compression,
 ) -> Result<LayerInfo> {
     store_tar(store, Path::new("planned layer"), compression, |out| {
-        write_entries(entries, opts, out)
+        write_entries(sources, entries, opts, out)
     })
 }
 
