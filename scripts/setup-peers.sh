@@ -4,7 +4,7 @@
 # Peers are test oracles and benchmark partners, never dependencies of lighter.
 set -euo pipefail
 
-PKGS=(docker.io skopeo umoci runc debootstrap busybox-static buildah hyperfine ca-certificates bc time chromium git openssh-client openssl)
+PKGS=(docker.io skopeo umoci runc debootstrap busybox-static buildah hyperfine ca-certificates bc time chromium git openssh-client openssl docker-registry apache2-utils)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -74,6 +74,8 @@ pub struct BuildRequest {
     pub ulimits: Vec<lighter_sandbox::Ulimit>,
     /// `--allow security.insecure`: `RUN --security=insecure` may run privileged.
     pub allow_insecure: bool,
+    /// Where images come from: the store, and the registry when one is configured.
+    pub images: crate::images::ImageSource,
 }
 
 /// A named build context.

@@ -16,6 +16,7 @@ mod ssh_pem;
 mod build;
 pub mod config;
 mod copyplan;
+pub mod images;
 mod lower;
 mod named;
 mod remote;

@@ -19,12 +19,19 @@ pub(crate) struct Source {
 }
 
 /// The layers of a named context: an image's, or one layer holding a directory's files at `/`.
-pub(crate) fn source(store: &Store, name: &str, n: &NamedContext) -> Result<Source, EngineError> {
+pub(crate) fn source(
+    store: &Store,
+    images: &crate::images::ImageSource,
+    name: &str,
+    n: &NamedContext,
+) -> Result<Source, EngineError> {
     match n {
         NamedContext::Image(r) => {
-            let img = lighter_image::resolve(store, r).map_err(|_| {
-                EngineError::msg(format!("--build-context {name}=docker-image://{r}: no such image in the store (load or import it first)"))
-            })?;
+            let img = images.resolve(
+                store,
+                r,
+                &format!("--build-context {name}=docker-image://{r}"),
+            )?;
             Ok(Source {
                 layers: img.record.layers.clone(),
                 config: Some(img.config.clone()),

@@ -86,7 +86,8 @@ pub(crate) fn run_stage(sh: &Shared<'_>, i: usize) -> Result<StageResult, Engine
     });
     let t = Instant::now();
     let (mut config, layers, key) = if let Some(n) = sh.req.named_contexts.get(&base) {
-        let src = crate::named::source(sh.store, &base, n).map_err(|e| e.at(stage.span))?;
+        let src = crate::named::source(sh.store, &sh.req.images, &base, n)
+            .map_err(|e| e.at(stage.span))?;
         (
             src.config.unwrap_or_else(empty_image),
             src.layers,
@@ -98,12 +99,11 @@ pub(crate) fn run_stage(sh: &Shared<'_>, i: usize) -> Result<StageResult, Engine
         let r = sh.wait_stage(d)?;
         (r.config.clone(), r.layers.clone(), r.key.clone())
     } else {
-        let img = lighter_image::resolve(sh.store, &base).map_err(|_| {
-            EngineError::msg(format!(
-                "base image \"{base}\" is not in the store (no registry is used): load it with `lighter load -i FILE` or make it with `lighter import ROOTFS.tar {base}`"
-            ))
-            .at(stage.span)
-        })?;
+        let img = sh
+            .req
+            .images
+            .resolve(sh.store, &base, &format!("FROM {base}"))
+            .map_err(|e| e.at(stage.span))?;
         (
             img.config.clone(),
             img.record.layers.clone(),
@@ -183,7 +183,7 @@ impl StageRun<'_, '_> {
     /// `lower::stage_deps` resolved the dependency), or an image in the store.
     fn source_of(&self, from: &str, what: &str) -> Result<(Vec<LayerInfo>, String), EngineError> {
         if let Some(n) = self.sh.req.named_contexts.get(from) {
-            let src = crate::named::source(self.sh.store, from, n)?;
+            let src = crate::named::source(self.sh.store, &self.sh.req.images, from, n)?;
             return Ok((src.layers, src.key));
         }
         match self.sh.req.dockerfile.stage_ref(from, self.index) {
@@ -192,9 +192,11 @@ impl StageRun<'_, '_> {
                 Ok((r.layers.clone(), r.key.clone()))
             }
             None => {
-                let img = lighter_image::resolve(self.sh.store, from).map_err(|_| {
-                    EngineError::msg(format!("{what}={from}: no earlier stage or image with that name (images must be in the store)"))
-                })?;
+                let img =
+                    self.sh
+                        .req
+                        .images
+                        .resolve(self.sh.store, from, &format!("{what}={from}"))?;
                 Ok((img.record.layers.clone(), img.id.to_string()))
             }
         }

@@ -23,7 +23,15 @@ pub fn resolve(store: &Store, s: &str) -> Result<Image> {
             return Image::read(store, &id);
         }
         if let Some(d) = &r.digest {
-            // name@digest: the manifest digest of a stored image with that name.
+            // name@digest: a registry digest a pull or push recorded for that name.
+            let key = format!("{}@{d}", r.name());
+            if let Some(id) = store.meta().get(Table::RepoDigests, &key)? {
+                let id: Digest = id
+                    .parse()
+                    .map_err(|_| ImageError::NotFound(s.to_string()))?;
+                return Image::read(store, &id);
+            }
+            // Or the manifest digest of a stored image with that name.
             for (key, id) in store.meta().list(Table::Images)? {
                 if let Ok(rec) = serde_json::from_str::<crate::ImageRecord>(&id) {
                     if rec.manifest == *d || rec.config == *d {
@@ -61,6 +69,36 @@ pub fn resolve(store: &Store, s: &str) -> Result<Image> {
         }
     }
     Err(ImageError::NotFound(s.to_string()))
+}
+
+/// Records that `name@digest` (a registry's manifest or index digest, seen by a pull or a push) is
+/// image `id`: docker's RepoDigests.
+pub fn add_repo_digest(
+    store: &Store,
+    name: &Reference,
+    digest: &Digest,
+    id: &Digest,
+) -> Result<()> {
+    let key = format!("{}@{digest}", name.name());
+    store.meta().put(Table::RepoDigests, &key, id.as_str())?;
+    Ok(())
+}
+
+/// The RepoDigests of image `id` as docker shows them (`busybox@sha256:...`).
+pub fn repo_digests(store: &Store, id: &Digest) -> Result<Vec<String>> {
+    let mut out: Vec<String> = store
+        .meta()
+        .list(Table::RepoDigests)?
+        .into_iter()
+        .filter(|(_, v)| v == id.as_str())
+        .filter_map(|(k, _)| {
+            let (name, digest) = k.rsplit_once('@')?;
+            let r = Reference::parse(&format!("{name}@{digest}")).ok()?;
+            Some(format!("{}@{digest}", r.familiar_name()))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
 }
 
 /// One row of `images`: an image and one of its names (or none, for dangling images).

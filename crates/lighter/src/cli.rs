@@ -43,6 +43,8 @@ pub enum Command {
     Push(PushArgs),
     /// Log in to a registry.
     Login(LoginArgs),
+    /// Log out from a registry.
+    Logout(LogoutArgs),
     /// Remove unused data (unreferenced blobs, build cache).
     Prune(PruneArgs),
     /// Show where an image's bytes go: layers, files, waste, efficiency.
@@ -84,9 +86,12 @@ pub struct BuildArgs {
     /// Do not use cache when building the image.
     #[arg(long)]
     pub no_cache: bool,
-    /// Always attempt to pull all referenced images.
+    /// Always check the registry for newer versions of the images the build reads.
     #[arg(long)]
     pub pull: bool,
+    /// Push the image to its registry (the -t names), as -o type=registry.
+    #[arg(long)]
+    pub push: bool,
     /// Suppress the build output and print the image ID on success.
     #[arg(short, long)]
     pub quiet: bool,
@@ -244,22 +249,41 @@ pub struct ImportArgs {
 #[derive(Debug, Args)]
 pub struct PullArgs {
     pub reference: String,
+    /// Set platform if the image is multi-platform (os/arch[/variant]).
     #[arg(long)]
     pub platform: Option<String>,
+    /// Suppress verbose output.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
     pub reference: String,
+    /// Suppress verbose output.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
+    /// The registry (Docker Hub when omitted).
     pub server: Option<String>,
+    /// Username.
     #[arg(short, long)]
     pub username: Option<String>,
+    /// Password (insecure: prefer --password-stdin).
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Take the password from stdin.
     #[arg(long)]
     pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry (Docker Hub when omitted).
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -431,7 +431,9 @@ fn git_available() -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
-        eprintln!("SKIP: no `git` binary (install the git package; scripts/setup-peers.sh does)");
+        missing_peer(&format!(
+            "no `git` binary (install the git package; scripts/setup-peers.sh does)"
+        ));
     }
     ok
 }

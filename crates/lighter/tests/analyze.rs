@@ -216,7 +216,9 @@ fn chromium() -> Option<&'static str> {
             return Some(c);
         }
     }
-    eprintln!("SKIP: no Chromium (scripts/setup-peers.sh installs Debian's chromium)");
+    missing_peer(&format!(
+        "no Chromium (scripts/setup-peers.sh installs Debian's chromium)"
+    ));
     None
 }
 

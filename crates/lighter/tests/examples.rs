@@ -59,10 +59,10 @@ fn go_and_node_examples_build_run_and_shrink() {
     }
     let Some(cache) = bases() else { return };
     if !cache.join("bookworm.tar").is_file() {
-        eprintln!(
-            "SKIP: no bookworm base at {} (scripts/make-bases.sh bookworm makes it)",
+        missing_peer(&format!(
+            "no bookworm base at {} (scripts/make-bases.sh bookworm makes it)",
             cache.display()
-        );
+        ));
         return;
     }
     let env = Env {

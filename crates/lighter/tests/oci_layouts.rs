@@ -12,7 +12,9 @@ fn tool(name: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
-        eprintln!("SKIP: {name} is not installed (scripts/setup-peers.sh installs it)");
+        missing_peer(&format!(
+            "{name} is not installed (scripts/setup-peers.sh installs it)"
+        ));
     }
     ok
 }
@@ -128,7 +130,9 @@ fn peers_layouts_are_verified() {
         .map(|p| p.join("containers-image/oci-layouts"))
         .filter(|p| p.is_dir())
     else {
-        eprintln!("SKIP: conformance data absent (set LIGHTER_CONFORMANCE)");
+        missing_peer(&format!(
+            "conformance data absent (set LIGHTER_CONFORMANCE)"
+        ));
         return;
     };
     let mut n = 0;

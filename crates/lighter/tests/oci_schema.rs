@@ -20,10 +20,10 @@ fn conformance() -> Option<PathBuf> {
     if dir.join("oci-image-spec/schema").is_dir() {
         Some(dir)
     } else {
-        eprintln!(
-            "SKIP: conformance data not found at {} (set LIGHTER_CONFORMANCE)",
+        missing_peer(&format!(
+            "conformance data not found at {} (set LIGHTER_CONFORMANCE)",
             dir.display()
-        );
+        ));
         None
     }
 }

@@ -205,7 +205,7 @@ fn inherited_capabilities_do_not_reach_the_step() {
         .output()
         .is_err()
     {
-        eprintln!("SKIP: setpriv (util-linux) is not installed");
+        missing_peer(&format!("setpriv (util-linux) is not installed"));
         return;
     }
     let ctx = tempfile::tempdir().unwrap();

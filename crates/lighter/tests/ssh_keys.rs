@@ -16,7 +16,7 @@ fn openssh() -> bool {
     let found = |t: &str| Command::new(t).arg("-?").output().is_ok();
     let ok = found("ssh-keygen") && found("ssh-add");
     if !ok {
-        eprintln!("SKIP: ssh-keygen/ssh-add not found (apt-get install openssh-client, or scripts/setup-peers.sh)");
+        missing_peer(&format!("ssh-keygen/ssh-add not found (apt-get install openssh-client, or scripts/setup-peers.sh)"));
     }
     ok
 }

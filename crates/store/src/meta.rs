@@ -34,6 +34,8 @@ pub enum Table {
     /// sha256 of an http(s) URL ADD fetched -> `{"etag", "sha256", "last_modified"}` of its last
     /// download, so a rebuild revalidates with `If-None-Match` instead of downloading again.
     HttpCache,
+    /// `<registry>/<repository>@<manifest digest>` a pull or push saw -> image id (RepoDigests).
+    RepoDigests,
 }
 
 impl Table {
@@ -46,6 +48,7 @@ impl Table {
             Table::CacheInputs => "cache_inputs",
             Table::Chunks => "chunks",
             Table::HttpCache => "http_cache",
+            Table::RepoDigests => "repo_digests",
         })
     }
 }

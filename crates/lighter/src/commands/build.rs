@@ -98,11 +98,37 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or((l.clone(), String::new()))
         })
         .collect();
-    let outputs = args
-        .outputs
-        .iter()
-        .map(|o| parse_output(o))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut outputs = Vec::new();
+    // Registry names the built image is pushed to (`--push`, `-o type=registry`, `push=true`).
+    let mut push_to: Vec<lighter_oci::Reference> = Vec::new();
+    let mut tags = tags;
+    for o in &args.outputs {
+        let p = parse_output(o, &tags)?;
+        outputs.push(p.output);
+        if p.push {
+            push_to.extend(p.names);
+        } else {
+            tags.extend(
+                p.names
+                    .into_iter()
+                    .filter(|n| !tags.contains(n))
+                    .collect::<Vec<_>>(),
+            );
+        }
+    }
+    if args.push {
+        if tags.is_empty() {
+            anyhow::bail!("--push needs a name to push to: give one with -t NAME:TAG");
+        }
+        push_to.extend(tags.iter().cloned());
+    }
+    if !args.cache_from.is_empty() || !args.cache_to.is_empty() {
+        return Err(crate::diagnostics::NotImplemented(
+            "lighter build --cache-from/--cache-to (registry and local cache import/export)",
+        )
+        .into());
+    }
+    let registry = std::sync::Arc::new(super::registry::client()?);
     let secrets = args
         .secrets
         .iter()
@@ -168,6 +194,11 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         shm_size,
         ulimits,
         allow_insecure,
+        images: lighter_engine::images::ImageSource {
+            registry: Some(registry.clone()),
+            always_check: args.pull,
+            platform: None,
+        },
     };
     let quiet = args.quiet || args.progress == Progress::Quiet;
     let json = args.progress == Progress::Rawjson;
@@ -275,6 +306,15 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         }
         eprintln!("writing image {}", result.image_id);
     }
+    if !push_to.is_empty() {
+        let img = lighter_image::Image::read(&store, &result.image_id)?;
+        for r in &push_to {
+            let digest = super::registry::push_image(&store, &registry, &img, r, quiet)?;
+            if !quiet {
+                eprintln!("pushed {} ({digest})", r.familiar());
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -288,31 +328,83 @@ fn kv(spec: &str) -> BTreeMap<String, String> {
 }
 
 /// `-o type=docker,dest=FILE`, `type=oci,dest=...`, `type=local,dest=DIR`, `type=tar,dest=FILE`,
-/// `type=image`; a bare path means `type=local,dest=PATH` (docker's shorthand).
-fn parse_output(spec: &str) -> anyhow::Result<Output> {
+/// `type=image[,name=REF][,push=true]`, `type=registry[,name=REF]` (pushed; the -t names when no
+/// name is given); a bare path means `type=local,dest=PATH` (docker's shorthand). Keys an output
+/// type does not take are errors. Returns the output and the names to push to.
+fn parse_output(spec: &str, tags: &[lighter_oci::Reference]) -> anyhow::Result<ParsedOutput> {
+    let plain = |output| ParsedOutput {
+        output,
+        names: Vec::new(),
+        push: false,
+    };
     if !spec.contains('=') {
         return Ok(if spec == "-" {
             anyhow::bail!("-o - (tar to stdout) is not supported yet")
         } else {
-            Output::Local(PathBuf::from(spec))
+            plain(Output::Local(PathBuf::from(spec)))
         });
     }
     let m = kv(spec);
+    let ty = m.get("type").map(String::as_str).unwrap_or("");
+    let allowed: &[&str] = match ty {
+        "image" | "registry" => &["type", "name", "push"],
+        _ => &["type", "dest"],
+    };
+    if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        anyhow::bail!(
+            "output {spec:?}: type={ty} does not take {k}= (it takes {})",
+            allowed.join(", ")
+        );
+    }
+    if matches!(ty, "image" | "registry") {
+        let names = match m.get("name") {
+            Some(n) => vec![lighter_oci::Reference::parse(n)?],
+            None => tags.to_vec(),
+        };
+        let push = match m.get("push").map(String::as_str) {
+            None => ty == "registry",
+            Some("true") => true,
+            Some("false") => false,
+            Some(o) => anyhow::bail!("output {spec:?}: push={o}: use true or false"),
+        };
+        if push && names.is_empty() {
+            anyhow::bail!("output {spec:?}: nothing to push to: give name=REF or -t NAME:TAG");
+        }
+        let names = if push || m.contains_key("name") {
+            names
+        } else {
+            Vec::new()
+        };
+        return Ok(ParsedOutput {
+            output: Output::Image,
+            names,
+            push,
+        });
+    }
     let dest = || {
         m.get("dest")
             .map(PathBuf::from)
             .ok_or_else(|| anyhow::anyhow!("output {spec:?} needs dest="))
     };
-    Ok(match m.get("type").map(String::as_str) {
-        Some("image") | Some("docker") if !m.contains_key("dest") => Output::Image,
+    Ok(plain(match m.get("type").map(String::as_str) {
+        Some("docker") if !m.contains_key("dest") => Output::Image,
         Some("docker") => Output::Docker(dest()?),
         Some("oci") => Output::Oci(dest()?),
         Some("local") => Output::Local(dest()?),
         Some("tar") => Output::Tar(dest()?),
         other => {
-            anyhow::bail!("unknown output type {other:?}: use image, docker, oci, local or tar")
+            anyhow::bail!(
+                "unknown output type {other:?}: use image, registry, docker, oci, local or tar"
+            )
         }
-    })
+    }))
+}
+
+/// One `-o`: the output, and names to tag (`type=image,name=`) or push to.
+struct ParsedOutput {
+    output: Output,
+    names: Vec<lighter_oci::Reference>,
+    push: bool,
 }
 
 /// `--ssh default`, `--ssh ID=SOCKET` or `--ssh ID=KEY[,KEY...]` (buildx's forms): the id, the agent

@@ -5,6 +5,14 @@ use crate::cli::ImportArgs;
 use std::process::ExitCode;
 
 pub fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    if let Some(p) = &args.platform {
+        // The imported image is recorded for this host's platform, the one lighter runs.
+        let host = format!("{}/{}", lighter_oci::HOST_OS, lighter_oci::HOST_ARCH);
+        if lighter_oci::parse_platform(p).map(|(o, a, _)| format!("{o}/{a}")) != Some(host.clone())
+        {
+            anyhow::bail!("--platform {p}: lighter imports images for {host} only");
+        }
+    }
     let store = ctx.store()?;
     let mut config = serde_json::json!({});
     for change in &args.changes {

@@ -18,6 +18,7 @@ mod login;
 mod prune;
 mod pull;
 mod push;
+mod registry;
 mod report;
 mod rmi;
 mod run;
@@ -64,6 +65,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
         Command::Pull(a) => pull::run(ctx, a),
         Command::Push(a) => push::run(ctx, a),
         Command::Login(a) => login::run(ctx, a),
+        Command::Logout(a) => login::logout(ctx, a),
         Command::Prune(a) => prune::run(ctx, a),
         Command::Analyze(a) => analyze::run(ctx, a),
         Command::Diff(a) => diff::run(ctx, a),

@@ -7,6 +7,9 @@ use crate::printer::human_size;
 use std::process::ExitCode;
 
 pub fn run(ctx: &Context, args: PruneArgs) -> anyhow::Result<ExitCode> {
+    if args.keep_storage.is_some() {
+        return Err(crate::diagnostics::NotImplemented("lighter prune --keep-storage").into());
+    }
     let store = ctx.store()?;
     let r = lighter_image::prune(&store, args.all)?;
     println!(

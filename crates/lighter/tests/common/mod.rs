@@ -21,10 +21,10 @@ pub fn bases() -> Option<PathBuf> {
     if dir.join("busybox.tar").is_file() {
         Some(dir)
     } else {
-        eprintln!(
-            "SKIP: no base images at {} (run scripts/make-bases.sh)",
+        missing_peer(&format!(
+            "no base images at {} (run scripts/make-bases.sh)",
             dir.display()
-        );
+        ));
         None
     }
 }
@@ -37,7 +37,7 @@ pub fn is_root() -> bool {
             .map(|o| o.stdout.starts_with(b"0"))
             .unwrap_or(false);
     if !ok {
-        eprintln!("SKIP: needs root (namespaces, overlay mounts)");
+        missing_peer("needs root (namespaces, overlay mounts)");
     }
     ok
 }
@@ -116,7 +116,9 @@ pub fn docker() -> Option<&'static str> {
     match Command::new(d).arg("info").output() {
         Ok(o) if o.status.success() => Some(d),
         _ => {
-            eprintln!("SKIP: no Docker engine answers at {d} (scripts/setup-peers.sh starts one)");
+            missing_peer(&format!(
+                "no Docker engine answers at {d} (scripts/setup-peers.sh starts one)"
+            ));
             None
         }
     }
@@ -178,4 +180,179 @@ pub fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
     }
     walk(root, Path::new(""), &mut out);
     out
+}
+
+/// A test needs a peer this machine lacks: a failure under `LIGHTER_TEST_STRICT=1` (CI, where
+/// `.ci/run` installs every peer), else a skip with the reason printed.
+pub fn missing_peer(reason: &str) {
+    if std::env::var("LIGHTER_TEST_STRICT").is_ok_and(|v| v == "1") {
+        panic!("a peer is missing in strict mode: {reason}");
+    }
+    eprintln!("SKIP: {reason}");
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Debian's `docker-registry` (distribution) on 127.0.0.1, killed on drop.
+pub struct RegistryServer {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: std::process::Child,
+}
+
+/// TLS and htpasswd settings for [`RegistryServer::start`].
+pub struct RegistryAuth {
+    /// The CA that signed `cert` (clients trust this one).
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub htpasswd: PathBuf,
+}
+
+impl RegistryServer {
+    /// Starts a registry (plain HTTP, or TLS with htpasswd), or None when `docker-registry` is missing.
+    pub fn start(auth: Option<&RegistryAuth>) -> Option<RegistryServer> {
+        let bin = "/usr/bin/docker-registry";
+        if !Path::new(bin).exists() {
+            missing_peer("no /usr/bin/docker-registry (apt-get install docker-registry)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut cfg = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if let Some(a) = auth {
+            cfg.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\nauth:\n  htpasswd:\n    realm: lighter-test\n    path: {}\n",
+                a.cert.display(),
+                a.key.display(),
+                a.htpasswd.display()
+            ));
+        }
+        std::fs::write(dir.path().join("config.yml"), cfg).unwrap();
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let child = Command::new(bin)
+            .args(["serve", dir.path().join("config.yml").to_str().unwrap()])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let s = RegistryServer { dir, port, child };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(s);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "docker-registry did not listen on 127.0.0.1:{port}: {}",
+            std::fs::read_to_string(s.dir.path().join("log")).unwrap_or_default()
+        );
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RegistryServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A test CA, a certificate it signed for 127.0.0.1, and an htpasswd file (bcrypt) with
+/// `user`/`pass`, made with openssl and apache2-utils' htpasswd; None when either is missing.
+pub fn tls_and_htpasswd(dir: &Path, user: &str, pass: &str) -> Option<RegistryAuth> {
+    let p = |n: &str| dir.join(n).display().to_string();
+    let (ca, cert, key, htpasswd) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("htpasswd"),
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let steps: [Vec<String>; 3] = [
+        [
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=lighter test CA",
+            "-keyout",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([p("ca.key"), "-out".into(), p("ca.pem")])
+        .collect(),
+        [
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([p("key.pem"), "-out".into(), p("srv.csr")])
+        .collect(),
+        ["x509", "-req", "-days", "2", "-CAcreateserial", "-in"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([
+                p("srv.csr"),
+                "-CA".into(),
+                p("ca.pem"),
+                "-CAkey".into(),
+                p("ca.key"),
+                "-out".into(),
+                p("cert.pem"),
+                "-extfile".into(),
+                p("ext.cnf"),
+            ])
+            .collect(),
+    ];
+    let ok = steps.iter().all(|args| {
+        Command::new("openssl")
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !ok {
+        missing_peer("openssl could not make a certificate");
+        return None;
+    }
+    match Command::new("htpasswd").args(["-Bbn", user, pass]).output() {
+        Ok(o) if o.status.success() => std::fs::write(&htpasswd, o.stdout).unwrap(),
+        _ => {
+            missing_peer("no htpasswd (apt-get install apache2-utils)");
+            return None;
+        }
+    }
+    Some(RegistryAuth {
+        ca,
+        cert,
+        key,
+        htpasswd,
+    })
 }

@@ -1,0 +1,110 @@
+//! The registry client as docker and podman users expect it to be configured: credentials from
+//! `$DOCKER_CONFIG/config.json` (else `~/.docker/config.json`), then podman's `$REGISTRY_AUTH_FILE`,
+//! `$XDG_RUNTIME_DIR/containers/auth.json` and `~/.config/containers/auth.json`; per-host settings
+//! from `$LIGHTER_REGISTRY_CONFIG`, else `~/.config/lighter/registries.toml`, else
+//! `/etc/lighter/registries.toml`; CA files from docker's and podman's `certs.d` directories.
+//! Also the push of a stored image, shared by `push` and `build --push`.
+
+use lighter_oci::Reference;
+use lighter_registry::{Client, CredStore, Hosts, Settings};
+use std::path::PathBuf;
+
+fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The settings from the environment.
+pub fn settings() -> Settings {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let docker_config = env("DOCKER_CONFIG")
+        .or_else(|| home().map(|h| h.join(".docker")))
+        .map(|d| d.join("config.json"));
+    let mut auth_files = Vec::new();
+    auth_files.extend(env("REGISTRY_AUTH_FILE"));
+    auth_files.extend(env("XDG_RUNTIME_DIR").map(|d| d.join("containers/auth.json")));
+    auth_files.extend(home().map(|h| h.join(".config/containers/auth.json")));
+    let config_file = env("LIGHTER_REGISTRY_CONFIG").or_else(|| {
+        let user = env("XDG_CONFIG_HOME")
+            .or_else(|| home().map(|h| h.join(".config")))
+            .map(|d| d.join("lighter/registries.toml"));
+        user.filter(|p| p.exists())
+            .or_else(|| Some(PathBuf::from("/etc/lighter/registries.toml")))
+    });
+    let mut certs_dirs = vec![
+        PathBuf::from("/etc/docker/certs.d"),
+        PathBuf::from("/etc/containers/certs.d"),
+    ];
+    certs_dirs.extend(home().map(|h| h.join(".docker/certs.d")));
+    Settings {
+        config_file,
+        certs_dirs,
+        docker_config,
+        auth_files,
+        system_roots: None,
+    }
+}
+
+/// A client configured from the environment.
+pub fn client() -> anyhow::Result<Client> {
+    let s = settings();
+    let hosts = Hosts::load(&s).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    Ok(Client::new(
+        hosts,
+        CredStore::new(s.docker_config.clone(), s.auth_files.clone()),
+    ))
+}
+
+/// Pushes the stored image `img` to `r`; returns the manifest digest (recorded as a RepoDigest).
+pub fn push_image(
+    store: &lighter_store::Store,
+    client: &Client,
+    img: &lighter_image::Image,
+    r: &Reference,
+    quiet: bool,
+) -> anyhow::Result<lighter_oci::Digest> {
+    let manifest = store.content().read(&img.record.manifest)?;
+    let mut blobs: Vec<(lighter_oci::Digest, u64)> = img
+        .record
+        .layers
+        .iter()
+        .map(|l| (l.digest.clone(), l.size))
+        .collect();
+    blobs.push((
+        img.record.config.clone(),
+        store.content().size(&img.record.config)?,
+    ));
+    // Repositories of the same registry that have this image's blobs: mount instead of upload.
+    let mount_from: Vec<String> = lighter_image::repo_digests(store, &img.id)?
+        .iter()
+        .filter_map(|rd| Reference::parse(rd).ok())
+        .filter(|x| x.domain == r.domain && x.path != r.path)
+        .map(|x| x.path)
+        .collect();
+    let to_push = lighter_registry::push::Image {
+        manifest,
+        media_type: lighter_oci::media::OCI_MANIFEST.into(),
+        blobs,
+    };
+    let progress = |ev: lighter_registry::push::Event| {
+        if quiet {
+            return;
+        }
+        let lighter_registry::push::Event::Blob { digest, outcome } = ev;
+        let what = match outcome {
+            lighter_registry::push::BlobOutcome::Existed => "Layer already exists",
+            lighter_registry::push::BlobOutcome::Mounted => "Mounted",
+            lighter_registry::push::BlobOutcome::Uploaded => "Pushed",
+        };
+        eprintln!("{}: {what}", &digest.hex()[..12]);
+    };
+    let digest = lighter_registry::push::push(client, store, r, &to_push, &mount_from, &progress)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    lighter_image::add_repo_digest(store, r, &digest, &img.id)?;
+    Ok(digest)
+}

@@ -1,0 +1,345 @@
+//! Registries with real servers: Debian's `docker-registry` (distribution) on 127.0.0.1, plain HTTP
+//! and TLS with htpasswd; Docker and skopeo as peers both ways. Each test keeps its credentials and
+//! settings in files of its own (`DOCKER_CONFIG`, `LIGHTER_REGISTRY_CONFIG`, `HOME`).
+
+mod common;
+
+use common::*;
+use std::process::{Command, Output, Stdio};
+
+/// A store with busybox plus private config directories.
+struct Client {
+    env: Env,
+    home: tempfile::TempDir,
+}
+
+impl Client {
+    fn new() -> Option<Client> {
+        Some(Client {
+            env: with_busybox()?,
+            home: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    fn fresh(&self) -> Client {
+        Client {
+            env: Env {
+                root: tempfile::tempdir().unwrap(),
+            },
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = self.env.cmd();
+        c.env("HOME", self.home.path())
+            .env("DOCKER_CONFIG", self.home.path().join(".docker"))
+            .env(
+                "LIGHTER_REGISTRY_CONFIG",
+                self.home.path().join("registries.toml"),
+            )
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("XDG_RUNTIME_DIR");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> (String, String) {
+        let o = self.run(args);
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        assert!(o.status.success(), "lighter {args:?}: {err}");
+        (out, err)
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(!o.status.success(), "lighter {args:?} should fail");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+
+    fn settings(&self, toml: &str) {
+        std::fs::write(self.home.path().join("registries.toml"), toml).unwrap();
+    }
+
+    fn build(&self, dockerfile: &str, extra: &[&str]) -> (bool, String) {
+        let ctx = tempfile::tempdir().unwrap();
+        std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+        let mut args = vec!["build", "--progress", "plain"];
+        args.extend_from_slice(extra);
+        let c = ctx.path().display().to_string();
+        args.push(&c);
+        let o = self.run(&args);
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+}
+
+fn peer(name: &str) -> bool {
+    let ok = Command::new(name)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !ok {
+        missing_peer(&format!(
+            "{name} is not installed (scripts/setup-peers.sh installs it)"
+        ));
+    }
+    ok
+}
+
+fn sh(cmd: &mut Command) -> String {
+    let o = cmd.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn push_pull_and_build_from_a_registry_with_docker_and_skopeo() {
+    let Some(c) = Client::new() else { return };
+    let Some(reg) = RegistryServer::start(None) else {
+        return;
+    };
+    let host = reg.host();
+    let name = format!("{host}/team/busybox:1");
+    c.ok(&["tag", "busybox:latest", &name]);
+    let (out, err) = c.ok(&["push", &name]);
+    assert!(err.contains("Pushed"), "{err}");
+    let digest = out
+        .split("digest: ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    // A second push finds every blob there.
+    let (_, err) = c.ok(&["push", &name]);
+    assert!(
+        err.contains("Layer already exists") && !err.contains("Pushed"),
+        "{err}"
+    );
+
+    // skopeo reads what lighter pushed, with the same digest.
+    if peer("skopeo") {
+        let v: serde_json::Value = serde_json::from_str(&sh(Command::new("skopeo").args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{name}"),
+        ])))
+        .unwrap();
+        assert_eq!(v["Digest"], digest.as_str());
+    }
+    // Docker pulls and runs it.
+    if let Some(d) = docker() {
+        sh(Command::new(d).args(["pull", "-q", &name]));
+        let said =
+            sh(Command::new(d).args(["run", "--rm", "--network", "host", &name, "echo", "hi"]));
+        assert_eq!(said, "hi\n");
+        // And what docker pushes, lighter pulls.
+        let theirs = format!("{host}/docker/pushed:2");
+        sh(Command::new(d).args(["tag", &name, &theirs]));
+        sh(Command::new(d).args(["push", "-q", &theirs]));
+        let other = c.fresh();
+        let (out, _) = other.ok(&["pull", &theirs]);
+        assert!(out.contains(&theirs), "{out}");
+        let _ = Command::new(d).args(["rmi", "-f", &name, &theirs]).output();
+    }
+
+    // A fresh store pulls it: same layers, RepoDigest recorded, the tag set.
+    let fresh = c.fresh();
+    let (out, err) = fresh.ok(&["pull", &name]);
+    assert!(
+        out.trim() == name && err.contains("Pull complete") && err.contains(&digest),
+        "{out}{err}"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_slice(&fresh.run(&["inspect", &name]).stdout).unwrap();
+    let orig: serde_json::Value =
+        serde_json::from_slice(&c.run(&["inspect", "busybox:latest"]).stdout).unwrap();
+    assert_eq!(inspect[0]["RootFS"], orig[0]["RootFS"]);
+    assert_eq!(inspect[0]["Id"], orig[0]["Id"]);
+    let (images, _) = fresh.ok(&["images", "--digests"]);
+    assert!(images.contains(&digest), "{images}");
+    // By digest too; a second pull downloads nothing.
+    let (_, err) = fresh.ok(&["pull", &format!("{host}/team/busybox@{digest}")]);
+    assert!(
+        err.contains("Already exists") && err.contains("pulled 0.0 MB"),
+        "{err}"
+    );
+
+    // FROM pulls what the store lacks; --pull with an unchanged tag downloads nothing.
+    let builder = c.fresh();
+    let df = format!("FROM {name}\nRUN echo built > /b\n");
+    let (ok, err) = builder.build(&df, &["-t", "built:1"]);
+    assert!(ok, "{err}");
+    let (ok, err) = builder.build(&df, &["--pull", "-t", "built:1"]);
+    assert!(ok && err.contains("CACHED"), "{err}");
+    // --push sends the result; it pulls back into another store.
+    let pushed = format!("{host}/team/built:1");
+    let (ok, err) = builder.build(&df, &["--push", "-t", &pushed]);
+    assert!(ok, "{err}");
+    let (out, _) = c.fresh().ok(&["pull", &pushed]);
+    assert!(out.contains(&pushed));
+
+    // Unknown tags and repositories say so, naming them; nothing is tagged.
+    let err = fresh.fails(&["pull", &format!("{host}/team/busybox:nope")]);
+    assert!(
+        err.contains(&format!("not found: {host}/team/busybox:nope")),
+        "{err}"
+    );
+    let err = fresh.fails(&["pull", &format!("{host}/no/such:1")]);
+    assert!(
+        err.contains("not found") && err.contains("no/such"),
+        "{err}"
+    );
+    let (ok, err) = builder.build(&format!("FROM {host}/no/such:1\n"), &[]);
+    assert!(
+        !ok && err.contains("not found") && err.contains(":1:1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_tampered_blob_is_refused_and_nothing_is_tagged() {
+    let Some(c) = Client::new() else { return };
+    let Some(reg) = RegistryServer::start(None) else {
+        return;
+    };
+    let name = format!("{}/t/busybox:1", reg.host());
+    c.ok(&["tag", "busybox:latest", &name]);
+    c.ok(&["push", &name]);
+    // Change one byte of the layer blob in the registry's own storage.
+    let inspect: serde_json::Value =
+        serde_json::from_slice(&c.run(&["inspect", &name]).stdout).unwrap();
+    let layer = lighter_store::Store::open(c.env.root.path()).unwrap();
+    let img = lighter_image::resolve(&layer, &name).unwrap();
+    let d = img.record.layers[0].digest.hex().to_string();
+    let data = reg
+        .dir
+        .path()
+        .join("data/docker/registry/v2/blobs/sha256")
+        .join(&d[..2])
+        .join(&d)
+        .join("data");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&data, bytes).unwrap();
+    let fresh = c.fresh();
+    let err = fresh.fails(&["pull", &name]);
+    assert!(err.contains("digest") && err.contains(&d[..12]), "{err}");
+    let o = fresh.run(&["inspect", &name]);
+    assert!(!o.status.success(), "nothing is tagged after a failed pull");
+    assert!(inspect[0]["Id"].is_string());
+}
+
+#[test]
+fn tls_with_htpasswd_login_logout_and_a_docker_io_mirror() {
+    let Some(c) = Client::new() else { return };
+    let certs = tempfile::tempdir().unwrap();
+    let Some(auth) = tls_and_htpasswd(certs.path(), "tester", "s3cret") else {
+        return;
+    };
+    let Some(reg) = RegistryServer::start(Some(&auth)) else {
+        return;
+    };
+    let host = reg.host();
+    c.settings(&format!(
+        "[registry.\"{host}\"]\nca = [\"{}\"]\n",
+        auth.ca.display()
+    ));
+    let name = format!("{host}/private/busybox:1");
+    c.ok(&["tag", "busybox:latest", &name]);
+    // Without credentials: refused, with the way out.
+    let err = c.fails(&["push", &name]);
+    assert!(
+        err.contains(&host) && err.contains("lighter login"),
+        "{err}"
+    );
+    // A wrong password: refused, naming the registry; nothing stored.
+    let mut login = c.cmd();
+    login
+        .args(["login", "-u", "tester", "--password-stdin", &host])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let run_login = |mut cmd: Command, password: &str| {
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let o = run_login(login, "wrong");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains(&host), "{err}");
+    let config = c.home.path().join(".docker/config.json");
+    assert!(!config.exists(), "a refused login stores nothing");
+    let mut login = c.cmd();
+    login
+        .args(["login", "-u", "tester", "--password-stdin", &host])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let o = run_login(login, "s3cret");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Login Succeeded"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains(&host) && !text.contains("s3cret"),
+        "base64, not plain: {text}"
+    );
+    c.ok(&["push", &name]);
+    let (out, _) = c.ok(&["pull", &name]);
+    assert!(out.contains(&name));
+    c.ok(&["logout", &host]);
+    let err = c.fails(&["pull", &name]);
+    assert!(err.contains("lighter login"), "{err}");
+
+    // The plain registry as the docker.io mirror: `FROM busybox` resolves through it.
+    let Some(mirror) = RegistryServer::start(None) else {
+        return;
+    };
+    let hub = format!("{}/library/busybox:latest", mirror.host());
+    c.ok(&["tag", "busybox:latest", &hub]);
+    c.ok(&["push", &hub]);
+    let b = c.fresh();
+    b.settings(&format!(
+        "[registry.\"docker.io\"]\nmirrors = [\"{}\"]\n",
+        mirror.host()
+    ));
+    let (ok, err) = b.build("FROM busybox\nRUN echo via-mirror > /m\n", &["-t", "m:1"]);
+    assert!(ok, "{err}");
+    let (out, _) = b.ok(&["images"]);
+    assert!(out.contains("busybox"), "{out}");
+    // A settings file with a key lighter does not know is refused, not ignored.
+    b.settings("[registry.\"docker.io\"]\nmirror = [\"x\"]\n");
+    let err = b.fails(&["pull", "busybox"]);
+    assert!(
+        err.contains("registries.toml") && err.contains("mirror"),
+        "{err}"
+    );
+}
