@@ -355,11 +355,21 @@ fn set_times(p: &Path, secs: i64, nsec: i64) {
 }
 
 /// The text of `rel` in the filesystem at `root` (links followed inside it), empty when absent.
+/// Opened inside the root as a regular file (a FIFO or device there is not read), at most 16 MiB.
 fn read_in_root(root: &Path, rel: &str) -> String {
-    lighter_store::layer::resolve_in_root(root, Path::new(rel))
-        .ok()
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .unwrap_or_default()
+    use std::io::Read;
+    let Ok(r) = lighter_store::fsroot::Root::open(root) else {
+        return String::new();
+    };
+    let Ok(f) = r
+        .resolve(Path::new(rel), true)
+        .and_then(|p| r.open_file(&p))
+    else {
+        return String::new();
+    };
+    let mut s = String::new();
+    let _ = f.take(16 << 20).read_to_string(&mut s);
+    s
 }
 
 /// The owner WORKDIR gives the directories it creates under `USER user`, as BuildKit's mkdir with

@@ -539,8 +539,22 @@ impl StageRun<'_, '_> {
                 } else {
                     h.body()
                 };
-                std::fs::write(heredoc_dir.path().join(&h.name), &body)
-                    .map_err(|e| EngineError::msg(e.to_string()))?;
+                // The name is a path inside the heredoc's own directory (BuildKit makes the file in
+                // an empty filesystem): `/` and `..` never lead out of it.
+                let rel = crate::context::clean_rel(&h.name);
+                if rel.is_empty() {
+                    return Err(EngineError::msg(format!(
+                        "heredoc name {:?} names no file",
+                        h.name
+                    )));
+                }
+                let file = heredoc_dir.path().join(&rel);
+                if let Some(parent) = file.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| EngineError::msg(format!("heredoc {}: {e}", h.name)))?;
+                }
+                std::fs::write(&file, &body)
+                    .map_err(|e| EngineError::msg(format!("heredoc {}: {e}", h.name)))?;
                 parts.push(body);
             }
             sources = c.heredocs.iter().map(|h| h.name.clone()).collect();

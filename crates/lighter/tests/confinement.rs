@@ -442,3 +442,43 @@ fn wildcards_archives_proxies_and_mount_targets_as_buildkit() {
     );
     assert!(!ok && err.contains("invalid mount target \"/\""), "{err}");
 }
+
+/// Review findings: a heredoc's name is a path inside the heredoc's own directory (it wrote to
+/// the host before), and a FIFO in the context is never opened for reading (ADD's archive check
+/// used to block on it).
+#[test]
+fn heredoc_names_and_fifos_stay_harmless() {
+    let Some(env) = with_busybox() else { return };
+    let target = tempfile::tempdir().unwrap();
+    let victim = target.path().join("written-by-a-heredoc");
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path();
+    let name = victim.display().to_string();
+    let df = format!("FROM busybox\nCOPY <<{name} /x/\nhello\n{name}\n");
+    let out = tempfile::tempdir().unwrap();
+    let dest = format!("type=local,dest={}", out.path().display());
+    let (ok, err) = build_file(&env, c, "Dheredoc", &df, &["-o", &dest]);
+    assert!(ok, "{err}");
+    assert!(
+        !victim.exists(),
+        "the heredoc was written outside its directory"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("x/written-by-a-heredoc")).unwrap(),
+        "hello\n"
+    );
+    let st = Command::new("mkfifo").arg(c.join("pipe")).status().unwrap();
+    assert!(st.success());
+    // Special files are skipped, as the copy always did; the point is that nothing blocks (the
+    // deadline of `build_file`) and nothing is read from the FIFO.
+    for df in [
+        "FROM busybox\nADD pipe /x\n",
+        "FROM busybox\nCOPY pipe /x\n",
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let dest = format!("type=local,dest={}", out.path().display());
+        let (ok, err) = build_file(&env, c, "Dfifo", df, &["-o", &dest]);
+        assert!(ok, "{df}: {err}");
+        assert!(!out.path().join("x").exists(), "{df}");
+    }
+}

@@ -15,19 +15,23 @@ struct Client {
 
 impl Client {
     fn new() -> Option<Client> {
-        Some(Client {
+        let c = Client {
             env: with_busybox()?,
             home: tempfile::tempdir().unwrap(),
-        })
+        };
+        c.settings("");
+        Some(c)
     }
 
     fn fresh(&self) -> Client {
-        Client {
+        let c = Client {
             env: Env {
                 root: tempfile::tempdir().unwrap(),
             },
             home: tempfile::tempdir().unwrap(),
-        }
+        };
+        c.settings("");
+        c
     }
 
     fn cmd(&self) -> Command {

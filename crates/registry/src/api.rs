@@ -74,7 +74,9 @@ impl<'a> Registry<'a> {
         let mut last_err = None;
         for (i, ep) in self.endpoints.iter().enumerate() {
             let is_last = i + 1 == self.endpoints.len();
-            match self.client.send(ep, &self.domain, req) {
+            // A mirror gets its own credentials, never the mirrored registry's.
+            let creds = if ep.mirror { &ep.host } else { &self.domain };
+            match self.client.send(ep, creds, req) {
                 Ok(r) if is_last || (r.status < 400) => return Ok((r, ep)),
                 Ok(_) => {}
                 Err(e) if is_last => return Err(e),
@@ -239,14 +241,25 @@ impl<'a> Registry<'a> {
     /// A small blob (a config) read whole and verified.
     pub fn get_blob_bytes(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        self.get_blob(digest)?
-            .take(limit + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| RegistryError::new(ErrorKind::Network, format!("blob {digest}: {e}")))?;
+        // A connection broken mid-body is read again, twice at most.
+        for attempt in 1..=3 {
+            out.clear();
+            match self.get_blob(digest)?.take(limit + 1).read_to_end(&mut out) {
+                Ok(_) => break,
+                Err(e) if attempt == 3 => {
+                    let what = format!("{}: blob {digest}: {e}", self.what(""));
+                    return Err(RegistryError::new(ErrorKind::Network, what));
+                }
+                Err(_) => {}
+            }
+        }
         if out.len() as u64 > limit {
             return Err(RegistryError::new(
                 ErrorKind::Protocol,
-                format!("blob {digest} is larger than {limit} bytes"),
+                format!(
+                    "{}: blob {digest} is larger than {limit} bytes",
+                    self.what("")
+                ),
             ));
         }
         if Digest::sha256(&out) != *digest {

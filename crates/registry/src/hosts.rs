@@ -136,7 +136,9 @@ impl Hosts {
         out
     }
 
-    fn endpoint(&self, domain: &str) -> Endpoint {
+    /// The settings of one host (a registry, or a host a registry redirects to or names as its
+    /// token realm): its own table, or the defaults.
+    pub(crate) fn endpoint(&self, domain: &str) -> Endpoint {
         let c = self.hosts.get(domain).cloned().unwrap_or_default();
         let host = if domain == "docker.io" || domain == "index.docker.io" {
             "registry-1.docker.io".to_string()

@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Layers downloaded at once from one registry.
 pub const PARALLEL: usize = 4;
+/// Downloads of one blob before a broken connection is an error.
+const BLOB_ATTEMPTS: u32 = 3;
 /// A config larger than this is refused.
 const MAX_CONFIG: u64 = 16 << 20;
 
@@ -243,7 +245,9 @@ fn parse_manifest(
                     .as_str()
                     .and_then(|d| d.parse().ok())
                     .ok_or_else(|| bad("a layer has no digest".into()))?,
-                size: l["size"].as_u64().unwrap_or(0),
+                size: l["size"]
+                    .as_u64()
+                    .ok_or_else(|| bad("a layer has no size".into()))?,
                 media_type,
             })
         })
@@ -320,28 +324,36 @@ fn fetch_layer(
             return Ok(have);
         }
     }
-    let body = reg.get_blob(&d.digest)?;
-    let counted = Counted {
-        inner: body,
-        done: 0,
-        size: d.size,
-        digest: &d.digest,
-        progress,
-        total: downloaded,
-    };
-    let info = lighter_store::layer::store_blob(
-        store,
-        counted,
-        Some(&d.digest),
-        &oci_layer_type(&d.media_type),
-    )
-    .map_err(|e| {
-        let kind = match &e {
-            lighter_store::StoreError::DigestMismatch { .. } => ErrorKind::Digest,
-            _ => ErrorKind::Network,
+    // A connection that breaks mid-blob is retried from the start (the partial ingest is dropped);
+    // content that does not match its digest is not.
+    let mut attempt = 1;
+    let info = loop {
+        let body = reg.get_blob(&d.digest)?;
+        let counted = Counted {
+            inner: body,
+            done: 0,
+            size: d.size,
+            digest: &d.digest,
+            progress,
+            total: downloaded,
         };
-        RegistryError::new(kind, format!("{} layer {}: {e}", reg.what(""), d.digest))
-    })?;
+        let media_type = oci_layer_type(&d.media_type);
+        match lighter_store::layer::store_blob(store, counted, Some(&d.digest), &media_type) {
+            Ok(info) => break info,
+            Err(e) => {
+                let kind = match &e {
+                    lighter_store::StoreError::DigestMismatch { .. } => ErrorKind::Digest,
+                    _ => ErrorKind::Network,
+                };
+                if kind == ErrorKind::Network && attempt < BLOB_ATTEMPTS {
+                    attempt += 1;
+                    continue;
+                }
+                let what = format!("{} layer {}: {e}", reg.what(""), d.digest);
+                return Err(RegistryError::new(kind, what));
+            }
+        }
+    };
     if info.diff_id != *diff_id {
         return Err(RegistryError::new(
             ErrorKind::Digest,
@@ -372,7 +384,23 @@ struct Counted<'a, R> {
 
 impl<R: Read> Read for Counted<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        // Never more than the manifest's size (+1 to notice a longer body), never less.
+        let room = (self.size + 1 - self.done).min(buf.len() as u64) as usize;
+        let n = self.inner.read(&mut buf[..room])?;
+        if self.done + n as u64 > self.size || (n == 0 && self.done < self.size) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the blob is {} bytes, its descriptor says {}",
+                    if n == 0 {
+                        self.done
+                    } else {
+                        self.done + n as u64
+                    },
+                    self.size
+                ),
+            ));
+        }
         let before = self.done;
         self.done += n as u64;
         self.total.fetch_add(n as u64, Ordering::Relaxed);

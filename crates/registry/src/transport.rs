@@ -143,11 +143,23 @@ impl Client {
             } else {
                 None
             };
-            let sent = self.run(ep, method, &url, &req.headers, auth, &req.body);
+            // A host the registry redirected to has its own settings (TLS roots, verification).
+            let here = if same_host {
+                ep.clone()
+            } else {
+                self.hosts.endpoint(host_of(&url))
+            };
+            let sent = self.run(&here, method, &url, &req.headers, auth, &req.body);
             let resp = match sent {
                 Ok(r) => r,
                 Err(e) => {
-                    if ep.http_fallback && tls_error.is_none() && url.starts_with("https://") {
+                    // Only the local registry itself falls back to plain HTTP, never a host it
+                    // redirected to.
+                    if same_host
+                        && ep.http_fallback
+                        && tls_error.is_none()
+                        && url.starts_with("https://")
+                    {
                         url = url.replacen("https://", "http://", 1);
                         tls_error = Some(e);
                         continue;
@@ -196,7 +208,18 @@ impl Client {
                             format!("{method} {url}: too many or empty redirects"),
                         ));
                     }
-                    url = join_url(&url, &loc);
+                    let next = join_url(&url, &loc);
+                    // No redirect from TLS to plain HTTP, unless that host is a plain-HTTP one.
+                    if url.starts_with("https://") && next.starts_with("http://") {
+                        let target = self.hosts.endpoint(host_of(&next));
+                        if !(target.http || target.http_fallback) {
+                            return Err(RegistryError::new(
+                                ErrorKind::Protocol,
+                                format!("{method} {url}: refusing a redirect from TLS to plain HTTP ({next})"),
+                            ));
+                        }
+                    }
+                    url = next;
                     if resp.status == 303 {
                         method = "GET";
                     }
@@ -367,9 +390,17 @@ impl Client {
                 )
             }
         };
-        let mut realm_ep = ep.clone();
-        realm_ep.host = host_of(&url).to_string();
-        realm_ep.http_fallback = false;
+        // The realm's own settings: a local registry's relaxed TLS does not extend to it.
+        let realm_ep = self.hosts.endpoint(host_of(&url));
+        if url.starts_with("http://") && !(ep.http || realm_ep.http || realm_ep.http_fallback) {
+            return Err(RegistryError::new(
+                ErrorKind::Auth,
+                format!(
+                    "{}: refusing to send credentials to the plain-HTTP token realm {realm}",
+                    ep.host
+                ),
+            ));
+        }
         let mut attempt = 1;
         let mut resp = loop {
             match self.run(&realm_ep, method, &url, &headers, None, &body) {

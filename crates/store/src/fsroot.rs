@@ -118,12 +118,24 @@ impl Root {
         resolve(&self.path, rel, follow_last)
     }
 
-    /// Opens the regular file or directory `rel` for reading, inside the root: links on the way are
-    /// resolved in the root (openat2) or refused (the fallback); a link as the last component is
-    /// refused (`ELOOP`), since callers name entries they resolved or listed themselves.
+    /// Opens the regular file `rel` for reading, inside the root: links on the way are resolved in
+    /// the root (openat2) or refused (the fallback); a link as the last component is refused
+    /// (`ELOOP`), since callers name entries they resolved or listed themselves. The open does not
+    /// block (a FIFO put there would), and anything but a regular file is refused after it.
     pub fn open_file(&self, rel: &Path) -> io::Result<File> {
+        let f = self.open_any(rel)?;
+        if !f.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: not a regular file", rel.display()),
+            ));
+        }
+        Ok(f)
+    }
+
+    fn open_any(&self, rel: &Path) -> io::Result<File> {
         use nix::fcntl::{OFlag, ResolveFlag};
-        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
         let rel = clean(rel)?;
         if OPENAT2.load(Ordering::Relaxed) != 2 {
             let how = nix::fcntl::OpenHow::new()

@@ -345,6 +345,14 @@ fn parse_output(spec: &str, tags: &[lighter_oci::Reference]) -> anyhow::Result<P
         });
     }
     let m = kv(spec);
+    // Every part is a key=value, each key once: nothing of the spec is dropped.
+    let parts: Vec<&str> = spec.split(',').map(str::trim).collect();
+    if let Some(p) = parts.iter().find(|p| !p.contains('=')) {
+        anyhow::bail!("output {spec:?}: {p:?} is not a key=value pair");
+    }
+    if m.len() != parts.len() {
+        anyhow::bail!("output {spec:?}: a key is given twice");
+    }
     let ty = m.get("type").map(String::as_str).unwrap_or("");
     let allowed: &[&str] = match ty {
         "image" | "registry" => &["type", "name", "push"],

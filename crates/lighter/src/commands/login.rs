@@ -24,6 +24,9 @@ fn domain_of(server: Option<&str>) -> String {
 }
 
 pub fn run(_ctx: &Context, args: LoginArgs) -> anyhow::Result<ExitCode> {
+    if let Some(s) = args.server.as_deref().filter(|s| s.starts_with("http://")) {
+        anyhow::bail!("lighter login {s}: the scheme is not taken from the server name; for plain HTTP set `http = true` for that host in registries.toml");
+    }
     let domain = domain_of(args.server.as_deref());
     let username = match &args.username {
         Some(u) => u.clone(),

@@ -53,6 +53,14 @@ pub fn settings() -> Settings {
 /// A client configured from the environment.
 pub fn client() -> anyhow::Result<Client> {
     let s = settings();
+    if let Some(p) = std::env::var_os("LIGHTER_REGISTRY_CONFIG").filter(|v| !v.is_empty()) {
+        if !std::path::Path::new(&p).exists() {
+            anyhow::bail!(
+                "LIGHTER_REGISTRY_CONFIG={}: no such file",
+                std::path::Path::new(&p).display()
+            );
+        }
+    }
     let hosts = Hosts::load(&s).map_err(|e| anyhow::anyhow!("{}", e.message))?;
     Ok(Client::new(
         hosts,
