@@ -219,6 +219,11 @@ pub struct RegistryAuth {
 impl RegistryServer {
     /// Starts a registry (plain HTTP, or TLS with htpasswd), or None when `docker-registry` is missing.
     pub fn start(auth: Option<&RegistryAuth>) -> Option<RegistryServer> {
+        Self::start_with(auth, "")
+    }
+
+    /// [`RegistryServer::start`] with more top-level configuration (an `auth:` section).
+    pub fn start_with(auth: Option<&RegistryAuth>, extra: &str) -> Option<RegistryServer> {
         let bin = "/usr/bin/docker-registry";
         if !Path::new(bin).exists() {
             missing_peer("no /usr/bin/docker-registry (apt-get install docker-registry)");
@@ -238,6 +243,7 @@ impl RegistryServer {
                 a.htpasswd.display()
             ));
         }
+        cfg.push_str(extra);
         std::fs::write(dir.path().join("config.yml"), cfg).unwrap();
         let log = std::fs::File::create(dir.path().join("log")).unwrap();
         let child = Command::new(bin)
