@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks lighter side by side with docker build (BuildKit) in one run and prints the figures that
-# BENCHMARKS.md records. Usage: bash scripts/bench.sh [context|run|save|analyze|go|node|parse|all]
+# BENCHMARKS.md records. Usage: bash scripts/bench.sh [context|run|save|analyze|go|node|parse|registry|all]
 # Needs root (RUN sandbox, dockerd). Work files go to $BENCH_DIR (default /var/tmp/lighter-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -242,6 +242,59 @@ bench_run() {
   row "per RUN step" "$lp ms" "$dp ms" "$( [ $dp = NA ] && echo NA || ratio $lp $dp)"
 }
 
+# Pull and push of a 540 MB, 7-layer image (random data: incompressible) through Debian's
+# docker-registry on 127.0.0.1, next to docker pull/push of the same image; then the cost of --pull
+# on a build whose FROM image is present and unchanged.
+bench_registry() {
+  local w="$BENCH_DIR/registry" runs=${REG_RUNS:-3}
+  rm -rf "$w"; mkdir -p "$w"
+  local p1 p2; p1=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  p2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  for p in $p1 $p2; do
+    printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' "$w/data-$p" "$p" > "$w/config-$p.yml"
+    docker-registry serve "$w/config-$p.yml" >"$w/log-$p" 2>&1 &
+    echo $! >> "$w/pids"
+  done
+  trap 'kill $(cat "$BENCH_DIR/registry/pids") 2>/dev/null || true' RETURN
+  for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$p1/v2/" >/dev/null && curl -sf "http://127.0.0.1:$p2/v2/" >/dev/null && break; sleep 0.1; done
+  ensure_bases
+  mkdir -p "$w/ctx"
+  { echo "FROM busybox"; for i in 1 2 3 4 5 6; do echo "RUN dd if=/dev/urandom of=/blob$i bs=1M count=90 2>/dev/null"; done; } > "$w/ctx/Dockerfile"
+  "$L" build -q -t bench/big:1 "$w/ctx" >/dev/null
+  local ref1="127.0.0.1:$p1/bench/big:1" ref2="127.0.0.1:$p2/bench/big:1"
+  "$L" tag bench/big:1 "$ref1"
+  local mb; mb=$("$L" inspect bench/big:1 | python3 -c 'import json,sys; print(sum(1 for _ in json.load(sys.stdin)[0]["RootFS"]["Layers"]))')
+  echo "## registry: a $mb-layer image of about 540 MB, local docker-registry, $runs runs each (medians)"
+  row step lighter docker ratio; row --- --- --- ---
+  have_docker || { echo "bench: registry needs docker" >&2; return 1; }
+  "$L" save -o "$w/big.tar" bench/big:1 && $D load -q -i "$w/big.tar" >/dev/null && $D tag bench/big:1 "$ref2"
+  local lpush dpush; sync
+  lpush=$(secs "$L" push -q "$ref1")
+  sync
+  dpush=$(secs $D push -q "$ref2")
+  row "push to an empty repository" "$lpush s" "$dpush s" "$(ratio $lpush $dpush)"
+  local lp=() dp=() i
+  for i in $(seq 1 "$runs"); do
+    rm -rf "$w/pull-store"; sync
+    lp+=("$(secs env LIGHTER_ROOT="$w/pull-store" "$L" pull -q "$ref1")")
+    $D rmi -f "$ref1" >/dev/null 2>&1 || true; $D rmi -f "$ref2" bench/big:1 >/dev/null 2>&1 || true; sync
+    dp+=("$($D image inspect "$ref1" >/dev/null 2>&1 && echo present || secs $D pull -q "$ref1")")
+  done
+  local lm dm; lm=$(median "${lp[@]}"); dm=$(median "${dp[@]}")
+  row "pull into an empty store (runs: ${lp[*]} / ${dp[*]})" "$lm s" "$dm s" "$(ratio $lm $dm)"
+  # --pull on a cached build whose FROM image is present and unchanged: one manifest HEAD.
+  printf 'FROM %s\nRUN true\n' "$ref1" > "$w/ctx/Dockerfile.pull"
+  LIGHTER_ROOT="$w/pull-store" "$L" build -q -f "$w/ctx/Dockerfile.pull" "$w/ctx" >/dev/null
+  local wo=() wi=()
+  for i in 1 2 3 4 5; do
+    wo+=("$(secs env LIGHTER_ROOT="$w/pull-store" "$L" build -q -f "$w/ctx/Dockerfile.pull" "$w/ctx")")
+    wi+=("$(secs env LIGHTER_ROOT="$w/pull-store" "$L" build -q --pull -f "$w/ctx/Dockerfile.pull" "$w/ctx")")
+  done
+  local mo mi; mo=$(median "${wo[@]}"); mi=$(median "${wi[@]}")
+  row "cached build without / with --pull" "$mo s / $mi s" "" "+$(echo "($mi - $mo) * 1000" | bc -l | xargs printf '%.0f') ms"
+  rm -rf "$w/pull-store" "$w/big.tar"
+}
+
 bench_parse() {
   echo "## parser (cargo bench -p lighter-dockerfile)"
   cargo bench --quiet -p lighter-dockerfile 2>/dev/null | grep -E 'ms|µs|instructions|corpus' || echo "(no parse bench output)"
@@ -255,6 +308,7 @@ case "$what" in
   go) bench_go ;;
   node) bench_node ;;
   parse) bench_parse ;;
-  all) bench_parse; bench_context; bench_run; bench_save; bench_analyze; bench_go; bench_node ;;
-  *) echo "usage: bench.sh [context|run|save|analyze|go|node|parse|all]" >&2; exit 2 ;;
+  registry) bench_registry ;;
+  all) bench_parse; bench_context; bench_run; bench_save; bench_analyze; bench_go; bench_node; bench_registry ;;
+  *) echo "usage: bench.sh [context|run|save|analyze|go|node|parse|registry|all]" >&2; exit 2 ;;
 esac

@@ -482,3 +482,17 @@ fn heredoc_names_and_fifos_stay_harmless() {
         assert!(!out.path().join("x").exists(), "{df}");
     }
 }
+
+/// Review finding: cache-mount locks were taken mount by mount, so two mounts of one cache in a
+/// step waited for each other, and a step holding a lock could wait for a stage that wanted it.
+#[test]
+fn cache_mount_locks_never_wait_for_each_other() {
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path();
+    let df = "FROM busybox AS b\nRUN sleep 1\nRUN --mount=type=cache,id=c,sharing=locked,target=/c touch /c/from-b\n\
+              FROM busybox\nRUN --mount=type=cache,id=c,sharing=locked,target=/a --mount=type=cache,id=c,sharing=locked,target=/b ls /a /b\n\
+              RUN --mount=type=cache,id=c,sharing=locked,target=/c --mount=type=bind,from=b,source=/bin,target=/bb ls /c\n";
+    let (ok, err) = build_file(&env, c, "Dlocks", df, &["--no-cache"]);
+    assert!(ok, "{err}");
+}

@@ -34,6 +34,7 @@ impl StageRun<'_, '_> {
             cache_locks: Vec::new(),
             ssh: Vec::new(),
         };
+        let mut locks: Vec<PendingLock> = Vec::new();
         for (mi, m) in r.mounts.iter().enumerate() {
             let target = m.target.as_deref().map(|t| self.x(t)).transpose()?;
             let id = m.id.as_deref().map(|t| self.x(t)).transpose()?;
@@ -52,35 +53,16 @@ impl StageRun<'_, '_> {
                     let target = self.mount_target(target.as_deref())?;
                     let from = m.from.as_deref().filter(|f| !f.is_empty());
                     let dir = self.cache_dir(&cid, from, source.as_deref(), m)?;
-                    // Sharing: `shared` writers run together, `locked` waits for the cache to be
-                    // free, `private` takes a fresh empty cache when another build holds it.
-                    let lock_path = std::path::PathBuf::from(format!("{}.lock", dir.display()));
-                    let lock = std::fs::OpenOptions::new()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(&lock_path)
-                        .map_err(|e| EngineError::msg(format!("cache mount {cid}: {e}")))?;
-                    let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
-                    let mut source = dir.clone();
-                    match m.sharing {
-                        Sharing::Shared => unsafe {
-                            libc::flock(fd, libc::LOCK_SH);
-                        },
-                        Sharing::Locked => unsafe {
-                            libc::flock(fd, libc::LOCK_EX);
-                        },
-                        Sharing::Private => {
-                            if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-                                source = tmp.join(format!("cache-{mi}"));
-                                std::fs::create_dir_all(&source).map_err(|e| {
-                                    EngineError::msg(format!("cache mount {cid}: {e}"))
-                                })?;
-                                let _ = std::os::unix::fs::chown(&source, m.uid, m.gid);
-                            }
-                        }
-                    }
-                    out.cache_locks.push(lock);
+                    // The lock is taken after every mount is prepared (see `lock_caches`).
+                    locks.push(PendingLock {
+                        dir: dir.clone(),
+                        mount: out.mounts.len(),
+                        sharing: m.sharing,
+                        uid: m.uid,
+                        gid: m.gid,
+                        mi,
+                    });
+                    let source = dir.clone();
                     out.mounts.push(lighter_sandbox::Mount {
                         target: target.clone(),
                         kind: lighter_sandbox::MountKind::Bind {
@@ -237,6 +219,7 @@ impl StageRun<'_, '_> {
                 }
             }
         }
+        lock_caches(&mut out, locks, tmp)?;
         Ok(out)
     }
 
@@ -329,4 +312,77 @@ impl StageRun<'_, '_> {
 fn in_root(root: &Path, rel: &str) -> Result<PathBuf, EngineError> {
     lighter_store::layer::resolve_in_root(root, Path::new(rel))
         .map_err(|e| EngineError::msg(format!("mount source {rel}: {e}")))
+}
+
+/// A cache mount's lock, taken once every mount of the step is prepared.
+struct PendingLock {
+    dir: PathBuf,
+    /// Index of its mount in `Mounts::mounts`.
+    mount: usize,
+    sharing: Sharing,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    mi: usize,
+}
+
+/// Takes the cache mounts' locks: after everything that can wait for another stage (a `from=`
+/// stage is waited for while the mounts are prepared, never while a lock is held), in one order
+/// (sorted by directory) in every step and process, and once per directory in a step (two mounts
+/// of one cache share its lock: two flocks on two opens of one file would wait for each other).
+/// `locked` waits for the cache to be free, `shared` writers run together, `private` takes a fresh
+/// empty directory when another step holds the cache.
+fn lock_caches(
+    out: &mut Mounts,
+    mut locks: Vec<PendingLock>,
+    tmp: &Path,
+) -> Result<(), EngineError> {
+    locks.sort_by(|a, b| a.dir.cmp(&b.dir));
+    let mut i = 0;
+    while i < locks.len() {
+        let j = i + locks[i..]
+            .iter()
+            .take_while(|l| l.dir == locks[i].dir)
+            .count();
+        let group = &locks[i..j];
+        let err = |e: std::io::Error| {
+            EngineError::msg(format!("cache mount {}: {e}", group[0].dir.display()))
+        };
+        let lock_path = PathBuf::from(format!("{}.lock", group[0].dir.display()));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(err)?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
+        let has = |s: Sharing| group.iter().any(|l| l.sharing == s);
+        // SAFETY: flock on a descriptor this function owns (`lock`, kept open in `out`).
+        let exclusive = if has(Sharing::Locked) {
+            unsafe { libc::flock(fd, libc::LOCK_EX) == 0 }
+        } else if has(Sharing::Private) {
+            unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) == 0 }
+        } else {
+            unsafe { libc::flock(fd, libc::LOCK_SH) };
+            true
+        };
+        if !exclusive && !has(Sharing::Locked) {
+            for l in group.iter().filter(|l| l.sharing == Sharing::Private) {
+                let fresh = tmp.join(format!("cache-{}", l.mi));
+                std::fs::create_dir_all(&fresh).map_err(err)?;
+                let _ = std::os::unix::fs::chown(&fresh, l.uid, l.gid);
+                if let lighter_sandbox::MountKind::Bind { source, .. } =
+                    &mut out.mounts[l.mount].kind
+                {
+                    *source = fresh;
+                }
+            }
+            if has(Sharing::Shared) {
+                // SAFETY: as above.
+                unsafe { libc::flock(fd, libc::LOCK_SH) };
+            }
+        }
+        out.cache_locks.push(lock);
+        i = j;
+    }
+    Ok(())
 }
