@@ -347,3 +347,121 @@ fn tls_with_htpasswd_login_logout_and_a_docker_io_mirror() {
         "{err}"
     );
 }
+
+/// What skopeo pushes: a two-platform OCI index (lighter picks the platform, `--platform` the
+/// other, an absent one is an error listing what the index has) and a zstd layer (pulled, then
+/// built FROM, so the layer is unpacked and run on).
+#[test]
+fn skopeo_pushed_index_and_zstd_layers() {
+    let Some(c) = Client::new() else { return };
+    if !peer("skopeo") {
+        return;
+    }
+    let Some(reg) = RegistryServer::start(None) else {
+        return;
+    };
+    let host = reg.host();
+    let layout = tempfile::tempdir().unwrap();
+    let dir = layout.path().join("oci");
+    c.ok(&[
+        "save",
+        "--format",
+        "oci-dir",
+        "-o",
+        dir.to_str().unwrap(),
+        "busybox:latest",
+    ]);
+    // A second platform: the same layers, a config saying linux/arm64/v8.
+    let blob = |d: &str| {
+        dir.join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let amd = index["manifests"][0].clone();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(amd["digest"].as_str().unwrap())).unwrap())
+            .unwrap();
+    let mut config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(blob(manifest["config"]["digest"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    config["architecture"] = "arm64".into();
+    config["variant"] = "v8".into();
+    let put = |bytes: Vec<u8>| {
+        use sha2::Digest as _;
+        let d = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
+        std::fs::write(blob(&d), &bytes).unwrap();
+        (d, bytes.len())
+    };
+    let (cd, cl) = put(serde_json::to_vec(&config).unwrap());
+    let mut arm_manifest = manifest.clone();
+    arm_manifest["config"]["digest"] = cd.into();
+    arm_manifest["config"]["size"] = cl.into();
+    let (md, ml) = put(serde_json::to_vec(&arm_manifest).unwrap());
+    let mut amd_entry = amd.clone();
+    amd_entry["platform"] = serde_json::json!({"os": "linux", "architecture": "amd64"});
+    let arm_entry = serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ml,
+        "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}
+    });
+    let (xd, xl) = put(serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [amd_entry, arm_entry]
+    }))
+    .unwrap());
+    index["manifests"] = serde_json::json!([{
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": xd, "size": xl,
+        "annotations": {"org.opencontainers.image.ref.name": "multi"}
+    }]);
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    let multi = format!("{host}/multi/bb:1");
+    sh(Command::new("skopeo")
+        .args(["copy", "-q", "--all", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:multi", dir.display()))
+        .arg(format!("docker://{multi}")));
+    let fresh = c.fresh();
+    fresh.ok(&["pull", &multi]);
+    let arch = |cl: &Client, name: &str| {
+        let v: serde_json::Value =
+            serde_json::from_slice(&cl.run(&["inspect", name]).stdout).unwrap();
+        v[0]["Architecture"].as_str().unwrap_or("").to_string()
+    };
+    assert_eq!(arch(&fresh, &multi), "amd64");
+    let arm = c.fresh();
+    arm.ok(&["pull", "--platform", "linux/arm64", &multi]);
+    assert_eq!(arch(&arm, &multi), "arm64");
+    let err = c
+        .fresh()
+        .fails(&["pull", "--platform", "linux/s390x", &multi]);
+    assert!(
+        err.contains("no image for platform linux/s390x")
+            && err.contains("linux/amd64, linux/arm64/v8"),
+        "{err}"
+    );
+    // zstd layers, from skopeo (to a registry of their own: skopeo reuses a blob a registry has
+    // instead of compressing it again).
+    let Some(zreg) = RegistryServer::start(None) else {
+        return;
+    };
+    let zstd = format!("{}/zstd/bb:1", zreg.host());
+    sh(Command::new("skopeo")
+        .args([
+            "copy",
+            "-q",
+            "--dest-tls-verify=false",
+            "--dest-compress-format",
+            "zstd",
+            "--dest-compress",
+        ])
+        .arg(format!("oci:{}:multi", dir.display()))
+        .arg(format!("docker://{zstd}")));
+    let raw = sh(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{zstd}")));
+    assert!(raw.contains("tar+zstd"), "skopeo pushed zstd layers: {raw}");
+    let (ok, err) = c
+        .fresh()
+        .build(&format!("FROM {zstd}\nRUN echo ok > /z && cat /z\n"), &[]);
+    assert!(ok, "{err}");
+}

@@ -59,6 +59,7 @@ impl TokenServer {
                     continue;
                 }
                 let mut authz = None;
+                let mut len = 0usize;
                 loop {
                     let mut h = String::new();
                     if r.read_line(&mut h).is_err() || h.trim().is_empty() {
@@ -68,14 +69,45 @@ impl TokenServer {
                         if k.eq_ignore_ascii_case("authorization") {
                             authz = Some(v.trim().to_string());
                         }
+                        if k.eq_ignore_ascii_case("content-length") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
                     }
                 }
                 let target = line.split_whitespace().nth(1).unwrap_or("");
-                let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+                // GET: the query; the OAuth2 POST (identity tokens): the form body.
+                let mut form = vec![0u8; len];
+                let _ = std::io::Read::read_exact(&mut r, &mut form);
+                let form = String::from_utf8_lossy(&form).into_owned();
+                let query = if line.starts_with("POST") {
+                    form.as_str()
+                } else {
+                    target.split_once('?').map(|(_, q)| q).unwrap_or("")
+                };
+                if line.starts_with("POST") {
+                    let refresh = query
+                        .split('&')
+                        .find_map(|kv| kv.strip_prefix("refresh_token="))
+                        .map(percent_decode);
+                    if refresh.as_deref() == Some("refresh-me") {
+                        authz = Some(format!("Basic {USER_PASS_B64}"));
+                    } else {
+                        authz = Some("Bearer bad-refresh-token".into());
+                    }
+                }
                 let mut access = Vec::new();
-                for kv in query.split('&') {
-                    if let Some(scope) = kv.strip_prefix("scope=") {
-                        let scope = percent_decode(scope);
+                let scopes: Vec<String> = query
+                    .split('&')
+                    .filter_map(|kv| kv.strip_prefix("scope="))
+                    .flat_map(|s| {
+                        percent_decode(s)
+                            .split(' ')
+                            .map(str::to_string)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                for scope in scopes {
+                    {
                         let mut parts = scope.splitn(3, ':');
                         let (ty, name, actions) = (parts.next(), parts.next(), parts.next());
                         if let (Some("repository"), Some(n), Some(a)) = (ty, name, actions) {
@@ -257,5 +289,34 @@ fn bearer_tokens_with_scopes_expiry_and_reauthentication() {
             used >= 2,
             "lying={lying}: {used} token(s) for two uses 3 s apart"
         );
+    }
+    // An identity (refresh) token in config.json goes through the OAuth2 POST flow.
+    for (token, works) in [("refresh-me", true), ("wrong", false)] {
+        let h = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(h.path().join(".docker")).unwrap();
+        std::fs::write(
+            h.path().join(".docker/config.json"),
+            format!("{{\"auths\":{{\"{host}\":{{\"identitytoken\":\"{token}\"}}}}}}"),
+        )
+        .unwrap();
+        std::fs::write(h.path().join("r.toml"), "").unwrap();
+        let o = Env {
+            root: tempfile::tempdir().unwrap(),
+        }
+        .cmd()
+        .env("HOME", h.path())
+        .env("DOCKER_CONFIG", h.path().join(".docker"))
+        .env("LIGHTER_REGISTRY_CONFIG", h.path().join("r.toml"))
+        .args(["pull", &name])
+        .output()
+        .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.success(), works, "identity token {token}: {err}");
+        if !works {
+            assert!(
+                err.contains(&host) && err.contains("lighter login"),
+                "{err}"
+            );
+        }
     }
 }

@@ -147,6 +147,11 @@ pub fn run(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
     rows.push(header);
     for l in &listed {
         let img = &l.image;
+        let repo_digests = if args.digests {
+            lighter_image::repo_digests(&store, &img.id)?
+        } else {
+            Vec::new()
+        };
         let shared = shared_bytes(img, &uses);
         let mut row = vec![
             l.reference
@@ -159,7 +164,17 @@ pub fn run(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|| "<none>".into()),
         ];
         if args.digests {
-            row.push(img.record.manifest.to_string());
+            // docker's DIGEST column: the registry digest of this repository (a pull or push saw
+            // it), else <none>.
+            let repo = l.reference.as_ref().map(|r| r.familiar_name());
+            let digest = repo
+                .and_then(|name| {
+                    repo_digests
+                        .iter()
+                        .find_map(|d| d.strip_prefix(&format!("{name}@")).map(str::to_string))
+                })
+                .unwrap_or_else(|| "<none>".into());
+            row.push(digest);
         }
         row.extend([
             if args.no_trunc {

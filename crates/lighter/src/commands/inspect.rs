@@ -31,7 +31,7 @@ pub fn run(ctx: &Context, args: InspectArgs) -> anyhow::Result<ExitCode> {
         let v = json!({
             "Id": img.id.to_string(),
             "RepoTags": tags,
-            "RepoDigests": [],
+            "RepoDigests": lighter_image::repo_digests(&store, &img.id)?,
             "Parent": "",
             "Comment": c.pointer("/history/0/comment").cloned().unwrap_or(json!("")),
             "Created": c.get("created").cloned().unwrap_or(json!("")),
