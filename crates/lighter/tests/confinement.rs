@@ -496,3 +496,58 @@ fn cache_mount_locks_never_wait_for_each_other() {
     let (ok, err) = build_file(&env, c, "Dlocks", df, &["--no-cache"]);
     assert!(ok, "{err}");
 }
+
+/// A bind mount is checked against the identity its source had when it was resolved inside its
+/// root: the sandbox refuses to run the step when something else got mounted (a link swapped in
+/// between resolution and mount). Driven through the executor directly, with the wrong identity.
+#[test]
+fn bind_mounts_must_be_what_was_resolved() {
+    if !is_root() {
+        return;
+    }
+    let Some(bases) = bases() else { return };
+    let rootfs = tempfile::tempdir().unwrap();
+    let st = Command::new("tar")
+        .args(["-xf", bases.join("busybox.tar").to_str().unwrap(), "-C"])
+        .arg(rootfs.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("f"), "bound").unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(src.path()).unwrap();
+    let spec = |identity: (u64, u64)| lighter_sandbox::RunSpec {
+        rootfs: lighter_sandbox::Rootfs::Dir(rootfs.path().to_path_buf()),
+        args: vec!["/bin/cat".into(), "/m/f".into()],
+        env: vec!["PATH=/bin".into()],
+        cwd: "/".into(),
+        user: String::new(),
+        hostname: "t".into(),
+        network: lighter_sandbox::Network::Host,
+        mounts: vec![lighter_sandbox::Mount {
+            target: "/m".into(),
+            kind: lighter_sandbox::MountKind::Bind {
+                source: src.path().to_path_buf(),
+                readonly: true,
+                identity: Some(identity),
+            },
+        }],
+        hosts: String::new(),
+        resolv_conf: None,
+        shm_size: None,
+        ulimits: vec![],
+        privileged: false,
+    };
+    let exe = lighter_sandbox::Executor::with_exe(Path::new(bin()));
+    let mut out = String::new();
+    let ok = exe
+        .run(&spec((md.dev(), md.ino())), &mut |l| out.push_str(l))
+        .unwrap();
+    assert_eq!((ok.code, out.as_str()), (0, "bound"));
+    let e = exe
+        .run(&spec((md.dev(), md.ino() + 1)), &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("changed while it was being mounted"), "{e}");
+}

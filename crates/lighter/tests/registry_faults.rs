@@ -23,6 +23,8 @@ enum Fault {
     RedirectTo(String),
     /// A 5 MiB manifest.
     Huge,
+    /// Forward, adding this header to the answer.
+    AddHeader(&'static str),
 }
 
 struct Rule {
@@ -192,8 +194,9 @@ fn serve(
     }
     // Forward.
     let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{upstream}\r\nConnection: close\r\n");
+    // The client's Host goes through, so the registry's Location headers point back at the proxy.
+    let host = get("host").unwrap_or_else(|| format!("127.0.0.1:{upstream}"));
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for h in &headers {
         let k = h.split(':').next().unwrap_or("").to_ascii_lowercase();
         if !matches!(
@@ -242,6 +245,9 @@ fn serve(
     if matches!(fault, Some(Fault::WrongBody)) && !resp_body.is_empty() {
         let mid = resp_body.len() / 2;
         resp_body[mid] ^= 0xff;
+    }
+    if let Some(Fault::AddHeader(h)) = &fault {
+        out_headers.push(h.to_string());
     }
     let is_head = method == "HEAD";
     if is_head {
@@ -419,5 +425,32 @@ fn faults_are_retried_or_refused_and_nothing_half_done_is_tagged() {
     let (ok, err) = lighter(&env, home.path(), &["push", &other]);
     assert!(ok && err.contains("Layer already exists"), "{err}");
     let (ok, err, tagged, _) = pull(&other);
+    assert!(ok && tagged, "{err}");
+
+    // A registry that asks for chunked uploads gets PATCHes, then a PUT that closes the upload.
+    proxy.clear();
+    let chunked = format!("127.0.0.1:{}/chunked/bb:1", proxy.port);
+    // An image of its own, so no blob can be mounted from the repositories pushed above.
+    let ctx = tempfile::tempdir().unwrap();
+    let unique = format!("{:?}", std::time::SystemTime::now()).repeat(5000);
+    std::fs::write(ctx.path().join("f"), unique).unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM scratch\nCOPY f /f\n").unwrap();
+    let (ok, err) = lighter(
+        &env,
+        home.path(),
+        &["build", "-q", "-t", &chunked, ctx.path().to_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+    proxy.rule(
+        "POST",
+        "/blobs/uploads/",
+        Fault::AddHeader("OCI-Chunk-Min-Length: 65536"),
+        usize::MAX,
+    );
+    let (ok, err) = lighter(&env, home.path(), &["push", &chunked]);
+    assert!(ok, "{err}");
+    let log = proxy.log();
+    assert!(log.iter().any(|l| l.starts_with("PATCH ")), "{log:?}");
+    let (ok, err, tagged, _) = pull(&chunked);
     assert!(ok && tagged, "{err}");
 }

@@ -9,6 +9,9 @@ use crate::{ErrorKind, RegistryError, Result};
 use lighter_oci::{media, Digest, Reference};
 use std::io::Read;
 
+/// The chunk of a chunked upload, when the registry's minimum is smaller.
+const CHUNK: u64 = 8 << 20;
+
 /// Manifests larger than this are refused (Docker Hub's limit is 4 MiB).
 pub const MAX_MANIFEST: u64 = 4 << 20;
 
@@ -328,11 +331,37 @@ impl<'a> Registry<'a> {
                 format!("{what}: upload started without a Location"),
             )
         })?;
-        let loc = join_url(&r.url, &loc);
+        let mut loc = join_url(&r.url, &loc);
+        // A registry that asks for chunks (OCI-Chunk-Min-Length) gets PATCHes of at least that
+        // size, then a PUT that only closes the upload; others get the blob in the PUT.
+        let chunk_min = r
+            .header("oci-chunk-min-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let mut body = Body::File(path.to_path_buf(), size);
+        if let Some(min) = chunk_min.filter(|m| *m > 0) {
+            let chunk = min.max(CHUNK);
+            let mut offset = 0;
+            while offset < size {
+                let len = chunk.min(size - offset);
+                let patch = Request::new("PATCH", loc.clone(), self.scope())
+                    .header("content-type", "application/octet-stream")
+                    .header("content-range", format!("{offset}-{}", offset + len - 1))
+                    .body(Body::FileRange(path.to_path_buf(), offset, len));
+                let (mut r, _) = self.send(&patch)?;
+                if r.status != 202 {
+                    return Err(self.status_error(&what, &mut r));
+                }
+                if let Some(next) = r.header("location") {
+                    loc = join_url(&r.url, next);
+                }
+                offset += len;
+            }
+            body = Body::Empty;
+        }
         let sep = if loc.contains('?') { '&' } else { '?' };
         let put = Request::new("PUT", format!("{loc}{sep}digest={digest}"), self.scope())
             .header("content-type", "application/octet-stream")
-            .body(Body::File(path.to_path_buf(), size));
+            .body(body);
         let (mut r, _) = self.send(&put)?;
         if r.status != 201 {
             return Err(self.status_error(&what, &mut r));

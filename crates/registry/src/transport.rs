@@ -28,6 +28,8 @@ pub enum Body {
     Bytes(Vec<u8>),
     /// A file of this length, reopened for each attempt.
     File(PathBuf, u64),
+    /// `len` bytes of a file from `offset` (one chunk of a chunked upload).
+    FileRange(PathBuf, u64, u64),
 }
 
 /// One request: a path under the endpoint (or an absolute URL a registry gave), headers, a body and
@@ -256,6 +258,15 @@ impl Client {
                 let f = std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
                 let b = b.header("content-length", len.to_string());
                 agent.run(b.body(f).map_err(|e| e.to_string())?)
+            }
+            Body::FileRange(p, offset, len) => {
+                use std::io::{Read, Seek};
+                let mut f = std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                f.seek(std::io::SeekFrom::Start(*offset))
+                    .map_err(|e| format!("{}: {e}", p.display()))?;
+                let b = b.header("content-length", len.to_string());
+                let body = ureq::SendBody::from_owned_reader(f.take(*len));
+                agent.run(b.body(body).map_err(|e| e.to_string())?)
             }
         };
         let resp = result.map_err(|e| e.to_string())?;

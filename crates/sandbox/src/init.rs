@@ -570,13 +570,29 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
             ));
         }
         match &m.kind {
-            MountKind::Bind { source, readonly } => {
+            MountKind::Bind {
+                source,
+                readonly,
+                identity,
+            } => {
                 let t = if source.is_dir() {
                     ensure_dir(&root, &m.target, &mut created)?
                 } else {
                     ensure_file(&root, &m.target, &mut created)?
                 };
                 bind(source, &t, *readonly)?;
+                if let Some((dev, ino)) = identity {
+                    use std::os::unix::fs::MetadataExt;
+                    let md =
+                        std::fs::metadata(&t).map_err(|e| format!("stat {}: {e}", m.target))?;
+                    if (md.dev(), md.ino()) != (*dev, *ino) {
+                        return Err(format!(
+                            "mount source {} changed while it was being mounted at {} (a link swapped in?): refused",
+                            source.display(),
+                            m.target
+                        ));
+                    }
+                }
             }
             MountKind::Tmpfs { size } => {
                 let t = ensure_dir(&root, &m.target, &mut created)?;

@@ -69,8 +69,17 @@ pub struct Mount {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum MountKind {
-    Bind { source: PathBuf, readonly: bool },
-    Tmpfs { size: Option<u64> },
+    Bind {
+        source: PathBuf,
+        readonly: bool,
+        /// `(st_dev, st_ino)` the source had when it was resolved inside its root: the mount is
+        /// refused when what got mounted is something else (a link swapped in meanwhile).
+        #[serde(default)]
+        identity: Option<(u64, u64)>,
+    },
+    Tmpfs {
+        size: Option<u64>,
+    },
 }
 
 /// Everything a step needs.

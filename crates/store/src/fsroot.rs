@@ -133,9 +133,27 @@ impl Root {
         Ok(f)
     }
 
+    /// `(st_dev, st_ino)` of `rel` (a file or directory), found inside the root as [`Root::open_file`]
+    /// finds files: what a later use by path (a bind mount) must still see.
+    pub fn identity(&self, rel: &Path) -> io::Result<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let flags = nix::fcntl::OFlag::O_PATH
+            | nix::fcntl::OFlag::O_NOFOLLOW
+            | nix::fcntl::OFlag::O_CLOEXEC;
+        let md = self.open_with(rel, flags)?.metadata()?;
+        Ok((md.dev(), md.ino()))
+    }
+
     fn open_any(&self, rel: &Path) -> io::Result<File> {
-        use nix::fcntl::{OFlag, ResolveFlag};
-        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+        use nix::fcntl::OFlag;
+        self.open_with(
+            rel,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+        )
+    }
+
+    fn open_with(&self, rel: &Path, flags: nix::fcntl::OFlag) -> io::Result<File> {
+        use nix::fcntl::ResolveFlag;
         let rel = clean(rel)?;
         if OPENAT2.load(Ordering::Relaxed) != 2 {
             let how = nix::fcntl::OpenHow::new()

@@ -68,6 +68,7 @@ impl StageRun<'_, '_> {
                         kind: lighter_sandbox::MountKind::Bind {
                             source,
                             readonly: m.readonly,
+                            identity: None,
                         },
                     });
                     out.keys.push(match &from {
@@ -134,6 +135,7 @@ impl StageRun<'_, '_> {
                         kind: lighter_sandbox::MountKind::Bind {
                             source: file,
                             readonly: true,
+                            identity: None,
                         },
                     });
                     // The key names the secret, never its value.
@@ -142,13 +144,14 @@ impl StageRun<'_, '_> {
                 MountKind::Bind => {
                     let target = self.mount_target(target.as_deref())?;
                     let src_rel = crate::context::clean_rel(source.as_deref().unwrap_or("/"));
-                    let (root, key) = match m.from.as_deref().filter(|f| !f.is_empty()) {
+                    let (root, key, identity) = match m.from.as_deref().filter(|f| !f.is_empty()) {
                         Some(from) => {
                             let (layers, key) = self.source_of(from, "RUN --mount from")?;
                             let v = View::new(sh.store, &layers)?;
                             let p = in_root(&v.path, &src_rel)?;
+                            let id = identity_in(&v.path, &p)?;
                             out.views.push(v);
-                            (p, key)
+                            (p, key, id)
                         }
                         None => {
                             let ctx = sh.context.as_ref().ok_or_else(|| {
@@ -156,11 +159,15 @@ impl StageRun<'_, '_> {
                             })?;
                             let sel =
                                 ctx.select(if src_rel.is_empty() { "." } else { &src_rel })?;
-                            (in_root(&ctx.dir, &src_rel)?, ctx.digest(&sel)?)
+                            let p = in_root(&ctx.dir, &src_rel)?;
+                            let id = identity_in(&ctx.dir, &p)?;
+                            (p, ctx.digest(&sel)?, id)
                         }
                     };
-                    let source = if m.readonly {
-                        root
+                    // What is bound must be what was resolved inside the root (the sandbox checks
+                    // the mount against this identity); a writable mount binds a copy of ours.
+                    let (source, identity) = if m.readonly {
+                        (root, Some(identity))
                     } else {
                         // A writable bind mount is copy-on-write: changes are discarded.
                         let copy = tmp.join(format!("bind-{mi}"));
@@ -170,13 +177,14 @@ impl StageRun<'_, '_> {
                                 root.display()
                             ))
                         })?;
-                        copy
+                        (copy, None)
                     };
                     out.mounts.push(lighter_sandbox::Mount {
                         target: target.clone(),
                         kind: lighter_sandbox::MountKind::Bind {
                             source,
                             readonly: m.readonly,
+                            identity,
                         },
                     });
                     out.keys.push(format!("bind:{target}:{key}"));
@@ -211,6 +219,7 @@ impl StageRun<'_, '_> {
                         kind: lighter_sandbox::MountKind::Bind {
                             source: proxy,
                             readonly: false,
+                            identity: None,
                         },
                     });
                     out.env.push(format!("SSH_AUTH_SOCK={target}"));
@@ -305,6 +314,14 @@ impl StageRun<'_, '_> {
         }
         Ok(dir)
     }
+}
+
+/// `(st_dev, st_ino)` of `abs` (a path [`in_root`] returned under `root`), opened inside `root`.
+fn identity_in(root: &Path, abs: &Path) -> Result<(u64, u64), EngineError> {
+    let rel = abs.strip_prefix(root).unwrap_or(abs);
+    lighter_store::fsroot::Root::open(root)
+        .and_then(|r| r.identity(rel))
+        .map_err(|e| EngineError::msg(format!("mount source /{}: {e}", rel.display())))
 }
 
 /// `rel` resolved inside `root` (a stage's view or the context): a mount source never follows a
