@@ -465,18 +465,11 @@ mod tests {
         std::os::unix::fs::symlink("a.txt", ctx.path().join("src/link")).unwrap();
         let root = tempfile::tempdir().unwrap();
         let c = BuildContext::open(ctx.path(), None).unwrap();
-        let req = CopyRequest {
-            sources: &c,
-            selected: c.select("src").unwrap(),
-            dest: "/app/",
-            workdir: "/",
-            owner: None,
-            chmod: None,
-            exclude: vec![],
-            extract_archives: false,
-            parents: None,
-        };
-        copy(&req, root.path()).unwrap();
+        copy(
+            &plain_copy(&c, c.select("src").unwrap(), "/app/"),
+            root.path(),
+        )
+        .unwrap();
         // The directory's contents, not the directory itself.
         assert!(root.path().join("app/a.txt").is_file());
         assert!(root.path().join("app/sub/b.txt").is_file());
@@ -534,6 +527,25 @@ mod tests {
         assert!(!outside.path().join("a.txt").exists());
     }
 
+    /// A copy of `selected` to `dest` with no flags.
+    fn plain_copy<'a>(
+        c: &'a BuildContext,
+        selected: Vec<Selected>,
+        dest: &'a str,
+    ) -> CopyRequest<'a> {
+        CopyRequest {
+            sources: c,
+            selected,
+            dest,
+            workdir: "/",
+            owner: None,
+            chmod: None,
+            exclude: vec![],
+            extract_archives: false,
+            parents: None,
+        }
+    }
+
     /// Source links resolve inside the source root: a link to a host file names the root's own
     /// path (here missing: not found), a link inside the root is followed, and the copy's name is
     /// the link's.
@@ -561,18 +573,7 @@ mod tests {
         let sel = c.select("inside").unwrap();
         assert_eq!(sel[0].src, Path::new("real/own"));
         let root = tempfile::tempdir().unwrap();
-        let req = CopyRequest {
-            sources: &c,
-            selected: sel,
-            dest: "/d/",
-            workdir: "/",
-            owner: None,
-            chmod: None,
-            exclude: vec![],
-            extract_archives: false,
-            parents: None,
-        };
-        copy(&req, root.path()).unwrap();
+        copy(&plain_copy(&c, sel, "/d/"), root.path()).unwrap();
         assert_eq!(
             std::fs::read_to_string(root.path().join("d/inside")).unwrap(),
             "mine"

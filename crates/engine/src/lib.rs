@@ -7,6 +7,7 @@
 
 // The build context read in place: .dockerignore, selection, content hashing.
 pub mod context;
+mod context_view;
 // COPY/ADD semantics on real filesystems.
 pub mod fileop;
 // The in-process SSH agent for `--ssh ID=KEYFILE`.

@@ -551,3 +551,32 @@ fn bind_mounts_must_be_what_was_resolved() {
         .to_string();
     assert!(e.contains("changed while it was being mounted"), "{e}");
 }
+
+/// Review finding: a bind mount of the context showed what `.dockerignore` excludes (BuildKit
+/// mounts the context it was sent, already filtered), so a RUN could copy an ignored `.env`.
+#[test]
+fn context_bind_mounts_leave_ignored_files_out() {
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path();
+    write(
+        c,
+        &[
+            ("src/main.js", "main"),
+            (".env", "API_KEY=hunter2"),
+            ("node_modules/dep/index.js", "dep"),
+            (".dockerignore", ".env\nnode_modules\n"),
+        ],
+    );
+    let df = "FROM busybox\nRUN --mount=type=bind,target=/ctx sh -c 'cd /ctx && find . | sort > /seen; cat .env >> /seen 2>/dev/null; true'\n";
+    let out = tempfile::tempdir().unwrap();
+    let dest = format!("type=local,dest={}", out.path().display());
+    let (ok, err) = build_file(&env, c, "Dbind", df, &["-o", &dest]);
+    assert!(ok, "{err}");
+    let seen = std::fs::read_to_string(out.path().join("seen")).unwrap();
+    assert!(seen.contains("./src/main.js"), "{seen}");
+    assert!(
+        !seen.contains(".env") && !seen.contains("node_modules") && !seen.contains("hunter2"),
+        "{seen}"
+    );
+}

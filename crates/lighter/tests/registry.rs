@@ -67,6 +67,23 @@ impl Client {
         String::from_utf8_lossy(&o.stderr).into_owned()
     }
 
+    /// `lighter login -u USER --password-stdin HOST` with `password` on stdin.
+    fn login(&self, host: &str, user: &str, password: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .cmd()
+            .args(["login", "-u", user, "--password-stdin", host])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    }
+
     fn settings(&self, toml: &str) {
         std::fs::write(self.home.path().join("registries.toml"), toml).unwrap();
     }
@@ -275,35 +292,12 @@ fn tls_with_htpasswd_login_logout_and_a_docker_io_mirror() {
         "{err}"
     );
     // A wrong password: refused, naming the registry; nothing stored.
-    let mut login = c.cmd();
-    login
-        .args(["login", "-u", "tester", "--password-stdin", &host])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let run_login = |mut cmd: Command, password: &str| {
-        let mut child = cmd.spawn().unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{password}\n").as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
-    let o = run_login(login, "wrong");
+    let o = c.login(&host, "tester", "wrong");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains(&host), "{err}");
     let config = c.home.path().join(".docker/config.json");
     assert!(!config.exists(), "a refused login stores nothing");
-    let mut login = c.cmd();
-    login
-        .args(["login", "-u", "tester", "--password-stdin", &host])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let o = run_login(login, "s3cret");
+    let o = c.login(&host, "tester", "s3cret");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("Login Succeeded"));
     use std::os::unix::fs::PermissionsExt;

@@ -159,9 +159,24 @@ impl StageRun<'_, '_> {
                             })?;
                             let sel =
                                 ctx.select(if src_rel.is_empty() { "." } else { &src_rel })?;
-                            let p = in_root(&ctx.dir, &src_rel)?;
-                            let id = identity_in(&ctx.dir, &p)?;
-                            (p, ctx.digest(&sel)?, id)
+                            let key = ctx.digest(&sel)?;
+                            let src = &sel[0].src;
+                            if ctx.ignores_under(src)
+                                && std::fs::metadata(ctx.dir.join(src)).is_ok_and(|m| m.is_dir())
+                            {
+                                // What BuildKit would have been sent: the kept entries only.
+                                let view = tmp.join(format!("context-{mi}"));
+                                std::fs::create_dir(&view).map_err(|e| {
+                                    EngineError::msg(format!("context bind mount: {e}"))
+                                })?;
+                                ctx.copy_kept(src, &view)?;
+                                let id = identity_in(tmp, &view)?;
+                                (view, key, id)
+                            } else {
+                                let p = in_root(&ctx.dir, &src_rel)?;
+                                let id = identity_in(&ctx.dir, &p)?;
+                                (p, key, id)
+                            }
                         }
                     };
                     // What is bound must be what was resolved inside the root (the sandbox checks
