@@ -338,8 +338,7 @@ impl BuildContext {
         let Some((first, rest)) = parts.split_first() else {
             return Ok(());
         };
-        let dir = self.dir.join(real);
-        let mut names: Vec<String> = match std::fs::read_dir(&dir) {
+        let mut names: Vec<String> = match self.root.read_dir(real) {
             Ok(rd) => rd
                 .flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -522,7 +521,9 @@ impl BuildContext {
     /// The entries of one directory, sorted by name, with metadata (an `fstatat` on the open
     /// directory, no path walk from the root) and whether `.dockerignore` excludes them.
     fn list(&self, rel: &Path) -> Vec<(PathBuf, std::fs::Metadata, bool)> {
-        let Ok(rd) = std::fs::read_dir(self.dir.join(rel)) else {
+        // Listed through the root's descriptor: a directory swapped for a link mid-build cannot
+        // make the walk list (and copy the names and modes of) a directory outside the context.
+        let Ok(rd) = self.root.read_dir(rel) else {
             return Vec::new();
         };
         let mut entries: Vec<_> = rd.flatten().collect();

@@ -568,7 +568,12 @@ fn context_bind_mounts_leave_ignored_files_out() {
             (".dockerignore", ".env\nnode_modules\n"),
         ],
     );
-    let df = "FROM busybox\nRUN --mount=type=bind,target=/ctx sh -c 'cd /ctx && find . | sort > /seen; cat .env >> /seen 2>/dev/null; true'\n";
+    std::fs::write(c.join("run.sh"), "#!/bin/sh\necho ran\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(c.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let df = "FROM busybox\nRUN --mount=type=bind,target=/ctx sh -c 'cd /ctx && find . | sort > /seen; cat .env >> /seen 2>/dev/null; true'\n\
+              RUN --mount=type=bind,target=/ctx,rw sh -c 'touch /ctx/new && ls -a /ctx > /seen-rw'\n\
+              RUN --mount=type=bind,source=run.sh,target=/r.sh,rw /r.sh > /ran\n";
     let out = tempfile::tempdir().unwrap();
     let dest = format!("type=local,dest={}", out.path().display());
     let (ok, err) = build_file(&env, c, "Dbind", df, &["-o", &dest]);
@@ -578,5 +583,16 @@ fn context_bind_mounts_leave_ignored_files_out() {
     assert!(
         !seen.contains(".env") && !seen.contains("node_modules") && !seen.contains("hunter2"),
         "{seen}"
+    );
+    // A writable mount is a copy of the kept entries: writes stay out of the context.
+    let rw = std::fs::read_to_string(out.path().join("seen-rw")).unwrap();
+    assert!(rw.contains("new") && !rw.contains(".env"), "{rw}");
+    assert!(
+        !c.join("new").exists(),
+        "a writable bind mount wrote into the context"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("ran")).unwrap(),
+        "ran\n"
     );
 }

@@ -144,6 +144,25 @@ impl Root {
         Ok((md.dev(), md.ino()))
     }
 
+    /// The entries of directory `rel`, listed from a descriptor opened inside the root (so a
+    /// component swapped for a link cannot make the listing show another directory); their
+    /// `metadata()` is taken relative to that directory (`fstatat`, not following links). Where
+    /// `/proc` is not mounted, the directory is listed by path.
+    pub fn read_dir(&self, rel: &Path) -> io::Result<std::fs::ReadDir> {
+        use nix::fcntl::OFlag;
+        use std::os::fd::AsRawFd;
+        let d = self.open_with(
+            rel,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        )?;
+        // Opening the descriptor's magic link opens that same directory, whatever its path is now.
+        match std::fs::read_dir(format!("/proc/self/fd/{}", d.as_raw_fd())) {
+            Ok(rd) => Ok(rd),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::read_dir(self.path.join(rel)),
+            Err(e) => Err(e),
+        }
+    }
+
     fn open_any(&self, rel: &Path) -> io::Result<File> {
         use nix::fcntl::OFlag;
         self.open_with(
@@ -298,5 +317,30 @@ mod tests {
             .read_to_string(&mut s)
             .unwrap();
         assert_eq!(s, "f");
+    }
+
+    #[test]
+    fn listings_come_from_inside_the_root() {
+        let d = tree();
+        let root = Root::open(d.path()).unwrap();
+        let names = |p: &str| -> Vec<String> {
+            let mut v: Vec<String> = root
+                .read_dir(Path::new(p))
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names("real"), ["sub"]);
+        assert!(names("").contains(&"abs".to_string()));
+        // A link as the last component is not listed through (walks list resolved paths).
+        assert!(root.read_dir(Path::new("abs")).is_err());
+        assert!(root.read_dir(Path::new("rel")).is_err());
+        assert!(
+            root.read_dir(Path::new("real/..")).is_err(),
+            "callers pass resolved paths"
+        );
     }
 }

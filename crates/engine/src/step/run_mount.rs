@@ -144,44 +144,22 @@ impl StageRun<'_, '_> {
                 MountKind::Bind => {
                     let target = self.mount_target(target.as_deref())?;
                     let src_rel = crate::context::clean_rel(source.as_deref().unwrap_or("/"));
-                    let (root, key, identity) = match m.from.as_deref().filter(|f| !f.is_empty()) {
-                        Some(from) => {
-                            let (layers, key) = self.source_of(from, "RUN --mount from")?;
-                            let v = View::new(sh.store, &layers)?;
-                            let p = in_root(&v.path, &src_rel)?;
-                            let id = identity_in(&v.path, &p)?;
-                            out.views.push(v);
-                            (p, key, id)
-                        }
-                        None => {
-                            let ctx = sh.context.as_ref().ok_or_else(|| {
-                                EngineError::msg("RUN --mount=type=bind needs a build context")
-                            })?;
-                            let sel =
-                                ctx.select(if src_rel.is_empty() { "." } else { &src_rel })?;
-                            let key = ctx.digest(&sel)?;
-                            let src = &sel[0].src;
-                            if ctx.ignores_under(src)
-                                && std::fs::metadata(ctx.dir.join(src)).is_ok_and(|m| m.is_dir())
-                            {
-                                // What BuildKit would have been sent: the kept entries only.
-                                let view = tmp.join(format!("context-{mi}"));
-                                std::fs::create_dir(&view).map_err(|e| {
-                                    EngineError::msg(format!("context bind mount: {e}"))
-                                })?;
-                                ctx.copy_kept(src, &view)?;
-                                let id = identity_in(tmp, &view)?;
-                                (view, key, id)
-                            } else {
-                                let p = in_root(&ctx.dir, &src_rel)?;
-                                let id = identity_in(&ctx.dir, &p)?;
-                                (p, key, id)
+                    // `private`: the source is a copy of this step's own already.
+                    let (root, key, identity, private) =
+                        match m.from.as_deref().filter(|f| !f.is_empty()) {
+                            Some(from) => {
+                                let (layers, key) = self.source_of(from, "RUN --mount from")?;
+                                let v = View::new(sh.store, &layers)?;
+                                let p = in_root(&v.path, &src_rel)?;
+                                let id = identity_in(&v.path, &p)?;
+                                out.views.push(v);
+                                (p, key, id, false)
                             }
-                        }
-                    };
+                            None => self.context_bind(&src_rel, m.readonly, tmp, mi)?,
+                        };
                     // What is bound must be what was resolved inside the root (the sandbox checks
                     // the mount against this identity); a writable mount binds a copy of ours.
-                    let (source, identity) = if m.readonly {
+                    let (source, identity) = if m.readonly || private {
                         (root, Some(identity))
                     } else {
                         // A writable bind mount is copy-on-write: changes are discarded.
@@ -245,6 +223,51 @@ impl StageRun<'_, '_> {
         }
         lock_caches(&mut out, locks, tmp)?;
         Ok(out)
+    }
+
+    /// The context as a bind mount of `src_rel` sees it: bound in place when it is read-only and
+    /// nothing below it is ignored; else the kept entries copied into `tmp` (a writable mount
+    /// needs a copy anyway, and this one reads through the context's root, never by path).
+    /// Returns the source, the content key, its identity and whether it is a private copy.
+    fn context_bind(
+        &self,
+        src_rel: &str,
+        readonly: bool,
+        tmp: &Path,
+        mi: usize,
+    ) -> Result<(PathBuf, String, (u64, u64), bool), EngineError> {
+        let ctx = self
+            .sh
+            .context
+            .as_ref()
+            .ok_or_else(|| EngineError::msg("RUN --mount=type=bind needs a build context"))?;
+        let sel = ctx.select(if src_rel.is_empty() { "." } else { src_rel })?;
+        let key = ctx.digest(&sel)?;
+        let src = &sel[0].src;
+        let is_dir = std::fs::symlink_metadata(ctx.dir.join(src)).is_ok_and(|m| m.is_dir());
+        if readonly && !(is_dir && ctx.ignores_under(src)) {
+            let p = in_root(&ctx.dir, src_rel)?;
+            let id = identity_in(&ctx.dir, &p)?;
+            return Ok((p, key, id, false));
+        }
+        let err = |e: std::io::Error| EngineError::msg(format!("context bind mount: {e}"));
+        let view = tmp.join(format!("context-{mi}"));
+        if is_dir {
+            std::fs::create_dir(&view).map_err(err)?;
+            ctx.copy_kept(src, &view)?;
+        } else {
+            let mut from = ctx.open_file(src).map_err(err)?;
+            let mode = std::os::unix::fs::MetadataExt::mode(&from.metadata().map_err(err)?);
+            let mut to = std::fs::File::create(&view).map_err(err)?;
+            std::io::copy(&mut from, &mut to).map_err(err)?;
+            std::fs::set_permissions(
+                &view,
+                std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777),
+            )
+            .map_err(err)?;
+        }
+        let id = identity_in(tmp, &view)?;
+        Ok((view, key, id, true))
     }
 
     /// Where a bind, cache or tmpfs mount goes, as BuildKit places it: a relative target is joined
