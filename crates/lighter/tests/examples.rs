@@ -3,7 +3,9 @@
 //! `npm prune --omit=dev`, slim runtime, `USER node`). Their base images are made locally: the
 //! debootstrap base (`scripts/make-bases.sh bookworm`), then the `golang:1.19`, `node:18` and
 //! `node:18-slim` stand-ins built by lighter itself from `examples/bases` and cached as archives next
-//! to the base tarballs. The results run with `lighter run` and, after `lighter save`, in Docker.
+//! to the base tarballs, then pushed to a local registry that serves as docker.io's mirror, from
+//! which the examples' `FROM golang:1.19` pull them. The results run with `lighter run` and, after
+//! `lighter save`, in Docker.
 
 mod common;
 
@@ -65,18 +67,31 @@ fn go_and_node_examples_build_run_and_shrink() {
         ));
         return;
     }
+    // The stand-ins are made (or loaded) in a store of their own and served the way a machine
+    // without Docker Hub would get them: from a local registry configured as docker.io's mirror.
+    // The examples then build in an empty store whose `FROM golang:1.19` pulls through it.
+    let publisher = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
     let env = Env {
         root: tempfile::tempdir().unwrap(),
     };
-    let o = env.lighter(&[
+    let o = publisher.lighter(&[
         "import",
         cache.join("bookworm.tar").to_str().unwrap(),
         "debian:bookworm",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    stand_in(&env, &cache, "golang:1.19", "golang.Dockerfile", None, &[]);
     stand_in(
-        &env,
+        &publisher,
+        &cache,
+        "golang:1.19",
+        "golang.Dockerfile",
+        None,
+        &[],
+    );
+    stand_in(
+        &publisher,
         &cache,
         "node:18-slim",
         "node.Dockerfile",
@@ -84,13 +99,42 @@ fn go_and_node_examples_build_run_and_shrink() {
         &["--build-context", "hostca=/etc/ssl/certs"],
     );
     stand_in(
-        &env,
+        &publisher,
         &cache,
         "node:18",
         "node.Dockerfile",
         Some("full"),
         &["--build-context", "hostca=/etc/ssl/certs"],
     );
+
+    let Some(mirror) = RegistryServer::start(None) else {
+        return;
+    };
+    for tag in ["golang:1.19", "node:18", "node:18-slim"] {
+        let served = format!("{}/library/{tag}", mirror.host());
+        for args in [
+            vec!["tag", tag, served.as_str()],
+            vec!["push", "-q", served.as_str()],
+        ] {
+            let o = publisher.lighter(&args);
+            assert!(
+                o.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+    let settings = publisher.root.path().join("registries.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "[registry.\"docker.io\"]\nmirrors = [\"{}\"]\n",
+            mirror.host()
+        ),
+    )
+    .unwrap();
+    // This test binary runs this one test: the setting reaches every lighter it starts.
+    std::env::set_var("LIGHTER_REGISTRY_CONFIG", &settings);
 
     let mut report = Vec::new();
     for (name, dir, selftest, expect) in [
@@ -154,6 +198,13 @@ fn go_and_node_examples_build_run_and_shrink() {
     }
     // The Go binary alone ships: a few MB.
     assert!(size_of(&env, "hello-go:multi") < 10_000_000);
+    // The bases came through the mirror, under their docker.io names.
+    let o = env.lighter(&["images", "--digests"]);
+    let listed = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        listed.contains("golang") && listed.contains("sha256:"),
+        "{listed}"
+    );
     for line in &report {
         println!("{line}");
     }
