@@ -266,6 +266,11 @@ impl BuildContext {
             .map_err(|e| EngineError::msg(format!("/{}: {e}", rel.display())))
     }
 
+    /// The target of the link `rel` (a walked path), read inside the root.
+    pub fn read_link(&self, rel: &Path) -> std::io::Result<PathBuf> {
+        self.root.read_link(rel)
+    }
+
     /// Opens the regular file `rel` (a resolved or walked path) inside the root.
     pub fn open_file(&self, rel: &Path) -> std::io::Result<std::fs::File> {
         self.root.open_file(rel)
@@ -618,9 +623,8 @@ impl BuildContext {
             h.update([0]);
             h.update((md.mode() & 0o170_7777).to_le_bytes());
             if md.file_type().is_symlink() {
-                let abs = self.dir.join(rel);
                 h.update(
-                    std::fs::read_link(&abs)
+                    self.read_link(rel)
                         .map(|t| t.to_string_lossy().into_owned())
                         .unwrap_or_default()
                         .as_bytes(),

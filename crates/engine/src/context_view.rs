@@ -43,7 +43,7 @@ impl BuildContext {
                 continue;
             }
             if ft.is_symlink() {
-                let target = std::fs::read_link(self.dir.join(rel)).map_err(|e| err(rel, e))?;
+                let target = self.read_link(rel).map_err(|e| err(rel, e))?;
                 std::os::unix::fs::symlink(target, &to).map_err(|e| err(&to, e))?;
             } else if ft.is_file() {
                 let mut from = self.open_file(rel).map_err(|e| err(rel, e))?;

@@ -218,7 +218,7 @@ impl Planner<'_> {
         let kind = if ft.is_dir() {
             EntryKind::Dir
         } else if ft.is_symlink() {
-            match std::fs::read_link(self.req.sources.dir.join(src)) {
+            match self.req.sources.read_link(src) {
                 Ok(target) => EntryKind::Symlink { target },
                 Err(_) => return false,
             }

@@ -322,7 +322,7 @@ fn copy_entry(
             std::fs::create_dir(&dest).map_err(err)?;
         }
     } else if ft.is_symlink() {
-        let target = std::fs::read_link(&src).map_err(err)?;
+        let target = req.sources.read_link(rel).map_err(err)?;
         std::os::unix::fs::symlink(target, &dest).map_err(err)?;
     } else if ft.is_file() {
         let mut from = req.sources.open_file(rel).map_err(err)?;

@@ -163,6 +163,23 @@ impl Root {
         }
     }
 
+    /// The target of the link `rel`, read from its directory's descriptor opened inside the root.
+    pub fn read_link(&self, rel: &Path) -> io::Result<PathBuf> {
+        use nix::fcntl::OFlag;
+        let name = rel.file_name().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: no link name", rel.display()),
+            )
+        })?;
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let d = self.open_with(
+            parent,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        )?;
+        Ok(PathBuf::from(nix::fcntl::readlinkat(d.as_fd(), name)?))
+    }
+
     fn open_any(&self, rel: &Path) -> io::Result<File> {
         use nix::fcntl::OFlag;
         self.open_with(
@@ -342,5 +359,7 @@ mod tests {
             root.read_dir(Path::new("real/..")).is_err(),
             "callers pass resolved paths"
         );
+        assert_eq!(root.read_link(Path::new("abs")).unwrap(), Path::new("/etc"));
+        assert!(root.read_link(Path::new("real")).is_err(), "not a link");
     }
 }
