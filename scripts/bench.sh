@@ -248,22 +248,24 @@ bench_run() {
 bench_registry() {
   local w="$BENCH_DIR/registry" runs=${REG_RUNS:-3}
   rm -rf "$w"; mkdir -p "$w"
-  local p1 p2; p1=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  p2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  local p1=5100 p2
+  while (echo > "/dev/tcp/127.0.0.1/$p1") 2>/dev/null; do p1=$((p1 + 1)); done
+  p2=$((p1 + 1)); while (echo > "/dev/tcp/127.0.0.1/$p2") 2>/dev/null; do p2=$((p2 + 1)); done
   for p in $p1 $p2; do
     printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' "$w/data-$p" "$p" > "$w/config-$p.yml"
     docker-registry serve "$w/config-$p.yml" >"$w/log-$p" 2>&1 &
     echo $! >> "$w/pids"
   done
-  trap 'kill $(cat "$BENCH_DIR/registry/pids") 2>/dev/null || true' RETURN
-  for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$p1/v2/" >/dev/null && curl -sf "http://127.0.0.1:$p2/v2/" >/dev/null && break; sleep 0.1; done
+  # EXIT, not RETURN: a failing step under `set -e` ends the script without returning.
+  trap 'kill $(cat "$BENCH_DIR/registry/pids" 2>/dev/null) 2>/dev/null || true' EXIT
+  for _ in $(seq 1 50); do (echo > "/dev/tcp/127.0.0.1/$p1") 2>/dev/null && (echo > "/dev/tcp/127.0.0.1/$p2") 2>/dev/null && break; sleep 0.1; done
   ensure_bases
   mkdir -p "$w/ctx"
   { echo "FROM busybox"; for i in 1 2 3 4 5 6; do echo "RUN dd if=/dev/urandom of=/blob$i bs=1M count=90 2>/dev/null"; done; } > "$w/ctx/Dockerfile"
   "$L" build -q -t bench/big:1 "$w/ctx" >/dev/null
   local ref1="127.0.0.1:$p1/bench/big:1" ref2="127.0.0.1:$p2/bench/big:1"
   "$L" tag bench/big:1 "$ref1"
-  local mb; mb=$("$L" inspect bench/big:1 | python3 -c 'import json,sys; print(sum(1 for _ in json.load(sys.stdin)[0]["RootFS"]["Layers"]))')
+  local mb=7 # busybox's layer and the six RUN layers above
   echo "## registry: a $mb-layer image of about 540 MB, local docker-registry, $runs runs each (medians)"
   row step lighter docker ratio; row --- --- --- ---
   have_docker || { echo "bench: registry needs docker" >&2; return 1; }

@@ -31,6 +31,9 @@ docker-registry serve "$REG/config.yml" >"$REG/log" 2>&1 &
 REG_PID=$!
 trap 'kill $REG_PID 2>/dev/null || true; rm -rf "$REG"' EXIT
 for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+if ! (echo > "/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+  echo "demo: docker-registry did not start on 127.0.0.1:$PORT:" >&2; cat "$REG/log" >&2; exit 1
+fi
 LB tag golang:1.19 "127.0.0.1:$PORT/library/golang:1.19"
 LB push -q "127.0.0.1:$PORT/library/golang:1.19" >/dev/null
 printf '[registry."docker.io"]\nmirrors = ["127.0.0.1:%s"]\n' "$PORT" > "$REG/registries.toml"

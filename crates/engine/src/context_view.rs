@@ -11,12 +11,15 @@ use std::path::Path;
 
 impl BuildContext {
     /// True when `.dockerignore` excludes anything below `src` (a path resolved in the context).
+    /// A directory that cannot be listed counts as holding something ignored (the filtered copy is
+    /// the safe answer).
     pub fn ignores_under(&self, src: &Path) -> bool {
         fn walk(c: &BuildContext, rel: &Path) -> bool {
-            let Ok(rd) = std::fs::read_dir(c.dir.join(rel)) else {
-                return false;
+            let Ok(rd) = c.root().read_dir(rel) else {
+                return true;
             };
-            rd.flatten().any(|e| {
+            rd.into_iter().any(|e| {
+                let Ok(e) = e else { return true };
                 let child = rel.join(e.file_name());
                 c.ignored(&child) || (e.file_type().is_ok_and(|t| t.is_dir()) && walk(c, &child))
             })
@@ -35,6 +38,11 @@ impl BuildContext {
             let inner = rel.strip_prefix(src).unwrap_or(rel);
             let to = dest.join(inner);
             let ft = md.file_type();
+            // A file re-included (`!pattern`) below an ignored directory: that directory is not in
+            // the walk, so it is made here (0755, as the context transfer makes it).
+            if let Some(parent) = to.parent().filter(|p| !p.exists()) {
+                std::fs::create_dir_all(parent).map_err(|e| err(parent, e))?;
+            }
             if ft.is_dir() {
                 if !inner.as_os_str().is_empty() {
                     std::fs::create_dir(&to).map_err(|e| err(&to, e))?;
@@ -89,7 +97,11 @@ mod tests {
             std::fs::write(f, c).unwrap();
         }
         std::os::unix::fs::symlink("a.txt", d.path().join("src/link")).unwrap();
-        std::fs::write(d.path().join(".dockerignore"), "node_modules\n**/.env\n").unwrap();
+        std::fs::write(
+            d.path().join(".dockerignore"),
+            "node_modules\n!node_modules/m/i.js\n**/.env\n",
+        )
+        .unwrap();
         let c = BuildContext::open(d.path(), None).unwrap();
         assert!(c.ignores_under(Path::new("")));
         assert!(c.ignores_under(Path::new("src")));
@@ -106,6 +118,11 @@ mod tests {
             Path::new("a.txt")
         );
         assert!(out.path().join("keep.txt").is_file());
-        assert!(!out.path().join("src/.env").exists() && !out.path().join("node_modules").exists());
+        assert!(!out.path().join("src/.env").exists());
+        // Re-included below an ignored directory: there, with its parents.
+        assert_eq!(
+            std::fs::read_to_string(out.path().join("node_modules/m/i.js")).unwrap(),
+            "m"
+        );
     }
 }

@@ -74,9 +74,9 @@ impl StageRun<'_, '_> {
             .store
             .temp_dir("run-")
             .map_err(|e| EngineError::msg(e.to_string()))?;
-        let m = self.mounts(r, tmp.path())?;
-        let (mounts, mount_keys) = (m.mounts, m.keys);
-        let secret_env = m.env;
+        let mut m = self.mounts(r, tmp.path())?;
+        let mount_keys = m.keys.clone();
+        let secret_env = std::mem::take(&mut m.env);
         // A stage's config always has a PATH (config::ensure_path); a process environment without
         // one still gets the default, as BuildKit's exec op does (addDefaultEnvvar).
         if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -144,7 +144,11 @@ impl StageRun<'_, '_> {
         let label = self.label.clone();
         let span: Span = ins.span;
         let run_text = text.clone();
+        let tmp_dir = tmp.path().to_path_buf();
         self.execute(&key, &text, &history, n, total, &inputs, |this, id| {
+            // Copies and cache locks only now that the step runs (a cache hit needs neither).
+            this.realize_mounts(&mut m, &tmp_dir)?;
+            let mounts = &m.mounts;
             let mut snap = Active::new(this.sh.store, &this.layers)?;
             let spec = lighter_sandbox::RunSpec {
                 rootfs: snap.rootfs(this.sh.store)?,

@@ -20,6 +20,19 @@ pub(super) struct Mounts {
     pub cache_locks: Vec<std::fs::File>,
     /// The ssh mounts' proxy sockets, listening until the step is done.
     pub ssh: Vec<super::ssh_proxy::SshProxy>,
+    /// Work done only when the step runs, never on a cache hit (see `realize_mounts`).
+    deferred: Vec<Deferred>,
+    locks: Vec<PendingLock>,
+}
+
+/// A copy a mount's source needs, made when the step runs.
+enum Deferred {
+    /// The context's kept entries below `src` (a directory) into `to`.
+    ContextDir { src: PathBuf, to: PathBuf },
+    /// The context's regular file `src` to `to`, with its mode.
+    ContextFile { src: PathBuf, to: PathBuf },
+    /// A stage's or image's tree (a writable bind mount is copy-on-write).
+    Tree { from: PathBuf, to: PathBuf },
 }
 
 impl StageRun<'_, '_> {
@@ -33,8 +46,9 @@ impl StageRun<'_, '_> {
             views: Vec::new(),
             cache_locks: Vec::new(),
             ssh: Vec::new(),
+            deferred: Vec::new(),
+            locks: Vec::new(),
         };
-        let mut locks: Vec<PendingLock> = Vec::new();
         for (mi, m) in r.mounts.iter().enumerate() {
             let target = m.target.as_deref().map(|t| self.x(t)).transpose()?;
             let id = m.id.as_deref().map(|t| self.x(t)).transpose()?;
@@ -54,12 +68,13 @@ impl StageRun<'_, '_> {
                     let from = m.from.as_deref().filter(|f| !f.is_empty());
                     let dir = self.cache_dir(&cid, from, source.as_deref(), m)?;
                     // The lock is taken after every mount is prepared (see `lock_caches`).
-                    locks.push(PendingLock {
+                    out.locks.push(PendingLock {
                         dir: dir.clone(),
                         mount: out.mounts.len(),
                         sharing: m.sharing,
                         uid: m.uid,
                         gid: m.gid,
+                        mode: m.mode,
                         mi,
                     });
                     let source = dir.clone();
@@ -153,23 +168,23 @@ impl StageRun<'_, '_> {
                                 let p = in_root(&v.path, &src_rel)?;
                                 let id = identity_in(&v.path, &p)?;
                                 out.views.push(v);
-                                (p, key, id, false)
+                                (p, key, Some(id), false)
                             }
-                            None => self.context_bind(&src_rel, m.readonly, tmp, mi)?,
+                            None => self.context_bind(&src_rel, m.readonly, tmp, mi, &mut out)?,
                         };
                     // What is bound must be what was resolved inside the root (the sandbox checks
                     // the mount against this identity); a writable mount binds a copy of ours.
-                    let (source, identity) = if m.readonly || private {
-                        (root, Some(identity))
+                    let (source, identity) = if private {
+                        (root, None)
+                    } else if m.readonly {
+                        (root, identity)
                     } else {
                         // A writable bind mount is copy-on-write: changes are discarded.
                         let copy = tmp.join(format!("bind-{mi}"));
-                        lighter_store::layer::copy_tree(&root, &copy).map_err(|e| {
-                            EngineError::msg(format!(
-                                "copy bind mount source {}: {e}",
-                                root.display()
-                            ))
-                        })?;
+                        out.deferred.push(Deferred::Tree {
+                            from: root,
+                            to: copy.clone(),
+                        });
                         (copy, None)
                     };
                     out.mounts.push(lighter_sandbox::Mount {
@@ -221,8 +236,38 @@ impl StageRun<'_, '_> {
                 }
             }
         }
-        lock_caches(&mut out, locks, tmp)?;
         Ok(out)
+    }
+
+    /// What `mounts` left for the step itself: the copies mount sources need, then the cache
+    /// locks (after every copy, so no lock is held while copying).
+    pub(super) fn realize_mounts(&self, out: &mut Mounts, tmp: &Path) -> Result<(), EngineError> {
+        for d in std::mem::take(&mut out.deferred) {
+            match d {
+                Deferred::ContextDir { src, to } => {
+                    let ctx = self.sh.context.as_ref().ok_or_else(|| {
+                        EngineError::msg("RUN --mount=type=bind needs a build context")
+                    })?;
+                    std::fs::create_dir(&to).map_err(|e| {
+                        EngineError::msg(format!("context bind mount {}: {e}", to.display()))
+                    })?;
+                    ctx.copy_kept(&src, &to)?;
+                }
+                Deferred::ContextFile { src, to } => {
+                    let ctx = self.sh.context.as_ref().ok_or_else(|| {
+                        EngineError::msg("RUN --mount=type=bind needs a build context")
+                    })?;
+                    copy_context_file(ctx, &src, &to)?;
+                }
+                Deferred::Tree { from, to } => {
+                    lighter_store::layer::copy_tree(&from, &to).map_err(|e| {
+                        EngineError::msg(format!("copy bind mount source {}: {e}", from.display()))
+                    })?;
+                }
+            }
+        }
+        let locks = std::mem::take(&mut out.locks);
+        lock_caches(out, locks, tmp)
     }
 
     /// The context as a bind mount of `src_rel` sees it: bound in place when it is read-only and
@@ -235,7 +280,8 @@ impl StageRun<'_, '_> {
         readonly: bool,
         tmp: &Path,
         mi: usize,
-    ) -> Result<(PathBuf, String, (u64, u64), bool), EngineError> {
+        out: &mut Mounts,
+    ) -> Result<(PathBuf, String, Option<(u64, u64)>, bool), EngineError> {
         let ctx = self
             .sh
             .context
@@ -243,31 +289,27 @@ impl StageRun<'_, '_> {
             .ok_or_else(|| EngineError::msg("RUN --mount=type=bind needs a build context"))?;
         let sel = ctx.select(if src_rel.is_empty() { "." } else { src_rel })?;
         let key = ctx.digest(&sel)?;
-        let src = &sel[0].src;
-        let is_dir = std::fs::symlink_metadata(ctx.dir.join(src)).is_ok_and(|m| m.is_dir());
-        if readonly && !(is_dir && ctx.ignores_under(src)) {
+        let src = sel[0].src.clone();
+        let is_dir = std::fs::symlink_metadata(ctx.dir.join(&src)).is_ok_and(|m| m.is_dir());
+        if readonly && !(is_dir && ctx.ignores_under(&src)) {
             let p = in_root(&ctx.dir, src_rel)?;
             let id = identity_in(&ctx.dir, &p)?;
-            return Ok((p, key, id, false));
+            return Ok((p, key, Some(id), false));
         }
-        let err = |e: std::io::Error| EngineError::msg(format!("context bind mount: {e}"));
-        let view = tmp.join(format!("context-{mi}"));
-        if is_dir {
-            std::fs::create_dir(&view).map_err(err)?;
-            ctx.copy_kept(src, &view)?;
+        // The copy is made when the step runs; it is this step's own, so no identity to check.
+        let to = tmp.join(format!("context-{mi}"));
+        out.deferred.push(if is_dir {
+            Deferred::ContextDir {
+                src,
+                to: to.clone(),
+            }
         } else {
-            let mut from = ctx.open_file(src).map_err(err)?;
-            let mode = std::os::unix::fs::MetadataExt::mode(&from.metadata().map_err(err)?);
-            let mut to = std::fs::File::create(&view).map_err(err)?;
-            std::io::copy(&mut from, &mut to).map_err(err)?;
-            std::fs::set_permissions(
-                &view,
-                std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777),
-            )
-            .map_err(err)?;
-        }
-        let id = identity_in(tmp, &view)?;
-        Ok((view, key, id, true))
+            Deferred::ContextFile {
+                src,
+                to: to.clone(),
+            }
+        });
+        Ok((to, key, None, true))
     }
 
     /// Where a bind, cache or tmpfs mount goes, as BuildKit places it: a relative target is joined
@@ -369,6 +411,29 @@ fn in_root(root: &Path, rel: &str) -> Result<PathBuf, EngineError> {
         .map_err(|e| EngineError::msg(format!("mount source {rel}: {e}")))
 }
 
+/// Copies the context's regular file `src` to `to` with its mode, owner and mtime.
+fn copy_context_file(
+    ctx: &crate::context::BuildContext,
+    src: &Path,
+    to: &Path,
+) -> Result<(), EngineError> {
+    use std::os::unix::fs::MetadataExt;
+    let err =
+        |e: std::io::Error| EngineError::msg(format!("context bind mount /{}: {e}", src.display()));
+    let mut from = ctx.open_file(src).map_err(err)?;
+    let md = from.metadata().map_err(err)?;
+    let mut out = std::fs::File::create(to).map_err(err)?;
+    std::io::copy(&mut from, &mut out).map_err(err)?;
+    std::fs::set_permissions(
+        to,
+        std::os::unix::fs::PermissionsExt::from_mode(md.mode() & 0o7777),
+    )
+    .map_err(err)?;
+    let _ = std::os::unix::fs::lchown(to, Some(md.uid()), Some(md.gid()));
+    let _ = lighter_store::layer::set_times(to, md.mtime(), md.mtime_nsec());
+    Ok(())
+}
+
 /// A cache mount's lock, taken once every mount of the step is prepared.
 struct PendingLock {
     dir: PathBuf,
@@ -377,7 +442,24 @@ struct PendingLock {
     sharing: Sharing,
     uid: Option<u32>,
     gid: Option<u32>,
+    mode: Option<u32>,
     mi: usize,
+}
+
+/// `flock(2)` on `fd`, retried on EINTR. `Ok(false)`: a non-blocking request found it held.
+fn flock(fd: std::os::fd::RawFd, op: libc::c_int) -> std::io::Result<bool> {
+    loop {
+        // SAFETY: flock on a descriptor the caller owns and keeps open.
+        if unsafe { libc::flock(fd, op) } == 0 {
+            return Ok(true);
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) if op & libc::LOCK_NB != 0 => return Ok(false),
+            _ => return Err(e),
+        }
+    }
 }
 
 /// Takes the cache mounts' locks: after everything that can wait for another stage (a `from=`
@@ -411,20 +493,24 @@ fn lock_caches(
             .map_err(err)?;
         let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
         let has = |s: Sharing| group.iter().any(|l| l.sharing == s);
-        // SAFETY: flock on a descriptor this function owns (`lock`, kept open in `out`).
         let exclusive = if has(Sharing::Locked) {
-            unsafe { libc::flock(fd, libc::LOCK_EX) == 0 }
+            flock(fd, libc::LOCK_EX).map_err(err)?
         } else if has(Sharing::Private) {
-            unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) == 0 }
+            flock(fd, libc::LOCK_EX | libc::LOCK_NB).map_err(err)?
         } else {
-            unsafe { libc::flock(fd, libc::LOCK_SH) };
-            true
+            flock(fd, libc::LOCK_SH).map_err(err)?
         };
         if !exclusive && !has(Sharing::Locked) {
             for l in group.iter().filter(|l| l.sharing == Sharing::Private) {
                 let fresh = tmp.join(format!("cache-{}", l.mi));
                 std::fs::create_dir_all(&fresh).map_err(err)?;
                 let _ = std::os::unix::fs::chown(&fresh, l.uid, l.gid);
+                let mode = l.mode.unwrap_or(0o755);
+                std::fs::set_permissions(
+                    &fresh,
+                    std::os::unix::fs::PermissionsExt::from_mode(mode),
+                )
+                .map_err(err)?;
                 if let lighter_sandbox::MountKind::Bind { source, .. } =
                     &mut out.mounts[l.mount].kind
                 {
@@ -432,8 +518,7 @@ fn lock_caches(
                 }
             }
             if has(Sharing::Shared) {
-                // SAFETY: as above.
-                unsafe { libc::flock(fd, libc::LOCK_SH) };
+                flock(fd, libc::LOCK_SH).map_err(err)?;
             }
         }
         out.cache_locks.push(lock);
