@@ -376,14 +376,7 @@ fn wildcards_archives_proxies_and_mount_targets_as_buildkit() {
             ("b/y", "by\n"),
         ],
     );
-    for (name, dir) in [("one.tar", "a"), ("two.tar", "b")] {
-        let st = Command::new("tar")
-            .args(["-cf", name, dir])
-            .current_dir(c)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
+    tar_dirs(c, &[("one.tar", "a"), ("two.tar", "b")]);
     let df = "FROM busybox AS s\nRUN mkdir /m && echo mounted > /m/file\n\
               FROM busybox\nCOPY f*.go /foo2.go\nADD *.tar /unpacked\n\
               RUN echo \"$http_proxy|$HTTP_PROXY|$no_proxy|$NO_PROXY\" > /proxies\n\

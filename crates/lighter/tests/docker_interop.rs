@@ -29,6 +29,14 @@ fn lighter_save_docker_load(env: &Env, d: &str, dir: &std::path::Path, tag: &str
     docker_ok(d, &["load", "-i", archive.to_str().unwrap()])
 }
 
+/// Docker with busybox:latest, and a lighter store with it: the start of every comparison.
+fn docker_and_busybox() -> Option<(&'static str, Env)> {
+    let d = docker()?;
+    let env = with_busybox()?;
+    ensure_docker_busybox(d, &bases()?);
+    Some((d, env))
+}
+
 fn ensure_docker_busybox(d: &str, bases: &std::path::Path) {
     let o = Command::new(d)
         .args(["image", "inspect", "busybox:latest"])
@@ -160,10 +168,9 @@ fn docker_saved_image_round_trips_with_the_same_digests() {
 /// owner, content, link target) and the same config fields.
 #[test]
 fn same_files_and_config_as_buildkit() {
-    let Some(d) = docker() else { return };
-    let Some(env) = with_busybox() else { return };
-    let bases = bases().unwrap();
-    ensure_docker_busybox(d, &bases);
+    let Some((d, env)) = docker_and_busybox() else {
+        return;
+    };
     let ctx = tempfile::tempdir().unwrap();
     write(
         ctx.path(),
@@ -295,10 +302,9 @@ fn run_layers_apply_in_docker_as_buildkits_do() {
     // `lighter save | docker load`. Both images are then assembled by Docker's engine from their
     // layers, so every whiteout lighter wrote is applied by a real peer, and the trees (types,
     // contents, modes, owners) and the config must be the same, as must the number of layers.
-    let Some(d) = docker() else { return };
-    let Some(env) = with_busybox() else { return };
-    let bases = bases().unwrap();
-    ensure_docker_busybox(d, &bases);
+    let Some((d, env)) = docker_and_busybox() else {
+        return;
+    };
     let ctx = tempfile::tempdir().unwrap();
     write(
         ctx.path(),
@@ -369,10 +375,9 @@ fn copy_and_workdir_semantics_match_buildkit() {
     // one file copied to a file destination, ADD of several archives into one directory, several
     // sources to a destination without a trailing slash (the last one wins, as in BuildKit), and
     // EXPOSE ranges.
-    let Some(d) = docker() else { return };
-    let Some(env) = with_busybox() else { return };
-    let bases = bases().unwrap();
-    ensure_docker_busybox(d, &bases);
+    let Some((d, env)) = docker_and_busybox() else {
+        return;
+    };
     let ctx = tempfile::tempdir().unwrap();
     let c = ctx.path();
     write(
@@ -397,14 +402,7 @@ fn copy_and_workdir_semantics_match_buildkit() {
         ],
     );
     std::os::unix::fs::symlink("foo1.go", c.join("golink")).unwrap();
-    for (name, dir) in [("one.tar", "a"), ("two.tar", "b")] {
-        let st = Command::new("tar")
-            .args(["-cf", name, dir])
-            .current_dir(c)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
+    tar_dirs(c, &[("one.tar", "a"), ("two.tar", "b")]);
     let ctx_s = c.to_str().unwrap();
     docker_ok(
         d,

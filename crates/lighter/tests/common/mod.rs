@@ -362,3 +362,15 @@ pub fn tls_and_htpasswd(dir: &Path, user: &str, pass: &str) -> Option<RegistryAu
         htpasswd,
     })
 }
+
+/// `tar -cf NAME DIR` in `dir` for each pair (archives for ADD tests).
+pub fn tar_dirs(dir: &Path, pairs: &[(&str, &str)]) {
+    for (name, sub) in pairs {
+        let st = Command::new("tar")
+            .args(["-cf", name, sub])
+            .current_dir(dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "tar -cf {name} {sub}");
+    }
+}
