@@ -29,6 +29,22 @@ fn lighter_save_docker_load(env: &Env, d: &str, dir: &std::path::Path, tag: &str
     docker_ok(d, &["load", "-i", archive.to_str().unwrap()])
 }
 
+/// `docker build --network host -q -t TAG CTX` with Docker's BuildKit.
+fn docker_build(d: &str, tag: &str, ctx: &std::path::Path) {
+    docker_ok(
+        d,
+        &[
+            "build",
+            "--network",
+            "host",
+            "-q",
+            "-t",
+            tag,
+            ctx.to_str().unwrap(),
+        ],
+    );
+}
+
 /// Docker with busybox:latest, and a lighter store with it: the start of every comparison.
 fn docker_and_busybox() -> Option<(&'static str, Env)> {
     let d = docker()?;
@@ -102,18 +118,7 @@ fn docker_saved_image_round_trips_with_the_same_digests() {
             ),
         ],
     );
-    docker_ok(
-        d,
-        &[
-            "build",
-            "--network",
-            "host",
-            "-q",
-            "-t",
-            "docker-made:1",
-            ctx.path().to_str().unwrap(),
-        ],
-    );
+    docker_build(d, "docker-made:1", ctx.path());
     let id = docker_ok(d, &["image", "inspect", "-f", "{{.Id}}", "docker-made:1"])
         .trim()
         .to_string();
@@ -195,18 +200,7 @@ fn same_files_and_config_as_buildkit() {
     // BuildKit's `-o type=local` does not keep owners, so Docker's side is read back with
     // `docker create` + `docker export` (the container filesystem with numeric owners), minus the
     // mountpoints docker adds to every container.
-    docker_ok(
-        d,
-        &[
-            "build",
-            "--network",
-            "host",
-            "-q",
-            "-t",
-            "cmp-buildkit:1",
-            ctx.path().to_str().unwrap(),
-        ],
-    );
+    docker_build(d, "cmp-buildkit:1", ctx.path());
     let theirs = container_fs(d, "cmp-buildkit:1");
     let ours = tempfile::tempdir().unwrap();
     let (ok, err, _) = env.build(
@@ -319,18 +313,7 @@ fn run_layers_apply_in_docker_as_buildkits_do() {
              ENV X=1\nUSER 1000:2000\nCMD [\"sh\"]\n",
         )],
     );
-    docker_ok(
-        d,
-        &[
-            "build",
-            "--network",
-            "host",
-            "-q",
-            "-t",
-            "cmp-run-buildkit:1",
-            ctx.path().to_str().unwrap(),
-        ],
-    );
+    docker_build(d, "cmp-run-buildkit:1", ctx.path());
     let (ok, err, _) = env.build(ctx.path(), &["-t", "cmp-run-lighter:1"]);
     assert!(ok, "{err}");
     lighter_save_docker_load(&env, d, ctx.path(), "cmp-run-lighter:1");
@@ -403,19 +386,7 @@ fn copy_and_workdir_semantics_match_buildkit() {
     );
     std::os::unix::fs::symlink("foo1.go", c.join("golink")).unwrap();
     tar_dirs(c, &[("one.tar", "a"), ("two.tar", "b")]);
-    let ctx_s = c.to_str().unwrap();
-    docker_ok(
-        d,
-        &[
-            "build",
-            "--network",
-            "host",
-            "-q",
-            "-t",
-            "cmp-copy-buildkit:1",
-            ctx_s,
-        ],
-    );
+    docker_build(d, "cmp-copy-buildkit:1", c);
     let (ok, err, _) = env.build(c, &["-t", "cmp-copy-lighter:1"]);
     assert!(ok, "{err}");
     lighter_save_docker_load(&env, d, c, "cmp-copy-lighter:1");

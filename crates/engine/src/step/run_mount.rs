@@ -292,9 +292,12 @@ impl StageRun<'_, '_> {
         let src = sel[0].src.clone();
         let is_dir = std::fs::symlink_metadata(ctx.dir.join(&src)).is_ok_and(|m| m.is_dir());
         if readonly && !(is_dir && ctx.ignores_under(&src)) {
-            let p = in_root(&ctx.dir, src_rel)?;
-            let id = identity_in(&ctx.dir, &p)?;
-            return Ok((p, key, Some(id), false));
+            // `select` resolved the source inside the context already; its root gives the identity.
+            let id = ctx
+                .root()
+                .identity(&src)
+                .map_err(|e| EngineError::msg(format!("mount source /{}: {e}", src.display())))?;
+            return Ok((ctx.dir.join(&src), key, Some(id), false));
         }
         // The copy is made when the step runs; it is this step's own, so no identity to check.
         let to = tmp.join(format!("context-{mi}"));
