@@ -270,6 +270,8 @@ bench_registry() {
   row step lighter docker ratio; row --- --- --- ---
   have_docker || { echo "bench: registry needs docker" >&2; return 1; }
   "$L" save -o "$w/big.tar" bench/big:1 && $D load -q -i "$w/big.tar" >/dev/null && $D tag bench/big:1 "$ref2"
+  # Removed by ID before each docker pull: every tag of it (from earlier runs too) goes, so its layers do.
+  local did; did=$($D image inspect -f '{{.Id}}' bench/big:1)
   local lpush dpush; sync
   lpush=$(secs "$L" push -q "$ref1")
   sync
@@ -279,7 +281,7 @@ bench_registry() {
   for i in $(seq 1 "$runs"); do
     rm -rf "$w/pull-store"; sync
     lp+=("$(secs env LIGHTER_ROOT="$w/pull-store" "$L" pull -q "$ref1")")
-    $D rmi -f "$ref1" >/dev/null 2>&1 || true; $D rmi -f "$ref2" bench/big:1 >/dev/null 2>&1 || true; sync
+    $D rmi -f "$did" >/dev/null 2>&1 || true; sync
     dp+=("$($D image inspect "$ref1" >/dev/null 2>&1 && echo present || secs $D pull -q "$ref1")")
   done
   local lm dm; lm=$(median "${lp[@]}"); dm=$(median "${dp[@]}")

@@ -193,6 +193,13 @@ fn push_pull_and_build_from_a_registry_with_docker_and_skopeo() {
         serde_json::from_slice(&c.run(&["inspect", "busybox:latest"]).stdout).unwrap();
     assert_eq!(inspect[0]["RootFS"], orig[0]["RootFS"]);
     assert_eq!(inspect[0]["Id"], orig[0]["Id"]);
+    // Unpacked while downloading: every layer's directory is complete and holds files.
+    for l in inspect[0]["RootFS"]["Layers"].as_array().unwrap() {
+        let hex = l.as_str().unwrap().trim_start_matches("sha256:");
+        let dir = fresh.env.root.path().join("layers").join(hex);
+        assert!(dir.join(".complete").exists(), "{} not unpacked", dir.display());
+        assert!(std::fs::read_dir(dir.join("fs")).unwrap().next().is_some());
+    }
     let (images, _) = fresh.ok(&["images", "--digests"]);
     assert!(images.contains(&digest), "{images}");
     // By digest too; a second pull downloads nothing.
@@ -215,6 +222,28 @@ fn push_pull_and_build_from_a_registry_with_docker_and_skopeo() {
     assert!(ok, "{err}");
     let (out, _) = c.fresh().ok(&["pull", &pushed]);
     assert!(out.contains(&pushed));
+
+    // On a terminal (a pseudo-terminal from util-linux's `script`), docker's live view: a line per
+    // layer redrawn in place, ending in "Pull complete"; off a terminal, no escape codes.
+    let tty = c.fresh();
+    let lighter = env!("CARGO_BIN_EXE_lighter");
+    let env = tty.cmd();
+    let mut script = Command::new("timeout");
+    script.args(["120", "script", "-qec", &format!("{lighter} pull {name}"), "/dev/null"]);
+    for (k, v) in env.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let o = script.output().unwrap();
+    let screen = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{screen}");
+    assert!(
+        screen.contains("\x1b[") && screen.contains("Pull complete"),
+        "{screen}"
+    );
+    assert!(!err.contains('\x1b'), "{err}");
 
     // Unknown tags and repositories say so, naming them; nothing is tagged.
     let err = fresh.fails(&["pull", &format!("{host}/team/busybox:nope")]);
@@ -317,22 +346,39 @@ fn tls_with_htpasswd_login_logout_and_a_docker_io_mirror() {
     let err = c.fails(&["pull", &name]);
     assert!(err.contains("lighter login"), "{err}");
 
-    // The plain registry as the docker.io mirror: `FROM busybox` resolves through it.
-    let Some(mirror) = RegistryServer::start(None) else {
+    // A real pull-through cache as the docker.io mirror (distribution's proxy mode, its upstream a
+    // plain registry standing in for Docker Hub): `FROM busybox` resolves through it, the mirror
+    // keeps what it fetched, and serves it once the upstream is gone.
+    let Some(upstream) = RegistryServer::start(None) else {
         return;
     };
-    let hub = format!("{}/library/busybox:latest", mirror.host());
+    let hub = format!("{}/library/busybox:latest", upstream.host());
     c.ok(&["tag", "busybox:latest", &hub]);
     c.ok(&["push", &hub]);
+    let proxy = format!("proxy:\n  remoteurl: http://{}\n", upstream.host());
+    let Some(mirror) = RegistryServer::start_with(None, &proxy) else {
+        return;
+    };
     let b = c.fresh();
-    b.settings(&format!(
+    let mirrored = format!(
         "[registry.\"docker.io\"]\nmirrors = [\"{}\"]\n",
         mirror.host()
-    ));
+    );
+    b.settings(&mirrored);
     let (ok, err) = b.build("FROM busybox\nRUN echo via-mirror > /m\n", &["-t", "m:1"]);
     assert!(ok, "{err}");
     let (out, _) = b.ok(&["images"]);
     assert!(out.contains("busybox"), "{out}");
+    let cached = mirror
+        .dir
+        .path()
+        .join("data/docker/registry/v2/repositories/library/busybox");
+    assert!(cached.exists(), "the mirror cached nothing");
+    drop(upstream);
+    let after = c.fresh();
+    after.settings(&mirrored);
+    let (out, err) = after.ok(&["pull", "busybox"]);
+    assert!(out.contains("docker.io/library/busybox:latest"), "{out}{err}");
     // A settings file with a key lighter does not know is refused, not ignored.
     b.settings("[registry.\"docker.io\"]\nmirror = [\"x\"]\n");
     let err = b.fails(&["pull", "busybox"]);

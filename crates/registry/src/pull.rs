@@ -1,6 +1,7 @@
 //! Pull: the manifest (an index picks the platform, `variant` included), the config, then the
-//! layers on several connections at once, each digest-verified into the content store as it
-//! streams (`lighter_store::layer::store_blob`) and checked against the config's diffID. A layer
+//! layers on several connections at once, each digest-verified into the content store and unpacked
+//! as it streams (`lighter_store::layer::store_blob_unpacking`: one pass gives the blob, the diffID
+//! and the unpacked directory a build uses) and checked against the config's diffID. A layer
 //! the store already has (by diffID) is not downloaded. Nothing is committed here: the caller
 //! records the image only once every blob is in, so a failed pull tags nothing.
 
@@ -56,6 +57,8 @@ impl std::fmt::Display for Platform {
 /// Progress of a pull.
 #[derive(Debug, Clone)]
 pub enum Event {
+    /// The layers to fetch, in the manifest's order, with their sizes (before any download).
+    Layers { layers: Vec<(Digest, u64)> },
     /// Bytes of a layer received so far (of `size`).
     Progress {
         digest: Digest,
@@ -122,6 +125,12 @@ pub fn fetch(
             ),
         ));
     }
+    progress(Event::Layers {
+        layers: layer_descs
+            .iter()
+            .map(|d| (d.digest.clone(), d.size))
+            .collect(),
+    });
     let (layers, downloaded) = fetch_layers(&reg, store, &layer_descs, &diff_ids, progress)?;
     Ok(Fetched {
         config,
@@ -338,7 +347,7 @@ fn fetch_layer(
             total: downloaded,
         };
         let media_type = oci_layer_type(&d.media_type);
-        match lighter_store::layer::store_blob(store, counted, Some(&d.digest), &media_type) {
+        match lighter_store::layer::store_blob_unpacking(store, counted, &d.digest, &media_type) {
             Ok(info) => break info,
             Err(e) => {
                 let kind = match &e {

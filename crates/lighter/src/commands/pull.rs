@@ -6,6 +6,8 @@ use super::Context;
 use crate::cli::PullArgs;
 use lighter_registry::pull::{Event, Platform};
 use std::process::ExitCode;
+use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::sync::Mutex;
 
 pub fn run(ctx: &Context, args: PullArgs) -> anyhow::Result<ExitCode> {
@@ -33,12 +35,17 @@ pub fn run(ctx: &Context, args: PullArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let start = std::time::Instant::now();
+    let bars = (!quiet && std::io::stderr().is_terminal()).then(Bars::new);
     let last = Mutex::new(std::time::Instant::now());
     let progress = |ev: Event| {
         if quiet {
             return;
         }
+        if let Some(b) = &bars {
+            return b.event(ev);
+        }
         match ev {
+            Event::Layers { .. } => {}
             Event::LayerDone { digest, reused } => eprintln!(
                 "{}: {}",
                 &digest.hex()[..12],
@@ -49,7 +56,7 @@ pub fn run(ctx: &Context, args: PullArgs) -> anyhow::Result<ExitCode> {
                 }
             ),
             Event::Progress { digest, done, size } => {
-                // A line per layer at most every two seconds: bytes and rate.
+                // Not a terminal: a line at most every two seconds, with bytes and rate.
                 let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
                 if l.elapsed().as_secs_f64() >= 2.0 {
                     *l = std::time::Instant::now();
@@ -85,4 +92,66 @@ pub fn run(ctx: &Context, args: PullArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{r}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// On a terminal, `docker pull`'s live view: a line per layer, in the manifest's order, with its
+/// state, a bar, bytes of total and the rate; finished layers keep their line.
+struct Bars {
+    multi: indicatif::MultiProgress,
+    bars: Mutex<HashMap<lighter_oci::Digest, indicatif::ProgressBar>>,
+}
+
+impl Bars {
+    fn new() -> Bars {
+        Bars {
+            multi: indicatif::MultiProgress::new(),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn bar(&self, digest: &lighter_oci::Digest, size: u64) -> indicatif::ProgressBar {
+        let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        bars.entry(digest.clone())
+            .or_insert_with(|| {
+                let style = indicatif::ProgressStyle::with_template(
+                    "{prefix}: {msg:<11} [{bar:40}] {bytes:>9}/{total_bytes:<9} {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> ");
+                let b = self.multi.add(indicatif::ProgressBar::new(size));
+                b.set_style(style);
+                b.set_prefix(digest.hex()[..12].to_string());
+                b.set_message("Waiting");
+                b
+            })
+            .clone()
+    }
+
+    fn event(&self, ev: Event) {
+        match ev {
+            Event::Layers { layers } => {
+                for (d, size) in layers {
+                    self.bar(&d, size);
+                }
+            }
+            Event::Progress { digest, done, size } => {
+                let b = self.bar(&digest, size);
+                b.set_message("Downloading");
+                b.set_position(done);
+            }
+            Event::LayerDone { digest, reused } => {
+                let b = self.bar(&digest, 0);
+                b.set_style(
+                    indicatif::ProgressStyle::with_template("{prefix}: {msg}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                b.finish_with_message(if reused {
+                    "Already exists"
+                } else {
+                    "Pull complete"
+                });
+            }
+        }
+    }
+
 }

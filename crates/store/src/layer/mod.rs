@@ -169,6 +169,90 @@ pub fn store_blob(
     Ok(info)
 }
 
+/// Stores a layer blob stream and unpacks it in the same pass, as `docker pull` does: every byte read
+/// goes into the content store (verified against `expected`) while the decompressed stream is hashed
+/// for the diffID and applied (overlay form) into a store temp directory, which becomes the layer's
+/// unpacked directory once the blob is committed. A later build then finds the layer unpacked and a
+/// blob is read once, not three times (ingest, diffID, unpack).
+///
+/// A tar that unpacking refuses (a hostile path, an unsupported entry) still stores the blob: the
+/// error comes back when a build needs the layer unpacked, from [`unpacked`]. A failure of `r` is an
+/// `Io` error with op `read layer for`, so a caller can retry a broken download.
+pub fn store_blob_unpacking(
+    store: &Store,
+    r: impl std::io::Read,
+    expected: &Digest,
+    media_type: &str,
+) -> Result<LayerInfo> {
+    let mut ingest = store.content().ingest()?;
+    let tmp = store.temp_dir("unpack-")?;
+    let fs = tmp.path().join("fs");
+    std::fs::create_dir(&fs).map_err(io_err("create", &fs))?;
+    let mut tee = Tee {
+        inner: r,
+        out: &mut ingest,
+        failed: false,
+    };
+    let read_err = io_err("read layer for", "ingest");
+    let (diff_id, uncompressed_size, applied) = {
+        let dec = crate::compress::decompress(&mut tee).map_err(read_err)?;
+        let mut h = Sha256Reader {
+            inner: dec,
+            hasher: Sha256Writer::new(std::io::sink()),
+        };
+        let applied = apply(&mut h, &fs, ApplyFormat::Overlay).is_ok();
+        std::io::copy(&mut h, &mut std::io::sink())
+            .map_err(io_err("read layer for", "ingest"))?;
+        let (_, d, n) = h.hasher.finish();
+        (d, n, applied)
+    };
+    // Bytes after the end of the compressed stream belong to the blob too.
+    std::io::copy(&mut tee, &mut std::io::sink()).map_err(io_err("read layer for", "ingest"))?;
+    let (digest, size) = ingest.commit(Some(expected))?;
+    let info = LayerInfo {
+        diff_id,
+        digest,
+        size,
+        media_type: media_type.to_string(),
+        uncompressed_size,
+    };
+    record_layer(store, &info)?;
+    if applied {
+        fill_layer_dir(store, &info.diff_id, |dst| {
+            std::fs::rename(&fs, dst).map_err(io_err("rename into", dst))
+        })?;
+    }
+    Ok(info)
+}
+
+/// Copies what it reads from `inner` into `out`; a failed read stays failed.
+struct Tee<'a, R> {
+    inner: R,
+    out: &'a mut crate::content::Ingest,
+    failed: bool,
+}
+
+impl<R: std::io::Read> std::io::Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.failed {
+            return Err(std::io::Error::other("the download failed before"));
+        }
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                self.failed = true;
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.out.write_all(&buf[..n]) {
+            self.failed = true;
+            return Err(e);
+        }
+        Ok(n)
+    }
+}
+
 /// The diffID and uncompressed size of the layer blob at `path` (gzip, zstd or plain).
 fn diff_id_of(path: &Path, digest: &Digest) -> Result<(Digest, u64)> {
     let f = std::fs::File::open(path).map_err(io_err("open", path))?;
