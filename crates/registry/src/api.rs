@@ -71,6 +71,11 @@ impl<'a> Registry<'a> {
         format!("{}/{}{sep}{reference}", self.domain, self.repo)
     }
 
+    /// A slot for one blob transfer to this registry (see [`crate::limit`]); held until dropped.
+    pub fn transfer_slot(&self) -> crate::limit::Slot {
+        self.client.transfers.acquire(&self.domain)
+    }
+
     /// Sends `req` to the first endpoint that answers it (a mirror that fails or lacks it is
     /// skipped); the registry's own answer is final.
     fn send(&self, req: &Request) -> Result<(Response, &Endpoint)> {
@@ -234,11 +239,15 @@ impl<'a> Registry<'a> {
             format!("/v2/{}/blobs/{digest}", self.repo),
             self.scope(),
         );
+        let slot = self.transfer_slot();
         let (mut r, _) = self.send(&req)?;
         if r.status != 200 {
             return Err(self.status_error(&format!("{} blob {digest}", self.what("")), &mut r));
         }
-        Ok(r.body.into_reader())
+        Ok(crate::limit::Held {
+            inner: r.body.into_reader(),
+            _slot: slot,
+        })
     }
 
     /// A small blob (a config) read whole and verified.

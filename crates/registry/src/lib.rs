@@ -12,6 +12,7 @@ pub mod api;
 pub mod auth;
 pub mod creds;
 pub mod hosts;
+pub mod limit;
 pub mod pull;
 pub mod push;
 pub mod transport;

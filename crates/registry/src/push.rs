@@ -116,6 +116,7 @@ fn push_blob(
             format!("blob {d} is not in the store"),
         ));
     }
+    let _slot = reg.transfer_slot();
     reg.upload_blob(d, &path, size)?;
     Ok(BlobOutcome::Uploaded)
 }

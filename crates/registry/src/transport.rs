@@ -90,6 +90,8 @@ pub struct Client {
     tokens: Mutex<TokenCache>,
     basic: Mutex<HashSet<String>>,
     user_agent: String,
+    /// Blob transfers in flight per host.
+    pub(crate) transfers: crate::limit::Limiter,
 }
 
 impl Client {
@@ -102,6 +104,7 @@ impl Client {
             tokens: Default::default(),
             basic: Default::default(),
             user_agent: concat!("lighter/", env!("CARGO_PKG_VERSION")).to_string(),
+            transfers: Default::default(),
         }
     }
 
