@@ -82,6 +82,8 @@ pub struct Stage {
     pub span: Span,
     /// The FROM keyword as written.
     pub keyword: String,
+    /// Comment lines directly above the FROM (without `#`, trimmed): the doc comment.
+    pub comments: Vec<String>,
     pub instructions: Vec<Instruction>,
 }
 
@@ -94,6 +96,19 @@ pub struct Instruction {
     pub keyword: String,
     /// The logical line (continuations joined, comments dropped).
     pub original: String,
+    /// Comment lines directly above the instruction (without `#`, trimmed).
+    pub comments: Vec<String>,
+}
+
+/// BuildKit's doc comment of `name` (`getDocComment`): the text after `NAME ` on the first comment
+/// line above the definition that starts with it.
+pub fn doc_comment(comments: &[String], name: &str) -> Option<String> {
+    if name.is_empty() {
+        return None;
+    }
+    comments
+        .iter()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_string))
 }
 
 impl Instruction {

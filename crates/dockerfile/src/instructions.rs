@@ -64,6 +64,7 @@ pub(crate) fn parse_node(n: Node) -> Result<Parsed, ParseError> {
         json,
         inner,
         heredocs,
+        comments,
         ..
     } = n;
     let n = NodeRef {
@@ -418,6 +419,7 @@ pub(crate) fn parse_node(n: Node) -> Result<Parsed, ParseError> {
         span,
         keyword: keyword_original,
         original,
+        comments,
     }))
 }
 

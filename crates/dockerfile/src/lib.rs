@@ -56,6 +56,7 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
     for node in raw.nodes {
         let node_span = span_of(&node);
         let from_keyword = (node.keyword == "from").then(|| node.keyword_original.clone());
+        let comments = node.comments.clone();
         match parse_node(node)? {
             Parsed::From(f) => {
                 if let Some(name) = &f.name {
@@ -76,6 +77,7 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
                     index: stages.len(),
                     span: node_span,
                     keyword: from_keyword.unwrap_or_default(),
+                    comments,
                     instructions: Vec::new(),
                 });
             }

@@ -218,7 +218,7 @@ pub fn build(
         ))
     })?;
     let globals = global_args(df, &req.build_args)?;
-    let order = needed_stages(df, target, &globals, &req.named_contexts)?;
+    let order = needed_stages(df, req.target.as_deref(), &req.build_args, &req.named_contexts)?;
     let context = match &req.context {
         Some(dir) => Some(BuildContext::open_cached(
             dir,

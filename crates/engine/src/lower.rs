@@ -1,10 +1,10 @@
-//! Lowering: which stages a target needs, the ARG scope (global ARGs before FROM, automatic platform
+//! Lowering: which stages a target needs (from the build graph), the ARG scope (global ARGs before FROM, automatic platform
 //! ARGs, build-args overriding defaults, a stage ARG visible only after its declaration) and word
 //! expansion of the fields BuildKit expands, with ENV winning over ARG.
 
 use crate::EngineError;
 use lighter_dockerfile::shell::Lexer;
-use lighter_dockerfile::{Dockerfile, Instruction, InstructionKind};
+use lighter_dockerfile::{Dockerfile, InstructionKind};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Automatic platform ARGs (linux/amd64 builds).
@@ -67,113 +67,50 @@ pub fn expand(
 
 /// What a build checks before it runs anything: the target exists, every stage's base name and
 /// `--from` are valid, and the stages the target needs form no cycle. `build --check` reports these.
+/// This is the build graph's lowering (`lighter_graph::lower`); scheduling needs no image metadata,
+/// so no image is resolved here.
 pub fn validate<V>(
     df: &Dockerfile,
     build_args: &BTreeMap<String, String>,
     target: Option<&str>,
     named: &BTreeMap<String, V>,
 ) -> Result<(), EngineError> {
-    let t = df.target_stage(target).ok_or_else(|| {
-        EngineError::msg(format!(
-            "target stage \"{}\" could not be found",
-            target.unwrap_or_default()
-        ))
-    })?;
-    let globals = global_args(df, build_args)?;
-    needed_stages(df, t, &globals, named).map(|_| ())
+    lower_graph(df, build_args, target, named).map(|_| ())
 }
 
-/// The stages `target` needs, in dependency order (each after the stages it reads from).
+/// The build graph of `target`.
+pub fn lower_graph<V>(
+    df: &Dockerfile,
+    build_args: &BTreeMap<String, String>,
+    target: Option<&str>,
+    named: &BTreeMap<String, V>,
+) -> Result<lighter_graph::Definition, EngineError> {
+    let named: BTreeSet<String> = named.keys().cloned().collect();
+    let no_images = BTreeMap::<String, lighter_graph::ImageMeta>::new();
+    let opts = lighter_graph::LowerOptions {
+        build_args,
+        target,
+        named: &named,
+        resolver: &no_images,
+    };
+    lighter_graph::lower(df, &opts).map_err(|e| {
+        let err = EngineError::msg(e.message);
+        match e.span {
+            Some(s) => err.at(s),
+            None => err,
+        }
+    })
+}
+
+/// The stages `target` needs, in dependency order (each after the stages it reads from): the
+/// stages the build graph's edges reach.
 pub fn needed_stages<V>(
     df: &Dockerfile,
-    target: usize,
-    globals: &BTreeMap<String, String>,
+    target: Option<&str>,
+    build_args: &BTreeMap<String, String>,
     named: &BTreeMap<String, V>,
 ) -> Result<Vec<usize>, EngineError> {
-    // As BuildKit, every stage's base name and `--from` are checked, needed or not.
-    for (i, stage) in df.stages.iter().enumerate() {
-        base_name(df, i, globals)?;
-        for ins in &stage.instructions {
-            for from in froms(ins) {
-                literal_from(df, &from).map_err(|e| e.at(ins.span))?;
-            }
-        }
-    }
-    let mut order = Vec::new();
-    let mut seen = BTreeSet::new();
-    let named: BTreeSet<&str> = named.keys().map(String::as_str).collect();
-    visit(df, target, globals, &named, &mut seen, &mut order, 0)?;
-    Ok(order)
-}
-
-fn visit(
-    df: &Dockerfile,
-    i: usize,
-    globals: &BTreeMap<String, String>,
-    named: &BTreeSet<&str>,
-    seen: &mut BTreeSet<usize>,
-    order: &mut Vec<usize>,
-    depth: usize,
-) -> Result<(), EngineError> {
-    if seen.contains(&i) {
-        return Ok(());
-    }
-    if depth > df.stages.len() {
-        return Err(EngineError::msg("circular dependency between stages").at(df.stages[i].span));
-    }
-    for d in stage_deps(df, i, globals, named)? {
-        visit(df, d, globals, named, seen, order, depth + 1)?;
-    }
-    seen.insert(i);
-    order.push(i);
-    Ok(())
-}
-
-/// The earlier stages stage `i` reads from: its FROM, `COPY --from`, `RUN --mount=from=` (a name
-/// given as a named build context is not a stage reference).
-pub fn stage_deps(
-    df: &Dockerfile,
-    i: usize,
-    globals: &BTreeMap<String, String>,
-    named: &BTreeSet<&str>,
-) -> Result<Vec<usize>, EngineError> {
-    let stage = &df.stages[i];
-    let mut deps = Vec::new();
-    let base = base_name(df, i, globals)?;
-    if let Some(d) = df
-        .stage_ref(&base, i)
-        .filter(|_| !named.contains(base.as_str()))
-    {
-        deps.push(d);
-    }
-    // `--from` is taken as written (checked by `literal_from`): no ARG or ENV can change which
-    // stage a step reads, so these edges are the ones the steps wait on.
-    for ins in &stage.instructions {
-        for f in froms(ins) {
-            if named.contains(f.as_str()) {
-                continue;
-            }
-            if let Some(d) = df.stage_ref(&f, i) {
-                deps.push(d);
-            } else if stage.name.as_deref() == Some(f.to_ascii_lowercase().as_str()) {
-                return Err(EngineError::msg(format!(
-                    "circular dependency detected on stage: {}",
-                    stage.name.as_deref().unwrap_or_default()
-                ))
-                .at(ins.span));
-            } else if df
-                .stages
-                .iter()
-                .skip(i)
-                .any(|s| s.name.as_deref() == Some(&f.to_ascii_lowercase()))
-            {
-                return Err(EngineError::msg(format!("stage \"{f}\" is defined after this stage: a stage can only copy from earlier stages")).at(ins.span));
-            }
-        }
-    }
-    deps.sort_unstable();
-    deps.dedup();
-    Ok(deps)
+    Ok(lower_graph(df, build_args, target, named)?.needed_stages())
 }
 
 /// Stage `i`'s base name, expanded with the global scope (BuildKit's rule): never blank.
@@ -194,28 +131,3 @@ pub fn base_name(
     Ok(base)
 }
 
-/// `COPY --from` as written: BuildKit expands no variable there (a stage's ARG or ENV would make
-/// the stage graph depend on execution) and refuses a value that expansion would change.
-pub fn literal_from(df: &Dockerfile, from: &str) -> Result<(), EngineError> {
-    let unchanged = Lexer::new(df.escape)
-        .process_word(from, &BTreeMap::<String, String>::new())
-        .is_ok_and(|w| w.value == from);
-    if unchanged {
-        Ok(())
-    } else {
-        Err(EngineError::msg(
-            "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround",
-        ))
-    }
-}
-
-fn froms(ins: &Instruction) -> Vec<String> {
-    match &ins.kind {
-        InstructionKind::Copy(c) | InstructionKind::Add(c) => {
-            c.from.iter().filter(|f| !f.is_empty()).cloned().collect()
-        }
-        InstructionKind::Run(r) => r.mounts.iter().filter_map(|m| m.from.clone()).collect(),
-        InstructionKind::Onbuild(_) => Vec::new(),
-        _ => Vec::new(),
-    }
-}

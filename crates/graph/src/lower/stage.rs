@@ -1,0 +1,520 @@
+//! One stage to vertices: the base's source (or the earlier stage's result), the base image's
+//! ONBUILD triggers, then one vertex per instruction that changes the filesystem or the config
+//! (ARG changes only the scope). Every word BuildKit expands is expanded here, with the stage's
+//! [`Scope`].
+
+use crate::encode::Encoder;
+use crate::scope::{Globals, Scope};
+use crate::{
+    Base, Copy, Exec, FileOp, GraphError, GraphErrorKind, Mount, Op, Source, Stage, UsedArg,
+    UsedMount, Vertex, VertexId,
+};
+use lighter_dockerfile::{Command, Dockerfile, Instruction, InstructionKind, MountKind, Span};
+use std::collections::BTreeMap;
+
+use super::{ImageMeta, LowerOptions};
+
+/// Builds the vertex list stage by stage.
+pub(crate) struct Lowerer<'a> {
+    df: &'a Dockerfile,
+    opts: &'a LowerOptions<'a>,
+    globals: &'a Globals,
+    pub vertices: Vec<Vertex>,
+    pub args: Vec<UsedArg>,
+    pub secrets: Vec<UsedMount>,
+    pub ssh: Vec<UsedMount>,
+    /// Each lowered stage's final state (a later stage built FROM it starts there).
+    finals: BTreeMap<usize, State>,
+}
+
+/// A stage's state while its instructions are lowered.
+#[derive(Clone)]
+struct State {
+    index: usize,
+    scope: Scope,
+    workdir: String,
+    user: String,
+    shell: Vec<String>,
+    onbuild: Vec<String>,
+    current: VertexId,
+    /// This stage's source of the build context, once a step reads it.
+    context: Option<VertexId>,
+}
+
+impl<'a> Lowerer<'a> {
+    pub fn new(df: &'a Dockerfile, opts: &'a LowerOptions<'a>, globals: &'a Globals) -> Self {
+        Lowerer {
+            df,
+            opts,
+            globals,
+            vertices: Vec::new(),
+            args: Vec::new(),
+            secrets: Vec::new(),
+            ssh: Vec::new(),
+            finals: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, stage: usize, span: Span, op: Op, inputs: Vec<VertexId>) -> VertexId {
+        let mut e = Encoder::new();
+        encode_op(&mut e, &op);
+        e.strs(
+            &inputs
+                .iter()
+                .map(|i| self.vertices[i.0].digest.to_string())
+                .collect::<Vec<_>>(),
+        );
+        self.vertices.push(Vertex {
+            op,
+            inputs,
+            stage,
+            span,
+            digest: e.finish(),
+        });
+        VertexId(self.vertices.len() - 1)
+    }
+
+    /// Lowers stage `i` (its dependencies are lowered already) and returns its result.
+    pub fn stage(&mut self, i: usize, stages: &[Stage]) -> Result<VertexId, GraphError> {
+        let st = &self.df.stages[i];
+        let span = st.span;
+        self.check_platform(i)?;
+        let image_err = |e: String| GraphError::new(GraphErrorKind::Image, e).at(span);
+        let (current, meta) = match &stages[i].base {
+            Base::Scratch => (
+                self.add(i, span, Op::Source(Source::Scratch), vec![]),
+                ImageMeta::default(),
+            ),
+            Base::Named(n) => {
+                let meta = self.opts.resolver.named(n).map_err(image_err)?;
+                let src = Source::Context {
+                    name: Some(n.clone()),
+                };
+                (self.add(i, span, Op::Source(src), vec![]), meta)
+            }
+            Base::Image(r) => {
+                let meta = self.opts.resolver.image(r).map_err(image_err)?;
+                let src = Source::Image {
+                    reference: r.clone(),
+                };
+                (self.add(i, span, Op::Source(src), vec![]), meta)
+            }
+            Base::Stage(d) => {
+                let f = &self.finals[d];
+                let meta = ImageMeta {
+                    env: f.scope.env().to_vec(),
+                    workdir: f.workdir.clone(),
+                    user: f.user.clone(),
+                    shell: f.shell.clone(),
+                    onbuild: f.onbuild.clone(),
+                };
+                (f.current, meta)
+            }
+        };
+        let mut s = State {
+            index: i,
+            scope: Scope::new(self.globals.lexer, meta.env.clone()),
+            workdir: if meta.workdir.is_empty() {
+                "/".into()
+            } else {
+                meta.workdir.clone()
+            },
+            user: meta.user.clone(),
+            shell: if meta.shell.is_empty() {
+                vec!["/bin/sh".into(), "-c".into()]
+            } else {
+                meta.shell.clone()
+            },
+            onbuild: Vec::new(),
+            current,
+            context: None,
+        };
+        // The base's ONBUILD triggers run first, at the FROM line; they do not pass on.
+        let mut instructions = Vec::new();
+        for t in &meta.onbuild {
+            let parsed = lighter_dockerfile::parse(&format!("FROM scratch\n{t}\n")).map_err(|e| {
+                GraphError::new(
+                    GraphErrorKind::Dockerfile,
+                    format!("ONBUILD trigger {t:?} of the base: {}", e.message),
+                )
+                .at(span)
+            })?;
+            for mut ins in parsed.stages.into_iter().flat_map(|s| s.instructions) {
+                ins.span = span;
+                instructions.push(ins);
+            }
+        }
+        instructions.extend(st.instructions.iter().cloned());
+        for ins in &instructions {
+            self.instruction(&mut s, stages, ins)
+                .map_err(|e| e.at(ins.span))?;
+        }
+        let last = s.current;
+        self.finals.insert(i, s);
+        Ok(last)
+    }
+
+    fn check_platform(&self, i: usize) -> Result<(), GraphError> {
+        let st = &self.df.stages[i];
+        let Some(p) = &st.platform else { return Ok(()) };
+        let (p, _) = self
+            .globals
+            .expand(p)
+            .map_err(|e| GraphError::from(e).at(st.span))?;
+        let host = format!("{}/{}", lighter_oci::HOST_OS, lighter_oci::HOST_ARCH);
+        let os_arch = lighter_oci::parse_platform(&p).map(|(o, a, _)| format!("{o}/{a}"));
+        if p.is_empty() || os_arch.as_deref() == Some(host.as_str()) {
+            return Ok(());
+        }
+        Err(GraphError::new(
+            GraphErrorKind::Dockerfile,
+            format!("platform {p} is not supported: lighter builds for {host} only"),
+        )
+        .at(st.span))
+    }
+
+    fn instruction(
+        &mut self,
+        s: &mut State,
+        stages: &[Stage],
+        ins: &Instruction,
+    ) -> Result<(), GraphError> {
+        let span = ins.span;
+        let config = |instruction: &str, text: String| Op::Config {
+            instruction: instruction.to_string(),
+            text,
+        };
+        let op = match &ins.kind {
+            InstructionKind::Arg(defs) => {
+                for d in defs {
+                    let v = s
+                        .scope
+                        .declare(d, self.opts.build_args, self.globals)?;
+                    self.args.push(UsedArg {
+                        name: v.name,
+                        value: v.value,
+                        description: lighter_dockerfile::doc_comment(&ins.comments, &d.name),
+                        span,
+                    });
+                }
+                return Ok(());
+            }
+            InstructionKind::Env(kvs) | InstructionKind::Label(kvs) => {
+                let env = matches!(ins.kind, InstructionKind::Env(_));
+                let mut text = Vec::new();
+                for kv in kvs {
+                    let (k, v) = (s.scope.expand(&kv.key)?, s.scope.expand(&kv.value)?);
+                    text.push(format!("{k}={v}"));
+                    if env {
+                        s.scope.set_env(k, v);
+                    }
+                }
+                config(ins.name(), format!("{} {}", ins.name(), text.join(" ")))
+            }
+            InstructionKind::User(u) => {
+                s.user = s.scope.expand(u)?;
+                config("USER", format!("USER {}", s.user))
+            }
+            InstructionKind::Workdir(w) => {
+                s.workdir = join_path(&s.workdir, &s.scope.expand(w)?);
+                Op::File(FileOp::Mkdir {
+                    path: s.workdir.clone(),
+                    user: s.user.clone(),
+                })
+            }
+            InstructionKind::Expose(ports) | InstructionKind::Volume(ports) => {
+                let mut words = Vec::new();
+                for p in ports {
+                    words.extend(s.scope.expand_words(p)?);
+                }
+                config(ins.name(), format!("{} {}", ins.name(), words.join(" ")))
+            }
+            InstructionKind::StopSignal(sig) => {
+                config("STOPSIGNAL", format!("STOPSIGNAL {}", s.scope.expand(sig)?))
+            }
+            InstructionKind::Shell(sh) => {
+                s.shell = sh.clone();
+                config("SHELL", ins.original.clone())
+            }
+            InstructionKind::Onbuild(inner) => {
+                s.onbuild.push(inner.original.clone());
+                config("ONBUILD", ins.original.clone())
+            }
+            InstructionKind::Cmd(_)
+            | InstructionKind::Entrypoint(_)
+            | InstructionKind::Healthcheck(_)
+            | InstructionKind::Maintainer(_) => config(ins.name(), ins.original.clone()),
+            InstructionKind::Run(r) => return self.run(s, stages, ins, r),
+            InstructionKind::Copy(c) | InstructionKind::Add(c) => {
+                let add = matches!(ins.kind, InstructionKind::Add(_));
+                return self.copy(s, stages, span, c, add);
+            }
+        };
+        s.current = self.add(s.index, span, op, vec![s.current]);
+        Ok(())
+    }
+
+    /// The vertex a `--from` / `from=` names: an earlier stage's result, a named context, or an image.
+    fn from_source(&mut self, s: &State, stages: &[Stage], from: &str, span: Span) -> VertexId {
+        if self.opts.named.contains(from) {
+            let src = Source::Context {
+                name: Some(from.to_string()),
+            };
+            return self.add(s.index, span, Op::Source(src), vec![]);
+        }
+        match self.df.stage_ref(from, s.index) {
+            Some(d) => stages_last(stages, &self.finals, d),
+            None => {
+                let src = Source::Image {
+                    reference: from.to_string(),
+                };
+                self.add(s.index, span, Op::Source(src), vec![])
+            }
+        }
+    }
+
+    fn context(&mut self, s: &mut State, span: Span) -> VertexId {
+        if let Some(c) = s.context {
+            return c;
+        }
+        let c = self.add(s.index, span, Op::Source(Source::Context { name: None }), vec![]);
+        s.context = Some(c);
+        c
+    }
+
+    fn run(
+        &mut self,
+        s: &mut State,
+        stages: &[Stage],
+        ins: &Instruction,
+        r: &lighter_dockerfile::Run,
+    ) -> Result<(), GraphError> {
+        let args = match &r.command {
+            Command::Exec(argv) => argv.clone(),
+            Command::Shell(cmd) => s.shell.iter().cloned().chain([cmd.clone()]).collect(),
+        };
+        let mut inputs = vec![s.current];
+        let mut mounts = Vec::new();
+        for m in &r.mounts {
+            let x = |w: &Option<String>| -> Result<Option<String>, GraphError> {
+                w.as_deref().map(|w| s.scope.expand(w)).transpose().map_err(Into::into)
+            };
+            let (target, source, id) = (x(&m.target)?, x(&m.source)?, x(&m.id)?);
+            let target = match (&target, m.kind) {
+                (None, MountKind::Secret) => format!(
+                    "/run/secrets/{}",
+                    id.clone().unwrap_or_default()
+                ),
+                (None, MountKind::Ssh) => String::new(),
+                (t, _) => join_path(&s.workdir, t.as_deref().unwrap_or("")),
+            };
+            let input = match (m.kind, &m.from) {
+                (MountKind::Bind | MountKind::Cache, Some(f)) => {
+                    Some(self.from_source(s, stages, f, ins.span))
+                }
+                (MountKind::Bind, None) => Some(self.context(s, ins.span)),
+                _ => None,
+            };
+            let input = input.map(|v| {
+                inputs.push(v);
+                inputs.len() - 1
+            });
+            let id = match m.kind {
+                MountKind::Secret => id.or_else(|| {
+                    m.target
+                        .as_deref()
+                        .and_then(|t| t.rsplit('/').next().map(str::to_string))
+                }),
+                MountKind::Ssh => id.or(Some("default".into())),
+                MountKind::Cache => id.or(Some(target.clone())),
+                _ => id,
+            }
+            .unwrap_or_default();
+            let used = UsedMount {
+                id: id.clone(),
+                required: m.required,
+                span: ins.span,
+            };
+            match m.kind {
+                MountKind::Secret if !self.secrets.iter().any(|x| x.id == id) => {
+                    self.secrets.push(used)
+                }
+                MountKind::Ssh if !self.ssh.iter().any(|x| x.id == id) => self.ssh.push(used),
+                _ => {}
+            }
+            mounts.push(Mount {
+                kind: m.kind,
+                target,
+                input,
+                source: source.unwrap_or_default(),
+                id,
+                sharing: m.sharing,
+                readonly: m.readonly,
+                required: m.required,
+                mode: m.mode,
+                uid: m.uid,
+                gid: m.gid,
+                env: m.env.clone(),
+                size: m.size,
+            });
+        }
+        let mut env = s.scope.env().to_vec();
+        for (k, v) in s.scope.args() {
+            if !env.iter().any(|(e, _)| e == k) {
+                env.push((k.clone(), v.clone()));
+            }
+        }
+        let exec = Exec {
+            args,
+            env,
+            cwd: s.workdir.clone(),
+            user: s.user.clone(),
+            network: match r.network {
+                None | Some(lighter_dockerfile::NetworkMode::Default) => "default",
+                Some(lighter_dockerfile::NetworkMode::None) => "none",
+                Some(lighter_dockerfile::NetworkMode::Host) => "host",
+            }
+            .to_string(),
+            security: r.security.clone().unwrap_or_default(),
+            mounts,
+            heredocs: r
+                .heredocs
+                .iter()
+                .map(|h| (h.name.clone(), h.content.clone()))
+                .collect(),
+        };
+        s.current = self.add(s.index, ins.span, Op::Exec(exec), inputs);
+        Ok(())
+    }
+
+    fn copy(
+        &mut self,
+        s: &mut State,
+        stages: &[Stage],
+        span: Span,
+        c: &lighter_dockerfile::Copy,
+        add: bool,
+    ) -> Result<(), GraphError> {
+        let x = |w: &str| s.scope.expand(w);
+        let xo = |w: &Option<String>| w.as_deref().map(|w| s.scope.expand(w)).transpose();
+        let heredoc_names: Vec<&str> = c.heredocs.iter().map(|h| h.name.as_str()).collect();
+        let sources = c
+            .sources
+            .iter()
+            .map(|w| {
+                if heredoc_names.contains(&w.as_str()) {
+                    Ok(w.clone())
+                } else {
+                    x(w)
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let dest = x(&c.dest)?;
+        let mut abs = join_path(&s.workdir, &dest);
+        // BuildKit: `.`, an empty destination and one ending in `/` name a directory.
+        if (dest.is_empty() || dest == "." || dest.ends_with('/')) && !abs.ends_with('/') {
+            abs.push('/');
+        }
+        let op = Copy {
+            add,
+            sources,
+            dest: abs,
+            chown: xo(&c.chown)?,
+            chmod: xo(&c.chmod)?,
+            link: c.link,
+            parents: c.parents,
+            exclude: c.exclude.iter().map(|e| x(e)).collect::<Result<_, _>>()?,
+            checksum: xo(&c.checksum)?,
+            keep_git_dir: c.keep_git_dir,
+            unpack: c.unpack,
+            heredocs: c
+                .heredocs
+                .iter()
+                .map(|h| (h.name.clone(), h.content.clone()))
+                .collect(),
+        };
+        let reads_files = c.sources.len() > c.heredocs.len();
+        let mut inputs = vec![s.current];
+        match c.from.as_deref().filter(|f| !f.is_empty()) {
+            Some(f) => inputs.push(self.from_source(s, stages, f, span)),
+            None if reads_files => inputs.push(self.context(s, span)),
+            None => {}
+        }
+        s.current = self.add(s.index, span, Op::File(FileOp::Copy(op)), inputs);
+        Ok(())
+    }
+}
+
+fn stages_last(stages: &[Stage], finals: &BTreeMap<usize, State>, d: usize) -> VertexId {
+    stages[d]
+        .last
+        .or_else(|| finals.get(&d).map(|f| f.current))
+        .expect("a stage is lowered before the stages that read it")
+}
+
+/// `rel` against the directory `cwd`, cleaned (`.`, `..` and repeated `/` removed).
+pub(crate) fn join_path(cwd: &str, rel: &str) -> String {
+    let full = if rel.starts_with('/') {
+        rel.to_string()
+    } else {
+        format!("{cwd}/{rel}")
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for p in full.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+fn encode_op(e: &mut Encoder, op: &Op) {
+    match op {
+        Op::Source(src) => {
+            e.str("source");
+            match src {
+                Source::Scratch => e.str("scratch"),
+                Source::Image { reference } => e.str("image").str(reference),
+                Source::Context { name } => e.str("context").opt_str(name.as_deref()),
+            };
+        }
+        Op::Exec(x) => {
+            e.str("exec").strs(&x.args).pairs(&x.env).str(&x.cwd).str(&x.user);
+            e.str(&x.network).str(&x.security).pairs(&x.heredocs);
+            e.u64(x.mounts.len() as u64);
+            for m in &x.mounts {
+                e.str(&format!("{:?}", m.kind)).str(&m.target);
+                e.u64(m.input.map(|i| i as u64 + 1).unwrap_or(0));
+                e.str(&m.source).str(&m.id).str(&format!("{:?}", m.sharing));
+                e.bool(m.readonly).bool(m.required);
+                for n in [m.mode, m.uid, m.gid] {
+                    e.u64(n.map(|n| n as u64 + 1).unwrap_or(0));
+                }
+                e.opt_str(m.env.as_deref()).u64(m.size.map(|n| n + 1).unwrap_or(0));
+            }
+        }
+        Op::File(FileOp::Mkdir { path, user }) => {
+            e.str("mkdir").str(path).str(user);
+        }
+        Op::File(FileOp::Copy(c)) => {
+            e.str(if c.add { "add" } else { "copy" });
+            e.strs(&c.sources).str(&c.dest);
+            e.opt_str(c.chown.as_deref()).opt_str(c.chmod.as_deref());
+            e.bool(c.link).bool(c.parents).strs(&c.exclude);
+            e.opt_str(c.checksum.as_deref()).bool(c.keep_git_dir);
+            e.u64(match c.unpack {
+                None => 0,
+                Some(false) => 1,
+                Some(true) => 2,
+            });
+            e.pairs(&c.heredocs);
+        }
+        Op::Config { instruction, text } => {
+            e.str("config").str(instruction).str(text);
+        }
+    }
+}
