@@ -18,7 +18,7 @@ mod build;
 pub mod config;
 mod copyplan;
 pub mod images;
-mod lower;
+pub mod lower;
 mod named;
 mod remote;
 // Snapshots of a stage's filesystem (overlay, or copy where overlayfs cannot mount).

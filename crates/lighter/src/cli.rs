@@ -144,6 +144,11 @@ pub struct BuildArgs {
     /// Check the Dockerfile and report warnings and errors without building.
     #[arg(long)]
     pub check: bool,
+    /// What to do instead of building, as buildx: build (default), check, outline (the build
+    /// arguments, secrets and SSH agents the target uses), targets (the stages and their
+    /// descriptions); `,format=json` for JSON.
+    #[arg(long, value_name = "METHOD[,format=text|json]")]
+    pub call: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -46,7 +46,13 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    if args.check {
+    let call = args.call.as_deref().map(super::call::parse).transpose()?;
+    if let Some(c) = call.filter(|c| c.method != super::call::Method::Build) {
+        if c.method != super::call::Method::Check {
+            return super::call::run(&c, &args, &df_name, &src);
+        }
+    }
+    if args.check || call.is_some_and(|c| c.method == super::call::Method::Check) {
         let code = super::lint::lint_source(&df_name, &src, "text")?;
         // The errors a build would stop at before running anything (blank base names, `--from`
         // with variables, unknown targets, circular stages), as BuildKit's check reports them.
@@ -493,7 +499,7 @@ fn parse_secret(spec: &str) -> anyhow::Result<Secret> {
 }
 
 /// `--build-arg K=V`, and `--build-arg K` taking K from the environment (docker's rule).
-fn build_args_of(given: &[String]) -> BTreeMap<String, String> {
+pub(super) fn build_args_of(given: &[String]) -> BTreeMap<String, String> {
     let mut build_args = BTreeMap::new();
     for a in given {
         match a.split_once('=') {

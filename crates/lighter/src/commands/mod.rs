@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 mod analyze;
 mod build;
+mod call;
 mod diff;
 mod explore;
 mod history;
