@@ -146,6 +146,8 @@ pub struct BuildResult {
     pub config: serde_json::Value,
     pub steps: usize,
     pub cached: usize,
+    /// The chain of steps that bounded the build's wall time, first step first.
+    pub critical_path: Vec<crate::critical::PathStep>,
 }
 
 pub(crate) struct Shared<'a> {
@@ -154,6 +156,8 @@ pub(crate) struct Shared<'a> {
     pub context: Option<BuildContext>,
     pub globals: BTreeMap<String, String>,
     pub progress: &'a (dyn Fn(Event) + Sync),
+    /// Step times and waits, for the critical path.
+    pub timeline: &'a crate::critical::Timeline,
     pub next_id: Mutex<usize>,
     pub results: Mutex<HashMap<usize, Result<Arc<StageResult>, String>>>,
     /// The stages this build runs: a step may only wait for one of these.
@@ -184,6 +188,7 @@ impl Shared<'_> {
         let mut r = self.results.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(res) = r.get(&i) {
+                self.timeline.waited(i);
                 return res
                     .clone()
                     .map_err(|e| EngineError::msg(format!("stage {i} failed: {e}")));
@@ -227,12 +232,18 @@ pub fn build(
         )?),
         None => None,
     };
+    let timeline = crate::critical::Timeline::default();
+    let recording = |ev: Event| {
+        timeline.record(&ev);
+        progress(ev)
+    };
     let shared = Shared {
         store,
         req,
         context,
         globals,
-        progress,
+        progress: &recording,
+        timeline: &timeline,
         next_id: Mutex::new(0),
         results: Mutex::new(HashMap::new()),
         scheduled: order.iter().copied().collect(),
@@ -246,6 +257,7 @@ pub fn build(
         for &i in &order {
             let shared = &shared;
             s.spawn(move || {
+                crate::critical::enter_stage(i);
                 // A panic still publishes a result, so the stages waiting for this one end too.
                 let r =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_stage(shared, i)))
@@ -346,6 +358,7 @@ pub fn build(
         config,
         steps,
         cached,
+        critical_path: timeline.critical_path(target),
     })
 }
 

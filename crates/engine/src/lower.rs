@@ -67,18 +67,44 @@ pub fn expand(
 
 /// What a build checks before it runs anything: the target exists, every stage's base name and
 /// `--from` are valid, and the stages the target needs form no cycle. `build --check` reports these.
-/// This is the build graph's lowering (`lighter_graph::lower`); scheduling needs no image metadata,
-/// so no image is resolved here.
+/// This is the build graph's plan (`lighter_graph::plan`): no instruction is expanded and no image
+/// is resolved.
 pub fn validate<V>(
     df: &Dockerfile,
     build_args: &BTreeMap<String, String>,
     target: Option<&str>,
     named: &BTreeMap<String, V>,
 ) -> Result<(), EngineError> {
-    lower_graph(df, build_args, target, named).map(|_| ())
+    plan(df, build_args, target, named).map(|_| ())
 }
 
-/// The build graph of `target`.
+fn plan<V>(
+    df: &Dockerfile,
+    build_args: &BTreeMap<String, String>,
+    target: Option<&str>,
+    named: &BTreeMap<String, V>,
+) -> Result<lighter_graph::Plan, EngineError> {
+    let named: BTreeSet<String> = named.keys().cloned().collect();
+    let no_images = BTreeMap::<String, lighter_graph::ImageMeta>::new();
+    let opts = lighter_graph::LowerOptions {
+        build_args,
+        target,
+        named: &named,
+        resolver: &no_images,
+    };
+    lighter_graph::plan(df, &opts).map_err(graph_error)
+}
+
+fn graph_error(e: lighter_graph::GraphError) -> EngineError {
+    let err = EngineError::msg(e.message);
+    match e.span {
+        Some(s) => err.at(s),
+        None => err,
+    }
+}
+
+/// The build graph of `target`, lowered without image metadata: words that read a base image's ENV
+/// expand as if it had none (for `--call outline`; builds still expand at run time).
 pub fn lower_graph<V>(
     df: &Dockerfile,
     build_args: &BTreeMap<String, String>,
@@ -93,24 +119,18 @@ pub fn lower_graph<V>(
         named: &named,
         resolver: &no_images,
     };
-    lighter_graph::lower(df, &opts).map_err(|e| {
-        let err = EngineError::msg(e.message);
-        match e.span {
-            Some(s) => err.at(s),
-            None => err,
-        }
-    })
+    lighter_graph::lower(df, &opts).map_err(graph_error)
 }
 
 /// The stages `target` needs, in dependency order (each after the stages it reads from): the
-/// stages the build graph's edges reach.
+/// stages the build graph's plan reaches through stage references.
 pub fn needed_stages<V>(
     df: &Dockerfile,
     target: Option<&str>,
     build_args: &BTreeMap<String, String>,
     named: &BTreeMap<String, V>,
 ) -> Result<Vec<usize>, EngineError> {
-    Ok(lower_graph(df, build_args, target, named)?.needed_stages())
+    Ok(plan(df, build_args, target, named)?.order)
 }
 
 /// Stage `i`'s base name, expanded with the global scope (BuildKit's rule): never blank.

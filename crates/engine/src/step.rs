@@ -32,6 +32,8 @@ pub(crate) struct StageResult {
     pub layers: Vec<LayerInfo>,
     /// The cache key of the last step.
     pub key: String,
+    /// The ARGs in scope at the end (a stage built FROM this one starts with them, as in BuildKit).
+    pub args: BTreeMap<String, String>,
 }
 
 /// The digest of `parts`, each length-prefixed so that no two lists share an encoding.
@@ -85,6 +87,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, i: usize) -> Result<StageResult, Engine
         text: format!("FROM {base}"),
     });
     let t = Instant::now();
+    let mut inherited_args = BTreeMap::new();
     let (mut config, layers, key) = if let Some(n) = sh.req.named_contexts.get(&base) {
         let src = crate::named::source(sh.store, &sh.req.images, &base, n)
             .map_err(|e| e.at(stage.span))?;
@@ -97,6 +100,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, i: usize) -> Result<StageResult, Engine
         (empty_image(), Vec::new(), sha(&["scratch"]))
     } else if let Some(d) = df.stage_ref(&base, i) {
         let r = sh.wait_stage(d)?;
+        inherited_args = r.args.clone();
         (r.config.clone(), r.layers.clone(), r.key.clone())
     } else {
         let img = sh
@@ -129,7 +133,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, i: usize) -> Result<StageResult, Engine
         config,
         layers,
         key,
-        args: BTreeMap::new(),
+        args: inherited_args,
         last_created,
     };
     // ONBUILD triggers of the base run first, then leave the config.
@@ -175,6 +179,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, i: usize) -> Result<StageResult, Engine
         config: run.config,
         layers: run.layers,
         key: run.key,
+        args: run.args,
     })
 }
 

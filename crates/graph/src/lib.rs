@@ -14,7 +14,7 @@ mod lower;
 pub mod scope;
 
 pub use error::{GraphError, GraphErrorKind};
-pub use lower::{lower, ImageMeta, LowerOptions, Resolver};
+pub use lower::{lower, plan, ImageMeta, LowerOptions, Plan, Resolver};
 
 use lighter_dockerfile::{MountKind, Sharing, Span};
 use lighter_oci::Digest;
@@ -168,6 +168,9 @@ pub struct Definition {
     pub args: Vec<UsedArg>,
     pub secrets: Vec<UsedMount>,
     pub ssh: Vec<UsedMount>,
+    /// The earlier stages each stage reads (its base, `--from`, `from=`, ONBUILD triggers), as
+    /// lowering resolved them into edges; empty for stages that were not lowered.
+    pub stage_edges: Vec<BTreeSet<usize>>,
 }
 
 impl Definition {
@@ -180,23 +183,11 @@ impl Definition {
         self.stages[self.target].last.map(|v| self.vertex(v))
     }
 
-    /// The stages stage `i`'s vertices read from (their edges into other stages' vertices).
+    /// The stages stage `i` reads from. An edge into another stage's result is recorded when
+    /// lowering resolves it, so a stage that only renames another (`FROM base AS alias`, no vertex
+    /// of its own) is still a stage the reader depends on.
     pub fn stage_deps(&self, i: usize) -> BTreeSet<usize> {
-        let mut deps = BTreeSet::new();
-        for v in self.vertices.iter().filter(|v| v.stage == i) {
-            for input in &v.inputs {
-                // Sources are never shared between stages, so an edge into another stage is
-                // an edge to what that stage produced.
-                let from = self.vertex(*input).stage;
-                if from != i {
-                    deps.insert(from);
-                }
-            }
-        }
-        if let Base::Stage(b) = self.stages[i].base {
-            deps.insert(b);
-        }
-        deps
+        self.stage_edges.get(i).cloned().unwrap_or_default()
     }
 
     /// The stages the target needs, each after the stages it reads from.

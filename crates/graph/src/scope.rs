@@ -49,18 +49,24 @@ pub struct Globals {
 
 impl Globals {
     /// The global scope of a Dockerfile's meta ARGs with `build_args` overriding defaults.
-    pub fn new(
+    /// Each ARG comes with a tag (its instruction's span) that an expansion error returns.
+    pub fn new<T: Copy>(
         escape: char,
-        meta: &[&ArgDef],
+        meta: &[(&ArgDef, T)],
         build_args: &BTreeMap<String, String>,
-    ) -> Result<Globals, lighter_dockerfile::shell::ShellError> {
+    ) -> Result<Globals, (lighter_dockerfile::shell::ShellError, T)> {
         let lexer = Lexer::new(escape);
         let mut values = platform_args();
         let mut declared = Vec::new();
-        for d in meta {
+        for (d, tag) in meta {
             let v = match (build_args.get(&d.name), &d.default) {
                 (Some(v), _) => Some(v.clone()),
-                (None, Some(def)) => Some(lexer.process_word(def, &values)?.value),
+                (None, Some(def)) => Some(
+                    lexer
+                        .process_word(def, &values)
+                        .map_err(|e| (e, *tag))?
+                        .value,
+                ),
                 (None, None) => None,
             };
             if let Some(v) = &v {
@@ -105,11 +111,16 @@ pub struct Scope {
 impl Scope {
     /// A stage scope over the base's environment.
     pub fn new(lexer: Lexer, env: Vec<(String, String)>) -> Scope {
-        Scope {
-            lexer,
-            args: BTreeMap::new(),
-            env,
-        }
+        Self::with_args(lexer, env, BTreeMap::new())
+    }
+
+    /// A stage scope that starts with ARGs already declared (those of a base stage).
+    pub fn with_args(
+        lexer: Lexer,
+        env: Vec<(String, String)>,
+        args: BTreeMap<String, String>,
+    ) -> Scope {
+        Scope { lexer, args, env }
     }
 
     /// `ARG NAME[=default]` in a stage: a build-arg wins, then the default (expanded in this scope),
@@ -189,7 +200,7 @@ mod tests {
     #[test]
     fn globals_then_stage_args_then_env_wins() {
         let (a, b) = (def("V", Some("1")), def("W", Some("${V}2")));
-        let g = Globals::new('\\', &[&a, &b], &BTreeMap::new()).unwrap();
+        let g = Globals::new('\\', &[(&a, 1), (&b, 2)], &BTreeMap::new()).unwrap();
         assert_eq!(g.values["W"], "12");
         assert_eq!(g.expand("img:$W").unwrap().0, "img:12");
         let mut s = Scope::new(Lexer::new('\\'), vec![("PATH".into(), "/bin".into())]);

@@ -138,4 +138,9 @@ fn digests_are_stable_and_change_with_what_a_vertex_does() {
     assert_ne!(lower_text(df, &[]), lower_text(df, &[("V", "2")]));
     assert_eq!(lower_text(df, &[]), lower_text(df, &[("OTHER", "2")]));
     assert_ne!(lower_text(df, &[]), lower_text("FROM busybox:1\nARG V=1\nRUN echo $V\n", &[]));
+    // A heredoc's expanded body is part of its COPY.
+    let heredoc = "FROM busybox\nARG MSG=hi\nCOPY <<EOF /m\n$MSG\nEOF\n";
+    assert_ne!(lower_text(heredoc, &[]), lower_text(heredoc, &[("MSG", "bye")]));
+    let quoted = "FROM busybox\nARG MSG=hi\nCOPY <<'EOF' /m\n$MSG\nEOF\n";
+    assert_eq!(lower_text(quoted, &[]), lower_text(quoted, &[("MSG", "bye")]));
 }

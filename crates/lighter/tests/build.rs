@@ -784,3 +784,22 @@ fn tty_progress_prints_finished_steps_and_a_final_header() {
         "{err}"
     );
 }
+
+#[test]
+fn onbuild_copy_from_a_stage_is_scheduled() {
+    // An ONBUILD trigger of a stage base that copies from a third stage: that stage is built first
+    // (current BuildKit resolves stage names in triggers; the build used to stop with "stage 0 is
+    // read but was not scheduled").
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox AS a\nRUN echo a > /a\nFROM busybox AS b\nONBUILD COPY --from=a /a /from-trigger\n\
+         FROM b\nRUN cat /from-trigger > /t\n",
+    )
+    .unwrap();
+    let (ok, err, _) = env.build(ctx.path(), &["-t", "onbuild-from:1"]);
+    assert!(ok, "{err}");
+    let o = env.lighter(&["run", "--rm", "onbuild-from:1", "cat", "/t"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "a\n", "{}", String::from_utf8_lossy(&o.stderr));
+}

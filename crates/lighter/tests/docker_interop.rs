@@ -419,3 +419,50 @@ fn copy_and_workdir_semantics_match_buildkit() {
         .args(["rmi", "-f", "cmp-copy-buildkit:1", "cmp-copy-lighter:1"])
         .output();
 }
+
+#[test]
+fn stage_references_and_inherited_args_match_buildkit() {
+    // The build graph's stage edges, compared with Docker's BuildKit: a stage that only renames
+    // another (`FROM base AS alias`, read by `COPY --from` and a `from=` mount), and ARGs a stage
+    // built FROM another stage keeps (BuildKit carries the base stage's build args). (An ONBUILD
+    // `COPY --from=STAGE` of a stage base is tested in build.rs: Docker 20.10's BuildKit predates
+    // stage references in triggers.)
+    let Some((d, env)) = docker_and_busybox() else {
+        return;
+    };
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path();
+    write(
+        c,
+        &[(
+            "Dockerfile",
+            "FROM busybox AS base\nARG V=1\nENV E=$V\nRUN echo base > /x\n\
+             FROM base AS alias\n\
+             FROM base\nCOPY --from=alias /x /copied\n\
+             RUN --mount=type=bind,from=alias,target=/m cat /m/x > /mounted && echo \"v=[$V] e=[$E]\" > /args\nCMD [\"/none\"]\n",
+        )],
+    );
+    docker_build(d, "cmp-stages-buildkit:1", c);
+    let (ok, err, _) = env.build(c, &["-t", "cmp-stages-lighter:1"]);
+    assert!(ok, "{err}");
+    lighter_save_docker_load(&env, d, c, "cmp-stages-lighter:1");
+    let (theirs, ours) = (
+        container_fs(d, "cmp-stages-buildkit:1"),
+        container_fs(d, "cmp-stages-lighter:1"),
+    );
+    for f in ["copied", "mounted", "args"] {
+        assert_eq!(
+            std::fs::read_to_string(ours.path().join(f)).unwrap(),
+            std::fs::read_to_string(theirs.path().join(f)).unwrap(),
+            "/{f} (left: lighter, right: BuildKit)"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(theirs.path().join("args")).unwrap(),
+        "v=[1] e=[1]\n",
+        "the scenario itself"
+    );
+    let _ = Command::new(d)
+        .args(["rmi", "-f", "cmp-stages-buildkit:1", "cmp-stages-lighter:1"])
+        .output();
+}

@@ -58,12 +58,23 @@ pub(crate) fn io_err(
     move |source| StoreError::Io { op, path, source }
 }
 
+/// Where blobs this store lacks may come from (a build cache in a registry): given a digest, it
+/// stores that blob (and returns true) or says it does not have it (false).
+pub type BlobFetcher = std::sync::Arc<dyn Fn(&lighter_oci::Digest) -> Result<bool> + Send + Sync>;
+
 /// The store: a root directory with `blobs/`, `ingest/`, `layers/`, `tmp/` and `meta.redb`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
     root: PathBuf,
     content: Content,
     meta: Meta,
+    remote: std::sync::Arc<std::sync::Mutex<Vec<BlobFetcher>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("root", &self.root).finish()
+    }
 }
 
 impl Store {
@@ -93,7 +104,35 @@ impl Store {
             root: root.to_path_buf(),
             content: Content::new(root),
             meta: Meta::new(root.join("meta.redb")),
+            remote: Default::default(),
         })
+    }
+
+    /// Adds a source for blobs the store lacks, asked in the order added (see [`Store::ensure_blob`]).
+    pub fn add_blob_fetcher(&self, f: BlobFetcher) {
+        self.remote
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(f);
+    }
+
+    /// Makes sure blob `d` is in the store: fetched from a blob fetcher when it is not (a layer that
+    /// a build cache hit referenced and a later step reads). `NotFound` when nobody has it.
+    pub fn ensure_blob(&self, d: &lighter_oci::Digest) -> Result<()> {
+        if self.content.exists(d) {
+            return Ok(());
+        }
+        let fetchers = self
+            .remote
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for f in fetchers {
+            if f(d)? && self.content.exists(d) {
+                return Ok(());
+            }
+        }
+        Err(StoreError::NotFound(d.clone()))
     }
 
     pub fn root(&self) -> &Path {

@@ -47,8 +47,29 @@ pub struct LowerOptions<'a> {
     pub resolver: &'a dyn Resolver,
 }
 
-/// Lowers `df` for `opts.target` (the last stage when `None`).
-pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Definition, GraphError> {
+/// What a build schedules, found without expanding any instruction: the target, the stages it
+/// reaches (in an order where each comes after the stages it reads) and each stage's references.
+/// Every stage is checked as BuildKit checks it (base name, `--from` as written, references to the
+/// stage itself or to later stages), needed or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub target: usize,
+    pub order: Vec<usize>,
+    pub deps: Vec<BTreeSet<usize>>,
+    bases: Vec<Base>,
+    from_line_args: Vec<Vec<String>>,
+}
+
+/// The [`Plan`] of `df` for `opts.target` (no image is resolved).
+pub fn plan(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Plan, GraphError> {
+    let (plan, _) = plan_with_globals(df, opts)?;
+    Ok(plan)
+}
+
+fn plan_with_globals(
+    df: &Dockerfile,
+    opts: &LowerOptions<'_>,
+) -> Result<(Plan, Globals), GraphError> {
     let target = df.target_stage(opts.target).ok_or_else(|| {
         GraphError::new(
             GraphErrorKind::Target,
@@ -58,17 +79,16 @@ pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Definition, Gra
             ),
         )
     })?;
-    let meta: Vec<&lighter_dockerfile::ArgDef> = df
+    let meta: Vec<(&lighter_dockerfile::ArgDef, lighter_dockerfile::Span)> = df
         .meta_args
         .iter()
         .flat_map(|i| match &i.kind {
-            InstructionKind::Arg(defs) => defs.iter().collect(),
+            InstructionKind::Arg(defs) => defs.iter().map(|d| (d, i.span)).collect(),
             _ => Vec::new(),
         })
         .collect();
-    let globals = Globals::new(df.escape, &meta, opts.build_args).map_err(|e| {
-        GraphError::from(e).at(df.meta_args.first().map(|i| i.span).unwrap_or_default())
-    })?;
+    let globals = Globals::new(df.escape, &meta, opts.build_args)
+        .map_err(|(e, span)| GraphError::from(e).at(span))?;
     // As BuildKit, every stage is checked, needed or not.
     let mut bases = Vec::new();
     let mut deps = Vec::new();
@@ -79,12 +99,27 @@ pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Definition, Gra
         deps.push(stage_refs(df, i, &base, opts.named)?);
         bases.push(base);
     }
-    let mut reached = BTreeSet::new();
-    reach(target, &deps, &mut reached);
+    let mut order = Vec::new();
+    visit(target, &deps, &mut BTreeSet::new(), &mut order);
+    let plan = Plan {
+        target,
+        order,
+        deps,
+        bases,
+        from_line_args,
+    };
+    Ok((plan, globals))
+}
+
+/// Lowers `df` for `opts.target` (the last stage when `None`).
+pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Definition, GraphError> {
+    let (plan, globals) = plan_with_globals(df, opts)?;
+    let (target, bases, from_line_args) = (plan.target, &plan.bases, &plan.from_line_args);
+    let reached: BTreeSet<usize> = plan.order.iter().copied().collect();
     let mut stages: Vec<Stage> = df
         .stages
         .iter()
-        .zip(&bases)
+        .zip(bases)
         .map(|(s, base)| Stage {
             index: s.index,
             name: s.name.clone(),
@@ -102,12 +137,16 @@ pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Definition, Gra
         let last = l.stage(i, &stages)?;
         stages[i].last = Some(last);
     }
-    let mut args = global_args_used(df, &globals, &reached, &from_line_args);
+    let mut args = global_args_used(df, &globals, &reached, from_line_args, &l.used_globals);
     args.extend(l.args);
     let mut seen = BTreeSet::new();
     args.retain(|a| seen.insert(a.name.clone()));
     args.sort_by_key(|a| a.span.start_line);
+    let stage_edges = (0..df.stages.len())
+        .map(|i| l.stage_deps.get(&i).cloned().unwrap_or_default())
+        .collect();
     Ok(Definition {
+        stage_edges,
         vertices: l.vertices,
         stages,
         target,
@@ -117,14 +156,19 @@ pub fn lower(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Definition, Gra
     })
 }
 
-/// The meta ARGs that FROM lines of reached stages read.
+/// The meta ARGs that FROM lines of reached stages read, or that stage ARGs took their value from.
 fn global_args_used(
     df: &Dockerfile,
     globals: &Globals,
     reached: &BTreeSet<usize>,
     read: &[Vec<String>],
+    by_stages: &BTreeSet<String>,
 ) -> Vec<UsedArg> {
-    let names: BTreeSet<&String> = reached.iter().flat_map(|&i| &read[i]).collect();
+    let names: BTreeSet<&String> = reached
+        .iter()
+        .flat_map(|&i| &read[i])
+        .chain(by_stages)
+        .collect();
     let mut out = Vec::new();
     for ins in &df.meta_args {
         if let InstructionKind::Arg(defs) = &ins.kind {
@@ -147,11 +191,13 @@ fn global_args_used(
     out
 }
 
-fn reach(i: usize, deps: &[BTreeSet<usize>], seen: &mut BTreeSet<usize>) {
+/// Depth-first, dependencies first. References only go to earlier stages, so this ends.
+fn visit(i: usize, deps: &[BTreeSet<usize>], seen: &mut BTreeSet<usize>, order: &mut Vec<usize>) {
     if seen.insert(i) {
         for &d in &deps[i] {
-            reach(d, deps, seen);
+            visit(d, deps, seen, order);
         }
+        order.push(i);
     }
 }
 
@@ -202,10 +248,19 @@ fn stage_refs(
 ) -> Result<BTreeSet<usize>, GraphError> {
     let stage = &df.stages[i];
     let mut deps = BTreeSet::new();
+    // A stage base's ONBUILD triggers run in this stage: their `--from` are this stage's.
+    let mut triggers = Vec::new();
     if let Base::Stage(d) = base {
         deps.insert(*d);
+        for ins in &df.stages[*d].instructions {
+            if let InstructionKind::Onbuild(inner) = &ins.kind {
+                let mut t = (**inner).clone();
+                t.span = ins.span;
+                triggers.push(t);
+            }
+        }
     }
-    for ins in &stage.instructions {
+    for ins in triggers.iter().chain(&stage.instructions) {
         for f in froms(ins) {
             literal_from(df, &f).map_err(|e| e.at(ins.span))?;
             if named.contains(&f) {

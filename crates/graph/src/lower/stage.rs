@@ -23,6 +23,10 @@ pub(crate) struct Lowerer<'a> {
     pub args: Vec<UsedArg>,
     pub secrets: Vec<UsedMount>,
     pub ssh: Vec<UsedMount>,
+    /// Global ARGs that stage ARGs took their value from (listed by the outline as the global).
+    pub used_globals: std::collections::BTreeSet<String>,
+    /// The earlier stages each stage read (its base, `--from`, `from=`), as lowering resolved them.
+    pub stage_deps: BTreeMap<usize, std::collections::BTreeSet<usize>>,
     /// Each lowered stage's final state (a later stage built FROM it starts there).
     finals: BTreeMap<usize, State>,
 }
@@ -51,6 +55,8 @@ impl<'a> Lowerer<'a> {
             args: Vec::new(),
             secrets: Vec::new(),
             ssh: Vec::new(),
+            used_globals: Default::default(),
+            stage_deps: BTreeMap::new(),
             finals: BTreeMap::new(),
         }
     }
@@ -80,6 +86,9 @@ impl<'a> Lowerer<'a> {
         let span = st.span;
         self.check_platform(i)?;
         let image_err = |e: String| GraphError::new(GraphErrorKind::Image, e).at(span);
+        // A stage built FROM another stage keeps that stage's ARGs (BuildKit copies the base's
+        // state and build args).
+        let mut inherited_args = BTreeMap::new();
         let (current, meta) = match &stages[i].base {
             Base::Scratch => (
                 self.add(i, span, Op::Source(Source::Scratch), vec![]),
@@ -100,7 +109,15 @@ impl<'a> Lowerer<'a> {
                 (self.add(i, span, Op::Source(src), vec![]), meta)
             }
             Base::Stage(d) => {
-                let f = &self.finals[d];
+                self.stage_deps.entry(i).or_default().insert(*d);
+                let f = self.finals.get(d).ok_or_else(|| {
+                    GraphError::new(
+                        GraphErrorKind::Dockerfile,
+                        format!("internal error: stage {d} is read before it is lowered"),
+                    )
+                    .at(span)
+                })?;
+                inherited_args = f.scope.args().clone();
                 let meta = ImageMeta {
                     env: f.scope.env().to_vec(),
                     workdir: f.workdir.clone(),
@@ -113,7 +130,7 @@ impl<'a> Lowerer<'a> {
         };
         let mut s = State {
             index: i,
-            scope: Scope::new(self.globals.lexer, meta.env.clone()),
+            scope: Scope::with_args(self.globals.lexer, meta.env.clone(), inherited_args),
             workdir: if meta.workdir.is_empty() {
                 "/".into()
             } else {
@@ -139,10 +156,18 @@ impl<'a> Lowerer<'a> {
                 )
                 .at(span)
             })?;
-            for mut ins in parsed.stages.into_iter().flat_map(|s| s.instructions) {
-                ins.span = span;
-                instructions.push(ins);
+            let mut found: Vec<Instruction> =
+                parsed.stages.into_iter().flat_map(|s| s.instructions).collect();
+            if found.len() != 1 || t.contains('\n') {
+                return Err(GraphError::new(
+                    GraphErrorKind::Dockerfile,
+                    format!("onbuild trigger should be a single expression: {t:?}"),
+                )
+                .at(span));
             }
+            let mut ins = found.remove(0);
+            ins.span = span;
+            instructions.push(ins);
         }
         instructions.extend(st.instructions.iter().cloned());
         for ins in &instructions {
@@ -190,6 +215,15 @@ impl<'a> Lowerer<'a> {
                     let v = s
                         .scope
                         .declare(d, self.opts.build_args, self.globals)?;
+                    // `ARG NAME` that only takes a global value: the outline shows the global ARG
+                    // (BuildKit's skipArgInfo); platform ARGs are not listed.
+                    let takes_global = d.default.is_none()
+                        && !self.opts.build_args.contains_key(&d.name)
+                        && self.globals.values.contains_key(&d.name);
+                    if takes_global {
+                        self.used_globals.insert(d.name.clone());
+                        continue;
+                    }
                     self.args.push(UsedArg {
                         name: v.name,
                         value: v.value,
@@ -201,11 +235,15 @@ impl<'a> Lowerer<'a> {
             }
             InstructionKind::Env(kvs) | InstructionKind::Label(kvs) => {
                 let env = matches!(ins.kind, InstructionKind::Env(_));
-                let mut text = Vec::new();
-                for kv in kvs {
-                    let (k, v) = (s.scope.expand(&kv.key)?, s.scope.expand(&kv.value)?);
-                    text.push(format!("{k}={v}"));
-                    if env {
+                // Every pair sees the scope from before the line (BuildKit expands the whole
+                // instruction, then applies it).
+                let pairs = kvs
+                    .iter()
+                    .map(|kv| Ok((s.scope.expand(&kv.key)?, s.scope.expand(&kv.value)?)))
+                    .collect::<Result<Vec<_>, GraphError>>()?;
+                let text: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                if env {
+                    for (k, v) in pairs {
                         s.scope.set_env(k, v);
                     }
                 }
@@ -255,20 +293,38 @@ impl<'a> Lowerer<'a> {
     }
 
     /// The vertex a `--from` / `from=` names: an earlier stage's result, a named context, or an image.
-    fn from_source(&mut self, s: &State, stages: &[Stage], from: &str, span: Span) -> VertexId {
+    fn from_source(
+        &mut self,
+        s: &State,
+        stages: &[Stage],
+        from: &str,
+        span: Span,
+    ) -> Result<VertexId, GraphError> {
         if self.opts.named.contains(from) {
             let src = Source::Context {
                 name: Some(from.to_string()),
             };
-            return self.add(s.index, span, Op::Source(src), vec![]);
+            return Ok(self.add(s.index, span, Op::Source(src), vec![]));
         }
         match self.df.stage_ref(from, s.index) {
-            Some(d) => stages_last(stages, &self.finals, d),
+            Some(d) => {
+                self.stage_deps.entry(s.index).or_default().insert(d);
+                stages[d]
+                    .last
+                    .or_else(|| self.finals.get(&d).map(|f| f.current))
+                    .ok_or_else(|| {
+                        GraphError::new(
+                            GraphErrorKind::Dockerfile,
+                            format!("internal error: stage {from} is read before it is lowered"),
+                        )
+                        .at(span)
+                    })
+            }
             None => {
                 let src = Source::Image {
                     reference: from.to_string(),
                 };
-                self.add(s.index, span, Op::Source(src), vec![])
+                Ok(self.add(s.index, span, Op::Source(src), vec![]))
             }
         }
     }
@@ -300,6 +356,7 @@ impl<'a> Lowerer<'a> {
                 w.as_deref().map(|w| s.scope.expand(w)).transpose().map_err(Into::into)
             };
             let (target, source, id) = (x(&m.target)?, x(&m.source)?, x(&m.id)?);
+            let written = target.clone();
             let target = match (&target, m.kind) {
                 (None, MountKind::Secret) => format!(
                     "/run/secrets/{}",
@@ -310,7 +367,7 @@ impl<'a> Lowerer<'a> {
             };
             let input = match (m.kind, &m.from) {
                 (MountKind::Bind | MountKind::Cache, Some(f)) => {
-                    Some(self.from_source(s, stages, f, ins.span))
+                    Some(self.from_source(s, stages, f, ins.span)?)
                 }
                 (MountKind::Bind, None) => Some(self.context(s, ins.span)),
                 _ => None,
@@ -321,12 +378,20 @@ impl<'a> Lowerer<'a> {
             });
             let id = match m.kind {
                 MountKind::Secret => id.or_else(|| {
-                    m.target
+                    written
                         .as_deref()
                         .and_then(|t| t.rsplit('/').next().map(str::to_string))
                 }),
                 MountKind::Ssh => id.or(Some("default".into())),
-                MountKind::Cache => id.or(Some(target.clone())),
+                // BuildKit: the id defaults to the target as written, cleaned.
+                MountKind::Cache => id.or_else(|| {
+                    let t = join_path("/", written.as_deref().unwrap_or(""));
+                    Some(match written.as_deref() {
+                        Some(w) if w.starts_with('/') => t,
+                        _ if t == "/" => ".".into(),
+                        _ => t[1..].to_string(),
+                    })
+                }),
                 _ => id,
             }
             .unwrap_or_default();
@@ -430,26 +495,26 @@ impl<'a> Lowerer<'a> {
             heredocs: c
                 .heredocs
                 .iter()
-                .map(|h| (h.name.clone(), h.content.clone()))
-                .collect(),
+                .map(|h| {
+                    let body = if h.expand {
+                        s.scope.expand(&h.body())?
+                    } else {
+                        h.body()
+                    };
+                    Ok((h.name.clone(), body))
+                })
+                .collect::<Result<_, GraphError>>()?,
         };
         let reads_files = c.sources.len() > c.heredocs.len();
         let mut inputs = vec![s.current];
         match c.from.as_deref().filter(|f| !f.is_empty()) {
-            Some(f) => inputs.push(self.from_source(s, stages, f, span)),
+            Some(f) => inputs.push(self.from_source(s, stages, f, span)?),
             None if reads_files => inputs.push(self.context(s, span)),
             None => {}
         }
         s.current = self.add(s.index, span, Op::File(FileOp::Copy(op)), inputs);
         Ok(())
     }
-}
-
-fn stages_last(stages: &[Stage], finals: &BTreeMap<usize, State>, d: usize) -> VertexId {
-    stages[d]
-        .last
-        .or_else(|| finals.get(&d).map(|f| f.current))
-        .expect("a stage is lowered before the stages that read it")
 }
 
 /// `rel` against the directory `cwd`, cleaned (`.`, `..` and repeated `/` removed).

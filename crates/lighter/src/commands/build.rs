@@ -304,6 +304,9 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = &args.iidfile {
         std::fs::write(p, result.image_id.as_str())?;
     }
+    if !quiet {
+        print_critical_path(&result.critical_path, start.elapsed().as_secs_f64(), json);
+    }
     if args.quiet {
         println!("{}", result.image_id);
     } else {
@@ -322,6 +325,34 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The chain of steps that bounded the build's wall time (cached steps are shown as such).
+fn print_critical_path(path: &[lighter_engine::critical::PathStep], total: f64, json: bool) {
+    if path.is_empty() {
+        return;
+    }
+    let sum: f64 = path.iter().map(|p| p.secs).sum();
+    if json {
+        let steps: Vec<serde_json::Value> = path
+            .iter()
+            .map(|p| serde_json::json!({ "name": p.name, "duration": p.secs, "cached": p.cached }))
+            .collect();
+        eprintln!(
+            "{}",
+            serde_json::json!({ "type": "critical_path", "duration": sum, "steps": steps })
+        );
+        return;
+    }
+    eprintln!("critical path {sum:.1}s of {total:.1}s:");
+    for p in path {
+        let name: String = p.name.chars().take(90).collect();
+        if p.cached {
+            eprintln!("  {name}  (cached)");
+        } else {
+            eprintln!("  {name}  {:.1}s", p.secs);
+        }
+    }
 }
 
 fn kv(spec: &str) -> BTreeMap<String, String> {

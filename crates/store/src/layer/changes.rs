@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 pub fn materialize(store: &Store, layers: &[LayerInfo], dest: &Path) -> Result<()> {
     std::fs::create_dir_all(dest).map_err(io_err("create", dest))?;
     for l in layers {
+        store.ensure_blob(&l.digest)?;
         let f = store.content().open(&l.digest)?;
         let mut r = crate::compress::decompress(f)
             .map_err(io_err("decompress", store.content().path(&l.digest)))?;

@@ -191,7 +191,7 @@ pub fn store_blob_unpacking(
     let mut tee = Tee {
         inner: r,
         out: &mut ingest,
-        failed: false,
+        failed: None,
     };
     let read_err = io_err("read layer for", "ingest");
     let (diff_id, uncompressed_size, applied) = {
@@ -217,39 +217,37 @@ pub fn store_blob_unpacking(
         uncompressed_size,
     };
     record_layer(store, &info)?;
+    // The blob is stored: a failure to keep the unpacked copy only means a build unpacks it later.
     if applied {
-        fill_layer_dir(store, &info.diff_id, |dst| {
+        let _ = fill_layer_dir(store, &info.diff_id, |dst| {
             std::fs::rename(&fs, dst).map_err(io_err("rename into", dst))
-        })?;
+        });
     }
     Ok(info)
 }
 
-/// Copies what it reads from `inner` into `out`; a failed read stays failed.
+/// Copies what it reads from `inner` into `out`; a failed read stays failed, with the first
+/// error's kind and text (so the caller reports the real cause, not the unpacker's view of it).
 struct Tee<'a, R> {
     inner: R,
     out: &'a mut crate::content::Ingest,
-    failed: bool,
+    failed: Option<(std::io::ErrorKind, String)>,
 }
 
 impl<R: std::io::Read> std::io::Read for Tee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.failed {
-            return Err(std::io::Error::other("the download failed before"));
+        if let Some((kind, text)) = &self.failed {
+            return Err(std::io::Error::new(*kind, text.clone()));
         }
-        let n = match self.inner.read(buf) {
-            Ok(n) => n,
+        let r = match self.inner.read(buf) {
+            Ok(n) => self.out.write_all(&buf[..n]).map(|_| n),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(e),
-            Err(e) => {
-                self.failed = true;
-                return Err(e);
-            }
+            Err(e) => Err(e),
         };
-        if let Err(e) = self.out.write_all(&buf[..n]) {
-            self.failed = true;
-            return Err(e);
+        if let Err(e) = &r {
+            self.failed = Some((e.kind(), e.to_string()));
         }
-        Ok(n)
+        r
     }
 }
 
@@ -381,6 +379,9 @@ fn fill_layer_dir(
 /// Ensures the layer with this diffID is unpacked (overlay format) under `<root>/layers/<hex>`, unpacking
 /// it from `blob` once; concurrent callers wait for each other through a lock file.
 pub fn unpacked(store: &Store, diff_id: &Digest, blob: &Digest) -> Result<std::path::PathBuf> {
+    if !store.layer_dir(diff_id).join(".complete").exists() {
+        store.ensure_blob(blob)?;
+    }
     fill_layer_dir(store, diff_id, |fs| {
         std::fs::create_dir_all(fs).map_err(io_err("create", fs))?;
         let f = store.content().open(blob)?;
