@@ -76,6 +76,8 @@ pub struct BuildRequest {
     pub allow_insecure: bool,
     /// Where images come from: the store, and the registry when one is configured.
     pub images: crate::images::ImageSource,
+    /// `--cache-from` / `--cache-to`.
+    pub cache: crate::cache::CacheOptions,
 }
 
 /// A named build context.
@@ -168,6 +170,12 @@ pub(crate) struct Shared<'a> {
     pub errors: Mutex<Vec<EngineError>>,
     /// Cache records of the steps that ran, written together when the stages are done.
     pub pending: Mutex<Vec<(lighter_store::Table, String, String)>>,
+    /// Records read from `--cache-from`.
+    pub imported: crate::cache::Imported,
+    /// Every layer step the build ran or found cached, for `--cache-to`.
+    pub used: Mutex<Vec<crate::cache::Used>>,
+    /// Content digests of `COPY --from` selections (stage, selection key, content), for `--cache-to`.
+    pub contents: Mutex<Vec<(usize, String, String)>>,
 }
 
 impl Shared<'_> {
@@ -232,6 +240,16 @@ pub fn build(
         )?),
         None => None,
     };
+    let imported = if req.no_cache {
+        crate::cache::Imported::default()
+    } else {
+        crate::cache::import(
+            store,
+            req.images.registry.as_ref(),
+            &req.cache.from,
+            &|m| progress(Event::Info(m)),
+        )
+    };
     let timeline = crate::critical::Timeline::default();
     let recording = |ev: Event| {
         timeline.record(&ev);
@@ -251,6 +269,9 @@ pub fn build(
         counters: Mutex::new((0, 0)),
         errors: Mutex::new(Vec::new()),
         pending: Mutex::new(Vec::new()),
+        imported,
+        used: Mutex::new(Vec::new()),
+        contents: Mutex::new(Vec::new()),
     };
     // Independent stages run concurrently: one thread per needed stage, each waiting for its inputs.
     std::thread::scope(|s| {
@@ -343,9 +364,28 @@ pub fn build(
     } else {
         Vec::new()
     };
+    // Layers that cache hits named without fetching them come in now (the image needs them).
+    for l in &result.layers {
+        store
+            .ensure_blob(&l.digest)
+            .map_err(|e| EngineError::msg(format!("layer {}: {e}", l.digest)))?;
+    }
     let id = lighter_image::commit(store, &bytes, &result.layers, &tags)
         .map_err(|e| EngineError::msg(e.to_string()))?;
     export(store, req, &id, &result.layers)?;
+    let used = crate::cache::Exported {
+        steps: std::mem::take(&mut *shared.used.lock().unwrap_or_else(|e| e.into_inner())),
+        contents: std::mem::take(&mut *shared.contents.lock().unwrap_or_else(|e| e.into_inner())),
+    };
+    for to in &req.cache.to {
+        match crate::cache::export(store, req.images.registry.as_ref(), to, &used, target) {
+            Ok(summary) => progress(Event::Info(summary)),
+            Err(e) if to.ignore_error => {
+                progress(Event::Info(format!("cache export failed (ignored): {}", e.message)))
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let (steps, cached) = *shared.counters.lock().unwrap_or_else(|e| e.into_inner());
     progress(Event::Info(format!(
         "built {} in {:.2}s ({steps} steps, {cached} cached)",

@@ -15,6 +15,7 @@ pub mod ssh_agent;
 mod ssh_pem;
 
 mod build;
+pub mod cache;
 pub mod critical;
 pub mod config;
 mod copyplan;

@@ -355,7 +355,13 @@ impl StageRun<'_, '_> {
             .get(Table::Cache, key)
             .map_err(|e| EngineError::msg(e.to_string()))?
         else {
-            return Ok(None);
+            // An imported record: its layer is fetched only when something reads it.
+            return Ok(self
+                .sh
+                .imported
+                .records
+                .get(key)
+                .map(|(layer, created)| (layer.clone(), created.clone())));
         };
         let v: Value = serde_json::from_str(&v).unwrap_or(Value::Null);
         let created = v
@@ -369,7 +375,13 @@ impl StageRun<'_, '_> {
                 Ok(info) if self.sh.store.content().exists(&info.digest) => {
                     Ok(Some((Some(info), created)))
                 }
-                _ => Ok(None),
+                // The local record's blob is gone (pruned): an imported record may still have it.
+                _ => Ok(self
+                    .sh
+                    .imported
+                    .records
+                    .get(key)
+                    .map(|(layer, created)| (layer.clone(), created.clone()))),
             },
         }
     }
@@ -489,12 +501,31 @@ impl StageRun<'_, '_> {
             }
         };
         let empty = layer.is_none();
+        self.sh
+            .used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(crate::cache::Used {
+                stage: self.index,
+                key: key.to_string(),
+                layer: layer.clone(),
+                created: created.clone().unwrap_or_default(),
+            });
         if let Some(l) = layer {
             self.layers.push(l);
         }
         self.history(history.to_string(), empty, created);
         self.key = key.to_string();
         Ok(())
+    }
+
+    /// Notes the content digest of a `COPY --from` selection, for `--cache-to`.
+    fn remember_content(&self, selection: String, content: String) {
+        self.sh
+            .contents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((self.index, selection, content));
     }
 
     fn copy(&mut self, c: &Copy, add: bool, n: usize, total: usize) -> Result<(), EngineError> {
@@ -527,6 +558,7 @@ impl StageRun<'_, '_> {
         // The source root: a heredoc, remote sources, another stage, an image, or the context.
         let heredoc_dir;
         let view;
+        let mut from_selection = None;
         let plain;
         let named_ctx;
         // Remote sources: fetched into a directory, selected there by `picks` (not as written).
@@ -589,6 +621,29 @@ impl StageRun<'_, '_> {
             (&named_ctx, String::new())
         } else if let Some(from) = from {
             let (layers, key) = self.source_of(from, &format!("{name} --from"))?;
+            // The selection's content digest, as another machine's build cache recorded it: a hit
+            // then needs none of the source stage's files (its layers are not fetched).
+            let selection = sha(&["copy-source", &key, &sources.join("\0"), &exclude.join("\0")]);
+            if let Some(content) = sh.imported.contents.get(&selection).cloned() {
+                let flags = json!({ "chown": chown, "chmod": chmod, "exclude": exclude, "link": c.link, "parents": c.parents, "workdir": workdir });
+                let parent = if c.link { String::new() } else { self.key.clone() };
+                let k = copy_key(&parent, name, &sources, &dest, &flags, &content);
+                if self.cached(&k)?.is_some() {
+                    self.remember_content(selection, content.clone());
+                    let text = copy_text(name, chown.as_deref(), &sources, &dest);
+                    let inputs = json!({ "instruction": text, "files": content, "parent": parent });
+                    let stage_key = self.key.clone();
+                    let history = format!("{text} # buildkit");
+                    self.execute(&k, &text, &history, n, total, &inputs, |_, _| {
+                        Err(EngineError::msg("internal error: a cached COPY ran"))
+                    })?;
+                    if c.link {
+                        self.key = sha(&[&stage_key, &k]);
+                    }
+                    return Ok(());
+                }
+            }
+            from_selection = Some(selection);
             view = View::new(sh.store, &layers)?;
             // Another stage's or an image's files keep their owners, as BuildKit copies them.
             plain = BuildContext::plain(&view.path)?.keeping_owners();
@@ -619,16 +674,11 @@ impl StageRun<'_, '_> {
         } else {
             source_key.clone()
         };
+        if let Some(selection) = from_selection {
+            self.remember_content(selection, content.clone());
+        }
         let flags = json!({ "chown": chown, "chmod": chmod, "exclude": exclude, "link": c.link, "parents": c.parents, "workdir": workdir });
-        let text = format!(
-            "{name} {}{} {}",
-            chown
-                .as_ref()
-                .map(|c| format!("--chown={c} "))
-                .unwrap_or_default(),
-            sources.join(" "),
-            dest
-        );
+        let text = copy_text(name, chown.as_deref(), &sources, &dest);
         // --link: the layer is made on an empty filesystem, so neither it nor its cache key depends
         // on the steps before it; the stage's key after it still does.
         let parent = if c.link {
@@ -636,14 +686,7 @@ impl StageRun<'_, '_> {
         } else {
             self.key.clone()
         };
-        let key = sha(&[
-            &parent,
-            name,
-            &sources.join("\0"),
-            &dest,
-            &flags.to_string(),
-            &content,
-        ]);
+        let key = copy_key(&parent, name, &sources, &dest, &flags, &content);
         let inputs = json!({ "instruction": text, "files": content, "parent": parent });
         let chmod_parsed = chmod.as_deref().map(fileop::parse_chmod).transpose()?;
         let history = format!("{text} # buildkit");
@@ -688,4 +731,33 @@ impl StageRun<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// The progress and history text of a COPY or ADD.
+fn copy_text(name: &str, chown: Option<&str>, sources: &[String], dest: &str) -> String {
+    format!(
+        "{name} {}{} {dest}",
+        chown.map(|c| format!("--chown={c} ")).unwrap_or_default(),
+        sources.join(" "),
+    )
+}
+
+/// The cache key of a COPY or ADD: the parent key (empty for --link), the instruction, its flags
+/// and the content digest of what it copies.
+fn copy_key(
+    parent: &str,
+    name: &str,
+    sources: &[String],
+    dest: &str,
+    flags: &Value,
+    content: &str,
+) -> String {
+    sha(&[
+        parent,
+        name,
+        &sources.join("\0"),
+        dest,
+        &flags.to_string(),
+        content,
+    ])
 }

@@ -132,10 +132,11 @@ pub struct BuildArgs {
     /// Ulimit options for the RUN instructions (format: name=soft[:hard], e.g. nofile=1024:2048).
     #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
     pub ulimits: Vec<String>,
-    /// External cache sources (format: type=local,src=path).
+    /// Build caches to read (type=registry,ref=REF or type=local,src=DIR; repeatable, first hit wins).
     #[arg(long = "cache-from", value_name = "SPEC")]
     pub cache_from: Vec<String>,
-    /// Cache export destinations (format: type=local,dest=path).
+    /// Where to write the build cache (type=registry,ref=REF or type=local,dest=DIR, with
+    /// mode=min|max and ignore-error=true).
     #[arg(long = "cache-to", value_name = "SPEC")]
     pub cache_to: Vec<String>,
     /// Additional build contexts (NAME=DIR or NAME=docker-image://REF).

@@ -110,10 +110,11 @@ fn push_blob(
         }
     }
     let path = store.content().path(d);
-    if !store.content().exists(d) {
+    // A blob the store only knows of (a build cache hit) is fetched first.
+    if let Err(e) = store.ensure_blob(d) {
         return Err(RegistryError::new(
             ErrorKind::Io,
-            format!("blob {d} is not in the store"),
+            format!("blob {d} is not in the store: {e}"),
         ));
     }
     let _slot = reg.transfer_slot();

@@ -128,12 +128,20 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         }
         push_to.extend(tags.iter().cloned());
     }
-    if !args.cache_from.is_empty() || !args.cache_to.is_empty() {
-        return Err(crate::diagnostics::NotImplemented(
-            "lighter build --cache-from/--cache-to (registry and local cache import/export)",
-        )
-        .into());
-    }
+    let cache = lighter_engine::cache::CacheOptions {
+        from: args
+            .cache_from
+            .iter()
+            .map(|s| lighter_engine::cache::parse_cache_from(s))
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?,
+        to: args
+            .cache_to
+            .iter()
+            .map(|s| lighter_engine::cache::parse_cache_to(s))
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?,
+    };
     let registry = std::sync::Arc::new(super::registry::client()?);
     let secrets = args
         .secrets
@@ -205,6 +213,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             always_check: args.pull,
             platform: None,
         },
+        cache,
     };
     let quiet = args.quiet || args.progress == Progress::Quiet;
     let json = args.progress == Progress::Rawjson;

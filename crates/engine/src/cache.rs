@@ -1,0 +1,342 @@
+//! The build cache shared through a registry or a directory (`--cache-to` / `--cache-from`).
+//!
+//! Format (version 1, documented in docs/cache-format.md): one OCI image manifest, not an index,
+//! with `artifactType` [`ARTIFACT_TYPE`]; its config blob ([`CONFIG_TYPE`]) maps step cache keys
+//! to the layer each step produced (or none, for a step without a layer) and its creation time;
+//! its layers are the ordinary layer blobs, so they are shared with real images, mountable across
+//! repositories and kept by registry garbage collection. Reading a cache costs two requests (the
+//! manifest and the config), whatever the number of steps.
+//!
+//! A hit on an imported record does not download its layer: the layer's blob is fetched (and
+//! unpacked while it downloads) only when something reads it — a later step that misses and needs
+//! the filesystem, or the export of the final image — through the store's blob fetchers.
+//!
+//! Export merges with what the destination holds (read, merge, write; this build's records win
+//! on equal keys): two builds that export one after the other both survive. Two exports racing
+//! between the read and the write: the last writer wins (see docs/cache-format.md).
+
+use crate::EngineError;
+use lighter_oci::{Digest, Reference};
+use lighter_store::layer::LayerInfo;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub const ARTIFACT_TYPE: &str = "application/vnd.lighter.buildcache.v1";
+pub const CONFIG_TYPE: &str = "application/vnd.lighter.buildcache.config.v1+json";
+/// The format version in the config blob.
+pub const VERSION: u32 = 1;
+/// A cache config larger than this is refused.
+const MAX_CONFIG: u64 = 32 << 20;
+
+/// `mode=min` (the final stage's steps) or `mode=max` (every step of every stage the build ran).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Min,
+    Max,
+}
+
+/// Where a cache lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Registry(Reference),
+    /// An OCI layout directory.
+    Local(PathBuf),
+}
+
+/// `--cache-to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheTo {
+    pub location: Location,
+    pub mode: Mode,
+    pub ignore_error: bool,
+}
+
+/// The `--cache-from` and `--cache-to` of a build.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheOptions {
+    pub from: Vec<Location>,
+    pub to: Vec<CacheTo>,
+}
+
+fn bad(spec: &str, why: impl std::fmt::Display) -> EngineError {
+    EngineError::msg(format!("{spec}: {why}"))
+}
+
+fn fields(flag: &str, spec: &str) -> Result<BTreeMap<String, String>, EngineError> {
+    let mut out = BTreeMap::new();
+    for part in spec.split(',').filter(|p| !p.is_empty()) {
+        let Some((k, v)) = part.split_once('=') else {
+            return Err(bad(
+                &format!("{flag} {spec}"),
+                format!("{part:?} is not KEY=VALUE"),
+            ));
+        };
+        if out.insert(k.trim().to_string(), v.trim().to_string()).is_some() {
+            return Err(bad(&format!("{flag} {spec}"), format!("{k} given twice")));
+        }
+    }
+    Ok(out)
+}
+
+fn location(
+    flag: &str,
+    spec: &str,
+    f: &mut BTreeMap<String, String>,
+    dir_key: &str,
+) -> Result<Location, EngineError> {
+    let what = format!("{flag} {spec}");
+    match f.remove("type").as_deref() {
+        Some("registry") => {
+            let r = f
+                .remove("ref")
+                .ok_or_else(|| bad(&what, "type=registry needs ref=NAME[:TAG]"))?;
+            let r = Reference::parse(&r).map_err(|e| bad(&what, e))?;
+            Ok(Location::Registry(r))
+        }
+        Some("local") => {
+            let d = f
+                .remove(dir_key)
+                .ok_or_else(|| bad(&what, format!("type=local needs {dir_key}=DIR")))?;
+            Ok(Location::Local(PathBuf::from(d)))
+        }
+        Some(t @ ("inline" | "gha" | "s3" | "azblob")) => Err(bad(
+            &what,
+            format!("type={t} is not supported (type=registry or type=local)"),
+        )),
+        Some(t) => Err(bad(
+            &what,
+            format!("unknown cache type {t:?} (type=registry or type=local)"),
+        )),
+        None => Err(bad(&what, "type= is missing (type=registry or type=local)")),
+    }
+}
+
+/// Parses `--cache-to type=registry,ref=REF[,mode=min|max][,ignore-error=true]` or
+/// `type=local,dest=DIR[,...]`. Unknown types and keys are errors.
+pub fn parse_cache_to(spec: &str) -> Result<CacheTo, EngineError> {
+    let what = format!("--cache-to {spec}");
+    let mut f = fields("--cache-to", spec)?;
+    let dir_key = if f.get("type").map(String::as_str) == Some("local") {
+        "dest"
+    } else {
+        "ref"
+    };
+    let location = location("--cache-to", spec, &mut f, dir_key)?;
+    let mode = match f.remove("mode").as_deref() {
+        None | Some("min") => Mode::Min,
+        Some("max") => Mode::Max,
+        Some(m) => return Err(bad(&what, format!("mode={m}: expected min or max"))),
+    };
+    let ignore_error = match f.remove("ignore-error").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => return Err(bad(&what, format!("ignore-error={v}: expected true or false"))),
+    };
+    if f.contains_key("compression") {
+        return Err(bad(
+            &what,
+            "compression= is not supported: cache layers are exported as the store holds them",
+        ));
+    }
+    if let Some(k) = f.keys().next() {
+        return Err(bad(&what, format!("unknown key {k:?} (mode, ignore-error)")));
+    }
+    Ok(CacheTo {
+        location,
+        mode,
+        ignore_error,
+    })
+}
+
+/// Parses `--cache-from type=registry,ref=REF` or `type=local,src=DIR`.
+pub fn parse_cache_from(spec: &str) -> Result<Location, EngineError> {
+    let mut f = fields("--cache-from", spec)?;
+    let dir_key = if f.get("type").map(String::as_str) == Some("local") {
+        "src"
+    } else {
+        "ref"
+    };
+    let l = location("--cache-from", spec, &mut f, dir_key)?;
+    if let Some(k) = f.keys().next() {
+        return Err(bad(&format!("--cache-from {spec}"), format!("unknown key {k:?}")));
+    }
+    Ok(l)
+}
+
+/// The config blob.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CacheConfig {
+    pub version: u32,
+    /// Step cache key -> record.
+    pub records: BTreeMap<String, Record>,
+    /// The layers records point at (by index).
+    pub layers: Vec<LayerInfo>,
+    /// `COPY --from` selection key -> the content digest of what it selected, so a hit on such a
+    /// COPY needs none of the source stage's files.
+    #[serde(default)]
+    pub contents: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Record {
+    /// Index into [`CacheConfig::layers`]; none for a step that made no layer.
+    pub layer: Option<usize>,
+    pub created: String,
+}
+
+/// A step a build ran or found cached, for export.
+#[derive(Debug, Clone)]
+pub struct Used {
+    pub stage: usize,
+    pub key: String,
+    pub layer: Option<LayerInfo>,
+    pub created: String,
+}
+
+/// What a build hands to `--cache-to`.
+#[derive(Debug, Clone, Default)]
+pub struct Exported {
+    pub steps: Vec<Used>,
+    /// (stage, selection key, content digest) of `COPY --from` steps.
+    pub contents: Vec<(usize, String, String)>,
+}
+
+/// The records of every `--cache-from`, merged (the first source that has a key wins).
+#[derive(Default)]
+pub struct Imported {
+    pub records: BTreeMap<String, (Option<LayerInfo>, String)>,
+    pub contents: BTreeMap<String, String>,
+}
+
+impl CacheConfig {
+    fn add(&mut self, key: &str, layer: Option<&LayerInfo>, created: &str) {
+        let idx = layer.map(|l| match self.layers.iter().position(|x| x.digest == l.digest) {
+            Some(i) => i,
+            None => {
+                self.layers.push(l.clone());
+                self.layers.len() - 1
+            }
+        });
+        self.records.insert(
+            key.to_string(),
+            Record {
+                layer: idx,
+                created: created.to_string(),
+            },
+        );
+    }
+
+    fn merged_with(mut self, newer: &[Used], contents: &[(String, String)]) -> CacheConfig {
+        for u in newer {
+            self.add(&u.key, u.layer.as_ref(), &u.created);
+        }
+        for (k, v) in contents {
+            self.contents.insert(k.clone(), v.clone());
+        }
+        self.prune_layers();
+        self
+    }
+
+    /// Drops layers no record points at (an overwritten record's old layer).
+    fn prune_layers(&mut self) {
+        let used: std::collections::BTreeSet<usize> =
+            self.records.values().filter_map(|r| r.layer).collect();
+        let keep: Vec<usize> = (0..self.layers.len()).filter(|i| used.contains(i)).collect();
+        let remap: BTreeMap<usize, usize> = keep.iter().enumerate().map(|(n, o)| (*o, n)).collect();
+        self.layers = keep.iter().map(|i| self.layers[*i].clone()).collect();
+        for r in self.records.values_mut() {
+            r.layer = r.layer.map(|l| remap[&l]);
+        }
+    }
+
+    fn parse(bytes: &[u8], what: &str) -> Result<CacheConfig, EngineError> {
+        let c: CacheConfig = serde_json::from_slice(bytes)
+            .map_err(|e| EngineError::msg(format!("{what}: not a lighter build cache: {e}")))?;
+        if c.version != VERSION {
+            return Err(EngineError::msg(format!(
+                "{what}: build cache format version {} (this lighter reads {VERSION})",
+                c.version
+            )));
+        }
+        if c.records.values().any(|r| r.layer.is_some_and(|l| l >= c.layers.len())) {
+            return Err(EngineError::msg(format!(
+                "{what}: a record points at a layer the cache does not list"
+            )));
+        }
+        Ok(c)
+    }
+
+    fn manifest(&self, config: &[u8]) -> Vec<u8> {
+        let m = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": lighter_oci::media::OCI_MANIFEST,
+            "artifactType": ARTIFACT_TYPE,
+            "config": { "mediaType": CONFIG_TYPE, "digest": Digest::sha256(config).as_str(), "size": config.len() },
+            "layers": self.layers.iter().map(|l| serde_json::json!({
+                "mediaType": l.media_type, "digest": l.digest.as_str(), "size": l.size
+            })).collect::<Vec<_>>(),
+        });
+        lighter_oci::json::to_vec(&m).unwrap_or_default()
+    }
+}
+
+#[path = "cache_io.rs"]
+mod io;
+pub use io::{export, import};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_strictly() {
+        let t = parse_cache_to("type=registry,ref=127.0.0.1:5000/c:1,mode=max").unwrap();
+        assert_eq!(t.mode, Mode::Max);
+        assert!(matches!(t.location, Location::Registry(_)));
+        let t = parse_cache_to("type=local,dest=/tmp/c,ignore-error=true").unwrap();
+        assert!(t.ignore_error && t.location == Location::Local("/tmp/c".into()));
+        for bad in [
+            "type=registry",
+            "type=registry,ref=x,mode=all",
+            "type=registry,ref=x,colour=red",
+            "type=registry,ref=x,compression=zstd",
+            "type=inline",
+            "type=nope,ref=x",
+            "ref=x",
+            "type=local,src=/x",
+        ] {
+            assert!(parse_cache_to(bad).is_err(), "{bad}");
+        }
+        assert!(parse_cache_from("type=local,src=/x").is_ok());
+        assert!(parse_cache_from("type=registry,ref=x,mode=max").is_err());
+    }
+
+    #[test]
+    fn merging_keeps_older_records_and_drops_unreferenced_layers() {
+        let l = |n: u8| LayerInfo {
+            diff_id: Digest::sha256(&[n]),
+            digest: Digest::sha256(&[n, n]),
+            size: 1,
+            media_type: lighter_oci::media::OCI_LAYER_GZIP.into(),
+            uncompressed_size: 1,
+        };
+        let mut old = CacheConfig {
+            version: VERSION,
+            ..Default::default()
+        };
+        old.add("a", Some(&l(1)), "t1");
+        old.add("b", Some(&l(2)), "t1");
+        let newer = [
+            Used { stage: 0, key: "b".into(), layer: Some(l(3)), created: "t2".into() },
+            Used { stage: 0, key: "c".into(), layer: None, created: "t2".into() },
+        ];
+        let m = old.merged_with(&newer, &[("sel".into(), "digest".into())]);
+        assert_eq!(m.contents["sel"], "digest");
+        assert_eq!(m.records.len(), 3);
+        assert_eq!(m.layers.len(), 2, "layer 2 is no longer referenced");
+        assert_eq!(m.layers[m.records["b"].layer.unwrap()], l(3));
+        assert_eq!(m.layers[m.records["a"].layer.unwrap()], l(1));
+        assert_eq!(m.records["c"].layer, None);
+    }
+}

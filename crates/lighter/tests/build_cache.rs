@@ -1,0 +1,196 @@
+//! `--cache-to` / `--cache-from` through Debian's `docker-registry` on 127.0.0.1 and through a
+//! directory: a second machine (another store, the same commit checked out elsewhere with other
+//! mtimes and owners) hits every step, downloads only what the final image needs, and gets the
+//! same image.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+const DOCKERFILE: &str = "FROM {BASE} AS build\n\
+    WORKDIR /src\n\
+    COPY main.txt .\n\
+    RUN dd if=/dev/urandom of=/src/toolchain bs=1M count=3 2>/dev/null && cat main.txt > /src/app\n\
+    FROM {BASE} AS other\n\
+    RUN echo other > /other\n\
+    FROM {BASE}\n\
+    COPY --from=build /src/app /app\n\
+    COPY extra.txt /extra.txt\n\
+    CMD [\"cat\", \"/app\"]\n";
+
+fn checkout(dir: &Path, base: &str, extra: &str) {
+    write(
+        dir,
+        &[
+            ("Dockerfile", &DOCKERFILE.replace("{BASE}", base)),
+            ("main.txt", "the app\n"),
+            ("extra.txt", extra),
+        ],
+    );
+}
+
+/// Manifests and blobs as the registry holds them (through skopeo, a peer).
+fn remote_manifest(r: &str) -> serde_json::Value {
+    let o = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{r}")])
+        .output()
+        .expect("skopeo");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn image_id(env: &Env, name: &str) -> String {
+    let o = env.lighter(&["inspect", name]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v[0]["Id"].as_str().unwrap().to_string()
+}
+
+fn has_blob(env: &Env, digest: &str) -> bool {
+    env.root
+        .path()
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
+        .exists()
+}
+
+#[test]
+fn a_registry_cache_is_shared_between_machines() {
+    let Some(a) = with_busybox() else { return };
+    let Some(reg) = RegistryServer::start(None) else {
+        return;
+    };
+    if Command::new("skopeo").arg("--version").output().is_err() {
+        missing_peer("skopeo is not installed (scripts/setup-peers.sh installs it)");
+        return;
+    }
+    let host = reg.host();
+    // The base comes from the registry, as on CI runners: both machines get the same image.
+    let base = format!("{host}/base/busybox:1");
+    a.lighter(&["tag", "busybox:latest", &base]);
+    assert!(a.lighter(&["push", "-q", &base]).status.success());
+    let cache = format!("{host}/cache/app:buildcache");
+    let clone_a = tempfile::tempdir().unwrap();
+    checkout(clone_a.path(), &base, "one\n");
+    let to = format!("type=registry,ref={cache},mode=max");
+    let (ok, err, _) = a.build(clone_a.path(), &["-t", "app:1", "--cache-to", &to]);
+    assert!(ok, "{err}");
+    assert!(err.contains("exported"), "{err}");
+    let m = remote_manifest(&cache);
+    assert_eq!(m["artifactType"], "application/vnd.lighter.buildcache.v1");
+    assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    let toolchain = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["size"].as_u64().unwrap() > 2 << 20)
+        .expect("the builder's 3 MB layer is in a max cache")["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Machine B: another store (empty), the same commit in another directory, other mtimes and
+    // owners. Every step hits; the builder's layers are never downloaded; the image is the same.
+    let b = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
+    let clone_b = tempfile::tempdir().unwrap();
+    let nested = clone_b.path().join("elsewhere/checkout");
+    std::fs::create_dir_all(&nested).unwrap();
+    checkout(&nested, &base, "one\n");
+    for f in ["Dockerfile", "main.txt", "extra.txt"] {
+        let p = nested.join(f);
+        let st = Command::new("touch")
+            .args(["-d", "2001-02-03 04:05:06"])
+            .arg(&p)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let _ = std::os::unix::fs::chown(&p, Some(1234), Some(5678));
+    }
+    let from = format!("type=registry,ref={cache}");
+    let (ok, err, _) = b.build(&nested, &["-t", "app:1", "--cache-from", &from]);
+    assert!(ok, "{err}");
+    assert_eq!(err.matches("CACHED").count(), 5, "{err}");
+    assert_eq!(image_id(&b, "app:1"), image_id(&a, "app:1"), "{err}");
+    assert!(!has_blob(&b, &toolchain), "a hit downloaded the builder's layer");
+    let o = b.lighter(&["run", "--rm", "app:1"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "the app\n");
+
+    // A change in the final stage: its COPY misses and runs on the hit layers (fetched now); the
+    // builder's layers still stay where they are.
+    std::fs::write(nested.join("extra.txt"), "two\n").unwrap();
+    let (ok, err, _) = b.build(&nested, &["-t", "app:2", "--cache-from", &from]);
+    assert!(ok, "{err}");
+    assert_eq!(err.matches("CACHED").count(), 4, "{err}");
+    assert!(!has_blob(&b, &toolchain), "{err}");
+
+    // mode=min keeps the final stage's steps only: the builder runs again from such a cache.
+    let min = format!("{host}/cache/app:min");
+    let (ok, err, _) = a.build(
+        clone_a.path(),
+        &["--cache-to", &format!("type=registry,ref={min},mode=min")],
+    );
+    assert!(ok, "{err}");
+    let c = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
+    let (ok, err, _) = c.build(
+        clone_a.path(),
+        &["--cache-from", &format!("type=registry,ref={min}")],
+    );
+    assert!(ok, "{err}");
+    assert!(err.contains("RUN dd") && err.matches("CACHED").count() == 2, "{err}");
+
+    // Two exports to one ref keep both: the other stage, then the default target.
+    let shared = format!("{host}/cache/app:shared");
+    let to_shared = format!("type=registry,ref={shared},mode=max");
+    for t in [&["--target", "other"][..], &[][..]] {
+        let mut args = t.to_vec();
+        args.extend(["--cache-to", to_shared.as_str()]);
+        let (ok, err, _) = a.build(clone_a.path(), &args);
+        assert!(ok, "{err}");
+    }
+    let d = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
+    let from_shared = format!("type=registry,ref={shared}");
+    let (ok, err, _) = d.build(clone_a.path(), &["--target", "other", "--cache-from", &from_shared]);
+    assert!(ok && err.contains("CACHED") && !err.contains("rebuilt"), "{err}");
+
+    // A cache that does not exist yet is a note, not a failure; a bad spec is an error.
+    let (ok, err, _) = d.build(
+        clone_a.path(),
+        &["--cache-from", &format!("type=registry,ref={host}/cache/none:1")],
+    );
+    assert!(ok && err.contains("not found, building without it"), "{err}");
+    let (ok, err, _) = d.build(clone_a.path(), &["--cache-to", "type=registry,ref=x,mode=all"]);
+    assert!(!ok && err.contains("mode=all"), "{err}");
+}
+
+#[test]
+fn a_local_cache_directory_round_trips() {
+    let Some(a) = with_busybox() else { return };
+    let Some(reg) = RegistryServer::start(None) else {
+        return;
+    };
+    let base = format!("{}/base/busybox:1", reg.host());
+    a.lighter(&["tag", "busybox:latest", &base]);
+    assert!(a.lighter(&["push", "-q", &base]).status.success());
+    let ctx = tempfile::tempdir().unwrap();
+    checkout(ctx.path(), &base, "x\n");
+    let dir = tempfile::tempdir().unwrap();
+    let dest = format!("type=local,dest={},mode=max", dir.path().display());
+    let (ok, err, _) = a.build(ctx.path(), &["-t", "l:1", "--cache-to", &dest]);
+    assert!(ok, "{err}");
+    assert!(dir.path().join("index.json").exists() && dir.path().join("oci-layout").exists());
+    let b = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
+    let src = format!("type=local,src={}", dir.path().display());
+    let (ok, err, _) = b.build(ctx.path(), &["-t", "l:1", "--cache-from", &src]);
+    assert!(ok, "{err}");
+    assert_eq!(err.matches("CACHED").count(), 5, "{err}");
+    assert_eq!(image_id(&b, "l:1"), image_id(&a, "l:1"));
+}
