@@ -386,6 +386,9 @@ pub fn build(
             Err(e) => return Err(e),
         }
     }
+    if let Some(s) = shared.imported.summary() {
+        progress(Event::Info(s));
+    }
     let (steps, cached) = *shared.counters.lock().unwrap_or_else(|e| e.into_inner());
     progress(Event::Info(format!(
         "built {} in {:.2}s ({steps} steps, {cached} cached)",

@@ -207,6 +207,34 @@ pub struct Exported {
 pub struct Imported {
     pub records: BTreeMap<String, (Option<LayerInfo>, String)>,
     pub contents: BTreeMap<String, String>,
+    /// What the build fetched from these caches.
+    pub fetched: std::sync::Arc<Fetched>,
+    /// Steps that hit an imported record.
+    pub hits: std::sync::atomic::AtomicUsize,
+}
+
+/// Layers (and their bytes) fetched from imported caches.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pub layers: std::sync::atomic::AtomicU64,
+    pub bytes: std::sync::atomic::AtomicU64,
+}
+
+impl Imported {
+    /// `cache: 5 steps from --cache-from, 1 layer fetched (0.1 MB)`, when there was a cache.
+    pub fn summary(&self) -> Option<String> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.records.is_empty() {
+            return None;
+        }
+        let n = self.fetched.layers.load(Relaxed);
+        Some(format!(
+            "cache: {} steps from --cache-from, {n} layer{} fetched ({:.1} MB)",
+            self.hits.load(Relaxed),
+            if n == 1 { "" } else { "s" },
+            self.fetched.bytes.load(Relaxed) as f64 / 1e6
+        ))
+    }
 }
 
 impl CacheConfig {
@@ -310,6 +338,18 @@ mod tests {
         }
         assert!(parse_cache_from("type=local,src=/x").is_ok());
         assert!(parse_cache_from("type=registry,ref=x,mode=max").is_err());
+    }
+
+    #[test]
+    fn foreign_or_corrupt_configs_are_refused_with_the_reason() {
+        let e = CacheConfig::parse(b"{\"version\": 1, \"records\": 7}", "cache x").unwrap_err();
+        assert!(e.message.contains("not a lighter build cache"), "{}", e.message);
+        let e = CacheConfig::parse(b"{\"version\": 9, \"records\": {}, \"layers\": []}", "cache x")
+            .unwrap_err();
+        assert!(e.message.contains("format version 9"), "{}", e.message);
+        let bad_index = br#"{"version": 1, "records": {"k": {"layer": 3, "created": ""}}, "layers": []}"#;
+        let e = CacheConfig::parse(bad_index, "cache x").unwrap_err();
+        assert!(e.message.contains("does not list"), "{}", e.message);
     }
 
     #[test]

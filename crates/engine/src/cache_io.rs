@@ -59,7 +59,13 @@ pub fn import(
                 for (k, v) in cfg.contents {
                     imported.contents.entry(k).or_insert(v);
                 }
-                store.add_blob_fetcher(fetcher(store.clone(), client.cloned(), l.clone(), layers));
+                store.add_blob_fetcher(fetcher(
+                    store.clone(),
+                    client.cloned(),
+                    l.clone(),
+                    layers,
+                    imported.fetched.clone(),
+                ));
             }
             Err(e) => note(format!("{}: {}, building without it", describe(l), e.message)),
         }
@@ -171,11 +177,15 @@ fn fetcher(
     client: Option<Arc<Client>>,
     l: Location,
     layers: HashMap<Digest, LayerInfo>,
+    fetched: Arc<super::Fetched>,
 ) -> lighter_store::BlobFetcher {
     Arc::new(move |d: &Digest| {
         let Some(info) = layers.get(d) else {
             return Ok(false);
         };
+        use std::sync::atomic::Ordering::Relaxed;
+        fetched.layers.fetch_add(1, Relaxed);
+        fetched.bytes.fetch_add(info.size, Relaxed);
         let fail = |e: String| StoreError::Invalid(format!("{}: layer {d}: {e}", describe(&l)));
         match &l {
             Location::Registry(r) => {

@@ -58,6 +58,8 @@ struct StageRun<'s, 'a> {
     /// ARGs declared in this stage, with their values (unset ones are absent).
     args: BTreeMap<String, String>,
     last_created: String,
+    /// Whether the last cache lookup was answered by an imported (`--cache-from`) record.
+    imported_hit: std::cell::Cell<bool>,
 }
 
 pub(crate) fn run_stage(sh: &Shared<'_>, i: usize) -> Result<StageResult, EngineError> {
@@ -135,6 +137,7 @@ pub(crate) fn run_stage(sh: &Shared<'_>, i: usize) -> Result<StageResult, Engine
         key,
         args: inherited_args,
         last_created,
+        imported_hit: std::cell::Cell::new(false),
     };
     // ONBUILD triggers of the base run first, then leave the config.
     let mut instructions: Vec<Instruction> = Vec::new();
@@ -345,6 +348,7 @@ impl StageRun<'_, '_> {
 
     /// Looks up a step's cache key. Returns the cached layer (or `Some(None)` for a cached empty step).
     fn cached(&self, key: &str) -> Result<Option<(Option<LayerInfo>, String)>, EngineError> {
+        self.imported_hit.set(false);
         if self.sh.req.no_cache {
             return Ok(None);
         }
@@ -355,13 +359,7 @@ impl StageRun<'_, '_> {
             .get(Table::Cache, key)
             .map_err(|e| EngineError::msg(e.to_string()))?
         else {
-            // An imported record: its layer is fetched only when something reads it.
-            return Ok(self
-                .sh
-                .imported
-                .records
-                .get(key)
-                .map(|(layer, created)| (layer.clone(), created.clone())));
+            return Ok(self.imported(key));
         };
         let v: Value = serde_json::from_str(&v).unwrap_or(Value::Null);
         let created = v
@@ -376,14 +374,16 @@ impl StageRun<'_, '_> {
                     Ok(Some((Some(info), created)))
                 }
                 // The local record's blob is gone (pruned): an imported record may still have it.
-                _ => Ok(self
-                    .sh
-                    .imported
-                    .records
-                    .get(key)
-                    .map(|(layer, created)| (layer.clone(), created.clone()))),
+                _ => Ok(self.imported(key)),
             },
         }
+    }
+
+    /// An imported (`--cache-from`) record: its layer is fetched only when something reads it.
+    fn imported(&self, key: &str) -> Option<(Option<LayerInfo>, String)> {
+        let r = self.sh.imported.records.get(key)?;
+        self.imported_hit.set(true);
+        Some((r.0.clone(), r.1.clone()))
     }
 
     /// Queues the cache record of a step; `build` writes all of a build's records in one transaction
@@ -481,6 +481,12 @@ impl StageRun<'_, '_> {
         let position = self.position(n);
         let (layer, created) = match self.cached(key)? {
             Some((layer, created)) => {
+                if self.imported_hit.get() {
+                    self.sh
+                        .imported
+                        .hits
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 (self.sh.progress)(Event::Cached { id });
                 self.sh.count(true);
                 (layer, Some(created).filter(|c| !c.is_empty()))

@@ -113,6 +113,11 @@ fn a_registry_cache_is_shared_between_machines() {
     let (ok, err, _) = b.build(&nested, &["-t", "app:1", "--cache-from", &from]);
     assert!(ok, "{err}");
     assert_eq!(err.matches("CACHED").count(), 5, "{err}");
+    // Only the final image's own layers come from the cache (the base is pulled as usual).
+    assert!(
+        err.contains("cache: 5 steps from --cache-from, 2 layers fetched"),
+        "{err}"
+    );
     assert_eq!(image_id(&b, "app:1"), image_id(&a, "app:1"), "{err}");
     assert!(!has_blob(&b, &toolchain), "a hit downloaded the builder's layer");
     let o = b.lighter(&["run", "--rm", "app:1"]);
@@ -167,6 +172,23 @@ fn a_registry_cache_is_shared_between_machines() {
     assert!(ok && err.contains("not found, building without it"), "{err}");
     let (ok, err, _) = d.build(clone_a.path(), &["--cache-to", "type=registry,ref=x,mode=all"]);
     assert!(!ok && err.contains("mode=all"), "{err}");
+    // An image that is not a cache: a note, the build runs without it.
+    let (ok, err, _) = d.build(
+        clone_a.path(),
+        &["--cache-from", &format!("type=registry,ref={base}")],
+    );
+    assert!(ok && err.contains("not a lighter build cache"), "{err}");
+    // A registry that is down during export: the image is built, the export error is reported and
+    // the exit code says so, unless ignore-error=true.
+    let down = format!("type=registry,ref=127.0.0.1:{}/c/x:1", free_port());
+    let (ok, err, _) = d.build(clone_a.path(), &["-t", "exp:1", "--cache-to", &down]);
+    assert!(!ok && err.contains("cache 127.0.0.1"), "{err}");
+    assert!(d.lighter(&["inspect", "exp:1"]).status.success(), "the image is there");
+    let (ok, err, _) = d.build(
+        clone_a.path(),
+        &["--cache-to", &format!("{down},ignore-error=true")],
+    );
+    assert!(ok && err.contains("cache export failed (ignored)"), "{err}");
 }
 
 #[test]
@@ -193,4 +215,19 @@ fn a_local_cache_directory_round_trips() {
     assert!(ok, "{err}");
     assert_eq!(err.matches("CACHED").count(), 5, "{err}");
     assert_eq!(image_id(&b, "l:1"), image_id(&a, "l:1"));
+    // A corrupt cache config is refused with the reason; the build runs without the cache.
+    let idx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+    let md = idx["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("blobs/sha256").join(md)).unwrap())
+            .unwrap();
+    let cd = m["config"]["digest"].as_str().unwrap().trim_start_matches("sha256:");
+    std::fs::write(dir.path().join("blobs/sha256").join(cd), b"{\"version\": 1, \"records\": 7}")
+        .unwrap();
+    let c = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
+    let (ok, err, _) = c.build(ctx.path(), &["--cache-from", &src]);
+    assert!(ok && err.contains("does not match its digest"), "{err}");
 }
