@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks lighter side by side with docker build (BuildKit) in one run and prints the figures that
-# BENCHMARKS.md records. Usage: bash scripts/bench.sh [context|run|save|analyze|go|node|parse|registry|all]
+# BENCHMARKS.md records. Usage: bash scripts/bench.sh [context|run|save|analyze|go|node|parse|registry|cache|all]
 # Needs root (RUN sandbox, dockerd). Work files go to $BENCH_DIR (default /var/tmp/lighter-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -299,6 +299,79 @@ bench_registry() {
   rm -rf "$w/pull-store" "$w/big.tar"
 }
 
+# The build cache through a registry (issue 15): the Go example on an empty store, cold and then
+# with a warm registry cache, next to docker build --cache-from with an inline cache (what Debian's
+# Docker 20.10 supports) on an empty docker; then the import overhead of a 200-entry cache.
+bench_cache() {
+  local w="$BENCH_DIR/cache" demo=/var/tmp/lighter-demo runs=${CACHE_RUNS:-3}
+  LIGHTER_ROOT=$demo "$L" inspect golang:1.19 >/dev/null 2>&1 || LIGHTER_ROOT=$demo bash scripts/demo.sh >/dev/null
+  rm -rf "$w"; mkdir -p "$w"
+  local p=5300
+  while (echo > "/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+  printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' "$w/data" "$p" > "$w/config.yml"
+  docker-registry serve "$w/config.yml" >"$w/log" 2>&1 &
+  echo $! > "$w/pid"
+  trap 'kill $(cat "$BENCH_DIR/cache/pid" 2>/dev/null) 2>/dev/null || true' EXIT
+  for _ in $(seq 1 50); do (echo > "/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
+  local reg=127.0.0.1:$p
+  LIGHTER_ROOT=$demo "$L" tag golang:1.19 "$reg/library/golang:1.19"
+  LIGHTER_ROOT=$demo "$L" push -q "$reg/library/golang:1.19" >/dev/null
+  cp -r examples/go "$w/src"
+  sed -i -e "s|^FROM golang:1.19|FROM $reg/library/golang:1.19|" -e "/^# syntax=/d" "$w/src/Dockerfile"
+  local cache="$reg/cache/go:1"
+  echo "## build cache: Go example on an empty store (base pulled from a local registry), $runs runs (medians)"
+  row step lighter docker ratio; row --- --- --- ---
+  local cold=() warm=() i fetched=""
+  for i in $(seq 1 "$runs"); do
+    rm -rf "$w/a"; sync
+    cold+=("$(secs env LIGHTER_ROOT="$w/a" "$L" build -t hello-go:cache --cache-to "type=registry,ref=$cache,mode=max" "$w/src")")
+    rm -rf "$w/b"; sync
+    warm+=("$(secs env LIGHTER_ROOT="$w/b" "$L" build -t hello-go:cache --cache-from "type=registry,ref=$cache" "$w/src")")
+    fetched=$(grep -o 'cache: [^(]*([0-9.]* MB)' /tmp/lighter-bench-step.log | tail -1)
+  done
+  local lc lw; lc=$(median "${cold[@]}"); lw=$(median "${warm[@]}")
+  local dc=() dw=()
+  if have_docker; then
+    local dimg="$reg/docker/go:1"
+    for i in $(seq 1 "$runs"); do
+      $D rmi -f "$dimg" "$reg/library/golang:1.19" >/dev/null 2>&1 || true
+      $D builder prune -af >/dev/null 2>&1 || true; sync
+      dc+=("$(secs $D build --network host --build-arg BUILDKIT_INLINE_CACHE=1 -t "$dimg" "$w/src")")
+      $D push -q "$dimg" >/dev/null
+      $D rmi -f "$dimg" "$reg/library/golang:1.19" >/dev/null 2>&1 || true
+      $D builder prune -af >/dev/null 2>&1 || true; sync
+      dw+=("$(secs $D build --network host --cache-from "$dimg" -t "$dimg" "$w/src")")
+    done
+  fi
+  local dcm=n/a dwm=n/a
+  [ ${#dc[@]} -gt 0 ] && dcm=$(median "${dc[@]}") && dwm=$(median "${dw[@]}")
+  row "cold build, empty store, exports the cache (runs: ${cold[*]} / ${dc[*]:-})" "$lc s" "$dcm s" "$( [ "$dcm" != n/a ] && ratio "$lc" "$dcm" )"
+  row "warm cache, empty store (runs: ${warm[*]} / ${dw[*]:-}); lighter: $fetched" "$lw s" "$dwm s" "$( [ "$dwm" != n/a ] && ratio "$lw" "$dwm" )"
+  row "cold / warm" "$(ratio "$lc" "$lw")x" "$( [ "$dwm" != n/a ] && ratio "$dcm" "$dwm")x" ""
+  # Import overhead: a 200-entry cache (10 stages of 20 RUN steps, copied into one image), read by a
+  # build whose every step is already in the store: the same no-op build with and without --cache-from.
+  LIGHTER_ROOT=$demo "$L" save busybox:latest 2>/dev/null | LIGHTER_ROOT="$w/c" "$L" load >/dev/null 2>&1 \
+    || LIGHTER_ROOT="$w/c" "$L" import "$CACHE/busybox.tar" busybox:latest >/dev/null
+  mkdir -p "$w/many"
+  {
+    for s in $(seq 1 10); do
+      echo "FROM busybox:latest AS s$s"
+      for r in $(seq 1 20); do echo "RUN echo $s-$r > /f$r"; done
+    done
+    echo "FROM busybox:latest"
+    for s in $(seq 1 10); do echo "COPY --from=s$s /f20 /s$s"; done
+  } > "$w/many/Dockerfile"
+  LIGHTER_ROOT="$w/c" "$L" build -q --cache-to "type=registry,ref=$reg/cache/many:1,mode=max" "$w/many" >/dev/null
+  local wo=() wi=()
+  for i in 1 2 3 4 5; do
+    wo+=("$(secs env LIGHTER_ROOT="$w/c" "$L" build -q "$w/many")")
+    wi+=("$(secs env LIGHTER_ROOT="$w/c" "$L" build -q --cache-from "type=registry,ref=$reg/cache/many:1" "$w/many")")
+  done
+  local mo mi; mo=$(median "${wo[@]}"); mi=$(median "${wi[@]}")
+  row "no-op build without / with --cache-from of a 210-entry cache (medians of 5)" "$mo s / $mi s" "" "$(echo "($mi - $mo) * 1000" | bc -l | xargs printf '%+.0f') ms"
+  kill "$(cat "$w/pid")" 2>/dev/null || true
+}
+
 bench_parse() {
   echo "## parser (cargo bench -p lighter-dockerfile)"
   cargo bench --quiet -p lighter-dockerfile 2>/dev/null | grep -E 'ms|µs|instructions|corpus' || echo "(no parse bench output)"
@@ -313,6 +386,7 @@ case "$what" in
   node) bench_node ;;
   parse) bench_parse ;;
   registry) bench_registry ;;
-  all) bench_parse; bench_context; bench_run; bench_save; bench_analyze; bench_go; bench_node; bench_registry ;;
-  *) echo "usage: bench.sh [context|run|save|analyze|go|node|parse|registry|all]" >&2; exit 2 ;;
+  cache) bench_cache ;;
+  all) bench_parse; bench_context; bench_run; bench_save; bench_analyze; bench_go; bench_node; bench_registry; bench_cache ;;
+  *) echo "usage: bench.sh [context|run|save|analyze|go|node|parse|registry|cache|all]" >&2; exit 2 ;;
 esac

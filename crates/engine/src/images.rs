@@ -19,6 +19,9 @@ pub struct ImageSource {
     pub always_check: bool,
     /// `--platform` to pull for (the host's by default).
     pub platform: Option<Platform>,
+    /// An image the store lacks is resolved to its manifest and config only; its layers are
+    /// fetched when something reads them (builds with `--cache-from`, where steps may all hit).
+    pub lazy: bool,
 }
 
 impl std::fmt::Debug for ImageSource {
@@ -97,6 +100,10 @@ impl ImageSource {
             }
         }
         let platform = self.platform.clone().unwrap_or_else(Platform::host);
+        if self.lazy && local.is_none() {
+            return lazy_image(store, client, &r, &platform)
+                .map_err(|e| EngineError::msg(format!("{what}: {}", e.message)));
+        }
         let pulled = pull(store, client, &r, &platform, &|_| {}).map_err(|e| {
             let hint = if local.is_none() {
                 format!(" (the store does not have it either: pull it, load it with `lighter load -i FILE`, or make it with `lighter import ROOTFS.tar {name}`)")
@@ -107,6 +114,48 @@ impl ImageSource {
         })?;
         lighter_image::Image::read(store, &pulled.id).map_err(|e| EngineError::msg(e.to_string()))
     }
+}
+
+/// `r` as its manifest and config, not recorded in the store: its layer blobs become fetchable by
+/// the store (downloaded and unpacked when a step reads them).
+fn lazy_image(
+    store: &Store,
+    client: &std::sync::Arc<Client>,
+    r: &Reference,
+    platform: &Platform,
+) -> Result<Image, lighter_registry::RegistryError> {
+    let m = lighter_registry::pull::fetch_meta(client, r, platform)?;
+    let config: serde_json::Value = serde_json::from_slice(&m.config).map_err(|e| {
+        lighter_registry::RegistryError::new(
+            lighter_registry::ErrorKind::Protocol,
+            format!("{r}: config is not JSON: {e}"),
+        )
+    })?;
+    let id = Digest::sha256(&m.config);
+    let layers: std::collections::HashMap<Digest, lighter_store::layer::LayerInfo> = m
+        .layers
+        .iter()
+        .map(|l| (l.digest.clone(), l.clone()))
+        .collect();
+    let (st, c, reference) = (store.clone(), client.clone(), r.clone());
+    store.add_blob_fetcher(std::sync::Arc::new(move |d: &Digest| {
+        let Some(want) = layers.get(d) else {
+            return Ok(false);
+        };
+        lighter_registry::pull::fetch_layer_blob(&c, &st, &reference, want)
+            .map(|_| true)
+            .map_err(|e| lighter_store::StoreError::Invalid(e.message))
+    }));
+    Ok(Image {
+        id: id.clone(),
+        record: lighter_image::ImageRecord {
+            manifest: m.manifest_digest,
+            config: id,
+            layers: m.layers,
+            added: String::new(),
+        },
+        config,
+    })
 }
 
 fn has_repo_digest(store: &Store, r: &Reference, digest: &Digest, id: &Digest) -> bool {

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 /// topmost position: overlayfs refuses a lowerdir given twice, and the lower copy is fully covered by
 /// the upper one (same files, same whiteouts), so the merged view is unchanged.
 pub fn lowers(store: &Store, layers: &[LayerInfo]) -> Result<Vec<PathBuf>, EngineError> {
+    fetch_missing(store, layers)?;
     let mut out: Vec<PathBuf> = Vec::with_capacity(layers.len());
     for l in layers.iter().rev() {
         let dir = unpacked(store, &l.diff_id, &l.digest)
@@ -30,6 +31,39 @@ pub fn lowers(store: &Store, layers: &[LayerInfo]) -> Result<Vec<PathBuf>, Engin
         }
     }
     Ok(out)
+}
+
+/// Layers known only by descriptor (a lazily resolved base image, a build cache hit) are fetched
+/// four at a time before they are unpacked, as a pull fetches them.
+fn fetch_missing(store: &Store, layers: &[LayerInfo]) -> Result<(), EngineError> {
+    let missing: Vec<&LayerInfo> = layers
+        .iter()
+        .filter(|l| {
+            !store.layer_dir(&l.diff_id).join(".complete").exists()
+                && !store.content().exists(&l.digest)
+        })
+        .collect();
+    if missing.len() < 2 {
+        return Ok(());
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let errors = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..missing.len().min(4) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(l) = missing.get(i) else { break };
+                if let Err(e) = store.ensure_blob(&l.digest) {
+                    let msg = format!("layer {}: {e}", l.digest);
+                    errors.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
+                }
+            });
+        }
+    });
+    match errors.into_inner().unwrap_or_else(|e| e.into_inner()).first() {
+        Some(e) => Err(EngineError::msg(e.clone())),
+        None => Ok(()),
+    }
 }
 
 /// Which snapshotter a store's builds use.

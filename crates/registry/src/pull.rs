@@ -80,6 +80,16 @@ pub struct Fetched {
     pub downloaded: u64,
 }
 
+/// What an image is without its layers: enough for a build to compute cache keys and read the
+/// config, with the layers fetched later only if something reads them ([`fetch_layer_blob`]).
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub config: Vec<u8>,
+    /// The layers as the store records them; `uncompressed_size` is 0 until fetched.
+    pub layers: Vec<LayerInfo>,
+    pub manifest_digest: Digest,
+}
+
 /// Fetches `r` for `platform` into `store`.
 pub fn fetch(
     client: &Client,
@@ -89,6 +99,67 @@ pub fn fetch(
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<Fetched> {
     let reg = Registry::new(client, r, false);
+    let (top, config, layer_descs, diff_ids) = resolve(&reg, r, platform)?;
+    progress(Event::Layers {
+        layers: layer_descs
+            .iter()
+            .map(|d| (d.digest.clone(), d.size))
+            .collect(),
+    });
+    let (layers, downloaded) = fetch_layers(&reg, store, &layer_descs, &diff_ids, progress)?;
+    Ok(Fetched {
+        config,
+        layers,
+        manifest_digest: top.digest,
+        downloaded,
+    })
+}
+
+/// The manifest and config of `r` for `platform`, and its layers' descriptors: no layer is
+/// downloaded.
+pub fn fetch_meta(client: &Client, r: &Reference, platform: &Platform) -> Result<Meta> {
+    let reg = Registry::new(client, r, false);
+    let (top, config, descs, diff_ids) = resolve(&reg, r, platform)?;
+    let layers = descs
+        .iter()
+        .zip(diff_ids)
+        .map(|(d, diff_id)| LayerInfo {
+            diff_id,
+            digest: d.digest.clone(),
+            size: d.size,
+            media_type: oci_layer_type(&d.media_type),
+            uncompressed_size: 0,
+        })
+        .collect();
+    Ok(Meta {
+        config,
+        layers,
+        manifest_digest: top.digest,
+    })
+}
+
+/// Downloads one layer blob of `r` into the store (verified, unpacked while it streams, a broken
+/// connection retried); `want` is the layer as [`fetch_meta`] described it.
+pub fn fetch_layer_blob(
+    client: &Client,
+    store: &Store,
+    r: &Reference,
+    want: &LayerInfo,
+) -> Result<LayerInfo> {
+    let reg = Registry::new(client, r, false);
+    let d = LayerDesc {
+        digest: want.digest.clone(),
+        size: want.size,
+        media_type: want.media_type.clone(),
+    };
+    let total = std::sync::atomic::AtomicU64::new(0);
+    fetch_layer(&reg, store, &d, &want.diff_id, &|_| {}, &total)
+}
+
+type Resolved = (Manifest, Vec<u8>, Vec<LayerDesc>, Vec<Digest>);
+
+/// The top manifest, the config bytes, the layer descriptors and the config's diffIDs.
+fn resolve(reg: &Registry<'_>, r: &Reference, platform: &Platform) -> Result<Resolved> {
     let reference = match (&r.digest, &r.tag) {
         (Some(d), _) => d.to_string(),
         (None, Some(t)) => t.clone(),
@@ -125,19 +196,7 @@ pub fn fetch(
             ),
         ));
     }
-    progress(Event::Layers {
-        layers: layer_descs
-            .iter()
-            .map(|d| (d.digest.clone(), d.size))
-            .collect(),
-    });
-    let (layers, downloaded) = fetch_layers(&reg, store, &layer_descs, &diff_ids, progress)?;
-    Ok(Fetched {
-        config,
-        layers,
-        manifest_digest: top.digest,
-        downloaded,
-    })
+    Ok((top, config, layer_descs, diff_ids))
 }
 
 /// The child manifest of `index` for `platform`; the error lists what the index has.

@@ -212,6 +212,8 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             registry: Some(registry.clone()),
             always_check: args.pull,
             platform: None,
+            // With a shared cache every step may hit: base layers come only when a step reads them.
+            lazy: !cache.from.is_empty() && !args.no_cache,
         },
         cache,
     };
