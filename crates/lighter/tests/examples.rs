@@ -152,13 +152,39 @@ fn go_and_node_examples_build_run_and_shrink() {
         ("hello-node", "examples/node", "--selftest", "hello-node"),
     ] {
         let ctx = repo().join(dir);
+        let cache = format!("{}/cache/{name}:buildcache", mirror.host());
+        let cache_to = format!("type=registry,ref={cache},mode=max");
         for (tag, file) in [("multi", "Dockerfile"), ("bloat", "Dockerfile.bloat")] {
             let image = format!("{name}:{tag}");
             let df = ctx.join(file);
-            let (ok, err, _) = env.build(&ctx, &["-t", &image, "-f", df.to_str().unwrap()]);
+            let mut args = vec!["-t", image.as_str(), "-f", df.to_str().unwrap()];
+            if tag == "multi" {
+                args.extend(["--cache-to", cache_to.as_str()]);
+            }
+            let (ok, err, _) = env.build(&ctx, &args);
             assert!(ok, "{image}: {err}");
         }
         let multi = format!("{name}:multi");
+        // Another runner: an empty store with the registry cache. Every step hits, the image is
+        // the same, and what it downloaded is the final image's own layers.
+        let runner = Env {
+            root: tempfile::tempdir().unwrap(),
+        };
+        let cache_from = format!("type=registry,ref={cache}");
+        let (ok, err, _) = runner.build(&ctx, &["-t", &multi, "--cache-from", &cache_from]);
+        assert!(ok && !err.contains("rebuilt"), "{multi} from the cache: {err}");
+        let id = |e: &Env| {
+            let o = e.lighter(&["inspect", &multi]);
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            v[0]["Id"].clone()
+        };
+        assert_eq!(id(&runner), id(&env), "{err}");
+        let fetched = err
+            .lines()
+            .find(|l| l.starts_with("cache: "))
+            .unwrap_or_else(|| panic!("no cache summary: {err}"))
+            .to_string();
+        report.push(format!("{name} from the registry cache on an empty store: {fetched}"));
         let run = env.lighter(&["run", "--rm", &multi, selftest]);
         let out = String::from_utf8_lossy(&run.stdout);
         assert!(
