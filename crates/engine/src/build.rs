@@ -389,6 +389,15 @@ pub fn build(
     if let Some(s) = shared.imported.summary() {
         progress(Event::Info(s));
     }
+    if req.images.lazy {
+        let base = &req.images.fetched;
+        let n = base.layers.load(std::sync::atomic::Ordering::Relaxed);
+        progress(Event::Info(format!(
+            "base images: {n} layer{} fetched ({:.1} MB)",
+            if n == 1 { "" } else { "s" },
+            base.bytes.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6
+        )));
+    }
     let (steps, cached) = *shared.counters.lock().unwrap_or_else(|e| e.into_inner());
     progress(Event::Info(format!(
         "built {} in {:.2}s ({steps} steps, {cached} cached)",

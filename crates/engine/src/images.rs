@@ -22,6 +22,8 @@ pub struct ImageSource {
     /// An image the store lacks is resolved to its manifest and config only; its layers are
     /// fetched when something reads them (builds with `--cache-from`, where steps may all hit).
     pub lazy: bool,
+    /// Layers (and bytes) of lazily resolved images fetched so far.
+    pub fetched: std::sync::Arc<crate::cache::Fetched>,
 }
 
 impl std::fmt::Debug for ImageSource {
@@ -101,7 +103,7 @@ impl ImageSource {
         }
         let platform = self.platform.clone().unwrap_or_else(Platform::host);
         if self.lazy && local.is_none() {
-            return lazy_image(store, client, &r, &platform)
+            return lazy_image(store, client, &r, &platform, &self.fetched)
                 .map_err(|e| EngineError::msg(format!("{what}: {}", e.message)));
         }
         let pulled = pull(store, client, &r, &platform, &|_| {}).map_err(|e| {
@@ -123,8 +125,10 @@ fn lazy_image(
     client: &std::sync::Arc<Client>,
     r: &Reference,
     platform: &Platform,
+    fetched: &std::sync::Arc<crate::cache::Fetched>,
 ) -> Result<Image, lighter_registry::RegistryError> {
     let m = lighter_registry::pull::fetch_meta(client, r, platform)?;
+    let fetched = fetched.clone();
     let config: serde_json::Value = serde_json::from_slice(&m.config).map_err(|e| {
         lighter_registry::RegistryError::new(
             lighter_registry::ErrorKind::Protocol,
@@ -142,6 +146,9 @@ fn lazy_image(
         let Some(want) = layers.get(d) else {
             return Ok(false);
         };
+        use std::sync::atomic::Ordering::Relaxed;
+        fetched.layers.fetch_add(1, Relaxed);
+        fetched.bytes.fetch_add(want.size, Relaxed);
         lighter_registry::pull::fetch_layer_blob(&c, &st, &reference, want)
             .map(|_| true)
             .map_err(|e| lighter_store::StoreError::Invalid(e.message))

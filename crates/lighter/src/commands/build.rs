@@ -214,6 +214,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             platform: None,
             // With a shared cache every step may hit: base layers come only when a step reads them.
             lazy: !cache.from.is_empty() && !args.no_cache,
+            fetched: Default::default(),
         },
         cache,
     };
