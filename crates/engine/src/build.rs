@@ -358,6 +358,18 @@ pub fn build(
             m.sort_keys();
         }
     }
+    let used = crate::cache::Exported {
+        steps: std::mem::take(&mut *shared.used.lock().unwrap_or_else(|e| e.into_inner())),
+        contents: std::mem::take(&mut *shared.contents.lock().unwrap_or_else(|e| e.into_inner())),
+    };
+    if req
+        .cache
+        .to
+        .iter()
+        .any(|t| t.location == crate::cache::Location::Inline)
+    {
+        config[crate::cache::INLINE_KEY] = crate::cache::inline(&used, target);
+    }
     let bytes = lighter_oci::json::to_vec(&config).map_err(|e| EngineError::msg(e.to_string()))?;
     let tags: Vec<Reference> = if req.outputs.is_empty() || req.outputs.contains(&Output::Image) {
         req.tags.clone()
@@ -373,10 +385,6 @@ pub fn build(
     let id = lighter_image::commit(store, &bytes, &result.layers, &tags)
         .map_err(|e| EngineError::msg(e.to_string()))?;
     export(store, req, &id, &result.layers)?;
-    let used = crate::cache::Exported {
-        steps: std::mem::take(&mut *shared.used.lock().unwrap_or_else(|e| e.into_inner())),
-        contents: std::mem::take(&mut *shared.contents.lock().unwrap_or_else(|e| e.into_inner())),
-    };
     for to in &req.cache.to {
         match crate::cache::export(store, req.images.registry.as_ref(), to, &used, target) {
             Ok(summary) => progress(Event::Info(summary)),

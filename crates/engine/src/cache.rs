@@ -42,7 +42,13 @@ pub enum Location {
     Registry(Reference),
     /// An OCI layout directory.
     Local(PathBuf),
+    /// In the built image's own config (`--cache-to type=inline`), read back with
+    /// `--cache-from type=registry,ref=IMAGE` once the image is pushed.
+    Inline,
 }
+
+/// The image config field an inline cache lives in.
+pub const INLINE_KEY: &str = "lighter.buildcache.v1";
 
 /// `--cache-to`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +56,8 @@ pub struct CacheTo {
     pub location: Location,
     pub mode: Mode,
     pub ignore_error: bool,
+    /// `compression=`: layers in another compression are converted for the cache.
+    pub compression: Option<lighter_store::compress::Compression>,
 }
 
 /// The `--cache-from` and `--cache-to` of a build.
@@ -100,6 +108,7 @@ fn location(
                 .ok_or_else(|| bad(&what, format!("type=local needs {dir_key}=DIR")))?;
             Ok(Location::Local(PathBuf::from(d)))
         }
+        Some("inline") if flag == "--cache-to" => Ok(Location::Inline),
         Some(t @ ("inline" | "gha" | "s3" | "azblob")) => Err(bad(
             &what,
             format!("type={t} is not supported (type=registry or type=local)"),
@@ -125,6 +134,9 @@ pub fn parse_cache_to(spec: &str) -> Result<CacheTo, EngineError> {
     let location = location("--cache-to", spec, &mut f, dir_key)?;
     let mode = match f.remove("mode").as_deref() {
         None | Some("min") => Mode::Min,
+        Some("max") if location == Location::Inline => {
+            return Err(bad(&what, "an inline cache holds the final stage only: mode=min"))
+        }
         Some("max") => Mode::Max,
         Some(m) => return Err(bad(&what, format!("mode={m}: expected min or max"))),
     };
@@ -133,12 +145,15 @@ pub fn parse_cache_to(spec: &str) -> Result<CacheTo, EngineError> {
         Some("true") => true,
         Some(v) => return Err(bad(&what, format!("ignore-error={v}: expected true or false"))),
     };
-    if f.contains_key("compression") {
-        return Err(bad(
-            &what,
-            "compression= is not supported: cache layers are exported as the store holds them",
-        ));
-    }
+    let compression = match f.remove("compression") {
+        None => None,
+        Some(_) if location == Location::Inline => {
+            return Err(bad(&what, "compression= does not apply to an inline cache"))
+        }
+        Some(c) => Some(lighter_store::compress::Compression::parse(&c).ok_or_else(|| {
+            bad(&what, format!("compression={c}: expected gzip, zstd or uncompressed"))
+        })?),
+    };
     if let Some(k) = f.keys().next() {
         return Err(bad(&what, format!("unknown key {k:?} (mode, ignore-error)")));
     }
@@ -146,6 +161,7 @@ pub fn parse_cache_to(spec: &str) -> Result<CacheTo, EngineError> {
         location,
         mode,
         ignore_error,
+        compression,
     })
 }
 
@@ -279,7 +295,13 @@ impl CacheConfig {
     }
 
     fn parse(bytes: &[u8], what: &str) -> Result<CacheConfig, EngineError> {
-        let c: CacheConfig = serde_json::from_slice(bytes)
+        let v: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| EngineError::msg(format!("{what}: not a lighter build cache: {e}")))?;
+        Self::from_value(v, what)
+    }
+
+    fn from_value(v: serde_json::Value, what: &str) -> Result<CacheConfig, EngineError> {
+        let c: CacheConfig = serde_json::from_value(v)
             .map_err(|e| EngineError::msg(format!("{what}: not a lighter build cache: {e}")))?;
         if c.version != VERSION {
             return Err(EngineError::msg(format!(
@@ -309,6 +331,24 @@ impl CacheConfig {
     }
 }
 
+/// The inline cache of a build (`--cache-to type=inline`): the final stage's records, as the value
+/// of [`INLINE_KEY`] in the image config.
+pub fn inline(used: &Exported, target: usize) -> serde_json::Value {
+    let steps: Vec<Used> = used.steps.iter().filter(|u| u.stage == target).cloned().collect();
+    let contents: Vec<(String, String)> = used
+        .contents
+        .iter()
+        .filter(|(s, _, _)| *s == target)
+        .map(|(_, k, v)| (k.clone(), v.clone()))
+        .collect();
+    let c = CacheConfig {
+        version: VERSION,
+        ..Default::default()
+    }
+    .merged_with(&steps, &contents);
+    serde_json::to_value(&c).unwrap_or_default()
+}
+
 #[path = "cache_io.rs"]
 mod io;
 pub use io::{export, import};
@@ -328,8 +368,9 @@ mod tests {
             "type=registry",
             "type=registry,ref=x,mode=all",
             "type=registry,ref=x,colour=red",
-            "type=registry,ref=x,compression=zstd",
-            "type=inline",
+            "type=registry,ref=x,compression=brotli",
+            "type=inline,compression=zstd",
+            "type=inline,mode=max",
             "type=nope,ref=x",
             "ref=x",
             "type=local,src=/x",
@@ -337,6 +378,10 @@ mod tests {
             assert!(parse_cache_to(bad).is_err(), "{bad}");
         }
         assert!(parse_cache_from("type=local,src=/x").is_ok());
+        let z = parse_cache_to("type=registry,ref=x,compression=zstd").unwrap();
+        assert_eq!(z.compression, Some(lighter_store::compress::Compression::Zstd));
+        assert_eq!(parse_cache_to("type=inline").unwrap().location, Location::Inline);
+        assert!(parse_cache_from("type=inline").is_err());
         assert!(parse_cache_from("type=registry,ref=x,mode=max").is_err());
     }
 

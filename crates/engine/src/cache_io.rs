@@ -24,6 +24,7 @@ fn describe(l: &Location) -> String {
     match l {
         Location::Registry(r) => format!("cache {r}"),
         Location::Local(d) => format!("cache {}", d.display()),
+        Location::Inline => "inline cache".into(),
     }
 }
 
@@ -86,12 +87,16 @@ fn read(client: Option<&Arc<Client>>, l: &Location) -> Result<Option<CacheConfig
                 Err(e) => return Err(err(&what, e.message)),
             };
             let v: Value = serde_json::from_slice(&m.bytes).map_err(|e| err(&what, e))?;
+            if !is_cache(&v) {
+                return inline_of(client, r, &what).map(Some);
+            }
             let cd = config_digest(&what, &v)?;
             let bytes = reg
                 .get_blob_bytes(&cd, MAX_CONFIG)
                 .map_err(|e| err(&what, e.message))?;
             (v, bytes)
         }
+        Location::Inline => return Ok(None),
         Location::Local(dir) => {
             let Some(m) = local_manifest(dir)? else {
                 return Ok(None);
@@ -107,10 +112,28 @@ fn read(client: Option<&Arc<Client>>, l: &Location) -> Result<Option<CacheConfig
     CacheConfig::parse(&config, &what).map(Some)
 }
 
+fn is_cache(m: &Value) -> bool {
+    m["artifactType"].as_str() == Some(ARTIFACT_TYPE)
+        || m["config"]["mediaType"].as_str() == Some(CONFIG_TYPE)
+}
+
+/// The inline cache an image carries in its config (`--cache-to type=inline` when it was built).
+fn inline_of(client: &Arc<Client>, r: &Reference, what: &str) -> Result<CacheConfig, EngineError> {
+    let platform = lighter_registry::pull::Platform::host();
+    let m = lighter_registry::pull::fetch_meta(client, r, &platform)
+        .map_err(|e| err(what, e.message))?;
+    let v: Value = serde_json::from_slice(&m.config).map_err(|e| err(what, e))?;
+    match v.get(super::INLINE_KEY) {
+        Some(c) => CacheConfig::from_value(c.clone(), what),
+        None => Err(err(
+            what,
+            "not a lighter build cache (an image without an inline cache: build it with --cache-to type=inline)",
+        )),
+    }
+}
+
 fn config_digest(what: &str, m: &Value) -> Result<Digest, EngineError> {
-    let ours = m["artifactType"].as_str() == Some(ARTIFACT_TYPE)
-        || m["config"]["mediaType"].as_str() == Some(CONFIG_TYPE);
-    if !ours {
+    if !is_cache(m) {
         return Err(err(what, "not a lighter build cache (another image or cache format)"));
     }
     m["config"]["digest"]
@@ -198,6 +221,7 @@ fn fetcher(
                 let f = std::fs::File::open(blob_path(dir, d)).map_err(|e| fail(e.to_string()))?;
                 lighter_store::layer::store_blob_unpacking(&store, f, d, &info.media_type)?;
             }
+            Location::Inline => return Ok(false),
         }
         Ok(true)
     })
@@ -212,12 +236,33 @@ pub fn export(
     target: usize,
 ) -> Result<String, EngineError> {
     let what = describe(&to.location);
-    let mine: Vec<Used> = used
+    if to.location == Location::Inline {
+        let n = used.steps.iter().filter(|u| u.stage == target).count();
+        return Ok(format!("{what}: {n} steps in the image config"));
+    }
+    let mut mine: Vec<Used> = used
         .steps
         .iter()
         .filter(|u| to.mode == Mode::Max || u.stage == target)
         .cloned()
         .collect();
+    if let Some(c) = to.compression {
+        let mut converted: HashMap<Digest, LayerInfo> = HashMap::new();
+        for u in &mut mine {
+            if let Some(l) = &u.layer {
+                let new = match converted.get(&l.digest) {
+                    Some(n) => n.clone(),
+                    None => {
+                        let n = lighter_store::layer::recompress(store, l, c)
+                            .map_err(|e| err(&what, e))?;
+                        converted.insert(l.digest.clone(), n.clone());
+                        n
+                    }
+                };
+                u.layer = Some(new);
+            }
+        }
+    }
     let contents: Vec<(String, String)> = used
         .contents
         .iter()
@@ -252,6 +297,7 @@ pub fn export(
         }
         Location::Local(dir) => write_layout(store, dir, &merged, &config, &manifest)
             .map_err(|e| err(&what, e))?,
+        Location::Inline => {}
     }
     Ok(format!(
         "{what}: exported {} steps ({} in all, {} layers)",

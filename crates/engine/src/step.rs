@@ -117,6 +117,10 @@ pub(crate) fn run_stage(sh: &Shared<'_>, i: usize) -> Result<StageResult, Engine
         )
     };
     crate::config::ensure_path(&mut config);
+    // A base's inline build cache describes the base's build, not this one.
+    if let Some(o) = config.as_object_mut() {
+        o.remove(crate::cache::INLINE_KEY);
+    }
     (sh.progress)(Event::Done {
         id,
         secs: t.elapsed().as_secs_f64(),

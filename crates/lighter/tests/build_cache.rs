@@ -164,6 +164,25 @@ fn a_registry_cache_is_shared_between_machines() {
     let (ok, err, _) = d.build(clone_a.path(), &["--target", "other", "--cache-from", &from_shared]);
     assert!(ok && err.contains("CACHED") && !err.contains("rebuilt"), "{err}");
 
+    // An inline cache: the pushed image carries its final stage's records in its config; a build
+    // that names the image as --cache-from hits the final stage (the builder, not in a min cache,
+    // runs, and its output is the same, so the COPY --from hits too).
+    let inline = format!("{host}/app/inline:1");
+    let (ok, err, _) = a.build(
+        clone_a.path(),
+        &["-t", &inline, "--push", "--cache-to", "type=inline"],
+    );
+    assert!(ok && err.contains("inline cache: 2 steps"), "{err}");
+    let e = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
+    let (ok, err, _) = e.build(
+        clone_a.path(),
+        &["--cache-from", &format!("type=registry,ref={inline}")],
+    );
+    assert!(ok && err.contains("RUN dd") && err.matches("CACHED").count() == 2, "{err}");
+    assert!(err.contains("cache: 2 steps from --cache-from"), "{err}");
+
     // A cache that does not exist yet is a note, not a failure; a bad spec is an error.
     let (ok, err, _) = d.build(
         clone_a.path(),
@@ -215,6 +234,31 @@ fn a_local_cache_directory_round_trips() {
     assert!(ok, "{err}");
     assert_eq!(err.matches("CACHED").count(), 5, "{err}");
     assert_eq!(image_id(&b, "l:1"), image_id(&a, "l:1"));
+    // compression=zstd converts the cache's layers; a build from it gets the same image (the
+    // config names diffIDs) and runs it.
+    let zdir = tempfile::tempdir().unwrap();
+    let zdest = format!("type=local,dest={},mode=max,compression=zstd", zdir.path().display());
+    let (ok, err, _) = a.build(ctx.path(), &["--cache-to", &zdest]);
+    assert!(ok, "{err}");
+    let zidx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(zdir.path().join("index.json")).unwrap()).unwrap();
+    let zmd = zidx["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:");
+    let zm: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(zdir.path().join("blobs/sha256").join(zmd)).unwrap())
+            .unwrap();
+    for l in zm["layers"].as_array().unwrap() {
+        assert_eq!(l["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd", "{zm}");
+    }
+    let z = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
+    let zsrc = format!("type=local,src={}", zdir.path().display());
+    let (ok, err, _) = z.build(ctx.path(), &["-t", "l:1", "--cache-from", &zsrc]);
+    assert!(ok && err.matches("CACHED").count() == 5, "{err}");
+    assert_eq!(image_id(&z, "l:1"), image_id(&a, "l:1"));
+    let o = z.lighter(&["run", "--rm", "l:1"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "the app\n");
+
     // A corrupt cache config is refused with the reason; the build runs without the cache.
     let idx: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();

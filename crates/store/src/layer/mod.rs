@@ -251,6 +251,50 @@ impl<R: std::io::Read> std::io::Read for Tee<'_, R> {
     }
 }
 
+/// Layer `l` with its blob in compression `to`: the same layer when it is already, else a new blob
+/// written into the content store (decompressed and compressed again in one pass, the diffID checked).
+/// The layer record of the diffID is left as it is.
+pub fn recompress(store: &Store, l: &LayerInfo, to: Compression) -> Result<LayerInfo> {
+    let now = if l.media_type.ends_with("+gzip") {
+        Compression::Gzip
+    } else if l.media_type.ends_with("+zstd") {
+        Compression::Zstd
+    } else {
+        Compression::None
+    };
+    if now == to {
+        return Ok(l.clone());
+    }
+    store.ensure_blob(&l.digest)?;
+    let path = store.content().path(&l.digest);
+    let f = store.content().open(&l.digest)?;
+    let dec = crate::compress::decompress(f).map_err(io_err("decompress", &path))?;
+    let mut h = Sha256Reader {
+        inner: dec,
+        hasher: Sha256Writer::new(std::io::sink()),
+    };
+    let ingest = store.content().ingest()?;
+    let mut out = Compressor::new(ingest, to).map_err(io_err("compress", &path))?;
+    std::io::copy(&mut h, &mut out).map_err(io_err("recompress", &path))?;
+    let ingest = out.finish().map_err(io_err("compress", &path))?;
+    let (_, diff_id, uncompressed_size) = h.hasher.finish();
+    if diff_id != l.diff_id {
+        return Err(StoreError::DigestMismatch {
+            expected: l.diff_id.clone(),
+            actual: diff_id,
+            size: uncompressed_size,
+        });
+    }
+    let (digest, size) = ingest.commit(None)?;
+    Ok(LayerInfo {
+        diff_id,
+        digest,
+        size,
+        media_type: to.oci_media_type().to_string(),
+        uncompressed_size,
+    })
+}
+
 /// The diffID and uncompressed size of the layer blob at `path` (gzip, zstd or plain).
 fn diff_id_of(path: &Path, digest: &Digest) -> Result<(Digest, u64)> {
     let f = std::fs::File::open(path).map_err(io_err("open", path))?;
