@@ -362,13 +362,22 @@ pub fn build(
         steps: std::mem::take(&mut *shared.used.lock().unwrap_or_else(|e| e.into_inner())),
         contents: std::mem::take(&mut *shared.contents.lock().unwrap_or_else(|e| e.into_inner())),
     };
+    // The final image's stages: the target and the stages it is built FROM (`mode=min`, inline).
+    let mut chain = std::collections::BTreeSet::from([target]);
+    let mut at = target;
+    while let Ok(base) = crate::lower::base_name(df, at, &shared.globals) {
+        match df.stage_ref(&base, at) {
+            Some(d) if !req.named_contexts.contains_key(&base) && chain.insert(d) => at = d,
+            _ => break,
+        }
+    }
     if req
         .cache
         .to
         .iter()
         .any(|t| t.location == crate::cache::Location::Inline)
     {
-        config[crate::cache::INLINE_KEY] = crate::cache::inline(&used, target);
+        config[crate::cache::INLINE_KEY] = crate::cache::inline(&used, &chain);
     }
     let bytes = lighter_oci::json::to_vec(&config).map_err(|e| EngineError::msg(e.to_string()))?;
     let tags: Vec<Reference> = if req.outputs.is_empty() || req.outputs.contains(&Output::Image) {
@@ -376,17 +385,24 @@ pub fn build(
     } else {
         Vec::new()
     };
-    // Layers that cache hits named without fetching them come in now (the image needs them).
+    // Layers that cache hits or a lazily resolved base named without fetching them come in now (the
+    // image needs them), with the sizes the fetch recorded.
+    let mut layers = Vec::with_capacity(result.layers.len());
     for l in &result.layers {
         store
             .ensure_blob(&l.digest)
             .map_err(|e| EngineError::msg(format!("layer {}: {e}", l.digest)))?;
+        let known = lighter_store::layer::lookup(store, &l.diff_id)
+            .ok()
+            .flatten()
+            .filter(|k| k.digest == l.digest && l.uncompressed_size == 0);
+        layers.push(known.unwrap_or_else(|| l.clone()));
     }
-    let id = lighter_image::commit(store, &bytes, &result.layers, &tags)
+    let id = lighter_image::commit(store, &bytes, &layers, &tags)
         .map_err(|e| EngineError::msg(e.to_string()))?;
-    export(store, req, &id, &result.layers)?;
+    export(store, req, &id, &layers)?;
     for to in &req.cache.to {
-        match crate::cache::export(store, req.images.registry.as_ref(), to, &used, target) {
+        match crate::cache::export(store, req.images.registry.as_ref(), to, &used, &chain) {
             Ok(summary) => progress(Event::Info(summary)),
             Err(e) if to.ignore_error => {
                 progress(Event::Info(format!("cache export failed (ignored): {}", e.message)))
@@ -414,7 +430,7 @@ pub fn build(
     )));
     Ok(BuildResult {
         image_id: id,
-        layers: result.layers.clone(),
+        layers,
         config,
         steps,
         cached,

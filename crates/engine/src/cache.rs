@@ -29,7 +29,8 @@ pub const VERSION: u32 = 1;
 /// A cache config larger than this is refused.
 const MAX_CONFIG: u64 = 32 << 20;
 
-/// `mode=min` (the final stage's steps) or `mode=max` (every step of every stage the build ran).
+/// `mode=min` (the final image's steps: the target stage and the stages it is built FROM) or
+/// `mode=max` (every step of every stage the build ran).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Min,
@@ -199,7 +200,14 @@ pub struct Record {
     /// Index into [`CacheConfig::layers`]; none for a step that made no layer.
     pub layer: Option<usize>,
     pub created: String,
+    /// When a build last exported this record (ran or hit the step); records unused for
+    /// [`MAX_AGE_DAYS`] are dropped by the next export, so a cache does not grow without end.
+    #[serde(default)]
+    pub last_used: String,
 }
+
+/// Records no export has used for this many days are dropped.
+pub const MAX_AGE_DAYS: i64 = 30;
 
 /// A step a build ran or found cached, for export.
 #[derive(Debug, Clone)]
@@ -267,6 +275,7 @@ impl CacheConfig {
             Record {
                 layer: idx,
                 created: created.to_string(),
+                last_used: lighter_image::now_rfc3339(),
             },
         );
     }
@@ -278,6 +287,11 @@ impl CacheConfig {
         for (k, v) in contents {
             self.contents.insert(k.clone(), v.clone());
         }
+        let now = lighter_image::parse_rfc3339(&lighter_image::now_rfc3339()).unwrap_or(0);
+        self.records.retain(|_, r| {
+            lighter_image::parse_rfc3339(&r.last_used)
+                .is_none_or(|t| now - t <= MAX_AGE_DAYS * 86_400)
+        });
         self.prune_layers();
         self
     }
@@ -331,14 +345,19 @@ impl CacheConfig {
     }
 }
 
-/// The inline cache of a build (`--cache-to type=inline`): the final stage's records, as the value
-/// of [`INLINE_KEY`] in the image config.
-pub fn inline(used: &Exported, target: usize) -> serde_json::Value {
-    let steps: Vec<Used> = used.steps.iter().filter(|u| u.stage == target).cloned().collect();
+/// The inline cache of a build (`--cache-to type=inline`): the records of the final image's stages
+/// (the target and the stages it is built FROM), as the value of [`INLINE_KEY`] in the image config.
+pub fn inline(used: &Exported, chain: &std::collections::BTreeSet<usize>) -> serde_json::Value {
+    let steps: Vec<Used> = used
+        .steps
+        .iter()
+        .filter(|u| chain.contains(&u.stage))
+        .cloned()
+        .collect();
     let contents: Vec<(String, String)> = used
         .contents
         .iter()
-        .filter(|(s, _, _)| *s == target)
+        .filter(|(s, _, _)| chain.contains(s))
         .map(|(_, k, v)| (k.clone(), v.clone()))
         .collect();
     let c = CacheConfig {

@@ -39,7 +39,7 @@ pub fn import(
 ) -> Imported {
     let mut imported = Imported::default();
     for l in from {
-        match read(client, l) {
+        match read(client, l, true) {
             Ok(None) => note(format!("{}: not found, building without it", describe(l))),
             Ok(Some(cfg)) => {
                 let layers: HashMap<Digest, LayerInfo> = cfg
@@ -74,8 +74,14 @@ pub fn import(
     imported
 }
 
-/// The cache at `l`: `None` when there is none yet.
-fn read(client: Option<&Arc<Client>>, l: &Location) -> Result<Option<CacheConfig>, EngineError> {
+/// The cache at `l`: `None` when there is none yet. With `inline_ok`, an image that carries an
+/// inline cache is read as one; otherwise anything but a cache manifest is an error (an export
+/// never overwrites an image).
+fn read(
+    client: Option<&Arc<Client>>,
+    l: &Location,
+    inline_ok: bool,
+) -> Result<Option<CacheConfig>, EngineError> {
     let what = describe(l);
     let (manifest, config) = match l {
         Location::Registry(r) => {
@@ -87,7 +93,7 @@ fn read(client: Option<&Arc<Client>>, l: &Location) -> Result<Option<CacheConfig
                 Err(e) => return Err(err(&what, e.message)),
             };
             let v: Value = serde_json::from_slice(&m.bytes).map_err(|e| err(&what, e))?;
-            if !is_cache(&v) {
+            if !is_cache(&v) && inline_ok {
                 return inline_of(client, r, &what).map(Some);
             }
             let cd = config_digest(&what, &v)?;
@@ -206,23 +212,47 @@ fn fetcher(
         let Some(info) = layers.get(d) else {
             return Ok(false);
         };
-        use std::sync::atomic::Ordering::Relaxed;
-        fetched.layers.fetch_add(1, Relaxed);
-        fetched.bytes.fetch_add(info.size, Relaxed);
         let fail = |e: String| StoreError::Invalid(format!("{}: layer {d}: {e}", describe(&l)));
         match &l {
+            // As a pull fetches a layer: the size bounded by the record's, retried when the
+            // connection breaks, the diffID checked before anything is stored.
             Location::Registry(r) => {
                 let client = client.as_ref().ok_or_else(|| fail("no registry client".into()))?;
-                let reg = Registry::new(client, r, false);
-                let body = reg.get_blob(d).map_err(|e| fail(e.message))?;
-                lighter_store::layer::store_blob_unpacking(&store, body, d, &info.media_type)?;
+                lighter_registry::pull::fetch_layer_blob(client, &store, r, info)
+                    .map_err(|e| fail(e.message))?;
             }
             Location::Local(dir) => {
-                let f = std::fs::File::open(blob_path(dir, d)).map_err(|e| fail(e.to_string()))?;
-                lighter_store::layer::store_blob_unpacking(&store, f, d, &info.media_type)?;
+                use std::io::Read;
+                use std::os::unix::fs::OpenOptionsExt;
+                // A regular file of the layout, not a link planted in it.
+                let p = blob_path(dir, d);
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                    .open(&p)
+                    .map_err(|e| fail(format!("{}: {e}", p.display())))?;
+                let md = f.metadata().map_err(|e| fail(e.to_string()))?;
+                if !md.is_file() || md.len() != info.size {
+                    return Err(fail(format!(
+                        "{} is not a {}-byte file",
+                        p.display(),
+                        info.size
+                    )));
+                }
+                let body = f.take(info.size);
+                lighter_store::layer::store_blob_unpacking(
+                    &store,
+                    body,
+                    d,
+                    &info.media_type,
+                    Some(&info.diff_id),
+                )?;
             }
             Location::Inline => return Ok(false),
         }
+        use std::sync::atomic::Ordering::Relaxed;
+        fetched.layers.fetch_add(1, Relaxed);
+        fetched.bytes.fetch_add(info.size, Relaxed);
         Ok(true)
     })
 }
@@ -233,17 +263,17 @@ pub fn export(
     client: Option<&Arc<Client>>,
     to: &CacheTo,
     used: &Exported,
-    target: usize,
+    chain: &std::collections::BTreeSet<usize>,
 ) -> Result<String, EngineError> {
     let what = describe(&to.location);
     if to.location == Location::Inline {
-        let n = used.steps.iter().filter(|u| u.stage == target).count();
+        let n = used.steps.iter().filter(|u| chain.contains(&u.stage)).count();
         return Ok(format!("{what}: {n} steps in the image config"));
     }
     let mut mine: Vec<Used> = used
         .steps
         .iter()
-        .filter(|u| to.mode == Mode::Max || u.stage == target)
+        .filter(|u| to.mode == Mode::Max || chain.contains(&u.stage))
         .cloned()
         .collect();
     if let Some(c) = to.compression {
@@ -266,24 +296,49 @@ pub fn export(
     let contents: Vec<(String, String)> = used
         .contents
         .iter()
-        .filter(|(stage, _, _)| to.mode == Mode::Max || *stage == target)
+        .filter(|(stage, _, _)| to.mode == Mode::Max || chain.contains(stage))
         .map(|(_, k, v)| (k.clone(), v.clone()))
         .collect();
-    let existing = match read(client, &to.location) {
-        Ok(Some(c)) => c,
-        // Nothing there, or something that is not a lighter cache: written anew.
-        Ok(None) | Err(_) => CacheConfig {
+    // Merge and retry: read what is there, merge, write, and read back; when another build's export
+    // replaced ours in between, merge again (its entries are kept too).
+    for _ in 0..3 {
+        let existing = read(client, &to.location, false)?.unwrap_or_else(|| CacheConfig {
             version: VERSION,
             ..Default::default()
-        },
-    };
-    let merged = existing.merged_with(&mine, &contents);
-    let config = lighter_oci::json::to_vec(&merged).map_err(|e| err(&what, e))?;
+        });
+        let merged = existing.merged_with(&mine, &contents);
+        write(store, client, &to.location, &merged, &what)?;
+        let now = read(client, &to.location, false)?.unwrap_or_default();
+        // Another build of the same steps may have written its own layers for them: as good.
+        let kept = mine.iter().all(|u| now.records.contains_key(&u.key));
+        if kept {
+            return Ok(format!(
+                "{what}: exported {} steps ({} in all, {} layers)",
+                mine.len(),
+                now.records.len(),
+                now.layers.len()
+            ));
+        }
+    }
+    Err(err(
+        &what,
+        "other builds replaced the cache three times while this one exported; its entries are not in it",
+    ))
+}
+
+fn write(
+    store: &Store,
+    client: Option<&Arc<Client>>,
+    location: &Location,
+    merged: &CacheConfig,
+    what: &str,
+) -> Result<(), EngineError> {
+    let config = lighter_oci::json::to_vec(merged).map_err(|e| err(what, e))?;
     let manifest = merged.manifest(&config);
-    let config_digest = store.content().put(&config).map_err(|e| err(&what, e))?;
-    match &to.location {
+    let config_digest = store.content().put(&config).map_err(|e| err(what, e))?;
+    match location {
         Location::Registry(r) => {
-            let client = client.ok_or_else(|| err(&what, "no registry client"))?;
+            let client = client.ok_or_else(|| err(what, "no registry client"))?;
             let mut blobs: Vec<(Digest, u64)> =
                 merged.layers.iter().map(|l| (l.digest.clone(), l.size)).collect();
             blobs.push((config_digest, config.len() as u64));
@@ -293,18 +348,14 @@ pub fn export(
                 blobs,
             };
             lighter_registry::push::push(client, store, r, &img, &[], &|_| {})
-                .map_err(|e| err(&what, e.message))?;
+                .map_err(|e| err(what, e.message))?;
         }
-        Location::Local(dir) => write_layout(store, dir, &merged, &config, &manifest)
-            .map_err(|e| err(&what, e))?,
+        Location::Local(dir) => {
+            write_layout(store, dir, merged, &config, &manifest).map_err(|e| err(what, e))?
+        }
         Location::Inline => {}
     }
-    Ok(format!(
-        "{what}: exported {} steps ({} in all, {} layers)",
-        mine.len(),
-        merged.records.len(),
-        merged.layers.len()
-    ))
+    Ok(())
 }
 
 /// An OCI layout: blobs first, index.json last (written atomically), so a reader never sees an
@@ -331,11 +382,13 @@ fn write_layout(
             continue;
         }
         store.ensure_blob(&l.digest).map_err(|e| e.to_string())?;
-        let tmp = dir.join(format!(".{}.tmp", l.digest.hex()));
-        std::fs::copy(store.content().path(&l.digest), &tmp)
-            .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
-            .and_then(|_| std::fs::rename(&tmp, &p))
+        // A private temporary file of this export, renamed into place when complete.
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut src = store.content().open(&l.digest).map_err(|e| e.to_string())?;
+        std::io::copy(&mut src, tmp.as_file_mut())
+            .and_then(|_| tmp.as_file().sync_all())
             .map_err(|e| format!("{}: {e}", p.display()))?;
+        tmp.persist(&p).map_err(|e| format!("{}: {}", p.display(), e.error))?;
     }
     put(&Digest::sha256(config), config)?;
     let md = Digest::sha256(manifest);

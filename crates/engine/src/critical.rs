@@ -23,6 +23,8 @@ pub(crate) fn enter_stage(i: usize) {
 /// One step on the critical path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PathStep {
+    /// The step's progress id (`#N` in plain progress).
+    pub id: usize,
     /// `[stage n/m] INSTRUCTION ...` as progress shows it.
     pub name: String,
     pub secs: f64,
@@ -30,6 +32,7 @@ pub struct PathStep {
 }
 
 struct Step {
+    id: usize,
     stage: usize,
     name: String,
     start: Instant,
@@ -55,6 +58,7 @@ impl Timeline {
                     steps.insert(
                         *id,
                         Step {
+                            id: *id,
                             stage,
                             name: format!("{label} {text}"),
                             start: now,
@@ -107,6 +111,7 @@ impl Timeline {
             let mut jumped = false;
             while let Some(s) = idx.pop() {
                 path.push(PathStep {
+                    id: s.id,
                     name: s.name.clone(),
                     secs: s
                         .end

@@ -24,6 +24,8 @@ pub struct ImageSource {
     pub lazy: bool,
     /// Layers (and bytes) of lazily resolved images fetched so far.
     pub fetched: std::sync::Arc<crate::cache::Fetched>,
+    /// Lazily resolved images of this build by name: resolved once, so every stage sees one image.
+    pub resolved: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Image>>>,
 }
 
 impl std::fmt::Debug for ImageSource {
@@ -103,8 +105,14 @@ impl ImageSource {
         }
         let platform = self.platform.clone().unwrap_or_else(Platform::host);
         if self.lazy && local.is_none() {
-            return lazy_image(store, client, &r, &platform, &self.fetched)
-                .map_err(|e| EngineError::msg(format!("{what}: {}", e.message)));
+            let mut seen = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(img) = seen.get(name) {
+                return Ok(img.clone());
+            }
+            let img = lazy_image(store, client, &r, &platform, &self.fetched)
+                .map_err(|e| EngineError::msg(format!("{what}: {}", e.message)))?;
+            seen.insert(name.to_string(), img.clone());
+            return Ok(img);
         }
         let pulled = pull(store, client, &r, &platform, &|_| {}).map_err(|e| {
             let hint = if local.is_none() {
@@ -146,12 +154,12 @@ fn lazy_image(
         let Some(want) = layers.get(d) else {
             return Ok(false);
         };
+        lighter_registry::pull::fetch_layer_blob(&c, &st, &reference, want)
+            .map_err(|e| lighter_store::StoreError::Invalid(e.message))?;
         use std::sync::atomic::Ordering::Relaxed;
         fetched.layers.fetch_add(1, Relaxed);
         fetched.bytes.fetch_add(want.size, Relaxed);
-        lighter_registry::pull::fetch_layer_blob(&c, &st, &reference, want)
-            .map(|_| true)
-            .map_err(|e| lighter_store::StoreError::Invalid(e.message))
+        Ok(true)
     }));
     Ok(Image {
         id: id.clone(),

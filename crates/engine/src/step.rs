@@ -490,6 +490,9 @@ impl StageRun<'_, '_> {
                         .imported
                         .hits
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    // Kept locally too: a later build here hits without --cache-from once the
+                    // layer is in the store.
+                    self.remember(key, &layer, &created, &position, inputs);
                 }
                 (self.sh.progress)(Event::Cached { id });
                 self.sh.count(true);

@@ -173,7 +173,8 @@ fn meta(p: &Path) -> (u32, u32, u32, i64) {
 /// The step lines of a plain-progress log that ran (not CACHED), by their instruction text.
 fn reran(err: &str, what: &str) -> bool {
     let mut ids = Vec::new();
-    for l in err.lines() {
+    // Progress lines only (`#N ...`), not the summary's critical path.
+    for l in err.lines().filter(|l| l.starts_with('#')) {
         if l.contains(what) {
             if let Some(id) = l.split_whitespace().next() {
                 ids.push(id.to_string());

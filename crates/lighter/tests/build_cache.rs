@@ -120,6 +120,15 @@ fn a_registry_cache_is_shared_between_machines() {
     );
     assert_eq!(image_id(&b, "app:1"), image_id(&a, "app:1"), "{err}");
     assert!(!has_blob(&b, &toolchain), "a hit downloaded the builder's layer");
+    // The image is whole: saved from either store, the archives are the same bytes (the lazily
+    // resolved base's layers included, with their real sizes).
+    let save = |env: &Env| {
+        let f = env.root.path().join("app.tar");
+        let o = env.lighter(&["save", "-o", f.to_str().unwrap(), "app:1"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(f).unwrap()
+    };
+    assert!(save(&b) == save(&a), "the saved images differ");
     let o = b.lighter(&["run", "--rm", "app:1"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "the app\n");
 
@@ -163,6 +172,33 @@ fn a_registry_cache_is_shared_between_machines() {
     let from_shared = format!("type=registry,ref={shared}");
     let (ok, err, _) = d.build(clone_a.path(), &["--target", "other", "--cache-from", &from_shared]);
     assert!(ok && err.contains("CACHED") && !err.contains("rebuilt"), "{err}");
+
+    // Two exports to one ref at the same time: merge and retry keeps both builds' entries.
+    let raced = format!("{host}/cache/app:raced");
+    let to_raced = format!("type=registry,ref={raced},mode=max");
+    std::thread::scope(|s| {
+        for target in ["other", "build"] {
+            let (a, dir, to) = (&a, clone_a.path(), to_raced.as_str());
+            s.spawn(move || {
+                let (ok, err, _) = a.build(dir, &["--target", target, "--cache-to", to]);
+                assert!(ok, "{err}");
+            });
+        }
+    });
+    let r = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
+    let from_raced = format!("type=registry,ref={raced}");
+    for target in ["other", "build"] {
+        let (ok, err, _) = r.build(clone_a.path(), &["--target", target, "--cache-from", &from_raced]);
+        assert!(ok && !err.contains("rebuilt") && err.contains("CACHED"), "{target}: {err}");
+    }
+    // An export never overwrites an image that is not a cache.
+    let (ok, err, _) = d.build(
+        clone_a.path(),
+        &["--cache-to", &format!("type=registry,ref={base}")],
+    );
+    assert!(!ok && err.contains("not a lighter build cache"), "{err}");
 
     // An inline cache: the pushed image carries its final stage's records in its config; a build
     // that names the image as --cache-from hits the final stage (the builder, not in a min cache,

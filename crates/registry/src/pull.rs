@@ -153,7 +153,7 @@ pub fn fetch_layer_blob(
         media_type: want.media_type.clone(),
     };
     let total = std::sync::atomic::AtomicU64::new(0);
-    fetch_layer(&reg, store, &d, &want.diff_id, &|_| {}, &total)
+    fetch_layer_as(&reg, store, &d, &want.diff_id, &|_| {}, &total, true)
 }
 
 type Resolved = (Manifest, Vec<u8>, Vec<LayerDesc>, Vec<Digest>);
@@ -383,8 +383,21 @@ fn fetch_layer(
     progress: &(dyn Fn(Event) + Sync),
     downloaded: &std::sync::atomic::AtomicU64,
 ) -> Result<LayerInfo> {
+    fetch_layer_as(reg, store, d, diff_id, progress, downloaded, false)
+}
+
+/// `exact`: only this blob will do (a layer the store has under another digest is not reused).
+fn fetch_layer_as(
+    reg: &Registry<'_>,
+    store: &Store,
+    d: &LayerDesc,
+    diff_id: &Digest,
+    progress: &(dyn Fn(Event) + Sync),
+    downloaded: &std::sync::atomic::AtomicU64,
+    exact: bool,
+) -> Result<LayerInfo> {
     if let Some(have) = lighter_store::layer::lookup(store, diff_id)? {
-        if store.content().exists(&have.digest) {
+        if store.content().exists(&have.digest) && (!exact || have.digest == d.digest) {
             progress(Event::LayerDone {
                 digest: d.digest.clone(),
                 reused: true,
@@ -406,11 +419,18 @@ fn fetch_layer(
             total: downloaded,
         };
         let media_type = oci_layer_type(&d.media_type);
-        match lighter_store::layer::store_blob_unpacking(store, counted, &d.digest, &media_type) {
+        match lighter_store::layer::store_blob_unpacking(
+            store,
+            counted,
+            &d.digest,
+            &media_type,
+            Some(diff_id),
+        ) {
             Ok(info) => break info,
             Err(e) => {
                 let kind = match &e {
-                    lighter_store::StoreError::DigestMismatch { .. } => ErrorKind::Digest,
+                    lighter_store::StoreError::DigestMismatch { .. }
+                    | lighter_store::StoreError::Invalid(_) => ErrorKind::Digest,
                     _ => ErrorKind::Network,
                 };
                 if kind == ErrorKind::Network && attempt < BLOB_ATTEMPTS {

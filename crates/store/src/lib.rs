@@ -127,12 +127,18 @@ impl Store {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        // A source that fails is reported only when no other has the blob.
+        let mut first_error = None;
         for f in fetchers {
-            if f(d)? && self.content.exists(d) {
-                return Ok(());
+            match f(d) {
+                Ok(true) if self.content.exists(d) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Err(StoreError::NotFound(d.clone()))
+        Err(first_error.unwrap_or_else(|| StoreError::NotFound(d.clone())))
     }
 
     pub fn root(&self) -> &Path {

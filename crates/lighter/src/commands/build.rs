@@ -215,6 +215,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             // With a shared cache every step may hit: base layers come only when a step reads them.
             lazy: !cache.from.is_empty() && !args.no_cache,
             fetched: Default::default(),
+            resolved: Default::default(),
         },
         cache,
     };
@@ -317,7 +318,12 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(p, result.image_id.as_str())?;
     }
     if !quiet {
-        print_critical_path(&result.critical_path, start.elapsed().as_secs_f64(), json);
+        print_critical_path(
+            &result.critical_path,
+            start.elapsed().as_secs_f64(),
+            json,
+            tty.is_some(),
+        );
     }
     if args.quiet {
         println!("{}", result.image_id);
@@ -339,31 +345,38 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The chain of steps that bounded the build's wall time (cached steps are shown as such).
-fn print_critical_path(path: &[lighter_engine::critical::PathStep], total: f64, json: bool) {
-    if path.is_empty() {
+/// The chain of steps that bounded the build's wall time: the steps on it that ran (cached ones took
+/// no time); nothing when every step was cached. On a terminal, by name; in plain progress, by step
+/// number (`#N`, as the lines above), so that log readers do not see a step twice.
+fn print_critical_path(
+    path: &[lighter_engine::critical::PathStep],
+    total: f64,
+    json: bool,
+    names: bool,
+) {
+    let path: Vec<&lighter_engine::critical::PathStep> = path.iter().filter(|p| !p.cached).collect();
+    if path.is_empty() || path.iter().all(|p| p.name.contains("] FROM ")) {
         return;
     }
     let sum: f64 = path.iter().map(|p| p.secs).sum();
     if json {
         let steps: Vec<serde_json::Value> = path
             .iter()
-            .map(|p| serde_json::json!({ "name": p.name, "duration": p.secs, "cached": p.cached }))
+            .map(|p| serde_json::json!({ "id": p.id, "name": p.name, "duration": p.secs }))
             .collect();
         eprintln!(
             "{}",
             serde_json::json!({ "type": "critical_path", "duration": sum, "steps": steps })
         );
-        return;
-    }
-    eprintln!("critical path {sum:.1}s of {total:.1}s:");
-    for p in path {
-        let name: String = p.name.chars().take(90).collect();
-        if p.cached {
-            eprintln!("  {name}  (cached)");
-        } else {
+    } else if names {
+        eprintln!("critical path {sum:.1}s of {total:.1}s:");
+        for p in path {
+            let name: String = p.name.chars().take(90).collect();
             eprintln!("  {name}  {:.1}s", p.secs);
         }
+    } else {
+        let chain: Vec<String> = path.iter().map(|p| format!("#{} ({:.1}s)", p.id, p.secs)).collect();
+        eprintln!("critical path {sum:.1}s of {total:.1}s: {}", chain.join(" -> "));
     }
 }
 

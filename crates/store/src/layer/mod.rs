@@ -183,6 +183,7 @@ pub fn store_blob_unpacking(
     r: impl std::io::Read,
     expected: &Digest,
     media_type: &str,
+    want_diff_id: Option<&Digest>,
 ) -> Result<LayerInfo> {
     let mut ingest = store.content().ingest()?;
     let tmp = store.temp_dir("unpack-")?;
@@ -208,6 +209,12 @@ pub fn store_blob_unpacking(
     };
     // Bytes after the end of the compressed stream belong to the blob too.
     std::io::copy(&mut tee, &mut std::io::sink()).map_err(io_err("read layer for", "ingest"))?;
+    // A layer whose content is not the diffID its image or cache names is not stored at all.
+    if let Some(want) = want_diff_id.filter(|w| **w != diff_id) {
+        return Err(StoreError::Invalid(format!(
+            "layer {expected}: the digest of its content (diffID) is {diff_id}, not {want}"
+        )));
+    }
     let (digest, size) = ingest.commit(Some(expected))?;
     let info = LayerInfo {
         diff_id,
