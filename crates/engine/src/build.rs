@@ -78,6 +78,10 @@ pub struct BuildRequest {
     pub images: crate::images::ImageSource,
     /// `--cache-from` / `--cache-to`.
     pub cache: crate::cache::CacheOptions,
+    /// The image is only pushed (`-o type=registry` without a local name): it is not recorded in
+    /// the store, and layers the store does not have are not fetched (the push mounts them from
+    /// the repositories in [`BuildResult::mount_from`] or finds them there).
+    pub push_only: bool,
 }
 
 /// A named build context.
@@ -150,6 +154,11 @@ pub struct BuildResult {
     pub cached: usize,
     /// The chain of steps that bounded the build's wall time, first step first.
     pub critical_path: Vec<crate::critical::PathStep>,
+    /// For a push-only build: the manifest blob (the image is not in the store).
+    pub manifest: Option<Digest>,
+    /// Repositories the image's blobs may be mounted from when it is pushed (the registry caches it
+    /// read and the lazily resolved bases).
+    pub mount_from: Vec<Reference>,
 }
 
 pub(crate) struct Shared<'a> {
@@ -389,6 +398,10 @@ pub fn build(
     // image needs them), with the sizes the fetch recorded.
     let mut layers = Vec::with_capacity(result.layers.len());
     for l in &result.layers {
+        if req.push_only && !store.content().exists(&l.digest) {
+            layers.push(l.clone());
+            continue;
+        }
         store
             .ensure_blob(&l.digest)
             .map_err(|e| EngineError::msg(format!("layer {}: {e}", l.digest)))?;
@@ -398,9 +411,33 @@ pub fn build(
             .filter(|k| k.digest == l.digest && l.uncompressed_size == 0);
         layers.push(known.unwrap_or_else(|| l.clone()));
     }
-    let id = lighter_image::commit(store, &bytes, &layers, &tags)
-        .map_err(|e| EngineError::msg(e.to_string()))?;
-    export(store, req, &id, &layers)?;
+    let (id, manifest) = if req.push_only {
+        let (id, m) = lighter_image::assemble(store, &bytes, &layers)
+            .map_err(|e| EngineError::msg(e.to_string()))?;
+        (id, Some(m))
+    } else {
+        let id = lighter_image::commit(store, &bytes, &layers, &tags)
+            .map_err(|e| EngineError::msg(e.to_string()))?;
+        export(store, req, &id, &layers)?;
+        (id, None)
+    };
+    let mut mount_from: Vec<Reference> = req
+        .cache
+        .from
+        .iter()
+        .filter_map(|l| match l {
+            crate::cache::Location::Registry(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    mount_from.extend(
+        req.images
+            .resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .filter_map(|n| Reference::parse(n).ok()),
+    );
     for to in &req.cache.to {
         match crate::cache::export(store, req.images.registry.as_ref(), to, &used, &chain) {
             Ok(summary) => progress(Event::Info(summary)),
@@ -435,6 +472,8 @@ pub fn build(
         steps,
         cached,
         critical_path: timeline.critical_path(target),
+        manifest,
+        mount_from,
     })
 }
 

@@ -162,6 +162,33 @@ pub fn commit(
     layers: &[LayerInfo],
     tags: &[Reference],
 ) -> Result<Digest> {
+    let (config_digest, manifest_digest) = assemble(store, config_bytes, layers)?;
+    let record = ImageRecord {
+        manifest: manifest_digest,
+        config: config_digest.clone(),
+        layers: layers.to_vec(),
+        added: now_rfc3339(),
+    };
+    let rec_json =
+        serde_json::to_string(&record).map_err(|e| format_err("record", e.to_string()))?;
+    store.meta().update(|tx| {
+        tx.put(Table::Images, config_digest.as_str(), &rec_json)?;
+        for t in tags {
+            tx.put(Table::Refs, &t.to_string(), config_digest.as_str())?;
+        }
+        Ok(())
+    })?;
+    Ok(config_digest)
+}
+
+/// Writes an image's config and manifest blobs (the config's diffIDs checked against `layers`)
+/// without recording the image: for an image that is only pushed. Returns the config and manifest
+/// digests; the layer blobs need not be in the store.
+pub fn assemble(
+    store: &Store,
+    config_bytes: &[u8],
+    layers: &[LayerInfo],
+) -> Result<(Digest, Digest)> {
     let config: serde_json::Value = serde_json::from_slice(config_bytes)
         .map_err(|e| format_err("config", format!("not JSON: {e}")))?;
     let diff_ids: Vec<&str> = config
@@ -188,22 +215,7 @@ pub fn commit(
     let manifest_bytes = lighter_oci::json::to_vec_pretty(&manifest)
         .map_err(|e| format_err("manifest", e.to_string()))?;
     let manifest_digest = store.content().put(&manifest_bytes)?;
-    let record = ImageRecord {
-        manifest: manifest_digest,
-        config: config_digest.clone(),
-        layers: layers.to_vec(),
-        added: now_rfc3339(),
-    };
-    let rec_json =
-        serde_json::to_string(&record).map_err(|e| format_err("record", e.to_string()))?;
-    store.meta().update(|tx| {
-        tx.put(Table::Images, config_digest.as_str(), &rec_json)?;
-        for t in tags {
-            tx.put(Table::Refs, &t.to_string(), config_digest.as_str())?;
-        }
-        Ok(())
-    })?;
-    Ok(config_digest)
+    Ok((config_digest, manifest_digest))
 }
 
 #[cfg(test)]

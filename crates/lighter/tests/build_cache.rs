@@ -132,6 +132,34 @@ fn a_registry_cache_is_shared_between_machines() {
     let o = b.lighter(&["run", "--rm", "app:1"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "the app\n");
 
+    // Only pushed (`-o type=registry`): every step hits, so the image is assembled from the cache's
+    // records and pushed by mounting its blobs from the cache and the base repositories: nothing is
+    // downloaded, nothing is kept, and another store pulls and runs it.
+    let f = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
+    let pushed = format!("{host}/app/pushed:1");
+    let (ok, err, _) = f.build(
+        &nested,
+        &["-o", &format!("type=registry,name={pushed}"), "--cache-from", &from],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("cache: 5 steps from --cache-from, 0 layers fetched")
+            && err.contains("base images: 0 layers fetched")
+            && err.contains("Mounted"),
+        "{err}"
+    );
+    let o = f.lighter(&["images", "-q"]);
+    assert!(String::from_utf8_lossy(&o.stdout).trim().is_empty(), "nothing kept");
+    let g = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
+    assert!(g.lighter(&["pull", "-q", &pushed]).status.success());
+    let o = g.lighter(&["run", "--rm", &pushed]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "the app\n");
+    assert_eq!(image_id(&g, &pushed), image_id(&a, "app:1"));
+
     // A change in the final stage: its COPY misses and runs on the hit layers (fetched now); the
     // builder's layers still stay where they are.
     std::fs::write(nested.join("extra.txt"), "two\n").unwrap();

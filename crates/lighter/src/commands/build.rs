@@ -189,6 +189,9 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         ssh.insert(id, socket);
         agents.extend(agent);
     }
+    // Pushed and not kept: `-o type=registry` with no local name and no file output.
+    let push_only =
+        !push_to.is_empty() && tags.is_empty() && outputs.iter().all(|o| *o == Output::Image);
     let req = BuildRequest {
         context,
         dockerfile_path: df_path.clone(),
@@ -218,6 +221,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             resolved: Default::default(),
         },
         cache,
+        push_only,
     };
     let quiet = args.quiet || args.progress == Progress::Quiet;
     let json = args.progress == Progress::Rawjson;
@@ -331,9 +335,29 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         for t in &req.tags {
             eprintln!("naming to {}", t.familiar());
         }
-        eprintln!("writing image {}", result.image_id);
+        if result.manifest.is_some() {
+            eprintln!("assembled image {} (pushed, not kept)", result.image_id);
+        } else {
+            eprintln!("writing image {}", result.image_id);
+        }
     }
-    if !push_to.is_empty() {
+    if let Some(manifest) = &result.manifest {
+        // Not in the store: pushed from its manifest, blobs mounted where the build read them.
+        for r in &push_to {
+            let digest = super::registry::push_manifest(
+                &store,
+                &registry,
+                manifest,
+                &result.layers,
+                r,
+                &result.mount_from,
+                quiet,
+            )?;
+            if !quiet {
+                eprintln!("pushed {} ({digest})", r.familiar());
+            }
+        }
+    } else if !push_to.is_empty() {
         let img = lighter_image::Image::read(&store, &result.image_id)?;
         for r in &push_to {
             let digest = super::registry::push_image(&store, &registry, &img, r, quiet)?;

@@ -76,26 +76,52 @@ pub fn push_image(
     r: &Reference,
     quiet: bool,
 ) -> anyhow::Result<lighter_oci::Digest> {
-    let manifest = store.content().read(&img.record.manifest)?;
-    let mut blobs: Vec<(lighter_oci::Digest, u64)> = img
-        .record
-        .layers
-        .iter()
-        .map(|l| (l.digest.clone(), l.size))
-        .collect();
-    blobs.push((
-        img.record.config.clone(),
-        store.content().size(&img.record.config)?,
-    ));
     // Repositories of the same registry that have this image's blobs: mount instead of upload.
-    let mount_from: Vec<String> = lighter_image::repo_digests(store, &img.id)?
+    let mount_from: Vec<Reference> = lighter_image::repo_digests(store, &img.id)?
         .iter()
         .filter_map(|rd| Reference::parse(rd).ok())
+        .collect();
+    let digest = push_manifest(
+        store,
+        client,
+        &img.record.manifest,
+        &img.record.layers,
+        r,
+        &mount_from,
+        quiet,
+    )?;
+    lighter_image::add_repo_digest(store, r, &digest, &img.id)?;
+    Ok(digest)
+}
+
+/// Pushes the manifest blob `manifest` (in the store) with its config and `layers`: blobs the
+/// registry has are skipped, blobs in `mount_from` repositories of the same registry are mounted,
+/// the rest uploaded from the store (fetched first when the store only knows of them).
+pub fn push_manifest(
+    store: &lighter_store::Store,
+    client: &Client,
+    manifest: &lighter_oci::Digest,
+    layers: &[lighter_store::layer::LayerInfo],
+    r: &Reference,
+    mount_from: &[Reference],
+    quiet: bool,
+) -> anyhow::Result<lighter_oci::Digest> {
+    let manifest_bytes = store.content().read(manifest)?;
+    let m: serde_json::Value = serde_json::from_slice(&manifest_bytes)?;
+    let config: lighter_oci::Digest = m["config"]["digest"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("manifest {manifest} has no config"))?;
+    let mut blobs: Vec<(lighter_oci::Digest, u64)> =
+        layers.iter().map(|l| (l.digest.clone(), l.size)).collect();
+    blobs.push((config.clone(), store.content().size(&config)?));
+    let mounts: Vec<String> = mount_from
+        .iter()
         .filter(|x| x.domain == r.domain && x.path != r.path)
-        .map(|x| x.path)
+        .map(|x| x.path.clone())
         .collect();
     let to_push = lighter_registry::push::Image {
-        manifest,
+        manifest: manifest_bytes,
         media_type: lighter_oci::media::OCI_MANIFEST.into(),
         blobs,
     };
@@ -111,8 +137,6 @@ pub fn push_image(
         };
         eprintln!("{}: {what}", &digest.hex()[..12]);
     };
-    let digest = lighter_registry::push::push(client, store, r, &to_push, &mount_from, &progress)
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    lighter_image::add_repo_digest(store, r, &digest, &img.id)?;
-    Ok(digest)
+    lighter_registry::push::push(client, store, r, &to_push, &mounts, &progress)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
 }
