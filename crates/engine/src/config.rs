@@ -263,24 +263,9 @@ pub fn apply(config: &mut Value, kind: &InstructionKind) -> bool {
     true
 }
 
-/// `WORKDIR` relative to the current one, cleaned.
+/// `WORKDIR` relative to the current one, cleaned (the build graph's rule).
 pub fn join_workdir(cur: &str, w: &str) -> String {
-    let joined = if w.starts_with('/') {
-        w.to_string()
-    } else {
-        format!("{}/{}", cur.trim_end_matches('/'), w)
-    };
-    let mut parts: Vec<&str> = Vec::new();
-    for p in joined.split('/') {
-        match p {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
+    lighter_graph::join_path(cur, w)
 }
 
 /// The history `created_by` text BuildKit writes for a metadata instruction (expanded words).

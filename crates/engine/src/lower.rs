@@ -84,23 +84,7 @@ fn plan<V>(
     target: Option<&str>,
     named: &BTreeMap<String, V>,
 ) -> Result<lighter_graph::Plan, EngineError> {
-    let named: BTreeSet<String> = named.keys().cloned().collect();
-    let no_images = BTreeMap::<String, lighter_graph::ImageMeta>::new();
-    let opts = lighter_graph::LowerOptions {
-        build_args,
-        target,
-        named: &named,
-        resolver: &no_images,
-    };
-    lighter_graph::plan(df, &opts).map_err(graph_error)
-}
-
-fn graph_error(e: lighter_graph::GraphError) -> EngineError {
-    let err = EngineError::msg(e.message);
-    match e.span {
-        Some(s) => err.at(s),
-        None => err,
-    }
+    with_options(build_args, target, named, |opts| lighter_graph::plan(df, opts))
 }
 
 /// The build graph of `target`, lowered without image metadata: words that read a base image's ENV
@@ -111,6 +95,16 @@ pub fn lower_graph<V>(
     target: Option<&str>,
     named: &BTreeMap<String, V>,
 ) -> Result<lighter_graph::Definition, EngineError> {
+    with_options(build_args, target, named, |opts| lighter_graph::lower(df, opts))
+}
+
+/// Runs `f` with lowering options that resolve no image; its error keeps the Dockerfile span.
+fn with_options<V, T>(
+    build_args: &BTreeMap<String, String>,
+    target: Option<&str>,
+    named: &BTreeMap<String, V>,
+    f: impl FnOnce(&lighter_graph::LowerOptions<'_>) -> Result<T, lighter_graph::GraphError>,
+) -> Result<T, EngineError> {
     let named: BTreeSet<String> = named.keys().cloned().collect();
     let no_images = BTreeMap::<String, lighter_graph::ImageMeta>::new();
     let opts = lighter_graph::LowerOptions {
@@ -119,7 +113,13 @@ pub fn lower_graph<V>(
         named: &named,
         resolver: &no_images,
     };
-    lighter_graph::lower(df, &opts).map_err(graph_error)
+    f(&opts).map_err(|e| {
+        let err = EngineError::msg(e.message);
+        match e.span {
+            Some(s) => err.at(s),
+            None => err,
+        }
+    })
 }
 
 /// The stages `target` needs, in dependency order (each after the stages it reads from): the

@@ -14,7 +14,7 @@ mod lower;
 pub mod scope;
 
 pub use error::{GraphError, GraphErrorKind};
-pub use lower::{lower, plan, ImageMeta, LowerOptions, Plan, Resolver};
+pub use lower::{join_path, lower, plan, ImageMeta, LowerOptions, Plan, Resolver};
 
 use lighter_dockerfile::{MountKind, Sharing, Span};
 use lighter_oci::Digest;

@@ -153,7 +153,7 @@ pub fn fetch_layer_blob(
         media_type: want.media_type.clone(),
     };
     let total = std::sync::atomic::AtomicU64::new(0);
-    fetch_layer_as(&reg, store, &d, &want.diff_id, &|_| {}, &total, true)
+    fetch_layer(&reg, store, &d, &want.diff_id, &|_| {}, &total, true)
 }
 
 type Resolved = (Manifest, Vec<u8>, Vec<LayerDesc>, Vec<Digest>);
@@ -348,7 +348,7 @@ fn fetch_layers(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(d) = descs.get(i) else { break };
-                let r = fetch_layer(reg, store, d, &diff_ids[i], progress, &downloaded);
+                let r = fetch_layer(reg, store, d, &diff_ids[i], progress, &downloaded, false);
                 let failed = r.is_err();
                 slots.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
                 if failed {
@@ -375,19 +375,9 @@ fn fetch_layers(
     Ok((layers, downloaded.into_inner()))
 }
 
+/// One layer into the store. `exact`: only this blob will do (a layer the store has under another
+/// digest is not reused, as a pull reuses it).
 fn fetch_layer(
-    reg: &Registry<'_>,
-    store: &Store,
-    d: &LayerDesc,
-    diff_id: &Digest,
-    progress: &(dyn Fn(Event) + Sync),
-    downloaded: &std::sync::atomic::AtomicU64,
-) -> Result<LayerInfo> {
-    fetch_layer_as(reg, store, d, diff_id, progress, downloaded, false)
-}
-
-/// `exact`: only this blob will do (a layer the store has under another digest is not reused).
-fn fetch_layer_as(
     reg: &Registry<'_>,
     store: &Store,
     d: &LayerDesc,

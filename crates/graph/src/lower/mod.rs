@@ -3,6 +3,7 @@
 //! then each reached stage lowered to vertices in order ([`stage`]).
 
 mod stage;
+pub use stage::join_path;
 
 use crate::scope::{ArgValue, Globals};
 use crate::{Base, Definition, GraphError, GraphErrorKind, Stage, UsedArg};

@@ -517,8 +517,9 @@ impl<'a> Lowerer<'a> {
     }
 }
 
-/// `rel` against the directory `cwd`, cleaned (`.`, `..` and repeated `/` removed).
-pub(crate) fn join_path(cwd: &str, rel: &str) -> String {
+/// `rel` against the directory `cwd`, cleaned (`.`, `..` and repeated `/` removed): how WORKDIR,
+/// COPY destinations and mount targets resolve.
+pub fn join_path(cwd: &str, rel: &str) -> String {
     let full = if rel.starts_with('/') {
         rel.to_string()
     } else {
