@@ -33,6 +33,15 @@ enum Deferred {
     ContextFile { src: PathBuf, to: PathBuf },
     /// A stage's or image's tree (a writable bind mount is copy-on-write).
     Tree { from: PathBuf, to: PathBuf },
+    /// A `from=` bind mount: the source's view, `src` resolved in it, bound as mount `mount` (or,
+    /// writable, copied to `copy`). Made only when the step runs, so a cache hit reads none of the
+    /// source's layers (they may be known only by a build cache's records).
+    FromView {
+        layers: Vec<lighter_store::layer::LayerInfo>,
+        src: String,
+        mount: usize,
+        copy: Option<PathBuf>,
+    },
 }
 
 impl StageRun<'_, '_> {
@@ -160,18 +169,28 @@ impl StageRun<'_, '_> {
                     let target = self.mount_target(target.as_deref())?;
                     let src_rel = crate::context::clean_rel(source.as_deref().unwrap_or("/"));
                     // `private`: the source is a copy of this step's own already.
+                    if let Some(from) = m.from.as_deref().filter(|f| !f.is_empty()) {
+                        let (layers, key) = self.source_of(from, "RUN --mount from")?;
+                        out.deferred.push(Deferred::FromView {
+                            layers,
+                            src: src_rel,
+                            mount: out.mounts.len(),
+                            copy: (!m.readonly).then(|| tmp.join(format!("bind-{mi}"))),
+                        });
+                        // The source and identity are filled in when the view is made.
+                        out.mounts.push(lighter_sandbox::Mount {
+                            target: target.clone(),
+                            kind: lighter_sandbox::MountKind::Bind {
+                                source: PathBuf::new(),
+                                readonly: m.readonly,
+                                identity: None,
+                            },
+                        });
+                        out.keys.push(format!("bind:{target}:{key}"));
+                        continue;
+                    }
                     let (root, key, identity, private) =
-                        match m.from.as_deref().filter(|f| !f.is_empty()) {
-                            Some(from) => {
-                                let (layers, key) = self.source_of(from, "RUN --mount from")?;
-                                let v = View::new(sh.store, &layers)?;
-                                let p = in_root(&v.path, &src_rel)?;
-                                let id = identity_in(&v.path, &p)?;
-                                out.views.push(v);
-                                (p, key, Some(id), false)
-                            }
-                            None => self.context_bind(&src_rel, m.readonly, tmp, mi, &mut out)?,
-                        };
+                        self.context_bind(&src_rel, m.readonly, tmp, mi, &mut out)?;
                     // What is bound must be what was resolved inside the root (the sandbox checks
                     // the mount against this identity); a writable mount binds a copy of ours.
                     let (source, identity) = if private {
@@ -263,6 +282,40 @@ impl StageRun<'_, '_> {
                     lighter_store::layer::copy_tree(&from, &to).map_err(|e| {
                         EngineError::msg(format!("copy bind mount source {}: {e}", from.display()))
                     })?;
+                }
+                Deferred::FromView {
+                    layers,
+                    src,
+                    mount,
+                    copy,
+                } => {
+                    let v = View::new(self.sh.store, &layers)?;
+                    let p = in_root(&v.path, &src)?;
+                    let (source, identity) = match copy {
+                        // A writable bind mount is copy-on-write: changes are discarded.
+                        Some(to) => {
+                            lighter_store::layer::copy_tree(&p, &to).map_err(|e| {
+                                EngineError::msg(format!(
+                                    "copy bind mount source {}: {e}",
+                                    p.display()
+                                ))
+                            })?;
+                            (to, None)
+                        }
+                        None => {
+                            let id = identity_in(&v.path, &p)?;
+                            (p, Some(id))
+                        }
+                    };
+                    out.views.push(v);
+                    if let Some(lighter_sandbox::Mount {
+                        kind: lighter_sandbox::MountKind::Bind { source: s, identity: i, .. },
+                        ..
+                    }) = out.mounts.get_mut(mount)
+                    {
+                        *s = source;
+                        *i = identity;
+                    }
                 }
             }
         }
