@@ -57,6 +57,48 @@ pub enum Command {
     Run(RunArgs),
 }
 
+/// `build --network`: the RUN steps' network.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum BuildNetwork {
+    Default,
+    Host,
+    None,
+}
+
+/// `run --network`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RunNetwork {
+    Host,
+    None,
+}
+
+/// `save --format`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum SaveFormatArg {
+    /// docker save's archive
+    Docker,
+    /// an OCI layout tar
+    Oci,
+    /// an OCI layout directory (-o DIR)
+    OciDir,
+}
+
+/// `lint --format`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LintFormat {
+    Text,
+    Json,
+}
+
+impl LintFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LintFormat::Text => "text",
+            LintFormat::Json => "json",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Progress {
     Auto,
@@ -116,9 +158,9 @@ pub struct BuildArgs {
     /// SSH agent socket or keys to expose to the build (format: default|<id>[=<socket>|<key>[,<key>]]).
     #[arg(long = "ssh", value_name = "SPEC")]
     pub ssh: Vec<String>,
-    /// Set the networking mode for the RUN instructions during build (host, none, default).
-    #[arg(long, default_value = "default")]
-    pub network: String,
+    /// Set the networking mode for the RUN instructions during build.
+    #[arg(long, value_enum, default_value = "default")]
+    pub network: BuildNetwork,
     /// Add a custom host-to-IP mapping (format: host:ip) to the RUN instructions' /etc/hosts.
     #[arg(long = "add-host", value_name = "HOST:IP")]
     pub add_hosts: Vec<String>,
@@ -230,9 +272,9 @@ pub struct SaveArgs {
     /// Write to a file, instead of STDOUT.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
-    /// Archive format: docker (default), oci (OCI layout tar), oci-dir (OCI layout directory).
-    #[arg(long, default_value = "docker")]
-    pub format: String,
+    /// Archive format.
+    #[arg(long, value_enum, default_value = "docker")]
+    pub format: SaveFormatArg,
 }
 
 #[derive(Debug, Args)]
@@ -360,9 +402,9 @@ pub struct DiffArgs {
 pub struct LintArgs {
     /// Dockerfile to check (default: ./Dockerfile; `-` for STDIN).
     pub file: Option<String>,
-    /// Output format: text (default) or json.
-    #[arg(long, default_value = "text")]
-    pub format: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: LintFormat,
 }
 
 #[derive(Debug, Args)]
@@ -379,9 +421,9 @@ pub struct RunArgs {
     /// Working directory inside the container.
     #[arg(short, long)]
     pub workdir: Option<String>,
-    /// Connect a container to a network (host or none).
-    #[arg(long, default_value = "host")]
-    pub network: String,
+    /// Connect a container to a network.
+    #[arg(long, value_enum, default_value = "host")]
+    pub network: RunNetwork,
     /// Add a custom host-to-IP mapping (format: host:ip).
     #[arg(long = "add-host", value_name = "HOST:IP")]
     pub add_hosts: Vec<String>,

@@ -84,3 +84,24 @@ fn targets_and_outline_as_buildx_prints_them() {
     let (ok, _, err) = call(&["--call", "outline", "--target", "nope"]);
     assert!(!ok && err.contains("target stage \"nope\" could not be found"), "{err}");
 }
+
+#[test]
+fn enumerated_flag_values_are_refused_when_unknown() {
+    // Values clap validates: a value lighter would not honour is an error, never a silent default.
+    let env = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
+    for (args, possible) in [
+        (&["build", "--network", "bridge", "."][..], "default, host, none"),
+        (&["run", "--network", "bridge", "x"][..], "host, none"),
+        (&["save", "--format", "zip", "x"][..], "docker, oci, oci-dir"),
+        (&["lint", "--format", "xml"][..], "text, json"),
+    ] {
+        let o = env.lighter(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains("invalid value") && err.contains(possible),
+            "{args:?}: {err}"
+        );
+    }
+}

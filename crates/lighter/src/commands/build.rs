@@ -148,11 +148,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|s| parse_secret(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let network_none = match args.network.as_str() {
-        "none" => true,
-        "host" | "default" => false,
-        other => anyhow::bail!("--network {other}: use default, host or none"),
-    };
+    let network_none = args.network == crate::cli::BuildNetwork::None;
     let mut allow_insecure = false;
     for a in args.allow.iter().flat_map(|a| a.split(',')) {
         match a.trim() {

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 pub fn run(_ctx: &Context, args: LintArgs) -> anyhow::Result<ExitCode> {
     let path = args.file.unwrap_or_else(|| "Dockerfile".to_string());
     let (name, src) = read_dockerfile(&path)?;
-    lint_source(&name, &src, &args.format)
+    lint_source(&name, &src, args.format.as_str())
 }
 
 /// Reads a Dockerfile from a path or `-` (stdin); the name is what messages show.

@@ -57,7 +57,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
             .or_else(|| cfg["User"].as_str().map(str::to_string))
             .unwrap_or_default(),
         hostname: img.id.short().to_string(),
-        network: if args.network == "none" {
+        network: if args.network == crate::cli::RunNetwork::None {
             lighter_sandbox::Network::None
         } else {
             lighter_sandbox::Network::Host

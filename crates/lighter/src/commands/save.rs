@@ -23,17 +23,16 @@ pub fn run(ctx: &Context, args: SaveArgs) -> anyhow::Result<ExitCode> {
         };
         images.push((img, tags));
     }
-    let format = match args.format.as_str() {
-        "docker" => SaveFormat::Docker,
-        "oci" => SaveFormat::Oci,
-        "oci-dir" => {
+    let format = match args.format {
+        crate::cli::SaveFormatArg::Docker => SaveFormat::Docker,
+        crate::cli::SaveFormatArg::Oci => SaveFormat::Oci,
+        crate::cli::SaveFormatArg::OciDir => {
             let dir = args
                 .output
                 .ok_or_else(|| anyhow::anyhow!("--format oci-dir needs -o DIR"))?;
             lighter_image::save_dir(&store, &images, &dir)?;
             return Ok(ExitCode::SUCCESS);
         }
-        other => anyhow::bail!("unknown --format {other:?}: use docker, oci or oci-dir"),
     };
     match &args.output {
         Some(p) => {
