@@ -492,7 +492,7 @@ mod tests {
         copy(&req, root.path()).unwrap();
         let md = std::fs::metadata(root.path().join("work/renamed.txt")).unwrap();
         assert_eq!(md.mode() & 0o777, 0o600);
-        if unsafe { libc::geteuid() } == 0 {
+        if nix::unistd::geteuid().as_raw() == 0 {
             assert_eq!((md.uid(), md.gid()), (1000, 1000));
         }
         // A wildcard matching one file, to a destination without a trailing slash: that file.

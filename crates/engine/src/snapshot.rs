@@ -122,7 +122,7 @@ fn probe_overlay(store: &Store) -> Snapshotter {
             Snapshotter::Overlay
         }
         // Without root nothing mounts: keep overlay so the error says lighter needs root.
-        Err(_) if unsafe { libc::geteuid() } != 0 => Snapshotter::Overlay,
+        Err(_) if nix::unistd::geteuid().as_raw() != 0 => Snapshotter::Overlay,
         Err(_) => Snapshotter::Copy,
     }
 }
@@ -365,6 +365,7 @@ fn is_opaque(p: &std::path::Path) -> bool {
         return false;
     };
     let mut buf = [0u8; 4];
+    // SAFETY: `c` is a NUL-terminated path, the name a C string literal, and the pointer and length describe `buf`.
     let n = unsafe {
         libc::lgetxattr(
             c.as_ptr(),
@@ -383,7 +384,7 @@ impl Drop for Active {
 }
 
 fn root_hint() -> &'static str {
-    if unsafe { libc::geteuid() } != 0 {
+    if nix::unistd::geteuid().as_raw() != 0 {
         " (lighter build needs root for overlay mounts)"
     } else {
         ""

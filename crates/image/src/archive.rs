@@ -126,6 +126,7 @@ impl Write for Writeback {
         if self.written - self.started >= 16 << 20 {
             use std::os::fd::AsRawFd;
             // Best effort: only starts writeback, never waits; errors surface at the fsync.
+            // SAFETY: a syscall on the open descriptor `self.f` owns; no memory is passed.
             unsafe {
                 libc::sync_file_range(
                     self.f.as_raw_fd(),

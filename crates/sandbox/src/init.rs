@@ -77,6 +77,7 @@ fn run_init() -> Result<i32, String> {
         None::<&str>,
     )
     .map_err(|e| format!("make mounts private: {e}"))?;
+    // SAFETY: the sandbox init is a freshly exec'd, single-threaded process, so the child may run any code after fork.
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Parent { child } => loop {
             match waitpid(child, None) {
@@ -89,6 +90,7 @@ fn run_init() -> Result<i32, String> {
         },
         ForkResult::Child => {
             // Die with the parent.
+            // SAFETY: prctl with integer arguments only.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
             let err = match child(&spec) {
                 Ok(never) => match never {},
@@ -305,6 +307,7 @@ fn kept_flags(p: &Path) -> MsFlags {
     };
     // SAFETY: a valid path and a zeroed statvfs for the kernel to fill.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and `st` a valid, writable statvfs.
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return MsFlags::empty();
     }
@@ -629,6 +632,7 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
     // Capabilities outside docker's default set leave the bounding set (all stay when privileged).
     for cap in 0..=63u32 {
         if !spec.privileged && !DEFAULT_CAPS.contains(&cap) {
+            // SAFETY: prctl with integer arguments only.
             unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
         }
     }
@@ -730,6 +734,7 @@ fn find_exe(argv0: &str, path: &str) -> Option<PathBuf> {
 
 /// `ip link set lo up`, with an ioctl.
 fn bring_up_loopback() {
+    // SAFETY: a socket and ioctls on a zeroed `ifreq` whose name is written within its bounds; the descriptor is closed before returning.
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
         if fd < 0 {

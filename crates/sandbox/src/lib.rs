@@ -167,7 +167,7 @@ impl Executor {
         spec: &RunSpec,
         output: &mut dyn FnMut(&str),
     ) -> Result<RunOutcome, SandboxError> {
-        if unsafe { libc::geteuid() } != 0 {
+        if nix::unistd::geteuid().as_raw() != 0 {
             return Err(SandboxError::NotRoot);
         }
         let spawn_err = |source| SandboxError::Spawn {

@@ -178,7 +178,7 @@ pub fn default_root() -> PathBuf {
     if let Some(r) = std::env::var_os("LIGHTER_ROOT") {
         return PathBuf::from(r);
     }
-    if unsafe { libc::geteuid() } == 0 {
+    if nix::unistd::geteuid().as_raw() == 0 {
         return PathBuf::from("/var/lib/lighter");
     }
     if let Some(x) = std::env::var_os("XDG_DATA_HOME") {

@@ -120,8 +120,8 @@ mod tests {
             }
         });
         let path = d.path().join("proxy.sock");
-        let uid = unsafe { libc::geteuid() };
-        let gid = unsafe { libc::getegid() };
+        let uid = nix::unistd::geteuid().as_raw();
+        let gid = nix::unistd::getegid().as_raw();
         let p = SshProxy::start(&agent, &path, uid, gid, 0o640).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(

@@ -100,6 +100,7 @@ fn cstr(p: &Path) -> Result<CString> {
 
 pub(super) fn lchown(p: &Path, uid: u64, gid: u64) -> Result<()> {
     let c = cstr(p)?;
+    // SAFETY: `c` is a NUL-terminated path; integers otherwise.
     if unsafe { libc::lchown(c.as_ptr(), uid as u32, gid as u32) } != 0 {
         let e = std::io::Error::last_os_error();
         // Without privileges, owners cannot be kept; the content still can.
@@ -118,6 +119,7 @@ pub fn set_times(p: &Path, secs: i64, nsec: i64) -> Result<()> {
         tv_nsec: nsec,
     };
     let ts = [t, t];
+    // SAFETY: `c` is a NUL-terminated path and `ts` the two timespecs utimensat reads.
     if unsafe {
         libc::utimensat(
             libc::AT_FDCWD,
@@ -137,6 +139,7 @@ pub(super) fn set_xattr(p: &Path, k: &str, v: &[u8]) -> Result<()> {
     let Ok(name) = CString::new(k) else {
         return Ok(());
     };
+    // SAFETY: NUL-terminated path and name; the pointer and length describe `v`.
     if unsafe {
         libc::lsetxattr(
             c.as_ptr(),
@@ -158,6 +161,7 @@ pub(super) fn set_xattr(p: &Path, k: &str, v: &[u8]) -> Result<()> {
 
 pub(super) fn mknod(p: &Path, kind: libc::mode_t, mode: u32, major: u32, minor: u32) -> Result<()> {
     let c = cstr(p)?;
+    // SAFETY: `c` is a NUL-terminated path; integers otherwise.
     if unsafe {
         libc::mknod(
             c.as_ptr(),
@@ -409,7 +413,7 @@ mod tests {
         assert!(!lower.path().join("d/sub").exists());
         assert!(lower.path().join("d/new").exists());
         assert!(!lower.path().join("gone").exists());
-        if unsafe { libc::geteuid() } != 0 {
+        if nix::unistd::geteuid().as_raw() != 0 {
             eprintln!("SKIP overlay-format whiteouts: needs root for mknod and trusted.* xattrs");
             return;
         }
@@ -450,7 +454,7 @@ mod tests {
         std::fs::hard_link(p.join("bin/tool"), p.join("bin/hard")).unwrap();
         let long = "x".repeat(150);
         std::fs::write(p.join(&long), b"long name").unwrap();
-        let is_root = unsafe { libc::geteuid() } == 0;
+        let is_root = nix::unistd::geteuid().as_raw() == 0;
         if is_root {
             // chown clears the setuid bit: set the mode again after it.
             lchown(&p.join("bin/tool"), 1000, 2000).unwrap();

@@ -298,7 +298,7 @@ mod tests {
     use super::*;
 
     fn root() -> bool {
-        unsafe { libc::geteuid() == 0 }
+        nix::unistd::geteuid().is_root()
     }
 
     #[test]

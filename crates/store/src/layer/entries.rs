@@ -115,8 +115,8 @@ mod tests {
         std::fs::create_dir(tree.path().join("d")).unwrap();
         std::fs::write(tree.path().join("d/a"), b"hello").unwrap();
         std::os::unix::fs::symlink("a", tree.path().join("d/l")).unwrap();
-        let uid = unsafe { libc::getuid() };
-        let gid = unsafe { libc::getgid() };
+        let uid = nix::unistd::getuid().as_raw();
+        let gid = nix::unistd::getgid().as_raw();
         for (p, m) in [("d", 0o750), ("d/a", 0o640)] {
             std::fs::set_permissions(tree.path().join(p), std::fs::Permissions::from_mode(m))
                 .unwrap();

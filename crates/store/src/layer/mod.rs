@@ -413,6 +413,7 @@ fn fill_layer_dir(
         .open(&lock_path)
         .map_err(io_err("open", &lock_path))?;
     use std::os::fd::AsRawFd;
+    // SAFETY: flock on the descriptor `lock` owns.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(io_err("lock", &lock_path)(std::io::Error::last_os_error()));
     }

@@ -212,11 +212,13 @@ impl<W: Write> Walker<'_, W> {
 pub(crate) fn read_xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| StoreError::Invalid(format!("path with NUL: {}", path.display())))?;
+    // SAFETY: `c` is NUL-terminated; a null buffer of length 0 asks only for the size.
     let size = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
     if size <= 0 {
         return Ok(Vec::new());
     }
     let mut names = vec![0u8; size as usize];
+    // SAFETY: `c` is NUL-terminated and the pointer and length describe `names`.
     let size = unsafe {
         libc::llistxattr(
             c.as_ptr(),
@@ -233,11 +235,13 @@ pub(crate) fn read_xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
         let Ok(cname) = CString::new(name) else {
             continue;
         };
+        // SAFETY: NUL-terminated path and name; a null buffer of length 0 asks only for the size.
         let vs = unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), std::ptr::null_mut(), 0) };
         if vs < 0 {
             continue;
         }
         let mut v = vec![0u8; vs as usize];
+        // SAFETY: NUL-terminated path and name; the pointer and length describe the value buffer.
         let vs = unsafe {
             libc::lgetxattr(
                 c.as_ptr(),
