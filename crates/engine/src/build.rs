@@ -238,6 +238,7 @@ pub fn build(
             req.target.clone().unwrap_or_default(),
             names.join(", ")
         ))
+        .kind(crate::ErrorKind::Dockerfile)
     })?;
     let globals = global_args(df, &req.build_args)?;
     let order = needed_stages(df, req.target.as_deref(), &req.build_args, &req.named_contexts)?;

@@ -77,6 +77,11 @@ pub fn pull(
 impl ImageSource {
     /// The image `name` names: from the store, or pulled. `what` says who asks, for messages.
     pub fn resolve(&self, store: &Store, name: &str, what: &str) -> Result<Image, EngineError> {
+        self.find(store, name, what)
+            .map_err(|e| e.kind(crate::ErrorKind::Image))
+    }
+
+    fn find(&self, store: &Store, name: &str, what: &str) -> Result<Image, EngineError> {
         let local = lighter_image::resolve(store, name).ok();
         let Some(client) = &self.registry else {
             return local.ok_or_else(|| {

@@ -32,24 +32,45 @@ pub use lower::validate;
 
 use lighter_dockerfile::Span;
 
-/// A build failure: what went wrong and, when it comes from an instruction, where.
+/// A build failure: what went wrong, of which kind, and, when it comes from an instruction, where.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct EngineError {
     pub message: String,
+    pub kind: ErrorKind,
     /// The instruction's position in the Dockerfile.
     pub span: Option<Span>,
     /// Extra lines (a failing RUN's last output lines).
     pub detail: Vec<String>,
 }
 
+/// What kind of failure an [`EngineError`] is (the binary maps kinds to exit codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The Dockerfile asks for something invalid (a blank base, a variable in `--from`, an
+    /// expansion error, a missing target or stage).
+    Dockerfile,
+    /// An image could not be found, pulled or read from a registry.
+    Image,
+    /// A RUN step exited with this code.
+    Step(i32),
+    /// Anything else: files, the store, the sandbox, a cache export.
+    Other,
+}
+
 impl EngineError {
     pub fn msg(m: impl Into<String>) -> EngineError {
         EngineError {
             message: m.into(),
+            kind: ErrorKind::Other,
             span: None,
             detail: Vec::new(),
         }
+    }
+
+    pub fn kind(mut self, kind: ErrorKind) -> EngineError {
+        self.kind = kind;
+        self
     }
 
     pub fn at(mut self, span: Span) -> EngineError {

@@ -62,7 +62,7 @@ pub fn expand(
     lexer
         .process_word(word, env)
         .map(|e| e.value)
-        .map_err(|e| EngineError::msg(e.to_string()))
+        .map_err(|e| EngineError::msg(e.to_string()).kind(crate::ErrorKind::Dockerfile))
 }
 
 /// What a build checks before it runs anything: the target exists, every stage's base name and
@@ -114,7 +114,7 @@ fn with_options<V, T>(
         resolver: &no_images,
     };
     f(&opts).map_err(|e| {
-        let err = EngineError::msg(e.message);
+        let err = EngineError::msg(e.message).kind(crate::ErrorKind::Dockerfile);
         match e.span {
             Some(s) => err.at(s),
             None => err,
@@ -145,6 +145,7 @@ pub fn base_name(
     if base.is_empty() {
         return Err(
             EngineError::msg(format!("base name ({}) should not be blank", stage.base))
+                .kind(crate::ErrorKind::Dockerfile)
                 .at(stage.span),
         );
     }

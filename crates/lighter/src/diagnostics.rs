@@ -1,7 +1,9 @@
 //! Diagnostics at the edge: error chains, `hint:` lines and documented exit codes.
 //!
-//! Exit codes: 0 success; 1 a failure (bad input, failed build step, missing image); 2 usage errors
-//! (clap); 3 a feature that is not implemented yet.
+//! Exit codes (README "Exit codes"): 0 success; 1 a failure (a build step failed, bad input, the
+//! store, files); 2 usage errors (clap); 3 a feature that is not implemented yet; 4 the Dockerfile
+//! is invalid (syntax, an instruction, a stage reference, an expansion); 5 an image could not be
+//! found, pulled or pushed.
 
 use std::process::ExitCode;
 
@@ -20,6 +22,20 @@ impl std::fmt::Display for Rendered {
 }
 
 impl std::error::Error for Rendered {}
+
+/// The exit code of an invalid Dockerfile.
+pub const DOCKERFILE: u8 = 4;
+/// The exit code of an image that could not be found or pulled.
+pub const IMAGE: u8 = 5;
+
+/// The exit code of a failed build.
+pub fn build_code(kind: lighter_engine::ErrorKind) -> u8 {
+    match kind {
+        lighter_engine::ErrorKind::Dockerfile => DOCKERFILE,
+        lighter_engine::ErrorKind::Image => IMAGE,
+        lighter_engine::ErrorKind::Step(_) | lighter_engine::ErrorKind::Other => 1,
+    }
+}
 
 /// A verb or option that a later piece of work fills in.
 #[derive(Debug)]

@@ -803,3 +803,36 @@ fn onbuild_copy_from_a_stage_is_scheduled() {
     let o = env.lighter(&["run", "--rm", "onbuild-from:1", "cat", "/t"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "a\n", "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn exit_codes_say_what_failed() {
+    // README "Exit codes": 4 an invalid Dockerfile, 5 an image that cannot be had, 1 a failed step,
+    // 2 a usage error.
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    let port = free_port();
+    for (df, extra, code) in [
+        ("FROM busybox\nCOPY onlyone\n", &[][..], 4),
+        ("FROM busybox\nNOPE x\n", &[][..], 4),
+        ("FROM $UNSET\n", &[][..], 4),
+        ("FROM $UNSET\n", &["--check"][..], 4),
+        ("FROM busybox\n", &["--target", "nope"][..], 4),
+        ("FROM busybox\nCOPY --from=$X /a /b\n", &[][..], 4),
+        (&*format!("FROM 127.0.0.1:{port}/none:1\n"), &[][..], 5),
+        ("FROM busybox\nRUN exit 3\n", &[][..], 1),
+        ("FROM busybox\n", &["--bogus-flag"][..], 2),
+    ] {
+        std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
+        let mut args = vec!["build", "--progress", "plain"];
+        args.extend_from_slice(extra);
+        let c = ctx.path().display().to_string();
+        args.push(&c);
+        let o = env.lighter(&args);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "{df:?} {extra:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}

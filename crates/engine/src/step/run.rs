@@ -185,6 +185,7 @@ impl StageRun<'_, '_> {
                     argv.join(" "),
                     outcome.code
                 ))
+                .kind(crate::ErrorKind::Step(outcome.code))
                 .at(span);
                 e.detail = tail.into_iter().collect();
                 return Err(e);

@@ -58,7 +58,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         // with variables, unknown targets, circular stages), as BuildKit's check reports them.
         let df = lighter_dockerfile::parse(&src).map_err(|e| Rendered {
             message: e.render(&df_name, &src),
-            code: 1,
+            code: crate::diagnostics::DOCKERFILE,
         })?;
         let named: BTreeMap<String, ()> = args
             .build_contexts
@@ -72,7 +72,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
                     Some(span) => render_at(&df_name, &src, &span, "error", &e.message, None, None),
                     None => format!("error: {}\n", e.message),
                 },
-                code: 1,
+                code: crate::diagnostics::DOCKERFILE,
             }
             .into());
         }
@@ -80,7 +80,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     }
     let dockerfile = lighter_dockerfile::parse(&src).map_err(|e| Rendered {
         message: e.render(&df_name, &src),
-        code: 1,
+        code: crate::diagnostics::DOCKERFILE,
     })?;
     if let Some(p) = &args.platform {
         let host = format!("{}/{}", lighter_oci::HOST_OS, lighter_oci::HOST_ARCH);
@@ -309,7 +309,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             }
             return Err(Rendered {
                 message: msg,
-                code: 1,
+                code: crate::diagnostics::build_code(e.kind),
             }
             .into());
         }
@@ -374,8 +374,12 @@ fn print_critical_path(
     json: bool,
     names: bool,
 ) {
-    let path: Vec<&lighter_engine::critical::PathStep> = path.iter().filter(|p| !p.cached).collect();
-    if path.is_empty() || path.iter().all(|p| p.name.contains("] FROM ")) {
+    // FROM steps only resolve their image (pulls show on their own lines): not listed.
+    let path: Vec<&lighter_engine::critical::PathStep> = path
+        .iter()
+        .filter(|p| !p.cached && !p.name.contains("] FROM "))
+        .collect();
+    if path.is_empty() {
         return;
     }
     let sum: f64 = path.iter().map(|p| p.secs).sum();

@@ -52,7 +52,7 @@ pub fn parse(spec: &str) -> anyhow::Result<Call> {
 pub fn run(call: &Call, args: &BuildArgs, df_name: &str, src: &str) -> anyhow::Result<ExitCode> {
     let df = lighter_dockerfile::parse(src).map_err(|e| Rendered {
         message: e.render(df_name, src),
-        code: 1,
+        code: crate::diagnostics::DOCKERFILE,
     })?;
     let out = match call.method {
         Method::Targets => targets(&df, call.json),
@@ -76,7 +76,7 @@ pub fn run(call: &Call, args: &BuildArgs, df_name: &str, src: &str) -> anyhow::R
                     ),
                     None => format!("error: {}\n", e.message),
                 },
-                code: 1,
+                code: crate::diagnostics::DOCKERFILE,
             })?;
             outline(&d, call.json)
         }
