@@ -173,19 +173,3 @@ impl Store {
     }
 }
 
-/// `$LIGHTER_ROOT`, else `/var/lib/lighter` for root, else `$XDG_DATA_HOME/lighter` (or `~/.local/share/lighter`).
-pub fn default_root() -> PathBuf {
-    if let Some(r) = std::env::var_os("LIGHTER_ROOT") {
-        return PathBuf::from(r);
-    }
-    if nix::unistd::geteuid().as_raw() == 0 {
-        return PathBuf::from("/var/lib/lighter");
-    }
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
-        return PathBuf::from(x).join("lighter");
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    home.join(".local/share/lighter")
-}

@@ -44,7 +44,7 @@ impl Context {
         let root = self
             .root
             .clone()
-            .unwrap_or_else(lighter_store::default_root);
+            .unwrap_or_else(default_root);
         if self.debug {
             eprintln!("debug: store at {}", root.display());
         }
@@ -73,4 +73,23 @@ pub fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
         Command::Lint(a) => lint::run(ctx, a),
         Command::Run(a) => run::run(ctx, a),
     }
+}
+
+/// `$LIGHTER_ROOT`, else `/var/lib/lighter` for root, else `$XDG_DATA_HOME/lighter` (or
+/// `~/.local/share/lighter`). Settings from the environment are read here, at the edge; the
+/// libraries are given the path.
+fn default_root() -> PathBuf {
+    if let Some(r) = std::env::var_os("LIGHTER_ROOT") {
+        return PathBuf::from(r);
+    }
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/lighter");
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(x).join("lighter");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".local/share/lighter")
 }
