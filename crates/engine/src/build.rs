@@ -403,9 +403,9 @@ pub fn build(
             layers.push(l.clone());
             continue;
         }
-        store
-            .ensure_blob(&l.digest)
-            .map_err(|e| EngineError::msg(format!("layer {}: {e}", l.digest)))?;
+        store.ensure_blob(&l.digest).map_err(|e| {
+            EngineError::msg(format!("layer {}: {e}", l.digest)).kind(crate::ErrorKind::Image)
+        })?;
         let known = lighter_store::layer::lookup(store, &l.diff_id)
             .ok()
             .flatten()

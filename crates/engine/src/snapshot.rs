@@ -61,7 +61,7 @@ fn fetch_missing(store: &Store, layers: &[LayerInfo]) -> Result<(), EngineError>
         }
     });
     match errors.into_inner().unwrap_or_else(|e| e.into_inner()).first() {
-        Some(e) => Err(EngineError::msg(e.clone())),
+        Some(e) => Err(EngineError::msg(e.clone()).kind(crate::ErrorKind::Image)),
         None => Ok(()),
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! Exit codes (README "Exit codes"): 0 success; 1 a failure (a build step failed, bad input, the
 //! store, files); 2 usage errors (clap); 3 a feature that is not implemented yet; 4 the Dockerfile
-//! is invalid (syntax, an instruction, a stage reference, an expansion); 5 an image could not be
-//! found, pulled or pushed.
+//! is invalid (syntax, an instruction, a stage reference, an expansion); 5 a build could not find or
+//! pull an image or one of its layers.
 
 use std::process::ExitCode;
 

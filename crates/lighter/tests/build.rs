@@ -813,6 +813,7 @@ fn exit_codes_say_what_failed() {
     let port = free_port();
     for (df, extra, code) in [
         ("FROM busybox\nCOPY onlyone\n", &[][..], 4),
+        ("FROM busybox\nCOPY onlyone\n", &["--check"][..], 4),
         ("FROM busybox\nNOPE x\n", &[][..], 4),
         ("FROM $UNSET\n", &[][..], 4),
         ("FROM $UNSET\n", &["--check"][..], 4),

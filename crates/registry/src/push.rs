@@ -104,8 +104,10 @@ fn push_blob(
     if reg.has_blob(d)? {
         return Ok(BlobOutcome::Existed);
     }
+    // A source repository that refuses or lacks the blob is no reason to fail: the next one, then
+    // an upload.
     for from in mount_from.iter().filter(|f| **f != reg.repo) {
-        if reg.mount_blob(d, from)? {
+        if let Ok(true) = reg.mount_blob(d, from) {
             return Ok(BlobOutcome::Mounted);
         }
     }
@@ -113,8 +115,11 @@ fn push_blob(
     // A blob the store only knows of (a build cache hit) is fetched first.
     if let Err(e) = store.ensure_blob(d) {
         return Err(RegistryError::new(
-            ErrorKind::Io,
-            format!("blob {d} is not in the store: {e}"),
+            ErrorKind::NotFound,
+            format!(
+                "blob {d} is not in {} (nor in the repositories it could be mounted from) and the store cannot get it: {e}",
+                reg.what("")
+            ),
         ));
     }
     let _slot = reg.transfer_slot();

@@ -308,13 +308,24 @@ impl StageRun<'_, '_> {
                         }
                     };
                     out.views.push(v);
-                    if let Some(lighter_sandbox::Mount {
-                        kind: lighter_sandbox::MountKind::Bind { source: s, identity: i, .. },
-                        ..
-                    }) = out.mounts.get_mut(mount)
-                    {
-                        *s = source;
-                        *i = identity;
+                    match out.mounts.get_mut(mount) {
+                        Some(lighter_sandbox::Mount {
+                            kind:
+                                lighter_sandbox::MountKind::Bind {
+                                    source: s,
+                                    identity: i,
+                                    ..
+                                },
+                            ..
+                        }) => {
+                            *s = source;
+                            *i = identity;
+                        }
+                        _ => {
+                            return Err(EngineError::msg(format!(
+                                "internal error: bind mount {mount} of a from= source is missing"
+                            )))
+                        }
                     }
                 }
             }

@@ -53,6 +53,11 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if args.check || call.is_some_and(|c| c.method == super::call::Method::Check) {
+        // A Dockerfile that does not parse: the parse error, with its exit code.
+        lighter_dockerfile::parse(&src).map_err(|e| Rendered {
+            message: e.render(&df_name, &src),
+            code: crate::diagnostics::DOCKERFILE,
+        })?;
         let code = super::lint::lint_source(&df_name, &src, "text")?;
         // The errors a build would stop at before running anything (blank base names, `--from`
         // with variables, unknown targets, circular stages), as BuildKit's check reports them.
@@ -105,11 +110,14 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let mut outputs = Vec::new();
+    // Every output is `type=registry`: the image is pushed and not kept.
+    let mut registry_only = !args.outputs.is_empty();
     // Registry names the built image is pushed to (`--push`, `-o type=registry`, `push=true`).
     let mut push_to: Vec<lighter_oci::Reference> = Vec::new();
     let mut tags = tags;
     for o in &args.outputs {
         let p = parse_output(o, &tags)?;
+        registry_only &= p.registry_only;
         outputs.push(p.output);
         if p.push {
             push_to.extend(p.names);
@@ -186,8 +194,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         agents.extend(agent);
     }
     // Pushed and not kept: `-o type=registry` with no local name and no file output.
-    let push_only =
-        !push_to.is_empty() && tags.is_empty() && outputs.iter().all(|o| *o == Output::Image);
+    let push_only = registry_only && !push_to.is_empty() && tags.is_empty();
     let req = BuildRequest {
         context,
         dockerfile_path: df_path.clone(),
@@ -332,7 +339,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             eprintln!("naming to {}", t.familiar());
         }
         if result.manifest.is_some() {
-            eprintln!("assembled image {} (pushed, not kept)", result.image_id);
+            eprintln!("assembled image {} (to push, not kept)", result.image_id);
         } else {
             eprintln!("writing image {}", result.image_id);
         }
@@ -377,7 +384,10 @@ fn print_critical_path(
     // FROM steps only resolve their image (pulls show on their own lines): not listed.
     let path: Vec<&lighter_engine::critical::PathStep> = path
         .iter()
-        .filter(|p| !p.cached && !p.name.contains("] FROM "))
+        .filter(|p| {
+            let instruction = p.name.split_once("] ").map(|(_, t)| t).unwrap_or("");
+            !p.cached && !instruction.starts_with("FROM ")
+        })
         .collect();
     if path.is_empty() {
         return;
@@ -422,6 +432,7 @@ fn parse_output(spec: &str, tags: &[lighter_oci::Reference]) -> anyhow::Result<P
         output,
         names: Vec::new(),
         push: false,
+        registry_only: false,
     };
     if !spec.contains('=') {
         return Ok(if spec == "-" {
@@ -473,6 +484,7 @@ fn parse_output(spec: &str, tags: &[lighter_oci::Reference]) -> anyhow::Result<P
             output: Output::Image,
             names,
             push,
+            registry_only: ty == "registry" && push,
         });
     }
     let dest = || {
@@ -499,6 +511,8 @@ struct ParsedOutput {
     output: Output,
     names: Vec<lighter_oci::Reference>,
     push: bool,
+    /// `type=registry`: pushed and not kept in the store.
+    registry_only: bool,
 }
 
 /// `--ssh default`, `--ssh ID=SOCKET` or `--ssh ID=KEY[,KEY...]` (buildx's forms): the id, the agent
