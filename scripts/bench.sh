@@ -4,6 +4,7 @@
 # Needs root (RUN sandbox, dockerd). Work files go to $BENCH_DIR (default /var/tmp/lighter-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/registry.sh
 what=${1:-all}
 
 bash scripts/setup-peers.sh
@@ -248,17 +249,11 @@ bench_run() {
 bench_registry() {
   local w="$BENCH_DIR/registry" runs=${REG_RUNS:-3}
   rm -rf "$w"; mkdir -p "$w"
-  local p1=5100 p2
-  while (echo > "/dev/tcp/127.0.0.1/$p1") 2>/dev/null; do p1=$((p1 + 1)); done
-  p2=$((p1 + 1)); while (echo > "/dev/tcp/127.0.0.1/$p2") 2>/dev/null; do p2=$((p2 + 1)); done
-  for p in $p1 $p2; do
-    printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' "$w/data-$p" "$p" > "$w/config-$p.yml"
-    docker-registry serve "$w/config-$p.yml" >"$w/log-$p" 2>&1 &
-    echo $! >> "$w/pids"
-  done
   # EXIT, not RETURN: a failing step under `set -e` ends the script without returning.
-  trap 'kill $(cat "$BENCH_DIR/registry/pids" 2>/dev/null) 2>/dev/null || true' EXIT
-  for _ in $(seq 1 50); do (echo > "/dev/tcp/127.0.0.1/$p1") 2>/dev/null && (echo > "/dev/tcp/127.0.0.1/$p2") 2>/dev/null && break; sleep 0.1; done
+  trap 'stop_registries "$BENCH_DIR/registry"' EXIT
+  local p1 p2
+  p1=$(start_registry "$w" 5100)
+  p2=$(start_registry "$w" $((p1 + 1)))
   ensure_bases
   mkdir -p "$w/ctx"
   { echo "FROM busybox"; for i in 1 2 3 4 5 6; do echo "RUN dd if=/dev/urandom of=/blob$i bs=1M count=90 2>/dev/null"; done; } > "$w/ctx/Dockerfile"
@@ -306,13 +301,8 @@ bench_cache() {
   local w="$BENCH_DIR/cache" demo=/var/tmp/lighter-demo runs=${CACHE_RUNS:-3}
   LIGHTER_ROOT=$demo "$L" inspect golang:1.19 >/dev/null 2>&1 || LIGHTER_ROOT=$demo bash scripts/demo.sh >/dev/null
   rm -rf "$w"; mkdir -p "$w"
-  local p=5300
-  while (echo > "/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
-  printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' "$w/data" "$p" > "$w/config.yml"
-  docker-registry serve "$w/config.yml" >"$w/log" 2>&1 &
-  echo $! > "$w/pid"
-  trap 'kill $(cat "$BENCH_DIR/cache/pid" 2>/dev/null) 2>/dev/null || true' EXIT
-  for _ in $(seq 1 50); do (echo > "/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
+  trap 'stop_registries "$BENCH_DIR/cache"' EXIT
+  local p; p=$(start_registry "$w" 5300)
   local reg=127.0.0.1:$p
   LIGHTER_ROOT=$demo "$L" tag golang:1.19 "$reg/library/golang:1.19"
   LIGHTER_ROOT=$demo "$L" push -q "$reg/library/golang:1.19" >/dev/null
@@ -369,7 +359,7 @@ bench_cache() {
   done
   local mo mi; mo=$(median "${wo[@]}"); mi=$(median "${wi[@]}")
   row "no-op build without / with --cache-from of a 210-entry cache (medians of 5)" "$mo s / $mi s" "" "$(echo "($mi - $mo) * 1000" | bc -l | xargs printf '%+.0f') ms"
-  kill "$(cat "$w/pid")" 2>/dev/null || true
+  stop_registries "$w"
 }
 
 bench_parse() {

@@ -23,17 +23,10 @@ LB inspect golang:1.19 >/dev/null 2>&1 || LB build -t golang:1.19 -f examples/ba
 
 # Served as Docker Hub would serve them: a local registry (Debian's docker-registry on 127.0.0.1)
 # configured as docker.io's mirror, so `FROM golang:1.19` pulls docker.io/library/golang:1.19.
+source scripts/lib/registry.sh
 REG=$(mktemp -d /tmp/lighter-demo-registry.XXXXXX)
-PORT=5000
-while (echo > "/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do PORT=$((PORT + 1)); done
-printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s/data\nhttp:\n  addr: 127.0.0.1:%s\n' "$REG" "$PORT" > "$REG/config.yml"
-docker-registry serve "$REG/config.yml" >"$REG/log" 2>&1 &
-REG_PID=$!
-trap 'kill $REG_PID 2>/dev/null || true; rm -rf "$REG"' EXIT
-for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
-if ! (echo > "/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-  echo "demo: docker-registry did not start on 127.0.0.1:$PORT:" >&2; cat "$REG/log" >&2; exit 1
-fi
+trap 'stop_registries "$REG"; rm -rf "$REG"' EXIT
+PORT=$(start_registry "$REG" 5000)
 LB tag golang:1.19 "127.0.0.1:$PORT/library/golang:1.19"
 LB push -q "127.0.0.1:$PORT/library/golang:1.19" >/dev/null
 printf '[registry."docker.io"]\nmirrors = ["127.0.0.1:%s"]\n' "$PORT" > "$REG/registries.toml"

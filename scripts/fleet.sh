@@ -15,13 +15,9 @@ W=${FLEET_DIR:-/var/tmp/lighter-fleet}
 demo=/var/tmp/lighter-demo
 LIGHTER_ROOT=$demo "$L" inspect golang:1.19 >/dev/null 2>&1 || LIGHTER_ROOT=$demo bash scripts/demo.sh >/dev/null
 rm -rf "$W"; mkdir -p "$W"
-p=5400
-while (echo > "/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
-printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' "$W/data" "$p" > "$W/config.yml"
-docker-registry serve "$W/config.yml" >"$W/registry.log" 2>&1 &
-echo $! > "$W/pid"
-trap 'kill $(cat "$W/pid") 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do (echo > "/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
+source scripts/lib/registry.sh
+trap 'stop_registries "$W"' EXIT
+p=$(start_registry "$W" 5400)
 reg=127.0.0.1:$p
 LIGHTER_ROOT=$demo "$L" tag golang:1.19 "$reg/library/golang:1.19"
 LIGHTER_ROOT=$demo "$L" push -q "$reg/library/golang:1.19" >/dev/null

@@ -83,7 +83,7 @@ fn read(
     inline_ok: bool,
 ) -> Result<Option<CacheConfig>, EngineError> {
     let what = describe(l);
-    let (manifest, config) = match l {
+    let config = match l {
         Location::Registry(r) => {
             let client = client.ok_or_else(|| err(&what, "no registry client"))?;
             let reg = Registry::new(client, r, false);
@@ -97,10 +97,8 @@ fn read(
                 return inline_of(client, r, &what).map(Some);
             }
             let cd = config_digest(&what, &v)?;
-            let bytes = reg
-                .get_blob_bytes(&cd, MAX_CONFIG)
-                .map_err(|e| err(&what, e.message))?;
-            (v, bytes)
+            reg.get_blob_bytes(&cd, MAX_CONFIG)
+                .map_err(|e| err(&what, e.message))?
         }
         Location::Inline => return Ok(None),
         Location::Local(dir) => {
@@ -109,12 +107,9 @@ fn read(
             };
             let v: Value = serde_json::from_slice(&m).map_err(|e| err(&what, e))?;
             let cd = config_digest(&what, &v)?;
-            let bytes = read_verified(&blob_path(dir, &cd), &cd, MAX_CONFIG)
-                .map_err(|e| err(&what, e))?;
-            (v, bytes)
+            read_verified(&blob_path(dir, &cd), &cd, MAX_CONFIG).map_err(|e| err(&what, e))?
         }
     };
-    let _ = manifest;
     CacheConfig::parse(&config, &what).map(Some)
 }
 

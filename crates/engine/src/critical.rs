@@ -50,6 +50,10 @@ pub(crate) struct Timeline {
 
 impl Timeline {
     pub fn record(&self, ev: &Event) {
+        // Log lines and messages are most events: they take no lock and no timestamp.
+        if !matches!(ev, Event::Start { .. } | Event::Cached { .. } | Event::Done { .. }) {
+            return;
+        }
         let now = Instant::now();
         let mut steps = self.steps.lock().unwrap_or_else(|e| e.into_inner());
         match ev {

@@ -496,33 +496,13 @@ mod tests {
             assert_eq!((md.uid(), md.gid()), (1000, 1000));
         }
         // A wildcard matching one file, to a destination without a trailing slash: that file.
-        let req = CopyRequest {
-            sources: &c,
-            selected: c.select("src/*.txt").unwrap(),
-            dest: "/x",
-            workdir: "/",
-            owner: None,
-            chmod: None,
-            exclude: vec![],
-            extract_archives: false,
-            parents: None,
-        };
+        let req = plain_copy(&c, c.select("src/*.txt").unwrap(), "/x");
         copy(&req, root.path()).unwrap();
         assert_eq!(std::fs::read_to_string(root.path().join("x")).unwrap(), "a");
         // Destination symlinks never lead outside the root.
         let outside = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), root.path().join("escape")).unwrap();
-        let req = CopyRequest {
-            sources: &c,
-            selected: c.select("src/a.txt").unwrap(),
-            dest: "/escape/",
-            workdir: "/",
-            owner: None,
-            chmod: None,
-            exclude: vec![],
-            extract_archives: false,
-            parents: None,
-        };
+        let req = plain_copy(&c, c.select("src/a.txt").unwrap(), "/escape/");
         copy(&req, root.path()).unwrap();
         assert!(!outside.path().join("a.txt").exists());
     }

@@ -568,6 +568,14 @@ impl StageRun<'_, '_> {
             .iter()
             .map(|v| self.x(v))
             .collect::<Result<Vec<_>, _>>()?;
+        let flags = json!({ "chown": chown, "chmod": chmod, "exclude": exclude, "link": c.link, "parents": c.parents, "workdir": workdir });
+        // --link: the layer is made on an empty filesystem, so neither it nor its cache key depends
+        // on the steps before it; the stage's key after it still does.
+        let parent = if c.link {
+            String::new()
+        } else {
+            self.key.clone()
+        };
         // The source root: a heredoc, remote sources, another stage, an image, or the context.
         let heredoc_dir;
         let view;
@@ -638,8 +646,6 @@ impl StageRun<'_, '_> {
             // then needs none of the source stage's files (its layers are not fetched).
             let selection = sha(&["copy-source", &key, &sources.join("\0"), &exclude.join("\0")]);
             if let Some(content) = sh.imported.contents.get(&selection).cloned() {
-                let flags = json!({ "chown": chown, "chmod": chmod, "exclude": exclude, "link": c.link, "parents": c.parents, "workdir": workdir });
-                let parent = if c.link { String::new() } else { self.key.clone() };
                 let k = copy_key(&parent, name, &sources, &dest, &flags, &content);
                 if self.cached(&k)?.is_some() {
                     self.remember_content(selection, content.clone());
@@ -690,15 +696,7 @@ impl StageRun<'_, '_> {
         if let Some(selection) = from_selection {
             self.remember_content(selection, content.clone());
         }
-        let flags = json!({ "chown": chown, "chmod": chmod, "exclude": exclude, "link": c.link, "parents": c.parents, "workdir": workdir });
         let text = copy_text(name, chown.as_deref(), &sources, &dest);
-        // --link: the layer is made on an empty filesystem, so neither it nor its cache key depends
-        // on the steps before it; the stage's key after it still does.
-        let parent = if c.link {
-            String::new()
-        } else {
-            self.key.clone()
-        };
         let key = copy_key(&parent, name, &sources, &dest, &flags, &content);
         let inputs = json!({ "instruction": text, "files": content, "parent": parent });
         let chmod_parsed = chmod.as_deref().map(fileop::parse_chmod).transpose()?;
