@@ -2,8 +2,6 @@
 //! stage waits only for the stages it reads from), then export the target stage.
 
 use crate::context::BuildContext;
-use crate::lower::{global_args, needed_stages};
-use crate::step::{run_stage, StageResult};
 use crate::EngineError;
 use lighter_dockerfile::Dockerfile;
 use lighter_oci::{Digest, Reference};
@@ -11,7 +9,7 @@ use lighter_store::layer::LayerInfo;
 use lighter_store::Store;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// A `--secret id=..,src=..|env=..` value, resolved to its bytes by the caller.
@@ -74,6 +72,9 @@ pub struct BuildRequest {
     pub ulimits: Vec<lighter_sandbox::Ulimit>,
     /// `--allow security.insecure`: `RUN --security=insecure` may run privileged.
     pub allow_insecure: bool,
+    /// COPY layers are written from a plan of the copy (false: through the overlay copy, the
+    /// fallback; `LIGHTER_COPY=overlay`).
+    pub plan_copies: bool,
     /// Where images come from: the store, and the registry when one is configured.
     pub images: crate::images::ImageSource,
     /// `--cache-from` / `--cache-to`.
@@ -165,20 +166,8 @@ pub(crate) struct Shared<'a> {
     pub store: &'a Store,
     pub req: &'a BuildRequest,
     pub context: Option<BuildContext>,
-    pub globals: BTreeMap<String, String>,
     pub progress: &'a (dyn Fn(Event) + Sync),
-    /// Step times and waits, for the critical path.
-    pub timeline: &'a crate::critical::Timeline,
     pub next_id: Mutex<usize>,
-    pub results: Mutex<HashMap<usize, Result<Arc<StageResult>, String>>>,
-    /// The stages this build runs: a step may only wait for one of these.
-    pub scheduled: std::collections::BTreeSet<usize>,
-    pub ready: Condvar,
-    pub counters: Mutex<(usize, usize)>,
-    /// Stage failures in the order they happened (the first is reported).
-    pub errors: Mutex<Vec<EngineError>>,
-    /// Cache records of the steps that ran, written together when the stages are done.
-    pub pending: Mutex<Vec<(lighter_store::Table, String, String)>>,
     /// Records read from `--cache-from`.
     pub imported: crate::cache::Imported,
     /// Every layer step the build ran or found cached, for `--cache-to`.
@@ -193,37 +182,149 @@ impl Shared<'_> {
         *n += 1;
         *n
     }
+}
 
-    /// Waits for stage `i`'s result (it runs in another thread). A stage that was not scheduled is
-    /// an error, never a wait: nothing would ever finish it.
-    pub fn wait_stage(&self, i: usize) -> Result<Arc<StageResult>, EngineError> {
-        if !self.scheduled.contains(&i) {
-            return Err(EngineError::msg(format!(
-                "internal error: stage {i} is read but was not scheduled for this build"
-            )));
+/// Base images and named contexts as lowering sees them (their ENV, WORKDIR, USER, SHELL and
+/// ONBUILD triggers), from images the build resolved before lowering.
+struct Bases<'a> {
+    store: &'a Store,
+    req: &'a BuildRequest,
+    images: &'a Mutex<HashMap<String, lighter_image::Image>>,
+}
+
+impl Bases<'_> {
+    fn resolve(&self, reference: &str, what: &str) -> Result<lighter_image::Image, EngineError> {
+        if let Some(i) = self
+            .images
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(reference)
+        {
+            return Ok(i.clone());
         }
-        let mut r = self.results.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(res) = r.get(&i) {
-                self.timeline.waited(i);
-                return res
-                    .clone()
-                    .map_err(|e| EngineError::msg(format!("stage {i} failed: {e}")));
-            }
-            r = self.ready.wait(r).unwrap_or_else(|e| e.into_inner());
-        }
+        let img = self.req.images.resolve(self.store, reference, what)?;
+        self.images
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(reference.to_string(), img.clone());
+        Ok(img)
+    }
+}
+
+/// What lowering needs of an image config.
+fn image_meta(config: &serde_json::Value) -> lighter_graph::ImageMeta {
+    let mut config = config.clone();
+    crate::config::ensure_path(&mut config);
+    let c = &config["config"];
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    lighter_graph::ImageMeta {
+        env: crate::config::env_of(c),
+        workdir: c["WorkingDir"].as_str().unwrap_or("").to_string(),
+        user: c["User"].as_str().unwrap_or("").to_string(),
+        shell: strings(&c["Shell"]),
+        onbuild: strings(&c["OnBuild"]),
+    }
+}
+
+impl lighter_graph::Resolver for Bases<'_> {
+    fn image(&self, reference: &str) -> Result<lighter_graph::ImageMeta, String> {
+        let img = self
+            .resolve(reference, &format!("FROM {reference}"))
+            .map_err(|e| e.message)?;
+        Ok(image_meta(&img.config))
     }
 
-    pub fn count(&self, cached: bool) {
-        let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        c.0 += 1;
-        if cached {
-            c.1 += 1;
+    fn named(&self, name: &str) -> Result<lighter_graph::ImageMeta, String> {
+        match self.req.named_contexts.get(name) {
+            Some(NamedContext::Image(r)) => {
+                let what = format!("--build-context {name}=docker-image://{r}");
+                let img = self.resolve(r, &what).map_err(|e| e.message)?;
+                Ok(image_meta(&img.config))
+            }
+            _ => Ok(lighter_graph::ImageMeta::default()),
         }
     }
 }
 
-/// Builds the request's target. Nothing is tagged when any needed stage fails.
+/// A lowering error as a build error of its kind, at its line.
+fn graph_error(e: lighter_graph::GraphError) -> EngineError {
+    let kind = match e.kind {
+        lighter_graph::GraphErrorKind::Image => crate::ErrorKind::Image,
+        _ => crate::ErrorKind::Dockerfile,
+    };
+    let err = EngineError::msg(e.message).kind(kind);
+    match e.span {
+        Some(s) => err.at(s),
+        None => err,
+    }
+}
+
+/// Lowers the request's Dockerfile to the build graph, with its base images resolved first, in
+/// parallel (pulled when the store lacks them).
+fn lower(
+    store: &Store,
+    req: &BuildRequest,
+) -> Result<
+    (
+        lighter_graph::Definition,
+        HashMap<String, lighter_image::Image>,
+    ),
+    EngineError,
+> {
+    let df = &req.dockerfile;
+    let named: std::collections::BTreeSet<String> = req.named_contexts.keys().cloned().collect();
+    let no_images = BTreeMap::<String, lighter_graph::ImageMeta>::new();
+    let opts = lighter_graph::LowerOptions {
+        build_args: &req.build_args,
+        target: req.target.as_deref(),
+        named: &named,
+        resolver: &no_images,
+    };
+    let plan = lighter_graph::plan(df, &opts).map_err(graph_error)?;
+    let images = Mutex::new(HashMap::new());
+    let bases = Bases {
+        store,
+        req,
+        images: &images,
+    };
+    let mut wanted: Vec<(usize, String)> = plan.images();
+    wanted.dedup_by(|a, b| a.1 == b.1);
+    let failures: Mutex<Vec<(usize, EngineError)>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for (stage, r) in &wanted {
+            let (bases, failures) = (&bases, &failures);
+            s.spawn(move || {
+                if let Err(e) = bases.resolve(r, &format!("FROM {r}")) {
+                    failures
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((*stage, e));
+                }
+            });
+        }
+    });
+    let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+    failures.sort_by_key(|f| f.0);
+    if let Some((stage, e)) = failures.into_iter().next() {
+        return Err(e.at(df.stages[stage].span));
+    }
+    let opts = lighter_graph::LowerOptions {
+        resolver: &bases,
+        ..opts
+    };
+    let def = lighter_graph::lower(df, &opts).map_err(graph_error)?;
+    Ok((def, images.into_inner().unwrap_or_else(|e| e.into_inner())))
+}
+
+/// Builds the request's target. Nothing is tagged when any needed step fails.
 pub fn build(
     store: &Store,
     req: &BuildRequest,
@@ -240,8 +341,10 @@ pub fn build(
         ))
         .kind(crate::ErrorKind::Dockerfile)
     })?;
-    let globals = global_args(df, &req.build_args)?;
-    let order = needed_stages(df, req.target.as_deref(), &req.build_args, &req.named_contexts)?;
+    let (def, images) = lower(store, req)?;
+    let root = def.stages[def.target]
+        .last
+        .ok_or_else(|| EngineError::msg("internal error: the target stage was not lowered"))?;
     let context = match &req.context {
         Some(dir) => Some(BuildContext::open_cached(
             dir,
@@ -253,93 +356,129 @@ pub fn build(
     let imported = if req.no_cache {
         crate::cache::Imported::default()
     } else {
-        crate::cache::import(
-            store,
-            req.images.registry.as_ref(),
-            &req.cache.from,
-            &|m| progress(Event::Info(m)),
-        )
-    };
-    let timeline = crate::critical::Timeline::default();
-    let recording = |ev: Event| {
-        timeline.record(&ev);
-        progress(ev)
+        crate::cache::import(store, req.images.registry.as_ref(), &req.cache.from, &|m| {
+            progress(Event::Info(m))
+        })
     };
     let shared = Shared {
         store,
         req,
         context,
-        globals,
-        progress: &recording,
-        timeline: &timeline,
+        progress,
         next_id: Mutex::new(0),
-        results: Mutex::new(HashMap::new()),
-        scheduled: order.iter().copied().collect(),
-        ready: Condvar::new(),
-        counters: Mutex::new((0, 0)),
-        errors: Mutex::new(Vec::new()),
-        pending: Mutex::new(Vec::new()),
         imported,
         used: Mutex::new(Vec::new()),
         contents: Mutex::new(Vec::new()),
     };
-    // Independent stages run concurrently: one thread per needed stage, each waiting for its inputs.
-    std::thread::scope(|s| {
-        for &i in &order {
-            let shared = &shared;
-            s.spawn(move || {
-                crate::critical::enter_stage(i);
-                // A panic still publishes a result, so the stages waiting for this one end too.
-                let r =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_stage(shared, i)))
-                        .unwrap_or_else(|_| {
-                            Err(EngineError::msg(format!("the build of stage {i} panicked")))
-                        })
-                        .map(Arc::new);
-                let r2 = match &r {
-                    Ok(v) => Ok(v.clone()),
-                    Err(e) => Err(e.message.clone()),
-                };
-                let mut res = shared.results.lock().unwrap_or_else(|e| e.into_inner());
-                res.insert(i, r2);
-                shared.ready.notify_all();
-                drop(res);
-                if let Err(e) = r {
-                    shared
-                        .errors
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(e);
+    let index = crate::index::StoreIndex::new(store, Some(&shared.imported.records));
+    let worker = crate::step::LocalWorker::new(&shared, &def, &index, images);
+    let opts = lighter_solver::Options {
+        no_cache: req.no_cache,
+        parallelism: 16,
+        scope: req
+            .dockerfile_path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "-".into()),
+        ..Default::default()
+    };
+    let on_event = |e: lighter_solver::SolveEvent| {
+        use lighter_solver::{Outcome, SolveEvent};
+        let id_of = |v| {
+            worker
+                .ids
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&v)
+                .copied()
+        };
+        match e {
+            SolveEvent::Start(v) => {
+                let id = shared.step_id();
+                worker
+                    .ids
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(v, id);
+                let vx = def.vertex(v);
+                progress(Event::Start {
+                    id,
+                    label: worker.label(vx),
+                    text: vx.text.clone(),
+                });
+            }
+            SolveEvent::Done(v, Outcome::Cached) => {
+                if let Some(id) = id_of(v) {
+                    progress(Event::Cached { id });
                 }
-            });
+            }
+            SolveEvent::Done(v, Outcome::Ran { secs, why }) => {
+                if let Some(id) = id_of(v) {
+                    progress(Event::Done {
+                        id,
+                        secs,
+                        why: why.map(|w| w.to_string()),
+                    });
+                }
+            }
+            _ => {}
         }
-    });
+    };
+    let solved = lighter_solver::solve(&def, &[root], &worker, &index, &opts, &on_event);
     if let Some(c) = &shared.context {
         c.save_cache();
     }
-    // Steps that completed are cached even when another step failed.
-    let pending = std::mem::take(&mut *shared.pending.lock().unwrap_or_else(|e| e.into_inner()));
-    if !pending.is_empty() {
-        store
-            .meta()
-            .update(|tx| {
-                for (table, k, v) in &pending {
-                    tx.put(*table, k, v)?;
-                }
-                Ok(())
-            })
-            .map_err(|e| EngineError::msg(format!("write build cache index: {e}")))?;
+    // Records a step hit in an imported cache are kept locally too: a later build here hits
+    // without --cache-from once the layer is in the store.
+    let served = std::mem::take(&mut *index.served.lock().unwrap_or_else(|e| e.into_inner()));
+    if !served.is_empty() {
+        use lighter_solver::CacheIndex;
+        let batch = lighter_solver::Batch {
+            records: served,
+            inputs: Vec::new(),
+        };
+        index
+            .commit(&batch)
+            .map_err(|e| EngineError::msg(e.to_string()))?;
     }
-    // Report the first real failure, not a stage that failed because its input stage did.
-    let mut errors = std::mem::take(&mut *shared.errors.lock().unwrap_or_else(|e| e.into_inner()));
-    if !errors.is_empty() {
-        let i = errors
-            .iter()
-            .position(|e| !e.message.starts_with("stage "))
-            .unwrap_or(0);
-        return Err(errors.swap_remove(i));
-    }
-    let result = shared.wait_stage(target)?;
+    let sol = solved.map_err(|e| match e {
+        lighter_solver::SolveError::Failed { error, .. } => error,
+        lighter_solver::SolveError::Panicked { vertex } => EngineError::msg(format!(
+            "internal error: the step at vertex v{} panicked",
+            vertex.0
+        ))
+        .at(def.vertex(vertex).span),
+        other => EngineError::msg(other.to_string()),
+    })?;
+    let steps = sol
+        .outcomes
+        .iter()
+        .filter(|(v, _)| {
+            matches!(
+                def.vertex(**v).op,
+                lighter_graph::Op::Exec(_) | lighter_graph::Op::File(_)
+            )
+        })
+        .count();
+    let cached = sol
+        .outcomes
+        .iter()
+        .filter(|(v, o)| {
+            **o == lighter_solver::Outcome::Cached
+                && matches!(
+                    def.vertex(**v).op,
+                    lighter_graph::Op::Exec(_) | lighter_graph::Op::File(_)
+                )
+        })
+        .count();
+    let critical_path = {
+        let ids = worker.ids.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        crate::critical::path(&def, &sol, root, &ids, &|v| {
+            let vx = def.vertex(v);
+            format!("{} {}", worker.label(vx), vx.text)
+        })
+    };
+    let result = sol.outputs[&root].clone();
     let mut config = result.config.clone();
     if !req.labels.is_empty() {
         let labels = config["config"]
@@ -375,11 +514,11 @@ pub fn build(
     // The final image's stages: the target and the stages it is built FROM (`mode=min`, inline).
     let mut chain = std::collections::BTreeSet::from([target]);
     let mut at = target;
-    while let Ok(base) = crate::lower::base_name(df, at, &shared.globals) {
-        match df.stage_ref(&base, at) {
-            Some(d) if !req.named_contexts.contains_key(&base) && chain.insert(d) => at = d,
-            _ => break,
+    while let lighter_graph::Base::Stage(d) = def.stages[at].base {
+        if !chain.insert(d) {
+            break;
         }
+        at = d;
     }
     if req
         .cache
@@ -442,9 +581,10 @@ pub fn build(
     for to in &req.cache.to {
         match crate::cache::export(store, req.images.registry.as_ref(), to, &used, &chain) {
             Ok(summary) => progress(Event::Info(summary)),
-            Err(e) if to.ignore_error => {
-                progress(Event::Info(format!("cache export failed (ignored): {}", e.message)))
-            }
+            Err(e) if to.ignore_error => progress(Event::Info(format!(
+                "cache export failed (ignored): {}",
+                e.message
+            ))),
             Err(e) => return Err(e),
         }
     }
@@ -460,7 +600,6 @@ pub fn build(
             base.bytes.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6
         )));
     }
-    let (steps, cached) = *shared.counters.lock().unwrap_or_else(|e| e.into_inner());
     progress(Event::Info(format!(
         "built {} in {:.2}s ({steps} steps, {cached} cached)",
         id.short(),
@@ -472,7 +611,7 @@ pub fn build(
         config,
         steps,
         cached,
-        critical_path: timeline.critical_path(target),
+        critical_path,
         manifest,
         mount_from,
     })

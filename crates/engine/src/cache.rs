@@ -81,7 +81,10 @@ fn fields(flag: &str, spec: &str) -> Result<BTreeMap<String, String>, EngineErro
                 format!("{part:?} is not KEY=VALUE"),
             ));
         };
-        if out.insert(k.trim().to_string(), v.trim().to_string()).is_some() {
+        if out
+            .insert(k.trim().to_string(), v.trim().to_string())
+            .is_some()
+        {
             return Err(bad(&format!("{flag} {spec}"), format!("{k} given twice")));
         }
     }
@@ -136,7 +139,10 @@ pub fn parse_cache_to(spec: &str) -> Result<CacheTo, EngineError> {
     let mode = match f.remove("mode").as_deref() {
         None | Some("min") => Mode::Min,
         Some("max") if location == Location::Inline => {
-            return Err(bad(&what, "an inline cache holds the final stage only: mode=min"))
+            return Err(bad(
+                &what,
+                "an inline cache holds the final stage only: mode=min",
+            ))
         }
         Some("max") => Mode::Max,
         Some(m) => return Err(bad(&what, format!("mode={m}: expected min or max"))),
@@ -144,19 +150,32 @@ pub fn parse_cache_to(spec: &str) -> Result<CacheTo, EngineError> {
     let ignore_error = match f.remove("ignore-error").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
-        Some(v) => return Err(bad(&what, format!("ignore-error={v}: expected true or false"))),
+        Some(v) => {
+            return Err(bad(
+                &what,
+                format!("ignore-error={v}: expected true or false"),
+            ))
+        }
     };
     let compression = match f.remove("compression") {
         None => None,
         Some(_) if location == Location::Inline => {
             return Err(bad(&what, "compression= does not apply to an inline cache"))
         }
-        Some(c) => Some(lighter_store::compress::Compression::parse(&c).ok_or_else(|| {
-            bad(&what, format!("compression={c}: expected gzip, zstd or uncompressed"))
-        })?),
+        Some(c) => Some(
+            lighter_store::compress::Compression::parse(&c).ok_or_else(|| {
+                bad(
+                    &what,
+                    format!("compression={c}: expected gzip, zstd or uncompressed"),
+                )
+            })?,
+        ),
     };
     if let Some(k) = f.keys().next() {
-        return Err(bad(&what, format!("unknown key {k:?} (mode, ignore-error)")));
+        return Err(bad(
+            &what,
+            format!("unknown key {k:?} (mode, ignore-error)"),
+        ));
     }
     Ok(CacheTo {
         location,
@@ -176,7 +195,10 @@ pub fn parse_cache_from(spec: &str) -> Result<Location, EngineError> {
     };
     let l = location("--cache-from", spec, &mut f, dir_key)?;
     if let Some(k) = f.keys().next() {
-        return Err(bad(&format!("--cache-from {spec}"), format!("unknown key {k:?}")));
+        return Err(bad(
+            &format!("--cache-from {spec}"),
+            format!("unknown key {k:?}"),
+        ));
     }
     Ok(l)
 }
@@ -263,19 +285,21 @@ impl Imported {
 
 impl CacheConfig {
     fn add(&mut self, key: &str, layer: Option<&LayerInfo>, created: &str) {
-        let idx = layer.map(|l| match self.layers.iter().position(|x| x.digest == l.digest) {
-            Some(i) => i,
-            None => {
-                self.layers.push(l.clone());
-                self.layers.len() - 1
-            }
-        });
+        let idx = layer.map(
+            |l| match self.layers.iter().position(|x| x.digest == l.digest) {
+                Some(i) => i,
+                None => {
+                    self.layers.push(l.clone());
+                    self.layers.len() - 1
+                }
+            },
+        );
         self.records.insert(
             key.to_string(),
             Record {
                 layer: idx,
                 created: created.to_string(),
-                last_used: lighter_image::now_rfc3339(),
+                last_used: lighter_image::now_rfc3339(None),
             },
         );
     }
@@ -287,7 +311,7 @@ impl CacheConfig {
         for (k, v) in contents {
             self.contents.insert(k.clone(), v.clone());
         }
-        let now = lighter_image::parse_rfc3339(&lighter_image::now_rfc3339()).unwrap_or(0);
+        let now = lighter_image::parse_rfc3339(&lighter_image::now_rfc3339(None)).unwrap_or(0);
         self.records.retain(|_, r| {
             lighter_image::parse_rfc3339(&r.last_used)
                 .is_none_or(|t| now - t <= MAX_AGE_DAYS * 86_400)
@@ -300,7 +324,9 @@ impl CacheConfig {
     fn prune_layers(&mut self) {
         let used: std::collections::BTreeSet<usize> =
             self.records.values().filter_map(|r| r.layer).collect();
-        let keep: Vec<usize> = (0..self.layers.len()).filter(|i| used.contains(i)).collect();
+        let keep: Vec<usize> = (0..self.layers.len())
+            .filter(|i| used.contains(i))
+            .collect();
         let remap: BTreeMap<usize, usize> = keep.iter().enumerate().map(|(n, o)| (*o, n)).collect();
         self.layers = keep.iter().map(|i| self.layers[*i].clone()).collect();
         for r in self.records.values_mut() {
@@ -323,7 +349,10 @@ impl CacheConfig {
                 c.version
             )));
         }
-        if c.records.values().any(|r| r.layer.is_some_and(|l| l >= c.layers.len())) {
+        if c.records
+            .values()
+            .any(|r| r.layer.is_some_and(|l| l >= c.layers.len()))
+        {
             return Err(EngineError::msg(format!(
                 "{what}: a record points at a layer the cache does not list"
             )));
@@ -398,8 +427,14 @@ mod tests {
         }
         assert!(parse_cache_from("type=local,src=/x").is_ok());
         let z = parse_cache_to("type=registry,ref=x,compression=zstd").unwrap();
-        assert_eq!(z.compression, Some(lighter_store::compress::Compression::Zstd));
-        assert_eq!(parse_cache_to("type=inline").unwrap().location, Location::Inline);
+        assert_eq!(
+            z.compression,
+            Some(lighter_store::compress::Compression::Zstd)
+        );
+        assert_eq!(
+            parse_cache_to("type=inline").unwrap().location,
+            Location::Inline
+        );
         assert!(parse_cache_from("type=inline").is_err());
         assert!(parse_cache_from("type=registry,ref=x,mode=max").is_err());
     }
@@ -407,11 +442,19 @@ mod tests {
     #[test]
     fn foreign_or_corrupt_configs_are_refused_with_the_reason() {
         let e = CacheConfig::parse(b"{\"version\": 1, \"records\": 7}", "cache x").unwrap_err();
-        assert!(e.message.contains("not a lighter build cache"), "{}", e.message);
-        let e = CacheConfig::parse(b"{\"version\": 9, \"records\": {}, \"layers\": []}", "cache x")
-            .unwrap_err();
+        assert!(
+            e.message.contains("not a lighter build cache"),
+            "{}",
+            e.message
+        );
+        let e = CacheConfig::parse(
+            b"{\"version\": 9, \"records\": {}, \"layers\": []}",
+            "cache x",
+        )
+        .unwrap_err();
         assert!(e.message.contains("format version 9"), "{}", e.message);
-        let bad_index = br#"{"version": 1, "records": {"k": {"layer": 3, "created": ""}}, "layers": []}"#;
+        let bad_index =
+            br#"{"version": 1, "records": {"k": {"layer": 3, "created": ""}}, "layers": []}"#;
         let e = CacheConfig::parse(bad_index, "cache x").unwrap_err();
         assert!(e.message.contains("does not list"), "{}", e.message);
     }
@@ -432,8 +475,18 @@ mod tests {
         old.add("a", Some(&l(1)), "t1");
         old.add("b", Some(&l(2)), "t1");
         let newer = [
-            Used { stage: 0, key: "b".into(), layer: Some(l(3)), created: "t2".into() },
-            Used { stage: 0, key: "c".into(), layer: None, created: "t2".into() },
+            Used {
+                stage: 0,
+                key: "b".into(),
+                layer: Some(l(3)),
+                created: "t2".into(),
+            },
+            Used {
+                stage: 0,
+                key: "c".into(),
+                layer: None,
+                created: "t2".into(),
+            },
         ];
         let m = old.merged_with(&newer, &[("sel".into(), "digest".into())]);
         assert_eq!(m.contents["sel"], "digest");

@@ -68,7 +68,11 @@ pub fn import(
                     imported.fetched.clone(),
                 ));
             }
-            Err(e) => note(format!("{}: {}, building without it", describe(l), e.message)),
+            Err(e) => note(format!(
+                "{}: {}, building without it",
+                describe(l),
+                e.message
+            )),
         }
     }
     imported
@@ -135,7 +139,10 @@ fn inline_of(client: &Arc<Client>, r: &Reference, what: &str) -> Result<CacheCon
 
 fn config_digest(what: &str, m: &Value) -> Result<Digest, EngineError> {
     if !is_cache(m) {
-        return Err(err(what, "not a lighter build cache (another image or cache format)"));
+        return Err(err(
+            what,
+            "not a lighter build cache (another image or cache format)",
+        ));
     }
     m["config"]["digest"]
         .as_str()
@@ -212,7 +219,9 @@ fn fetcher(
             // As a pull fetches a layer: the size bounded by the record's, retried when the
             // connection breaks, the diffID checked before anything is stored.
             Location::Registry(r) => {
-                let client = client.as_ref().ok_or_else(|| fail("no registry client".into()))?;
+                let client = client
+                    .as_ref()
+                    .ok_or_else(|| fail("no registry client".into()))?;
                 lighter_registry::pull::fetch_layer_blob(client, &store, r, info)
                     .map_err(|e| fail(e.message))?;
             }
@@ -262,7 +271,11 @@ pub fn export(
 ) -> Result<String, EngineError> {
     let what = describe(&to.location);
     if to.location == Location::Inline {
-        let n = used.steps.iter().filter(|u| chain.contains(&u.stage)).count();
+        let n = used
+            .steps
+            .iter()
+            .filter(|u| chain.contains(&u.stage))
+            .count();
         return Ok(format!("{what}: {n} steps in the image config"));
     }
     let mut mine: Vec<Used> = used
@@ -334,8 +347,11 @@ fn write(
     match location {
         Location::Registry(r) => {
             let client = client.ok_or_else(|| err(what, "no registry client"))?;
-            let mut blobs: Vec<(Digest, u64)> =
-                merged.layers.iter().map(|l| (l.digest.clone(), l.size)).collect();
+            let mut blobs: Vec<(Digest, u64)> = merged
+                .layers
+                .iter()
+                .map(|l| (l.digest.clone(), l.size))
+                .collect();
             blobs.push((config_digest, config.len() as u64));
             let img = lighter_registry::push::Image {
                 manifest,
@@ -378,12 +394,14 @@ fn write_layout(
         }
         store.ensure_blob(&l.digest).map_err(|e| e.to_string())?;
         // A private temporary file of this export, renamed into place when complete.
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut src = store.content().open(&l.digest).map_err(|e| e.to_string())?;
         std::io::copy(&mut src, tmp.as_file_mut())
             .and_then(|_| tmp.as_file().sync_all())
             .map_err(|e| format!("{}: {e}", p.display()))?;
-        tmp.persist(&p).map_err(|e| format!("{}: {}", p.display(), e.error))?;
+        tmp.persist(&p)
+            .map_err(|e| format!("{}: {}", p.display(), e.error))?;
     }
     put(&Digest::sha256(config), config)?;
     let md = Digest::sha256(manifest);

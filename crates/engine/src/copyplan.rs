@@ -20,28 +20,23 @@ use std::path::{Path, PathBuf};
 /// A planned layer: relative paths (sorted, so parents come first) to entries.
 pub type Plan = BTreeMap<PathBuf, PlannedEntry>;
 
-/// True unless `LIGHTER_COPY=overlay` asks for the overlay copy.
-pub fn enabled() -> bool {
-    std::env::var("LIGHTER_COPY")
-        .map(|v| v != "overlay")
-        .unwrap_or(true)
-}
-
 /// The layer that copying `req` onto `base` makes (`view` shows `base`'s filesystem): written straight
-/// from the plan, or through the overlay copy when the plan cannot express it. `None`: no change.
+/// from the plan (when `planned`; the build request's `plan_copies`), or through the overlay copy
+/// when the plan cannot express it. `None`: no change.
 pub(crate) fn copy_layer(
     store: &Store,
     req: &CopyRequest<'_>,
     base: &[LayerInfo],
     view: &Path,
+    planned: bool,
 ) -> Result<Option<LayerInfo>, EngineError> {
-    if enabled() {
+    if planned {
         if let Some(plan) = plan(req, view)? {
             let info = lighter_store::layer::store_entries(
                 store,
                 req.sources.root(),
                 plan.iter().map(|(p, e)| (p.as_path(), e)),
-                &lighter_store::layer::WriteOptions::from_env(),
+                &lighter_store::layer::WriteOptions::for_store(store),
                 lighter_store::compress::Compression::Gzip,
             )
             .map_err(|e| EngineError::msg(format!("commit layer: {e}")))?;

@@ -1,9 +1,8 @@
-//! lighter-engine: wires dockerfile, store, sandbox and image into `build(BuildRequest) -> BuildResult`
-//! with progress events.
-//!
-//! Lowering (ARG/ENV scoping and word expansion per instruction), stage scheduling and cache keys live
-//! here for now, in `lower` and `build`; they are the parts ARCHITECTURE.md gives to the `graph` and
-//! `solver` crates, and move there when a second front end needs them.
+//! lighter-engine: wires the others into `build(BuildRequest) -> BuildResult` with progress events.
+//! `build` resolves the base images, lowers the Dockerfile to the build graph (`lighter-graph`:
+//! all expansion happens there), and has the solver (`lighter-solver`: scheduling, cache keys,
+//! explanations) run it through [`step`]'s local worker over the store, the sandbox, the build
+//! context and the registry, with the store's cache index ([`index`]).
 
 // The build context read in place: .dockerignore, selection, content hashing.
 pub mod context;
@@ -16,10 +15,11 @@ mod ssh_pem;
 
 mod build;
 pub mod cache;
-pub mod critical;
 pub mod config;
 mod copyplan;
+pub mod critical;
 pub mod images;
+mod index;
 pub mod lower;
 mod named;
 mod remote;

@@ -11,11 +11,10 @@ use crate::EngineError;
 use lighter_store::layer::LayerInfo;
 use lighter_store::Store;
 
-/// What a named context gives a stage: its layers, its config (images only) and a cache key part.
+/// What a named context gives a stage: its layers and its config (images only).
 pub(crate) struct Source {
     pub layers: Vec<LayerInfo>,
     pub config: Option<serde_json::Value>,
-    pub key: String,
 }
 
 /// The layers of a named context: an image's, or one layer holding a directory's files at `/`.
@@ -24,6 +23,7 @@ pub(crate) fn source(
     images: &crate::images::ImageSource,
     name: &str,
     n: &NamedContext,
+    plan_copies: bool,
 ) -> Result<Source, EngineError> {
     match n {
         NamedContext::Image(r) => {
@@ -35,13 +35,11 @@ pub(crate) fn source(
             Ok(Source {
                 layers: img.record.layers.clone(),
                 config: Some(img.config.clone()),
-                key: img.id.to_string(),
             })
         }
         NamedContext::Dir(d) => {
             let ctx = BuildContext::open(d, None)?;
             let selected = ctx.select(".")?;
-            let key = format!("context:{}", ctx.digest(&selected)?);
             let req = CopyRequest {
                 sources: &ctx,
                 selected,
@@ -54,11 +52,10 @@ pub(crate) fn source(
                 parents: None,
             };
             let empty = View::new(store, &[])?;
-            let layer = copyplan::copy_layer(store, &req, &[], &empty.path)?;
+            let layer = copyplan::copy_layer(store, &req, &[], &empty.path, plan_copies)?;
             Ok(Source {
                 layers: layer.into_iter().collect(),
                 config: None,
-                key,
             })
         }
     }

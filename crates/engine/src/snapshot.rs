@@ -60,7 +60,11 @@ fn fetch_missing(store: &Store, layers: &[LayerInfo]) -> Result<(), EngineError>
             });
         }
     });
-    match errors.into_inner().unwrap_or_else(|e| e.into_inner()).first() {
+    match errors
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .first()
+    {
         Some(e) => Err(EngineError::msg(e.clone()).kind(crate::ErrorKind::Image)),
         None => Ok(()),
     }
@@ -74,21 +78,17 @@ pub enum Snapshotter {
 }
 
 impl Snapshotter {
-    /// `LIGHTER_SNAPSHOTTER=overlay|copy`, else overlay when this kernel mounts it (probed once per
+    /// The store's setting, or for `auto`, overlay when this kernel mounts it (probed once per
     /// process under the store's temp directory), else copy.
     pub fn get(store: &Store) -> Result<Snapshotter, EngineError> {
         static PROBED: std::sync::OnceLock<Snapshotter> = std::sync::OnceLock::new();
-        match std::env::var("LIGHTER_SNAPSHOTTER").ok().as_deref() {
-            Some("overlay") => return Ok(Snapshotter::Overlay),
-            Some("copy") => return Ok(Snapshotter::Copy),
-            Some("") | Some("auto") | None => {}
-            Some(other) => {
-                return Err(EngineError::msg(format!(
-                    "LIGHTER_SNAPSHOTTER={other}: expected overlay, copy or auto"
-                )))
+        match store.settings().snapshotter {
+            lighter_store::SnapshotterChoice::Overlay => Ok(Snapshotter::Overlay),
+            lighter_store::SnapshotterChoice::Copy => Ok(Snapshotter::Copy),
+            lighter_store::SnapshotterChoice::Auto => {
+                Ok(*PROBED.get_or_init(|| probe_overlay(store)))
             }
         }
-        Ok(*PROBED.get_or_init(|| probe_overlay(store)))
     }
 }
 
@@ -321,7 +321,7 @@ impl Active {
             store,
             &self.upper,
             DirFormat::OverlayUpper,
-            &WriteOptions::from_env(),
+            &WriteOptions::for_store(store),
             Compression::Gzip,
         )
         .map_err(|e| EngineError::msg(format!("commit layer: {e}")))?;

@@ -243,17 +243,17 @@ struct Shared {
 }
 
 impl SshAgent {
-    /// Binds the socket (mode 0600) and starts serving `keys`.
-    pub fn start(keys: Vec<SshKey>) -> Result<SshAgent, SshAgentError> {
-        let tmp = std::env::temp_dir();
+    /// Binds the socket (mode 0600, in a private directory made under `tmp`) and starts serving
+    /// `keys`.
+    pub fn start(keys: Vec<SshKey>, tmp: &Path) -> Result<SshAgent, SshAgentError> {
         let sock_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| SshAgentError::Socket { path, source }
         };
         let dir = tempfile::Builder::new()
             .prefix("lighter-ssh-")
-            .tempdir()
-            .map_err(sock_err(&tmp))?;
+            .tempdir_in(tmp)
+            .map_err(sock_err(tmp))?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
             .map_err(sock_err(dir.path()))?;
         let socket = dir.path().join("agent.sock");
@@ -624,7 +624,7 @@ mod tests {
 
     #[test]
     fn serves_over_its_socket_until_dropped() {
-        let agent = SshAgent::start(vec![ed25519(1)]).unwrap();
+        let agent = SshAgent::start(vec![ed25519(1)], &std::env::temp_dir()).unwrap();
         let dir = agent.socket().parent().unwrap().to_path_buf();
         use std::os::unix::fs::MetadataExt;
         assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);

@@ -92,10 +92,45 @@ mod tests {
             f(&mut e);
             e.finish()
         };
-        assert_ne!(d(&|e| { e.str("ab").str("c"); }), d(&|e| { e.str("a").str("bc"); }));
-        assert_ne!(d(&|e| { e.str("1"); }), d(&|e| { e.u64(1); }));
-        assert_ne!(d(&|e| { e.opt_str(None); }), d(&|e| { e.opt_str(Some("")); }));
-        assert_ne!(d(&|e| { e.strs(&["a", "b"]); }), d(&|e| { e.strs(&["a"]).str("b"); }));
-        assert_eq!(d(&|e| { e.str("x"); }), d(&|e| { e.str("x"); }));
+        assert_ne!(
+            d(&|e| {
+                e.str("ab").str("c");
+            }),
+            d(&|e| {
+                e.str("a").str("bc");
+            })
+        );
+        assert_ne!(
+            d(&|e| {
+                e.str("1");
+            }),
+            d(&|e| {
+                e.u64(1);
+            })
+        );
+        assert_ne!(
+            d(&|e| {
+                e.opt_str(None);
+            }),
+            d(&|e| {
+                e.opt_str(Some(""));
+            })
+        );
+        assert_ne!(
+            d(&|e| {
+                e.strs(&["a", "b"]);
+            }),
+            d(&|e| {
+                e.strs(&["a"]).str("b");
+            })
+        );
+        assert_eq!(
+            d(&|e| {
+                e.str("x");
+            }),
+            d(&|e| {
+                e.str("x");
+            })
+        );
     }
 }

@@ -20,6 +20,9 @@ use lighter_dockerfile::{MountKind, Sharing, Span};
 use lighter_oci::Digest;
 use std::collections::BTreeSet;
 
+/// The PATH of a stage whose base sets none (BuildKit's `system.DefaultPathEnv` for Linux).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// A vertex's index in [`Definition::vertices`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct VertexId(pub usize);
@@ -34,8 +37,14 @@ pub struct Vertex {
     /// The stage it belongs to (each stage has sources of its own).
     pub stage: usize,
     pub span: Span,
-    /// Of the op's canonical encoding and the inputs' digests.
+    /// Of the op's canonical encoding and the inputs' digests: equal digests are the same work.
     pub digest: Digest,
+    /// Of the op's canonical encoding alone (a cache key combines it with its inputs' cache keys,
+    /// which stand for their content, not their definition).
+    pub op_digest: Digest,
+    /// What progress and the image history show for it (`RUN make`, `COPY a /b`), with words
+    /// expanded as BuildKit expands them; empty for sources and config changes.
+    pub text: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,17 +52,26 @@ pub enum Op {
     Source(Source),
     Exec(Exec),
     File(FileOp),
-    /// An image-config change (ENV, LABEL, USER, CMD, ...) as the history records it.
-    Config { instruction: String, text: String },
+    /// An image-config change (ENV, LABEL, USER, CMD, ...): the history's text and the
+    /// instruction with its words expanded.
+    Config {
+        instruction: String,
+        text: String,
+        change: lighter_dockerfile::InstructionKind,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Scratch,
     /// An image by reference, as written after expansion.
-    Image { reference: String },
+    Image {
+        reference: String,
+    },
     /// The build context (`None`) or a `--build-context` of that name.
-    Context { name: Option<String> },
+    Context {
+        name: Option<String>,
+    },
 }
 
 /// A RUN step.
@@ -61,8 +79,10 @@ pub enum Source {
 pub struct Exec {
     /// argv: a shell-form command is `SHELL + [command]`.
     pub args: Vec<String>,
-    /// The process environment: the stage's ENV, then ARGs that ENV does not set.
+    /// The stage's ENV (the base image's, then the stage's own).
     pub env: Vec<(String, String)>,
+    /// The ARGs in scope that ENV does not set: the process sees them after `env`.
+    pub arg_env: Vec<(String, String)>,
     pub cwd: String,
     pub user: String,
     pub network: String,
@@ -96,7 +116,10 @@ pub struct Mount {
 pub enum FileOp {
     Copy(Copy),
     /// WORKDIR: the directory, made for this user when missing.
-    Mkdir { path: String, user: String },
+    Mkdir {
+        path: String,
+        user: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,7 +276,12 @@ fn describe(op: &Op) -> String {
         Op::Source(Source::Context { name: Some(n) }) => format!("source context {n}"),
         Op::Exec(e) => {
             let mut s = format!("exec {:?} cwd={} user={}", e.args, e.cwd, e.user);
-            let env: Vec<String> = e.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let env: Vec<String> = e
+                .env
+                .iter()
+                .chain(&e.arg_env)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             s.push_str(&format!(" env=[{}]", env.join(" ")));
             for m in &e.mounts {
                 s.push_str(&format!(" mount({:?} {}", m.kind, m.target));

@@ -218,7 +218,8 @@ mod tests {
         let v = s.declare(&def("NOPE", None), &BTreeMap::new(), &g).unwrap();
         assert_eq!(v.value, None);
         assert_eq!(s.expand("[$TARGETARCH]").unwrap(), "[]");
-        s.declare(&def("TARGETARCH", None), &BTreeMap::new(), &g).unwrap();
+        s.declare(&def("TARGETARCH", None), &BTreeMap::new(), &g)
+            .unwrap();
         assert_eq!(s.expand("$TARGETARCH").unwrap(), lighter_oci::HOST_ARCH);
     }
 }

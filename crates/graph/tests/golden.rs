@@ -89,7 +89,11 @@ fn lowering_matches_the_goldens() {
         .filter(|p| p.join("Dockerfile").exists())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 8, "golden cases missing under {}", root.display());
+    assert!(
+        cases.len() >= 8,
+        "golden cases missing under {}",
+        root.display()
+    );
     let mut failed = Vec::new();
     for dir in &cases {
         let got = run_case(dir);
@@ -137,10 +141,19 @@ fn digests_are_stable_and_change_with_what_a_vertex_does() {
     // A build-arg the RUN sees changes it; one it does not see does not.
     assert_ne!(lower_text(df, &[]), lower_text(df, &[("V", "2")]));
     assert_eq!(lower_text(df, &[]), lower_text(df, &[("OTHER", "2")]));
-    assert_ne!(lower_text(df, &[]), lower_text("FROM busybox:1\nARG V=1\nRUN echo $V\n", &[]));
+    assert_ne!(
+        lower_text(df, &[]),
+        lower_text("FROM busybox:1\nARG V=1\nRUN echo $V\n", &[])
+    );
     // A heredoc's expanded body is part of its COPY.
     let heredoc = "FROM busybox\nARG MSG=hi\nCOPY <<EOF /m\n$MSG\nEOF\n";
-    assert_ne!(lower_text(heredoc, &[]), lower_text(heredoc, &[("MSG", "bye")]));
+    assert_ne!(
+        lower_text(heredoc, &[]),
+        lower_text(heredoc, &[("MSG", "bye")])
+    );
     let quoted = "FROM busybox\nARG MSG=hi\nCOPY <<'EOF' /m\n$MSG\nEOF\n";
-    assert_eq!(lower_text(quoted, &[]), lower_text(quoted, &[("MSG", "bye")]));
+    assert_eq!(
+        lower_text(quoted, &[]),
+        lower_text(quoted, &[("MSG", "bye")])
+    );
 }

@@ -93,7 +93,7 @@ pub fn import_rootfs(
         media_type: media::OCI_LAYER_GZIP.to_string(),
         uncompressed_size: usize_,
     };
-    let created = now_rfc3339();
+    let created = now_rfc3339(store.settings().source_date_epoch);
     let mut history =
         json!({ "created": created, "created_by": "", "comment": format!("Imported from -") });
     if let Some(m) = message {

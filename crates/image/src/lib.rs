@@ -9,7 +9,9 @@ mod refs;
 
 pub use archive::{import_rootfs, load, load_dir, save, save_dir, SaveFormat};
 pub use gc::{prune, PruneReport};
-pub use model::{assemble, commit, days_from_civil, now_rfc3339, parse_rfc3339, rfc3339, Image, ImageRecord};
+pub use model::{
+    assemble, commit, days_from_civil, now_rfc3339, parse_rfc3339, rfc3339, Image, ImageRecord,
+};
 pub use refs::{add_repo_digest, list, remove, repo_digests, resolve, tag, Listed};
 
 /// Errors of image operations, each naming the image, file or entry concerned.

@@ -69,12 +69,10 @@ impl Image {
     }
 }
 
-/// The current time as RFC 3339 with nanoseconds (docker's format), or `SOURCE_DATE_EPOCH` when set.
-pub fn now_rfc3339() -> String {
-    let secs_nanos = match std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|v| v.parse::<i64>().ok())
-    {
+/// The current time as RFC 3339 with nanoseconds (docker's format), or `epoch` (the store's
+/// `SOURCE_DATE_EPOCH` setting) when set.
+pub fn now_rfc3339(epoch: Option<i64>) -> String {
+    let secs_nanos = match epoch {
         Some(e) => (e, 0),
         None => {
             let d = std::time::SystemTime::now()
@@ -167,7 +165,7 @@ pub fn commit(
         manifest: manifest_digest,
         config: config_digest.clone(),
         layers: layers.to_vec(),
-        added: now_rfc3339(),
+        added: now_rfc3339(store.settings().source_date_epoch),
     };
     let rec_json =
         serde_json::to_string(&record).map_err(|e| format_err("record", e.to_string()))?;

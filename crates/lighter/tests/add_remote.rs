@@ -612,7 +612,7 @@ fn add_git_branch_tag_commit_subdir_keep_git_dir_and_cache() {
         .find(|l| l.starts_with(&format!("{v1} DONE")))
         .unwrap_or("");
     assert!(
-        done.ends_with("(rebuilt: changed: parent)"),
+        done.ends_with("(rebuilt: an earlier step changed)"),
         "{done}\n{err}"
     );
     assert_eq!(

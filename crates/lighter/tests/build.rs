@@ -801,7 +801,12 @@ fn onbuild_copy_from_a_stage_is_scheduled() {
     let (ok, err, _) = env.build(ctx.path(), &["-t", "onbuild-from:1"]);
     assert!(ok, "{err}");
     let o = env.lighter(&["run", "--rm", "onbuild-from:1", "cat", "/t"]);
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "a\n", "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "a\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]

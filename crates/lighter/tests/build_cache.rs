@@ -35,7 +35,12 @@ fn checkout(dir: &Path, base: &str, extra: &str) {
 /// Manifests and blobs as the registry holds them (through skopeo, a peer).
 fn remote_manifest(r: &str) -> serde_json::Value {
     let o = Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{r}")])
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{r}"),
+        ])
         .output()
         .expect("skopeo");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -121,7 +126,10 @@ fn a_registry_cache_is_shared_between_machines() {
         "{err}"
     );
     assert_eq!(image_id(&b, "app:1"), image_id(&a, "app:1"), "{err}");
-    assert!(!has_blob(&b, &toolchain), "a hit downloaded the builder's layer");
+    assert!(
+        !has_blob(&b, &toolchain),
+        "a hit downloaded the builder's layer"
+    );
     // The image is whole: saved from either store, the archives are the same bytes (the lazily
     // resolved base's layers included, with their real sizes).
     let save = |env: &Env| {
@@ -143,7 +151,12 @@ fn a_registry_cache_is_shared_between_machines() {
     let pushed = format!("{host}/app/pushed:1");
     let (ok, err, _) = f.build(
         &nested,
-        &["-o", &format!("type=registry,name={pushed}"), "--cache-from", &from],
+        &[
+            "-o",
+            &format!("type=registry,name={pushed}"),
+            "--cache-from",
+            &from,
+        ],
     );
     assert!(ok, "{err}");
     assert!(
@@ -153,7 +166,10 @@ fn a_registry_cache_is_shared_between_machines() {
         "{err}"
     );
     let o = f.lighter(&["images", "-q"]);
-    assert!(String::from_utf8_lossy(&o.stdout).trim().is_empty(), "nothing kept");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).trim().is_empty(),
+        "nothing kept"
+    );
     let g = Env {
         root: tempfile::tempdir().unwrap(),
     };
@@ -185,7 +201,10 @@ fn a_registry_cache_is_shared_between_machines() {
         &["--cache-from", &format!("type=registry,ref={min}")],
     );
     assert!(ok, "{err}");
-    assert!(err.contains("RUN dd") && err.matches("CACHED").count() == 3, "{err}");
+    assert!(
+        err.contains("RUN dd") && err.matches("CACHED").count() == 3,
+        "{err}"
+    );
 
     // Two exports to one ref keep both: the other stage, then the default target.
     let shared = format!("{host}/cache/app:shared");
@@ -200,8 +219,14 @@ fn a_registry_cache_is_shared_between_machines() {
         root: tempfile::tempdir().unwrap(),
     };
     let from_shared = format!("type=registry,ref={shared}");
-    let (ok, err, _) = d.build(clone_a.path(), &["--target", "other", "--cache-from", &from_shared]);
-    assert!(ok && err.contains("CACHED") && !err.contains("rebuilt"), "{err}");
+    let (ok, err, _) = d.build(
+        clone_a.path(),
+        &["--target", "other", "--cache-from", &from_shared],
+    );
+    assert!(
+        ok && err.contains("CACHED") && !err.contains("rebuilt"),
+        "{err}"
+    );
 
     // Two exports to one ref at the same time: merge and retry keeps both builds' entries.
     let raced = format!("{host}/cache/app:raced");
@@ -220,8 +245,14 @@ fn a_registry_cache_is_shared_between_machines() {
     };
     let from_raced = format!("type=registry,ref={raced}");
     for target in ["other", "build"] {
-        let (ok, err, _) = r.build(clone_a.path(), &["--target", target, "--cache-from", &from_raced]);
-        assert!(ok && !err.contains("rebuilt") && err.contains("CACHED"), "{target}: {err}");
+        let (ok, err, _) = r.build(
+            clone_a.path(),
+            &["--target", target, "--cache-from", &from_raced],
+        );
+        assert!(
+            ok && !err.contains("rebuilt") && err.contains("CACHED"),
+            "{target}: {err}"
+        );
     }
     // An export never overwrites an image that is not a cache.
     let (ok, err, _) = d.build(
@@ -246,16 +277,28 @@ fn a_registry_cache_is_shared_between_machines() {
         clone_a.path(),
         &["--cache-from", &format!("type=registry,ref={inline}")],
     );
-    assert!(ok && err.contains("RUN dd") && err.matches("CACHED").count() == 3, "{err}");
+    assert!(
+        ok && err.contains("RUN dd") && err.matches("CACHED").count() == 3,
+        "{err}"
+    );
     assert!(err.contains("cache: 3 steps from --cache-from"), "{err}");
 
     // A cache that does not exist yet is a note, not a failure; a bad spec is an error.
     let (ok, err, _) = d.build(
         clone_a.path(),
-        &["--cache-from", &format!("type=registry,ref={host}/cache/none:1")],
+        &[
+            "--cache-from",
+            &format!("type=registry,ref={host}/cache/none:1"),
+        ],
     );
-    assert!(ok && err.contains("not found, building without it"), "{err}");
-    let (ok, err, _) = d.build(clone_a.path(), &["--cache-to", "type=registry,ref=x,mode=all"]);
+    assert!(
+        ok && err.contains("not found, building without it"),
+        "{err}"
+    );
+    let (ok, err, _) = d.build(
+        clone_a.path(),
+        &["--cache-to", "type=registry,ref=x,mode=all"],
+    );
     assert!(!ok && err.contains("mode=all"), "{err}");
     // An image that is not a cache: a note, the build runs without it.
     let (ok, err, _) = d.build(
@@ -268,7 +311,10 @@ fn a_registry_cache_is_shared_between_machines() {
     let down = format!("type=registry,ref=127.0.0.1:{}/c/x:1", free_port());
     let (ok, err, _) = d.build(clone_a.path(), &["-t", "exp:1", "--cache-to", &down]);
     assert!(!ok && err.contains("cache 127.0.0.1"), "{err}");
-    assert!(d.lighter(&["inspect", "exp:1"]).status.success(), "the image is there");
+    assert!(
+        d.lighter(&["inspect", "exp:1"]).status.success(),
+        "the image is there"
+    );
     let (ok, err, _) = d.build(
         clone_a.path(),
         &["--cache-to", &format!("{down},ignore-error=true")],
@@ -303,17 +349,26 @@ fn a_local_cache_directory_round_trips() {
     // compression=zstd converts the cache's layers; a build from it gets the same image (the
     // config names diffIDs) and runs it.
     let zdir = tempfile::tempdir().unwrap();
-    let zdest = format!("type=local,dest={},mode=max,compression=zstd", zdir.path().display());
+    let zdest = format!(
+        "type=local,dest={},mode=max,compression=zstd",
+        zdir.path().display()
+    );
     let (ok, err, _) = a.build(ctx.path(), &["--cache-to", &zdest]);
     assert!(ok, "{err}");
     let zidx: serde_json::Value =
         serde_json::from_slice(&std::fs::read(zdir.path().join("index.json")).unwrap()).unwrap();
-    let zmd = zidx["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:");
+    let zmd = zidx["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
     let zm: serde_json::Value =
         serde_json::from_slice(&std::fs::read(zdir.path().join("blobs/sha256").join(zmd)).unwrap())
             .unwrap();
     for l in zm["layers"].as_array().unwrap() {
-        assert_eq!(l["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd", "{zm}");
+        assert_eq!(
+            l["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd",
+            "{zm}"
+        );
     }
     let z = Env {
         root: tempfile::tempdir().unwrap(),
@@ -328,13 +383,22 @@ fn a_local_cache_directory_round_trips() {
     // A corrupt cache config is refused with the reason; the build runs without the cache.
     let idx: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
-    let md = idx["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:");
+    let md = idx["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("blobs/sha256").join(md)).unwrap())
             .unwrap();
-    let cd = m["config"]["digest"].as_str().unwrap().trim_start_matches("sha256:");
-    std::fs::write(dir.path().join("blobs/sha256").join(cd), b"{\"version\": 1, \"records\": 7}")
-        .unwrap();
+    let cd = m["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    std::fs::write(
+        dir.path().join("blobs/sha256").join(cd),
+        b"{\"version\": 1, \"records\": 7}",
+    )
+    .unwrap();
     let c = Env {
         root: tempfile::tempdir().unwrap(),
     };

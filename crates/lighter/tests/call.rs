@@ -82,7 +82,10 @@ fn targets_and_outline_as_buildx_prints_them() {
     assert!(!ok && err.contains("unknown option"), "{err}");
     // Errors of the Dockerfile point at their line.
     let (ok, _, err) = call(&["--call", "outline", "--target", "nope"]);
-    assert!(!ok && err.contains("target stage \"nope\" could not be found"), "{err}");
+    assert!(
+        !ok && err.contains("target stage \"nope\" could not be found"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -92,9 +95,15 @@ fn enumerated_flag_values_are_refused_when_unknown() {
         root: tempfile::tempdir().unwrap(),
     };
     for (args, possible) in [
-        (&["build", "--network", "bridge", "."][..], "default, host, none"),
+        (
+            &["build", "--network", "bridge", "."][..],
+            "default, host, none",
+        ),
         (&["run", "--network", "bridge", "x"][..], "host, none"),
-        (&["save", "--format", "zip", "x"][..], "docker, oci, oci-dir"),
+        (
+            &["save", "--format", "zip", "x"][..],
+            "docker, oci, oci-dir",
+        ),
         (&["lint", "--format", "xml"][..], "text, json"),
     ] {
         let o = env.lighter(args);

@@ -172,7 +172,10 @@ fn go_and_node_examples_build_run_and_shrink() {
         };
         let cache_from = format!("type=registry,ref={cache}");
         let (ok, err, _) = runner.build(&ctx, &["-t", &multi, "--cache-from", &cache_from]);
-        assert!(ok && !err.contains("rebuilt"), "{multi} from the cache: {err}");
+        assert!(
+            ok && !err.contains("rebuilt"),
+            "{multi} from the cache: {err}"
+        );
         let id = |e: &Env| {
             let o = e.lighter(&["inspect", &multi]);
             let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -184,7 +187,9 @@ fn go_and_node_examples_build_run_and_shrink() {
             .find(|l| l.starts_with("cache: "))
             .unwrap_or_else(|| panic!("no cache summary: {err}"))
             .to_string();
-        report.push(format!("{name} from the registry cache on an empty store: {fetched}"));
+        report.push(format!(
+            "{name} from the registry cache on an empty store: {fetched}"
+        ));
         let run = env.lighter(&["run", "--rm", &multi, selftest]);
         let out = String::from_utf8_lossy(&run.stdout);
         assert!(

@@ -197,7 +197,11 @@ fn push_pull_and_build_from_a_registry_with_docker_and_skopeo() {
     for l in inspect[0]["RootFS"]["Layers"].as_array().unwrap() {
         let hex = l.as_str().unwrap().trim_start_matches("sha256:");
         let dir = fresh.env.root.path().join("layers").join(hex);
-        assert!(dir.join(".complete").exists(), "{} not unpacked", dir.display());
+        assert!(
+            dir.join(".complete").exists(),
+            "{} not unpacked",
+            dir.display()
+        );
         assert!(std::fs::read_dir(dir.join("fs")).unwrap().next().is_some());
     }
     let (images, _) = fresh.ok(&["images", "--digests"]);
@@ -229,7 +233,13 @@ fn push_pull_and_build_from_a_registry_with_docker_and_skopeo() {
     let lighter = env!("CARGO_BIN_EXE_lighter");
     let env = tty.cmd();
     let mut script = Command::new("timeout");
-    script.args(["120", "script", "-qec", &format!("{lighter} pull {name}"), "/dev/null"]);
+    script.args([
+        "120",
+        "script",
+        "-qec",
+        &format!("{lighter} pull {name}"),
+        "/dev/null",
+    ]);
     for (k, v) in env.get_envs() {
         match v {
             Some(v) => script.env(k, v),
@@ -378,7 +388,10 @@ fn tls_with_htpasswd_login_logout_and_a_docker_io_mirror() {
     let after = c.fresh();
     after.settings(&mirrored);
     let (out, err) = after.ok(&["pull", "busybox"]);
-    assert!(out.contains("docker.io/library/busybox:latest"), "{out}{err}");
+    assert!(
+        out.contains("docker.io/library/busybox:latest"),
+        "{out}{err}"
+    );
     // A settings file with a key lighter does not know is refused, not ignored.
     b.settings("[registry.\"docker.io\"]\nmirror = [\"x\"]\n");
     let err = b.fails(&["pull", "busybox"]);

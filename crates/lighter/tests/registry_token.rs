@@ -260,24 +260,48 @@ fn bearer_tokens_with_scopes_expiry_and_reauthentication() {
     };
     let (ok, err) = run(&fresh, &["pull", &name]);
     assert!(ok, "{err}");
-    // One process, two uses of the same scope 3 s apart (FROM, then COPY --from with --pull):
-    // with honest 2 s tokens a new one is fetched; with lying ones the registry's 401 makes the
-    // client authenticate again and replay.
+    // One process, two uses of the same scope 3 s apart. A build resolves each image once, when
+    // it starts; with a (here empty) `--cache-from` it resolves images the store lacks lazily and
+    // fetches a layer when a step first reads it. So: `extra` (busybox plus a layer, pushed, not
+    // in the fresh store) is resolved at the start, and its own layer is fetched by the COPY
+    // after `RUN sleep 3`. With honest 2 s tokens a new one is fetched then; with lying ones the
+    // registry's 401 makes the client authenticate again and replay.
+    let extra = format!("{host}/tok/base:extra");
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("Dockerfile"),
+        "FROM busybox:latest\nRUN echo extra > /extra\n",
+    )
+    .unwrap();
+    let (ok, err) = run(&env, &["build", "-t", &extra, src.path().to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (ok, err) = run(&env, &["push", &extra]);
+    assert!(ok, "{err}");
+    let no_cache_dir = tempfile::tempdir().unwrap();
+    let cache_from = format!(
+        "type=local,src={}",
+        no_cache_dir.path().join("none").display()
+    );
     for lying in [false, true] {
         tokens.lying.store(lying, Ordering::SeqCst);
         let ctx = tempfile::tempdir().unwrap();
         std::fs::write(
             ctx.path().join("Dockerfile"),
-            format!("FROM {name}\nRUN sleep 3\nCOPY --from={name} /bin/busybox /bb2\n"),
+            format!("FROM {name}\nRUN sleep 3 # {lying}\nCOPY --from={extra} /extra /e\n"),
         )
         .unwrap();
+        let store = Env {
+            root: tempfile::tempdir().unwrap(),
+        };
+        let (ok, err) = run(&store, &["pull", &name]);
+        assert!(ok, "{err}");
         let before = tokens.issued.load(Ordering::SeqCst);
         let (ok, err) = run(
-            &fresh,
+            &store,
             &[
                 "build",
-                "--pull",
-                "--no-cache",
+                "--cache-from",
+                &cache_from,
                 "--progress",
                 "plain",
                 ctx.path().to_str().unwrap(),
@@ -287,7 +311,7 @@ fn bearer_tokens_with_scopes_expiry_and_reauthentication() {
         let used = tokens.issued.load(Ordering::SeqCst) - before;
         assert!(
             used >= 2,
-            "lying={lying}: {used} token(s) for two uses 3 s apart"
+            "lying={lying}: {used} token(s) for two uses 3 s apart\n{err}"
         );
     }
     // An identity (refresh) token in config.json goes through the OAuth2 POST flow.

@@ -132,7 +132,7 @@ fn agent_serves_key_files_to_the_openssh_tools() {
         want,
         "ssh-key and ssh-keygen agree"
     );
-    let agent = SshAgent::start(loaded).unwrap();
+    let agent = SshAgent::start(loaded, &std::env::temp_dir()).unwrap();
     let sock = agent.socket().to_path_buf();
 
     // ssh-add -l lists exactly these keys, -L their public halves as in the .pub files.

@@ -45,20 +45,25 @@ pub enum Compressor<W: Write> {
 
 impl<W: Write> Compressor<W> {
     pub fn new(inner: W, c: Compression) -> io::Result<Self> {
-        Compressor::with_source(inner, c, None)
+        Compressor::with_source(inner, c, None, None)
     }
 
-    /// A compressor that reuses gzip members of earlier layers from `source` (gzip only).
+    /// A compressor that reuses gzip members of earlier layers from `source` (gzip only), with
+    /// `gzip_threads` workers (every core when `None`).
     pub fn with_source(
         inner: W,
         c: Compression,
         source: Option<std::sync::Arc<dyn ChunkSource>>,
+        gzip_threads: Option<usize>,
     ) -> io::Result<Self> {
         Ok(match c {
             Compression::None => Compressor::None(inner),
-            Compression::Gzip => {
-                Compressor::Gzip(ParGzWriter::with_source(inner, GZIP_LEVEL, source))
-            }
+            Compression::Gzip => Compressor::Gzip(ParGzWriter::with_source(
+                inner,
+                GZIP_LEVEL,
+                source,
+                gzip_threads,
+            )),
             Compression::Zstd => {
                 let mut e = zstd::Encoder::new(inner, 3)?;
                 let threads = std::thread::available_parallelism()

@@ -69,6 +69,43 @@ pub struct Store {
     content: Content,
     meta: Meta,
     remote: std::sync::Arc<std::sync::Mutex<Vec<BlobFetcher>>>,
+    settings: Settings,
+}
+
+/// How a store writes and snapshots: resolved by the binary (flags, config, the environment) and
+/// handed in, since no library reads the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// `SOURCE_DATE_EPOCH`: layer mtimes are clamped to it and new history entries and images
+    /// are stamped with it.
+    pub source_date_epoch: Option<i64>,
+    /// Threads compressing a gzip layer (every core when `None`).
+    pub gzip_threads: Option<usize>,
+    /// Which snapshotter builds use.
+    pub snapshotter: SnapshotterChoice,
+}
+
+/// The snapshotter a store's builds use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SnapshotterChoice {
+    /// Overlay where this kernel mounts it, else copy.
+    #[default]
+    Auto,
+    Overlay,
+    Copy,
+}
+
+impl std::str::FromStr for SnapshotterChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "" | "auto" => Ok(SnapshotterChoice::Auto),
+            "overlay" => Ok(SnapshotterChoice::Overlay),
+            "copy" => Ok(SnapshotterChoice::Copy),
+            other => Err(format!("{other}: expected overlay, copy or auto")),
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -79,6 +116,16 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (creating when missing) the store at `root`.
+    /// The store with these settings.
+    pub fn with_settings(mut self, settings: Settings) -> Store {
+        self.settings = settings;
+        self
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     pub fn open(root: &Path) -> Result<Store> {
         for d in ["blobs/sha256", "ingest", "layers", "tmp", "cache-mounts"] {
             let p = root.join(d);
@@ -105,6 +152,7 @@ impl Store {
             content: Content::new(root),
             meta: Meta::new(root.join("meta.redb")),
             remote: Default::default(),
+            settings: Settings::default(),
         })
     }
 
@@ -172,4 +220,3 @@ impl Store {
         self.root.join("cache-mounts").join(&key.hex()[..32])
     }
 }
-

@@ -89,21 +89,22 @@ pub struct ParGzWriter<W: Write> {
 
 impl<W: Write> ParGzWriter<W> {
     pub fn new(inner: W, level: u32) -> Self {
-        ParGzWriter::with_source(inner, level, None)
+        ParGzWriter::with_source(inner, level, None, None)
     }
 
     /// A writer that takes members for chunks it has seen before from `source`.
-    pub fn with_source(inner: W, level: u32, source: Option<Arc<dyn ChunkSource>>) -> Self {
-        // `LIGHTER_GZIP_THREADS` pins the worker count (the benchmark compares 1 with every core).
-        let threads = std::env::var("LIGHTER_GZIP_THREADS")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-            });
+    /// `threads` pins the worker count (the benchmark compares 1 with every core).
+    pub fn with_source(
+        inner: W,
+        level: u32,
+        source: Option<Arc<dyn ChunkSource>>,
+        threads: Option<usize>,
+    ) -> Self {
+        let threads = threads.filter(|n| *n > 0).unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
         let (jobs, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(threads);
         let rx = Arc::new(std::sync::Mutex::new(rx));
         let (tx, results) = std::sync::mpsc::channel();
@@ -330,7 +331,7 @@ mod tests {
         input: &[u8],
         source: Option<Arc<dyn ChunkSource>>,
     ) -> (Vec<u8>, Vec<ChunkRecord>, usize) {
-        let mut w = ParGzWriter::with_source(Vec::new(), 6, source);
+        let mut w = ParGzWriter::with_source(Vec::new(), 6, source, None);
         // Odd write sizes: cut points must not depend on how the input is split into writes.
         for part in input.chunks(77_777) {
             w.write_all(part).unwrap();

@@ -1,201 +1,188 @@
-//! RUN: the argv through the stage's SHELL, its environment (ENV, then the ARGs in scope for this RUN
-//! only), the cache key, and execution in the sandbox over an active snapshot.
+//! RUN over the graph's expanded exec op: the argv (heredocs handed to the shell as written), the
+//! environment (ENV, then the ARGs in scope for this RUN only, then the proxy build-args, which
+//! reach the process only), the mounts, and the process in the sandbox over an active snapshot.
 
-use super::{sha, StageRun};
+use super::{LocalWorker, Output, Prepared};
 use crate::build::Event;
-use crate::config::{env_of, shell_of};
 use crate::snapshot::Active;
 use crate::EngineError;
-use lighter_dockerfile::{Command, Instruction, MountKind, NetworkMode, Run, Span};
-use serde_json::json;
+use lighter_graph::{Exec, Vertex, VertexId};
+use lighter_solver::Input;
 
-impl StageRun<'_, '_> {
-    pub(super) fn run(
-        &mut self,
-        ins: &Instruction,
-        r: &Run,
-        n: usize,
-        total: usize,
-    ) -> Result<(), EngineError> {
-        let sh = self.sh;
-        let shell = shell_of(&self.config["config"]);
-        let argv: Vec<String> = match &r.command {
-            Command::Exec(v) => v.clone(),
-            Command::Shell(s) if !r.heredocs.is_empty() => {
-                // Heredocs are handed to the shell as written: `sh -c 'cat <<EOF ... EOF'`.
-                let mut script = s.clone();
-                for h in &r.heredocs {
-                    script.push('\n');
-                    script.push_str(&h.content);
-                    script.push_str(&h.name);
-                }
-                let mut v = shell.clone();
-                v.push(script);
-                v
-            }
-            Command::Shell(s) => {
-                let mut v = shell.clone();
-                v.push(s.clone());
-                v
-            }
-        };
-        // Environment: ARGs in scope as environment for this RUN only; ENV wins.
-        let mut env: Vec<String> = env_of(&self.config["config"])
-            .into_iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let env_keys: Vec<String> = env_of(&self.config["config"])
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        let mut arg_env: Vec<String> = Vec::new();
-        for (k, v) in &self.args {
-            if !env_keys.contains(k) {
-                env.push(format!("{k}={v}"));
-                arg_env.push(format!("{k}={v}"));
+/// A RUN's mounts, prepared for its key and kept for its execution.
+pub(crate) struct PreparedRun {
+    mounts: super::run_mount::Mounts,
+    network: lighter_sandbox::Network,
+    tmp: tempfile::TempDir,
+}
+
+/// The argv: a shell-form command with heredocs gets their bodies after it, as BuildKit hands
+/// them to the shell (`sh -c 'cat <<EOF ... EOF'`).
+fn argv(e: &Exec) -> Vec<String> {
+    let mut argv = e.args.clone();
+    if !e.heredocs.is_empty() {
+        if let Some(script) = argv.last_mut() {
+            for (name, content) in &e.heredocs {
+                script.push('\n');
+                script.push_str(content);
+                script.push_str(name);
             }
         }
+    }
+    argv
+}
+
+/// The history entry BuildKit writes for a RUN: the build ARGs it sees, then its argv.
+pub(super) fn history(e: &Exec) -> String {
+    let argv = argv(e).join(" ");
+    if e.arg_env.is_empty() {
+        return format!("RUN {argv} # buildkit");
+    }
+    let args: Vec<String> = e.arg_env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("RUN |{} {} {argv} # buildkit", args.len(), args.join(" "))
+}
+
+impl LocalWorker<'_, '_> {
+    fn network(&self, e: &Exec) -> lighter_sandbox::Network {
+        match e.network.as_str() {
+            "none" => lighter_sandbox::Network::None,
+            "host" => lighter_sandbox::Network::Host,
+            _ if self.sh.req.network_none => lighter_sandbox::Network::None,
+            _ => lighter_sandbox::Network::Host,
+        }
+    }
+
+    /// What a RUN's key needs beyond its op: its mounts (a context bind's content, a cache's
+    /// identity, never a secret's value), the network it gets and the process options.
+    pub(super) fn run_content(
+        &self,
+        id: VertexId,
+        v: &Vertex,
+        e: &Exec,
+        inputs: &[Input<'_, Output>],
+    ) -> Result<Vec<(String, String)>, EngineError> {
         // `--security=insecure`: BuildKit's entitlement, granted only by `--allow security.insecure`.
-        let privileged = r.security.as_deref() == Some("insecure");
-        if privileged && !sh.req.allow_insecure {
+        if e.security == "insecure" && !self.sh.req.allow_insecure {
             return Err(EngineError::msg(
                 "RUN --security=insecure is not allowed: pass `--allow security.insecure` to lighter build to grant it (the step then runs privileged)".to_string(),
-            )
-            .at(ins.span));
+            ));
         }
-        let network = match r.network {
-            Some(NetworkMode::None) => lighter_sandbox::Network::None,
-            Some(NetworkMode::Host) => lighter_sandbox::Network::Host,
-            _ if sh.req.network_none => lighter_sandbox::Network::None,
-            _ => lighter_sandbox::Network::Host,
-        };
-        // Mounts: never part of a layer; their keys name what they are, never a secret's value.
-        let tmp = sh
+        let tmp = self
+            .sh
             .store
             .temp_dir("run-")
             .map_err(|e| EngineError::msg(e.to_string()))?;
-        let mut m = self.mounts(r, tmp.path())?;
-        let mount_keys = m.keys.clone();
-        let secret_env = std::mem::take(&mut m.env);
-        // A stage's config always has a PATH (config::ensure_path); a process environment without
-        // one still gets the default, as BuildKit's exec op does (addDefaultEnvvar).
+        let mounts = self.mounts(v, e, inputs, tmp.path())?;
+        let network = self.network(e);
+        let mut content = vec![("network".to_string(), format!("{network:?}"))];
+        if !mounts.keys.is_empty() {
+            content.push(("mounts".into(), mounts.keys.join("\0")));
+        }
+        let options = process_options_key(self.sh.req);
+        if !options.is_empty() {
+            content.push(("process options".into(), options));
+        }
+        self.prepare(
+            id,
+            Prepared::Run(PreparedRun {
+                mounts,
+                network,
+                tmp,
+            }),
+        );
+        Ok(content)
+    }
+
+    pub(super) fn run_exec(
+        &self,
+        id: VertexId,
+        v: &Vertex,
+        e: &Exec,
+        inputs: &[Input<'_, Output>],
+    ) -> Result<Output, EngineError> {
+        let sh = self.sh;
+        let mut prep = match self.take_prepared(id) {
+            Some(Prepared::Run(p)) => p,
+            _ => {
+                self.run_content(id, v, e, inputs)?;
+                match self.take_prepared(id) {
+                    Some(Prepared::Run(p)) => p,
+                    _ => return Err(EngineError::msg("internal error: RUN mounts not prepared")),
+                }
+            }
+        };
+        let parent = inputs[0].output.as_ref();
+        let argv = argv(e);
+        // Environment: ENV, then the ARGs in scope for this RUN only (ENV wins).
+        let mut env: Vec<String> = e
+            .env
+            .iter()
+            .chain(&e.arg_env)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        // A process environment without PATH still gets the default, as BuildKit's exec op does
+        // (addDefaultEnvvar).
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.insert(0, crate::config::DEFAULT_PATH.to_string());
         }
-        env.extend(secret_env);
-        let user = self.config["config"]["User"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        let cwd = self.config["config"]["WorkingDir"]
-            .as_str()
-            .unwrap_or("/")
-            .to_string();
-        let text = format!(
-            "RUN {}",
-            match &r.command {
-                Command::Exec(v) => serde_json::to_string(v).unwrap_or_default(),
-                Command::Shell(s) => s.clone(),
-            }
-        );
-        let history = if arg_env.is_empty() {
-            format!("RUN {} # buildkit", argv.join(" "))
-        } else {
-            format!(
-                "RUN |{} {} {} # buildkit",
-                arg_env.len(),
-                arg_env.join(" "),
-                argv.join(" ")
-            )
-        };
-        let key_env = env
-            .iter()
-            .filter(|e| !is_secret_env(e, &r.mounts))
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\0");
-        let (key_argv, key_mounts) = (argv.join("\0"), mount_keys.join("\0"));
-        let key_network = format!("{network:?}");
-        let key_options = process_options_key(sh.req);
-        let mut key_parts = vec![
-            self.key.as_str(),
-            "RUN",
-            &key_argv,
-            &key_env,
-            &key_mounts,
-            &key_network,
-            &user,
-            &cwd,
-        ];
-        // Only when given, so the keys of builds without these options stay what they were.
-        if !key_options.is_empty() {
-            key_parts.push(&key_options);
-        }
-        if privileged {
-            key_parts.push("security=insecure");
-        }
-        let key = sha(&key_parts);
-        // The predefined proxy build-args reach the process only: not its cache key (above), the
-        // config or the history, as BuildKit's exec op proxy env.
+        env.extend(std::mem::take(&mut prep.mounts.env));
+        // The predefined proxy build-args reach the process only: not its cache key, the config or
+        // the history, as BuildKit's exec op proxy env.
         let env = with_proxy_env(env, &sh.req.build_args);
-        let inputs =
-            json!({ "command": argv, "env": arg_env, "mounts": mount_keys, "parent": self.key });
-        let exe = sh.req.exe.clone();
-        let label = self.label.clone();
-        let span: Span = ins.span;
-        let run_text = text.clone();
-        let tmp_dir = tmp.path().to_path_buf();
-        self.execute(&key, &text, &history, n, total, &inputs, |this, id| {
-            // Copies and cache locks only now that the step runs (a cache hit needs neither).
-            this.realize_mounts(&mut m, &tmp_dir)?;
-            let mounts = &m.mounts;
-            let mut snap = Active::new(this.sh.store, &this.layers)?;
-            let spec = lighter_sandbox::RunSpec {
-                rootfs: snap.rootfs(this.sh.store)?,
-                args: argv.clone(),
-                env: env.clone(),
-                cwd: cwd.clone(),
-                user: user.clone(),
-                hostname: "buildkitsandbox".into(),
-                network,
-                mounts: mounts.clone(),
-                hosts: lighter_sandbox::hosts_file("buildkitsandbox", &this.sh.req.extra_hosts),
-                resolv_conf: Some("/etc/resolv.conf".into()),
-                shm_size: this.sh.req.shm_size,
-                ulimits: this.sh.req.ulimits.clone(),
-                privileged,
-            };
-            let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
-            let progress = this.sh.progress;
-            let outcome = lighter_sandbox::Executor::with_exe(&exe)
-                .run(&spec, &mut |line| {
-                    if tail.len() == 20 {
-                        tail.pop_front();
-                    }
-                    tail.push_back(line.to_string());
-                    progress(Event::Log {
-                        id,
-                        line: line.to_string(),
-                    });
-                })
-                .map_err(|e| EngineError::msg(format!("[{label}] {run_text}: {e}")))?;
-            if outcome.code != 0 {
-                let mut e = EngineError::msg(format!(
-                    "process \"{}\" did not complete successfully: exit code: {}",
-                    argv.join(" "),
-                    outcome.code
-                ))
-                .kind(crate::ErrorKind::Step(outcome.code))
-                .at(span);
-                e.detail = tail.into_iter().collect();
-                return Err(e);
-            }
-            // The overlay was mounted inside the sandbox's namespace and went with it.
-            snap.commit(this.sh.store, &outcome.created)
-        })?;
-        drop((m.views, m.cache_locks, m.ssh));
-        drop(tmp);
-        Ok(())
+        let tmp_dir = prep.tmp.path().to_path_buf();
+        // Copies and cache locks only now that the step runs (a cache hit needs neither).
+        self.realize_mounts(&mut prep.mounts, &tmp_dir)?;
+        let mut snap = Active::new(sh.store, &parent.layers)?;
+        let spec = lighter_sandbox::RunSpec {
+            rootfs: snap.rootfs(sh.store)?,
+            args: argv.clone(),
+            env,
+            cwd: e.cwd.clone(),
+            user: e.user.clone(),
+            hostname: "buildkitsandbox".into(),
+            network: prep.network,
+            mounts: prep.mounts.mounts.clone(),
+            hosts: lighter_sandbox::hosts_file("buildkitsandbox", &sh.req.extra_hosts),
+            resolv_conf: Some("/etc/resolv.conf".into()),
+            shm_size: sh.req.shm_size,
+            ulimits: sh.req.ulimits.clone(),
+            privileged: e.security == "insecure",
+        };
+        let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        let progress = sh.progress;
+        let pid = self.progress_id(id);
+        let outcome = lighter_sandbox::Executor::with_exe(&sh.req.exe)
+            .run(&spec, &mut |line| {
+                if tail.len() == 20 {
+                    tail.pop_front();
+                }
+                tail.push_back(line.to_string());
+                progress(Event::Log {
+                    id: pid,
+                    line: line.to_string(),
+                });
+            })
+            .map_err(|err| EngineError::msg(format!("{} {}: {err}", self.label(v), v.text)))?;
+        if outcome.code != 0 {
+            let mut err = EngineError::msg(format!(
+                "process \"{}\" did not complete successfully: exit code: {}",
+                argv.join(" "),
+                outcome.code
+            ))
+            .kind(crate::ErrorKind::Step(outcome.code))
+            .at(v.span);
+            err.detail = tail.into_iter().collect();
+            return Err(err);
+        }
+        // The overlay was mounted inside the sandbox's namespace and went with it.
+        let layer = snap.commit(sh.store, &outcome.created)?;
+        drop(prep);
+        Ok(self.finish(
+            v,
+            parent,
+            layer,
+            lighter_image::now_rfc3339(self.sh.store.settings().source_date_epoch),
+        ))
     }
 }
 
@@ -242,11 +229,4 @@ fn process_options_key(req: &crate::BuildRequest) -> String {
     parts.extend(req.shm_size.map(|s| format!("shm={s}")));
     parts.extend(req.ulimits.iter().map(|u| format!("ulimit={}", u.key())));
     parts.join("\0")
-}
-
-fn is_secret_env(e: &str, mounts: &[lighter_dockerfile::RunMount]) -> bool {
-    let name = e.split('=').next().unwrap_or("");
-    mounts
-        .iter()
-        .any(|m| m.kind == MountKind::Secret && m.env.as_deref() == Some(name))
 }

@@ -1,10 +1,12 @@
 //! RUN --mount: cache, tmpfs, secret, bind and ssh mounts turned into sandbox mounts, with the part of
 //! each that enters the step's cache key (a secret's id and target, never its value).
 
-use super::StageRun;
+use super::{Kind, LocalWorker, Output};
 use crate::snapshot::View;
 use crate::EngineError;
-use lighter_dockerfile::{MountKind, Run, RunMount, Sharing};
+use lighter_dockerfile::{MountKind, Sharing};
+use lighter_graph::{Exec, Mount, Op, Source, Vertex};
+use lighter_solver::Input;
 use std::path::{Path, PathBuf};
 
 /// A RUN's mounts and what must live until the step is done.
@@ -44,9 +46,29 @@ enum Deferred {
     },
 }
 
-impl StageRun<'_, '_> {
-    /// Prepares the mounts of `r`; files they need (secrets, private caches, writable binds) go in `tmp`.
-    pub(super) fn mounts(&self, r: &Run, tmp: &Path) -> Result<Mounts, EngineError> {
+impl LocalWorker<'_, '_> {
+    /// The name a mount's `from=` input was written as (a stage, an image, a named context).
+    fn from_name(&self, v: &Vertex, input: usize) -> String {
+        let src = self.def.vertex(v.inputs[input]);
+        match &src.op {
+            Op::Source(Source::Image { reference }) => reference.clone(),
+            Op::Source(Source::Context { name: Some(n) }) => n.clone(),
+            _ => {
+                let st = &self.sh.req.dockerfile.stages[src.stage];
+                st.name.clone().unwrap_or_else(|| src.stage.to_string())
+            }
+        }
+    }
+
+    /// Prepares the mounts of a RUN; files they need (secrets, private caches, writable binds)
+    /// go in `tmp`.
+    pub(super) fn mounts(
+        &self,
+        v: &Vertex,
+        e: &Exec,
+        inputs: &[Input<'_, Output>],
+        tmp: &Path,
+    ) -> Result<Mounts, EngineError> {
         let sh = self.sh;
         let mut out = Mounts {
             mounts: Vec::new(),
@@ -58,24 +80,39 @@ impl StageRun<'_, '_> {
             deferred: Vec::new(),
             locks: Vec::new(),
         };
-        for (mi, m) in r.mounts.iter().enumerate() {
-            let target = m.target.as_deref().map(|t| self.x(t)).transpose()?;
-            let id = m.id.as_deref().map(|t| self.x(t)).transpose()?;
-            let source = m.source.as_deref().map(|t| self.x(t)).transpose()?;
+        let input = |m: &Mount| {
+            m.input.and_then(|i| {
+                inputs.get(i).map(|x| {
+                    (
+                        i,
+                        Input {
+                            output: x.output,
+                            key: x.key,
+                        },
+                    )
+                })
+            })
+        };
+        for (mi, m) in e.mounts.iter().enumerate() {
             match m.kind {
                 MountKind::Cache => {
-                    // BuildKit: the id defaults to the target as written, cleaned.
-                    let cid = id.clone().unwrap_or_else(|| {
-                        let t = crate::context::clean_rel(target.as_deref().unwrap_or(""));
-                        match target.as_deref() {
-                            Some(w) if w.starts_with('/') => format!("/{t}"),
-                            _ if t.is_empty() => ".".into(),
-                            _ => t,
-                        }
-                    });
-                    let target = self.mount_target(target.as_deref())?;
-                    let from = m.from.as_deref().filter(|f| !f.is_empty());
-                    let dir = self.cache_dir(&cid, from, source.as_deref(), m)?;
+                    let cid = m.id.clone();
+                    let target = mount_target(&m.target)?;
+                    let from = input(m).map(|(i, x)| (self.from_name(v, i), x));
+                    let dir = self.cache_dir(
+                        &cid,
+                        from.as_ref().map(|(n, x)| {
+                            (
+                                n.as_str(),
+                                Input {
+                                    output: x.output,
+                                    key: x.key,
+                                },
+                            )
+                        }),
+                        &m.source,
+                        m,
+                    )?;
                     // The lock is taken after every mount is prepared (see `lock_caches`).
                     out.locks.push(PendingLock {
                         dir: dir.clone(),
@@ -107,7 +144,7 @@ impl StageRun<'_, '_> {
                     });
                 }
                 MountKind::Tmpfs => {
-                    let target = self.mount_target(target.as_deref())?;
+                    let target = mount_target(&m.target)?;
                     out.mounts.push(lighter_sandbox::Mount {
                         target: target.clone(),
                         kind: lighter_sandbox::MountKind::Tmpfs { size: m.size },
@@ -115,14 +152,7 @@ impl StageRun<'_, '_> {
                     out.keys.push(format!("tmpfs:{target}"));
                 }
                 MountKind::Secret => {
-                    let sid = id
-                        .clone()
-                        .or_else(|| {
-                            target
-                                .as_deref()
-                                .and_then(|t| t.rsplit('/').next().map(str::to_string))
-                        })
-                        .unwrap_or_default();
+                    let sid = m.id.clone();
                     let Some(secret) = sh.req.secrets.iter().find(|s| s.id == sid) else {
                         if m.required {
                             return Err(EngineError::msg(format!(
@@ -134,7 +164,7 @@ impl StageRun<'_, '_> {
                     if let Some(var) = &m.env {
                         out.env
                             .push(format!("{var}={}", String::from_utf8_lossy(&secret.value)));
-                        if m.target.is_none() {
+                        if m.target.is_empty() {
                             out.keys.push(format!("secret-env:{sid}:{var}"));
                             continue;
                         }
@@ -151,9 +181,7 @@ impl StageRun<'_, '_> {
                         &file,
                         std::os::unix::fs::PermissionsExt::from_mode(m.mode.unwrap_or(0o400)),
                     );
-                    let target = target
-                        .clone()
-                        .unwrap_or_else(|| format!("/run/secrets/{sid}"));
+                    let target = m.target.clone();
                     out.mounts.push(lighter_sandbox::Mount {
                         target: target.clone(),
                         kind: lighter_sandbox::MountKind::Bind {
@@ -166,13 +194,16 @@ impl StageRun<'_, '_> {
                     out.keys.push(format!("secret:{sid}:{target}"));
                 }
                 MountKind::Bind => {
-                    let target = self.mount_target(target.as_deref())?;
-                    let src_rel = crate::context::clean_rel(source.as_deref().unwrap_or("/"));
-                    // `private`: the source is a copy of this step's own already.
-                    if let Some(from) = m.from.as_deref().filter(|f| !f.is_empty()) {
-                        let (layers, key) = self.source_of(from, "RUN --mount from")?;
+                    let target = mount_target(&m.target)?;
+                    let src_rel = crate::context::clean_rel(if m.source.is_empty() {
+                        "/"
+                    } else {
+                        &m.source
+                    });
+                    let from = input(m).filter(|(_, x)| x.output.kind != Kind::Context);
+                    if let Some((_, x)) = from {
                         out.deferred.push(Deferred::FromView {
-                            layers,
+                            layers: x.output.layers.clone(),
                             src: src_rel,
                             mount: out.mounts.len(),
                             copy: (!m.readonly).then(|| tmp.join(format!("bind-{mi}"))),
@@ -186,7 +217,7 @@ impl StageRun<'_, '_> {
                                 identity: None,
                             },
                         });
-                        out.keys.push(format!("bind:{target}:{key}"));
+                        out.keys.push(format!("bind:{target}:{}", x.key));
                         continue;
                     }
                     let (root, key, identity, private) =
@@ -219,10 +250,12 @@ impl StageRun<'_, '_> {
                 MountKind::Ssh => {
                     // The agent is reached through a socket bound into the sandbox (never into a
                     // layer), and SSH_AUTH_SOCK points at it for this RUN only.
-                    let sid = id.clone().unwrap_or_else(|| "default".into());
-                    let target = target
-                        .clone()
-                        .unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{mi}"));
+                    let sid = m.id.clone();
+                    let target = if m.target.is_empty() {
+                        format!("/run/buildkit/ssh_agent.{mi}")
+                    } else {
+                        m.target.clone()
+                    };
                     let Some(sock) = sh.req.ssh.get(&sid) else {
                         if m.required {
                             return Err(EngineError::msg(format!(
@@ -379,25 +412,6 @@ impl StageRun<'_, '_> {
         Ok((to, key, None, true))
     }
 
-    /// Where a bind, cache or tmpfs mount goes, as BuildKit places it: a relative target is joined
-    /// to WORKDIR and no target is WORKDIR itself; `/` is refused.
-    fn mount_target(&self, target: Option<&str>) -> Result<String, EngineError> {
-        let t = match target {
-            Some(t) if t.starts_with('/') => t.to_string(),
-            t => {
-                let wd = self.config["config"]["WorkingDir"].as_str().unwrap_or("/");
-                format!(
-                    "/{}",
-                    crate::context::clean_rel(&format!("{wd}/{}", t.unwrap_or("")))
-                )
-            }
-        };
-        if crate::context::clean_rel(&t).is_empty() {
-            return Err(EngineError::msg(format!("invalid mount target \"{t}\"")));
-        }
-        Ok(t)
-    }
-
     /// The directory of cache mount `cid`, created on first use. With `from`, the cache starts as a
     /// copy of `source` in that stage, context or image (BuildKit keys such a cache by its id and its
     /// base, so a changed base starts a new cache); without, as an empty directory with `mode`, `uid`
@@ -405,9 +419,9 @@ impl StageRun<'_, '_> {
     fn cache_dir(
         &self,
         cid: &str,
-        from: Option<&str>,
-        source: Option<&str>,
-        m: &RunMount,
+        from: Option<(&str, Input<'_, Output>)>,
+        source: &str,
+        m: &Mount,
     ) -> Result<PathBuf, EngineError> {
         let sh = self.sh;
         let err = |e: std::io::Error| EngineError::msg(format!("cache mount {cid}: {e}"));
@@ -423,21 +437,22 @@ impl StageRun<'_, '_> {
             }
             return Ok(dir);
         };
-        let src_rel = crate::context::clean_rel(source.unwrap_or("/"));
-        let (layers, base_key) = self.source_of(from, "RUN --mount=type=cache,from")?;
+        let (from, input) = from;
+        let src_rel = crate::context::clean_rel(if source.is_empty() { "/" } else { source });
+        let (layers, base_key) = (&input.output.layers, input.key.as_str());
         let dir = sh
             .store
             .cache_mount_dir(&format!("{cid}\0{base_key}\0{src_rel}"));
         if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
             return Ok(dir);
         }
-        let view = View::new(sh.store, &layers)?;
+        let view = View::new(sh.store, layers)?;
         // Symlinks in the stage resolve inside it, never to the host's files.
         let src = in_root(&view.path, &src_rel)?;
         if !std::fs::symlink_metadata(&src).is_ok_and(|m| m.is_dir()) {
             return Err(EngineError::msg(format!(
                 "RUN --mount=type=cache,from={from},source={}: not a directory in {from}",
-                source.unwrap_or("/")
+                if source.is_empty() { "/" } else { source }
             )));
         }
         // Filled beside its final name and renamed, so a failed copy never leaves a half cache.
@@ -461,6 +476,15 @@ impl StageRun<'_, '_> {
         }
         Ok(dir)
     }
+}
+
+/// A bind, cache or tmpfs mount's target as the graph placed it (relative targets joined to
+/// WORKDIR, no target is WORKDIR itself); `/` is refused, as BuildKit does.
+fn mount_target(t: &str) -> Result<String, EngineError> {
+    if crate::context::clean_rel(t).is_empty() {
+        return Err(EngineError::msg(format!("invalid mount target \"{t}\"")));
+    }
+    Ok(t.to_string())
 }
 
 /// `(st_dev, st_ino)` of `abs` (a path [`in_root`] returned under `root`), opened inside `root`.

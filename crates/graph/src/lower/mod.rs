@@ -61,6 +61,20 @@ pub struct Plan {
     from_line_args: Vec<Vec<String>>,
 }
 
+impl Plan {
+    /// The base images of the stages the target needs, as (stage, reference): what a build
+    /// resolves before lowering (their ENV, WORKDIR, USER, SHELL and ONBUILD shape the stages).
+    pub fn images(&self) -> Vec<(usize, String)> {
+        self.order
+            .iter()
+            .filter_map(|&i| match &self.bases[i] {
+                Base::Image(r) => Some((i, r.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// The [`Plan`] of `df` for `opts.target` (no image is resolved).
 pub fn plan(df: &Dockerfile, opts: &LowerOptions<'_>) -> Result<Plan, GraphError> {
     let (plan, _) = plan_with_globals(df, opts)?;

@@ -62,8 +62,28 @@ impl<'a> Lowerer<'a> {
     }
 
     fn add(&mut self, stage: usize, span: Span, op: Op, inputs: Vec<VertexId>) -> VertexId {
+        self.add_text(stage, span, op, inputs, String::new())
+    }
+
+    /// Adds a vertex with the text progress and history show for it (part of its digest: two
+    /// steps whose history differs make different images).
+    fn add_text(
+        &mut self,
+        stage: usize,
+        span: Span,
+        op: Op,
+        inputs: Vec<VertexId>,
+        text: String,
+    ) -> VertexId {
         let mut e = Encoder::new();
         encode_op(&mut e, &op);
+        e.str(&text);
+        let op_digest = {
+            let mut o = Encoder::new();
+            encode_op(&mut o, &op);
+            o.str(&text);
+            o.finish()
+        };
         e.strs(
             &inputs
                 .iter()
@@ -76,6 +96,8 @@ impl<'a> Lowerer<'a> {
             stage,
             span,
             digest: e.finish(),
+            op_digest,
+            text,
         });
         VertexId(self.vertices.len() - 1)
     }
@@ -128,9 +150,14 @@ impl<'a> Lowerer<'a> {
                 (f.current, meta)
             }
         };
+        let mut env = meta.env.clone();
+        // BuildKit makes sure PATH is always set: a base without one gets the default.
+        if !matches!(stages[i].base, Base::Stage(_)) && !env.iter().any(|(k, _)| k == "PATH") {
+            env.push(("PATH".into(), crate::DEFAULT_PATH.into()));
+        }
         let mut s = State {
             index: i,
-            scope: Scope::with_args(self.globals.lexer, meta.env.clone(), inherited_args),
+            scope: Scope::with_args(self.globals.lexer, env, inherited_args),
             workdir: if meta.workdir.is_empty() {
                 "/".into()
             } else {
@@ -149,15 +176,19 @@ impl<'a> Lowerer<'a> {
         // The base's ONBUILD triggers run first, at the FROM line; they do not pass on.
         let mut instructions = Vec::new();
         for t in &meta.onbuild {
-            let parsed = lighter_dockerfile::parse(&format!("FROM scratch\n{t}\n")).map_err(|e| {
-                GraphError::new(
-                    GraphErrorKind::Dockerfile,
-                    format!("ONBUILD trigger {t:?} of the base: {}", e.message),
-                )
-                .at(span)
-            })?;
-            let mut found: Vec<Instruction> =
-                parsed.stages.into_iter().flat_map(|s| s.instructions).collect();
+            let parsed =
+                lighter_dockerfile::parse(&format!("FROM scratch\n{t}\n")).map_err(|e| {
+                    GraphError::new(
+                        GraphErrorKind::Dockerfile,
+                        format!("ONBUILD trigger {t:?} of the base: {}", e.message),
+                    )
+                    .at(span)
+                })?;
+            let mut found: Vec<Instruction> = parsed
+                .stages
+                .into_iter()
+                .flat_map(|s| s.instructions)
+                .collect();
             if found.len() != 1 || t.contains('\n') {
                 return Err(GraphError::new(
                     GraphErrorKind::Dockerfile,
@@ -205,16 +236,15 @@ impl<'a> Lowerer<'a> {
         ins: &Instruction,
     ) -> Result<(), GraphError> {
         let span = ins.span;
-        let config = |instruction: &str, text: String| Op::Config {
+        let config = |instruction: &str, text: String, change: InstructionKind| Op::Config {
             instruction: instruction.to_string(),
             text,
+            change,
         };
         let op = match &ins.kind {
             InstructionKind::Arg(defs) => {
                 for d in defs {
-                    let v = s
-                        .scope
-                        .declare(d, self.opts.build_args, self.globals)?;
+                    let v = s.scope.declare(d, self.opts.build_args, self.globals)?;
                     // `ARG NAME` that only takes a global value: the outline shows the global ARG
                     // (BuildKit's skipArgInfo); platform ARGs are not listed.
                     let takes_global = d.default.is_none()
@@ -242,46 +272,82 @@ impl<'a> Lowerer<'a> {
                     .map(|kv| Ok((s.scope.expand(&kv.key)?, s.scope.expand(&kv.value)?)))
                     .collect::<Result<Vec<_>, GraphError>>()?;
                 let text: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let kvs: Vec<lighter_dockerfile::KeyValue> = kvs
+                    .iter()
+                    .zip(&pairs)
+                    .map(|(kv, (k, v))| lighter_dockerfile::KeyValue {
+                        key: k.clone(),
+                        value: v.clone(),
+                        legacy: kv.legacy,
+                    })
+                    .collect();
                 if env {
                     for (k, v) in pairs {
                         s.scope.set_env(k, v);
                     }
                 }
-                config(ins.name(), format!("{} {}", ins.name(), text.join(" ")))
+                let change = if env {
+                    InstructionKind::Env(kvs)
+                } else {
+                    InstructionKind::Label(kvs)
+                };
+                config(
+                    ins.name(),
+                    format!("{} {}", ins.name(), text.join(" ")),
+                    change,
+                )
             }
             InstructionKind::User(u) => {
                 s.user = s.scope.expand(u)?;
-                config("USER", format!("USER {}", s.user))
+                let change = InstructionKind::User(s.user.clone());
+                config("USER", format!("USER {}", s.user), change)
             }
             InstructionKind::Workdir(w) => {
-                s.workdir = join_path(&s.workdir, &s.scope.expand(w)?);
-                Op::File(FileOp::Mkdir {
+                let w = s.scope.expand(w)?;
+                s.workdir = join_path(&s.workdir, &w);
+                let op = Op::File(FileOp::Mkdir {
                     path: s.workdir.clone(),
                     user: s.user.clone(),
-                })
+                });
+                s.current =
+                    self.add_text(s.index, span, op, vec![s.current], format!("WORKDIR {w}"));
+                return Ok(());
             }
             InstructionKind::Expose(ports) | InstructionKind::Volume(ports) => {
                 let mut words = Vec::new();
                 for p in ports {
                     words.extend(s.scope.expand_words(p)?);
                 }
-                config(ins.name(), format!("{} {}", ins.name(), words.join(" ")))
+                let text = format!("{} {}", ins.name(), words.join(" "));
+                let change = if matches!(ins.kind, InstructionKind::Expose(_)) {
+                    InstructionKind::Expose(words)
+                } else {
+                    InstructionKind::Volume(words)
+                };
+                config(ins.name(), text, change)
             }
             InstructionKind::StopSignal(sig) => {
-                config("STOPSIGNAL", format!("STOPSIGNAL {}", s.scope.expand(sig)?))
+                let sig = s.scope.expand(sig)?;
+                config(
+                    "STOPSIGNAL",
+                    format!("STOPSIGNAL {sig}"),
+                    InstructionKind::StopSignal(sig),
+                )
             }
             InstructionKind::Shell(sh) => {
                 s.shell = sh.clone();
-                config("SHELL", ins.original.clone())
+                config("SHELL", ins.original.clone(), ins.kind.clone())
             }
             InstructionKind::Onbuild(inner) => {
                 s.onbuild.push(inner.original.clone());
-                config("ONBUILD", ins.original.clone())
+                config("ONBUILD", ins.original.clone(), ins.kind.clone())
             }
             InstructionKind::Cmd(_)
             | InstructionKind::Entrypoint(_)
             | InstructionKind::Healthcheck(_)
-            | InstructionKind::Maintainer(_) => config(ins.name(), ins.original.clone()),
+            | InstructionKind::Maintainer(_) => {
+                config(ins.name(), ins.original.clone(), ins.kind.clone())
+            }
             InstructionKind::Run(r) => return self.run(s, stages, ins, r),
             InstructionKind::Copy(c) | InstructionKind::Add(c) => {
                 let add = matches!(ins.kind, InstructionKind::Add(_));
@@ -333,7 +399,12 @@ impl<'a> Lowerer<'a> {
         if let Some(c) = s.context {
             return c;
         }
-        let c = self.add(s.index, span, Op::Source(Source::Context { name: None }), vec![]);
+        let c = self.add(
+            s.index,
+            span,
+            Op::Source(Source::Context { name: None }),
+            vec![],
+        );
         s.context = Some(c);
         c
     }
@@ -353,15 +424,19 @@ impl<'a> Lowerer<'a> {
         let mut mounts = Vec::new();
         for m in &r.mounts {
             let x = |w: &Option<String>| -> Result<Option<String>, GraphError> {
-                w.as_deref().map(|w| s.scope.expand(w)).transpose().map_err(Into::into)
+                w.as_deref()
+                    .map(|w| s.scope.expand(w))
+                    .transpose()
+                    .map_err(Into::into)
             };
             let (target, source, id) = (x(&m.target)?, x(&m.source)?, x(&m.id)?);
             let written = target.clone();
             let target = match (&target, m.kind) {
-                (None, MountKind::Secret) => format!(
-                    "/run/secrets/{}",
-                    id.clone().unwrap_or_default()
-                ),
+                // A secret given as an environment variable only has no file.
+                (None, MountKind::Secret) if m.env.is_some() => String::new(),
+                (None, MountKind::Secret) => {
+                    format!("/run/secrets/{}", id.clone().unwrap_or_default())
+                }
                 (None, MountKind::Ssh) => String::new(),
                 (t, _) => join_path(&s.workdir, t.as_deref().unwrap_or("")),
             };
@@ -423,15 +498,18 @@ impl<'a> Lowerer<'a> {
                 size: m.size,
             });
         }
-        let mut env = s.scope.env().to_vec();
-        for (k, v) in s.scope.args() {
-            if !env.iter().any(|(e, _)| e == k) {
-                env.push((k.clone(), v.clone()));
-            }
-        }
+        let env = s.scope.env().to_vec();
+        let arg_env: Vec<(String, String)> = s
+            .scope
+            .args()
+            .iter()
+            .filter(|(k, _)| !env.iter().any(|(e, _)| e == *k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let exec = Exec {
             args,
             env,
+            arg_env,
             cwd: s.workdir.clone(),
             user: s.user.clone(),
             network: match r.network {
@@ -448,7 +526,14 @@ impl<'a> Lowerer<'a> {
                 .map(|h| (h.name.clone(), h.content.clone()))
                 .collect(),
         };
-        s.current = self.add(s.index, ins.span, Op::Exec(exec), inputs);
+        let text = format!(
+            "RUN {}",
+            match &r.command {
+                Command::Exec(v) => serde_json::to_string(v).unwrap_or_default(),
+                Command::Shell(s) => s.clone(),
+            }
+        );
+        s.current = self.add_text(s.index, ins.span, Op::Exec(exec), inputs, text);
         Ok(())
     }
 
@@ -512,7 +597,16 @@ impl<'a> Lowerer<'a> {
             None if reads_files => inputs.push(self.context(s, span)),
             None => {}
         }
-        s.current = self.add(s.index, span, Op::File(FileOp::Copy(op)), inputs);
+        let text = format!(
+            "{} {}{} {dest}",
+            if add { "ADD" } else { "COPY" },
+            op.chown
+                .as_ref()
+                .map(|c| format!("--chown={c} "))
+                .unwrap_or_default(),
+            op.sources.join(" "),
+        );
+        s.current = self.add_text(s.index, span, Op::File(FileOp::Copy(op)), inputs, text);
         Ok(())
     }
 }
@@ -549,7 +643,8 @@ fn encode_op(e: &mut Encoder, op: &Op) {
             };
         }
         Op::Exec(x) => {
-            e.str("exec").strs(&x.args).pairs(&x.env).str(&x.cwd).str(&x.user);
+            e.str("exec").strs(&x.args).pairs(&x.env).pairs(&x.arg_env);
+            e.str(&x.cwd).str(&x.user);
             e.str(&x.network).str(&x.security).pairs(&x.heredocs);
             e.u64(x.mounts.len() as u64);
             for m in &x.mounts {
@@ -560,7 +655,8 @@ fn encode_op(e: &mut Encoder, op: &Op) {
                 for n in [m.mode, m.uid, m.gid] {
                     e.u64(n.map(|n| n as u64 + 1).unwrap_or(0));
                 }
-                e.opt_str(m.env.as_deref()).u64(m.size.map(|n| n + 1).unwrap_or(0));
+                e.opt_str(m.env.as_deref())
+                    .u64(m.size.map(|n| n + 1).unwrap_or(0));
             }
         }
         Op::File(FileOp::Mkdir { path, user }) => {
@@ -579,7 +675,10 @@ fn encode_op(e: &mut Encoder, op: &Op) {
             });
             e.pairs(&c.heredocs);
         }
-        Op::Config { instruction, text } => {
+        // The change is the text's words, typed: the text stands for it.
+        Op::Config {
+            instruction, text, ..
+        } => {
             e.str("config").str(instruction).str(text);
         }
     }

@@ -214,6 +214,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         shm_size,
         ulimits,
         allow_insecure,
+        plan_copies: super::plan_copies()?,
         images: lighter_engine::images::ImageSource {
             registry: Some(registry.clone()),
             always_check: args.pull,
@@ -409,8 +410,14 @@ fn print_critical_path(
             eprintln!("  {name}  {:.1}s", p.secs);
         }
     } else {
-        let chain: Vec<String> = path.iter().map(|p| format!("#{} ({:.1}s)", p.id, p.secs)).collect();
-        eprintln!("critical path {sum:.1}s of {total:.1}s: {}", chain.join(" -> "));
+        let chain: Vec<String> = path
+            .iter()
+            .map(|p| format!("#{} ({:.1}s)", p.id, p.secs))
+            .collect();
+        eprintln!(
+            "critical path {sum:.1}s of {total:.1}s: {}",
+            chain.join(" -> ")
+        );
     }
 }
 
@@ -565,7 +572,8 @@ fn parse_ssh(spec: &str) -> anyhow::Result<(String, PathBuf, Option<SshAgent>)> 
             other => anyhow::anyhow!("--ssh {id}: {other}"),
         })?);
     }
-    let agent = SshAgent::start(keys).map_err(|e| anyhow::anyhow!("--ssh {id}: {e}"))?;
+    let agent = SshAgent::start(keys, &std::env::temp_dir())
+        .map_err(|e| anyhow::anyhow!("--ssh {id}: {e}"))?;
     Ok((id.to_string(), agent.socket().to_path_buf(), Some(agent)))
 }
 

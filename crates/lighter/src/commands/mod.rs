@@ -41,14 +41,51 @@ impl Context {
 
     /// Opens the store (creating it when missing).
     pub fn store(&self) -> anyhow::Result<lighter_store::Store> {
-        let root = self
-            .root
-            .clone()
-            .unwrap_or_else(default_root);
+        let root = self.root.clone().unwrap_or_else(default_root);
         if self.debug {
             eprintln!("debug: store at {}", root.display());
         }
-        Ok(lighter_store::Store::open(&root)?)
+        Ok(lighter_store::Store::open(&root)?.with_settings(store_settings()?))
+    }
+}
+
+/// The store's settings from the environment: `SOURCE_DATE_EPOCH`, `LIGHTER_GZIP_THREADS` and
+/// `LIGHTER_SNAPSHOTTER` (overlay, copy or auto). A value that does not parse is refused.
+pub fn store_settings() -> anyhow::Result<lighter_store::Settings> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let number = |name: &str| -> anyhow::Result<Option<i64>> {
+        var(name)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| anyhow::anyhow!("{name}={v}: expected a whole number"))
+            })
+            .transpose()
+    };
+    let snapshotter = match var("LIGHTER_SNAPSHOTTER") {
+        Some(v) => v
+            .parse()
+            .map_err(|e| anyhow::anyhow!("LIGHTER_SNAPSHOTTER={e}"))?,
+        None => Default::default(),
+    };
+    let gzip_threads = match number("LIGHTER_GZIP_THREADS")? {
+        Some(n) if n > 0 => Some(n as usize),
+        Some(n) => anyhow::bail!("LIGHTER_GZIP_THREADS={n}: expected at least 1"),
+        None => None,
+    };
+    Ok(lighter_store::Settings {
+        source_date_epoch: number("SOURCE_DATE_EPOCH")?,
+        gzip_threads,
+        snapshotter,
+    })
+}
+
+/// `LIGHTER_COPY=overlay` writes COPY layers through the overlay copy (the fallback) instead of
+/// from a plan of the copy.
+pub fn plan_copies() -> anyhow::Result<bool> {
+    match std::env::var("LIGHTER_COPY").ok().as_deref() {
+        None | Some("") | Some("plan") => Ok(true),
+        Some("overlay") => Ok(false),
+        Some(other) => anyhow::bail!("LIGHTER_COPY={other}: expected plan or overlay"),
     }
 }
 

@@ -5,9 +5,9 @@
 use super::Context;
 use crate::cli::PullArgs;
 use lighter_registry::pull::{Event, Platform};
-use std::process::ExitCode;
 use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::process::ExitCode;
 use std::sync::Mutex;
 
 pub fn run(ctx: &Context, args: PullArgs) -> anyhow::Result<ExitCode> {
@@ -153,5 +153,4 @@ impl Bars {
             }
         }
     }
-
 }

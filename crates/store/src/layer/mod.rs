@@ -65,7 +65,8 @@ fn store_tar(
     let ingest = store.content().ingest()?;
     let compressed = Sha256Writer::new(ingest);
     let source = (compression == Compression::Gzip).then(|| StoredChunks::load(store));
-    let compressor = Compressor::with_source(compressed, compression, source.flatten())
+    let threads = store.settings().gzip_threads;
+    let compressor = Compressor::with_source(compressed, compression, source.flatten(), threads)
         .map_err(io_err("compress layer of", what))?;
     let mut diff = Sha256Writer::new(compressor);
     write(&mut diff)?;
@@ -202,8 +203,7 @@ pub fn store_blob_unpacking(
             hasher: Sha256Writer::new(std::io::sink()),
         };
         let applied = apply(&mut h, &fs, ApplyFormat::Overlay).is_ok();
-        std::io::copy(&mut h, &mut std::io::sink())
-            .map_err(io_err("read layer for", "ingest"))?;
+        std::io::copy(&mut h, &mut std::io::sink()).map_err(io_err("read layer for", "ingest"))?;
         let (_, d, n) = h.hasher.finish();
         (d, n, applied)
     };

@@ -30,14 +30,11 @@ pub struct WriteOptions {
 }
 
 impl WriteOptions {
-    /// Options with `epoch` from `$SOURCE_DATE_EPOCH` when it is set.
-    pub fn from_env() -> WriteOptions {
-        let epoch = std::env::var("SOURCE_DATE_EPOCH")
-            .ok()
-            .and_then(|v| v.parse().ok());
+    /// Options with `epoch` from the store's `SOURCE_DATE_EPOCH` setting.
+    pub fn for_store(store: &crate::Store) -> WriteOptions {
         WriteOptions {
             skip: BTreeSet::new(),
-            epoch,
+            epoch: store.settings().source_date_epoch,
         }
     }
 }
