@@ -532,7 +532,7 @@ fn bind_mounts_must_be_what_was_resolved() {
         ulimits: vec![],
         privileged: false,
     };
-    let exe = lighter_sandbox::Executor::with_exe(Path::new(bin()));
+    let exe = lighter_sandbox::Executor::with_exe(&bin());
     let mut out = String::new();
     let ok = exe
         .run(&spec((md.dev(), md.ino())), &mut |l| out.push_str(l))
