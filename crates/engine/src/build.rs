@@ -295,7 +295,9 @@ fn lower(
         req,
         images: &images,
     };
+    // Each reference once (by its first stage), so nothing is pulled twice at the same time.
     let mut wanted: Vec<(usize, String)> = plan.images();
+    wanted.sort_by(|a, b| (&a.1, a.0).cmp(&(&b.1, b.0)));
     wanted.dedup_by(|a, b| a.1 == b.1);
     let failures: Mutex<Vec<(usize, EngineError)>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -450,27 +452,20 @@ pub fn build(
         .at(def.vertex(vertex).span),
         other => EngineError::msg(other.to_string()),
     })?;
-    let steps = sol
-        .outcomes
-        .iter()
-        .filter(|(v, _)| {
-            matches!(
-                def.vertex(**v).op,
-                lighter_graph::Op::Exec(_) | lighter_graph::Op::File(_)
-            )
-        })
-        .count();
-    let cached = sol
-        .outcomes
-        .iter()
-        .filter(|(v, o)| {
-            **o == lighter_solver::Outcome::Cached
-                && matches!(
-                    def.vertex(**v).op,
-                    lighter_graph::Op::Exec(_) | lighter_graph::Op::File(_)
-                )
-        })
-        .count();
+    // Steps that several stages share ran once: counted once.
+    let mut counted = std::collections::BTreeSet::new();
+    let (mut steps, mut cached) = (0, 0);
+    for (v, o) in &sol.outcomes {
+        let vx = def.vertex(*v);
+        let layer_step = matches!(
+            vx.op,
+            lighter_graph::Op::Exec(_) | lighter_graph::Op::File(_)
+        );
+        if layer_step && counted.insert(vx.digest.clone()) {
+            steps += 1;
+            cached += usize::from(*o == lighter_solver::Outcome::Cached);
+        }
+    }
     let critical_path = {
         let ids = worker.ids.lock().unwrap_or_else(|e| e.into_inner()).clone();
         crate::critical::path(&def, &sol, root, &ids, &|v| {

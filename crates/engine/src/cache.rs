@@ -299,7 +299,7 @@ impl CacheConfig {
             Record {
                 layer: idx,
                 created: created.to_string(),
-                last_used: lighter_image::now_rfc3339(None),
+                last_used: lighter_image::now_rfc3339(None) /* real time: records age by the clock, not SOURCE_DATE_EPOCH */,
             },
         );
     }

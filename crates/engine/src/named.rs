@@ -6,7 +6,6 @@ use crate::build::NamedContext;
 use crate::context::BuildContext;
 use crate::copyplan;
 use crate::fileop::CopyRequest;
-use crate::snapshot::View;
 use crate::EngineError;
 use lighter_store::layer::LayerInfo;
 use lighter_store::Store;
@@ -51,7 +50,7 @@ pub(crate) fn source(
                 extract_archives: false,
                 parents: None,
             };
-            let empty = View::new(store, &[])?;
+            let empty = crate::snapshot::view(store, &[])?;
             let layer = copyplan::copy_layer(store, &req, &[], &empty.path, plan_copies)?;
             Ok(Source {
                 layers: layer.into_iter().collect(),

@@ -83,6 +83,11 @@ pub(crate) struct LocalWorker<'s, 'a> {
     named_bases: BTreeSet<String>,
     /// The source vertices that are a stage's base (their FROM shows in progress).
     bases: BTreeSet<VertexId>,
+    /// The stages each vertex digest appears in: a vertex that several stages share runs once,
+    /// and its cache records belong to each of them.
+    stages_of: HashMap<lighter_oci::Digest, BTreeSet<usize>>,
+    /// Stages built FROM another stage whose FROM line progress has shown.
+    announced: Mutex<BTreeSet<usize>>,
 }
 
 impl<'s, 'a> LocalWorker<'s, 'a> {
@@ -95,8 +100,10 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
         let mut bases = BTreeSet::new();
         let mut named_bases = BTreeSet::new();
         for st in def.stages.iter().filter(|s| s.last.is_some()) {
+            // A stage's base source is its first vertex (a stage built FROM a stage has none).
+            let own_base = !matches!(st.base, lighter_graph::Base::Stage(_));
             if let Some(i) = def.vertices.iter().position(|v| v.stage == st.index) {
-                if matches!(def.vertices[i].op, Op::Source(_)) {
+                if own_base && matches!(def.vertices[i].op, Op::Source(_)) {
                     bases.insert(VertexId(i));
                 }
             }
@@ -125,6 +132,13 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
             images: Mutex::new(images),
             named_bases,
             bases,
+            stages_of: def.vertices.iter().fold(HashMap::new(), |mut m, v| {
+                m.entry(v.digest.clone())
+                    .or_insert_with(BTreeSet::new)
+                    .insert(v.stage);
+                m
+            }),
+            announced: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -143,9 +157,20 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
             .filter(|x| x.stage == v.stage && x.span == st.span && !matches!(x.op, Op::Source(_)))
             .count();
         let total = st.instructions.len() + triggers + 1;
-        let n = match st.instructions.iter().position(|i| i.span == v.span) {
-            Some(i) => i + 2 + triggers,
-            None => 1,
+        let trigger = self
+            .def
+            .vertices
+            .iter()
+            .filter(|x| x.stage == v.stage && x.span == st.span && !matches!(x.op, Op::Source(_)))
+            .position(|x| std::ptr::eq(x, v));
+        let n = match (
+            trigger,
+            st.instructions.iter().position(|i| i.span == v.span),
+        ) {
+            // ONBUILD triggers of the base run right after FROM.
+            (Some(t), _) => t + 2,
+            (None, Some(i)) => i + 2 + triggers,
+            (None, None) => 1,
         };
         format!("[{name} {n}/{total}]")
     }
@@ -229,6 +254,7 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
             .first()
             .is_some_and(|p| self.def.vertex(*p).stage != v.stage);
         if from_other_stage {
+            self.announce(v);
             if let Some(c) = config.get_mut("config").and_then(|c| c.as_object_mut()) {
                 c.remove("OnBuild");
             }
@@ -236,18 +262,68 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
         config
     }
 
-    /// Notes a layer step for `--cache-to`.
+    /// The stages `v` (and the identical vertices it stands for) belongs to.
+    pub(super) fn stages(&self, v: &Vertex) -> Vec<usize> {
+        match self.stages_of.get(&v.digest) {
+            Some(s) => s.iter().copied().collect(),
+            None => vec![v.stage],
+        }
+    }
+
+    /// Notes a layer step for `--cache-to`, for every stage it belongs to.
     fn used(&self, v: &Vertex, key: &CacheKey, out: &Out) {
-        self.sh
-            .used
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(crate::cache::Used {
-                stage: v.stage,
+        let mut used = self.sh.used.lock().unwrap_or_else(|e| e.into_inner());
+        for stage in self.stages(v) {
+            used.push(crate::cache::Used {
+                stage,
                 key: key.to_string(),
                 layer: out.own.clone(),
                 created: out.created.clone(),
             });
+        }
+    }
+
+    /// The FROM line of a stage built FROM another stage, shown when its first step starts.
+    fn announce(&self, v: &Vertex) {
+        let st = &self.sh.req.dockerfile.stages[v.stage];
+        if !self
+            .announced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(v.stage)
+        {
+            return;
+        }
+        let id = self.sh.step_id();
+        let name = st
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{}", v.stage));
+        let triggers = self
+            .def
+            .vertices
+            .iter()
+            .filter(|x| x.stage == v.stage && x.span == st.span && !matches!(x.op, Op::Source(_)))
+            .count();
+        (self.sh.progress)(Event::Start {
+            id,
+            label: format!("[{name} 1/{}]", st.instructions.len() + triggers + 1),
+            text: match &self.def.stages[v.stage].base {
+                lighter_graph::Base::Stage(d) => format!(
+                    "FROM {}",
+                    self.sh.req.dockerfile.stages[*d]
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| d.to_string())
+                ),
+                _ => format!("FROM {}", st.base),
+            },
+        });
+        (self.sh.progress)(Event::Done {
+            id,
+            secs: 0.0,
+            why: None,
+        });
     }
 
     fn source(&self, id: VertexId, v: &Vertex, src: &Source) -> Result<Output, EngineError> {

@@ -34,7 +34,8 @@ pub fn import_rootfs(
     let mut r = decompress(input).map_err(io_err("read", "rootfs tarball"))?;
     let ingest = store.content().ingest()?;
     let compressed = Sha256Writer::new(ingest);
-    let comp = Compressor::new(compressed, Compression::Gzip)
+    let threads = store.settings().gzip_threads;
+    let comp = Compressor::with_source(compressed, Compression::Gzip, None, threads)
         .map_err(io_err("compress", "rootfs tarball"))?;
     let mut diff = Sha256Writer::new(comp);
     // One pass: the bytes go to the compressor and, on another thread, through a tar reader that

@@ -842,3 +842,47 @@ fn exit_codes_say_what_failed() {
         );
     }
 }
+
+/// What a review of the build-graph redesign found, each checked end to end: a step two stages
+/// share runs once but its cache record belongs to both (here the final image's chain, for a
+/// `mode=min` export); a stage built FROM another stage shows its FROM line; `COPY a sub/.`
+/// copies into a directory; a VOLUME path with a space stays one path.
+#[test]
+fn shared_steps_stage_bases_and_destinations_after_the_graph_redesign() {
+    let Some(env) = with_busybox() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox AS test\nRUN echo shared > /shared\nRUN echo t > /t\n\
+             FROM busybox AS base\nRUN echo shared > /shared\n\
+             FROM base\nCOPY --from=test /t /sub/.\nVOLUME [\"/var/lib/my data\"]\n",
+        )],
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let to = format!("type=local,dest={},mode=min", cache.path().display());
+    let (ok, err, _) = env.build(ctx.path(), &["-t", "review:1", "--cache-to", &to]);
+    assert!(ok, "{err}");
+    // The shared RUN ran once; mode=min exports the base stage's RUN and the COPY.
+    assert_eq!(
+        err.matches("RUN echo shared > /shared\n").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains(": exported 2 steps"), "{err}");
+    assert!(err.contains("[stage-2 1/3] FROM base"), "{err}");
+    assert!(err.contains("(3 steps, 0 cached)"), "{err}");
+    let c = config(&env, "review:1");
+    let volumes: Vec<&String> = c["Config"]["Volumes"].as_object().unwrap().keys().collect();
+    assert_eq!(volumes, ["/var/lib/my data"], "{c}");
+    let out = tempfile::tempdir().unwrap();
+    let dest = format!("type=local,dest={}", out.path().display());
+    let (ok, err, _) = env.build(ctx.path(), &["-o", &dest]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("sub/t")).unwrap(),
+        "t\n"
+    );
+    assert!(err.contains("(3 steps, 3 cached)"), "{err}");
+}

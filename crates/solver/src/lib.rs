@@ -17,5 +17,5 @@ pub mod suite;
 pub use index::{explain, Batch, CacheIndex, IndexError, Inputs, MemoryIndex, Why};
 pub use key::{CacheKey, KEY_VERSION};
 pub use schedule::{
-    solve, Input, InputUse, Options, Outcome, Solution, SolveError, SolveEvent, Worker,
+    solve, vertex_keys, Input, InputUse, Options, Outcome, Solution, SolveError, SolveEvent, Worker,
 };

@@ -522,35 +522,47 @@ impl<W: Worker> Run<'_, W> {
         })
     }
 
-    /// The key a vertex is looked up by, and the key passed on to its readers.
     fn keys(
         &self,
         vx: &Vertex,
         keys: &[CacheKey],
         content: &[(String, String)],
     ) -> (CacheKey, CacheKey) {
-        let none = CacheKey::of_parts(&["not keyed"]);
         let uses: Vec<InputUse> = (0..keys.len())
             .map(|i| self.worker.input_use(vx, i))
             .collect();
-        let keyed: Vec<&CacheKey> = keys
-            .iter()
-            .zip(&uses)
-            .map(|(k, u)| if *u == InputUse::Keyed { k } else { &none })
-            .collect();
-        let key = CacheKey::compute(&vx.op_digest, &keyed, content);
-        let chained: Vec<&str> = keys
-            .iter()
-            .zip(&uses)
-            .filter(|(_, u)| **u == InputUse::Chained)
-            .map(|(k, _)| k.as_str())
-            .collect();
-        if chained.is_empty() {
-            return (key.clone(), key);
-        }
-        let mut parts = vec!["chained", key.as_str()];
-        parts.extend(chained);
-        let passed = CacheKey::of_parts(&parts);
-        (key, passed)
+        vertex_keys(&vx.op_digest, keys, &uses, content)
     }
+}
+
+/// The key a vertex is looked up by, and the key passed on to its readers: its op digest over the
+/// keys of the inputs `uses` says are keyed and its content; inputs that are [`InputUse::Chained`]
+/// enter only the passed key. (A worker that must know a key before the solver asks, to check an
+/// imported record, computes it with this.)
+pub fn vertex_keys(
+    op: &lighter_oci::Digest,
+    keys: &[CacheKey],
+    uses: &[InputUse],
+    content: &[(String, String)],
+) -> (CacheKey, CacheKey) {
+    let none = CacheKey::of_parts(&["not keyed"]);
+    let keyed: Vec<&CacheKey> = keys
+        .iter()
+        .zip(uses)
+        .map(|(k, u)| if *u == InputUse::Keyed { k } else { &none })
+        .collect();
+    let key = CacheKey::compute(op, &keyed, content);
+    let chained: Vec<&str> = keys
+        .iter()
+        .zip(uses)
+        .filter(|(_, u)| **u == InputUse::Chained)
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if chained.is_empty() {
+        return (key.clone(), key);
+    }
+    let mut parts = vec!["chained", key.as_str()];
+    parts.extend(chained);
+    let passed = CacheKey::of_parts(&parts);
+    (key, passed)
 }

@@ -8,6 +8,7 @@ pub mod fsroot;
 pub mod layer;
 pub mod meta;
 mod pargz;
+pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +47,12 @@ pub enum StoreError {
     Layer { entry: String, message: String },
     #[error("{0}")]
     Invalid(String),
+    /// A blob the store lacks could not be fetched from where it should come from.
+    #[error("layer {digest}: {message}")]
+    Fetch {
+        digest: lighter_oci::Digest,
+        message: String,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -60,8 +60,20 @@ impl LocalWorker<'_, '_> {
             ])
         });
         if let (Some(sel), Some(src)) = (&selection, source) {
-            if let Some(content) = self.sh.imported.contents.get(sel).cloned() {
-                self.remember_content(v.stage, sel.clone(), content.clone());
+            let imported = self.sh.imported.contents.get(sel).cloned();
+            // Used only when the step's key with that content is cached: a miss copies the
+            // source's real files, so it is keyed by their real digest.
+            let hits = |content: &String| {
+                use lighter_solver::{CacheIndex, Worker};
+                let keys: Vec<lighter_solver::CacheKey> =
+                    inputs.iter().map(|i| i.key.clone()).collect();
+                let uses: Vec<_> = (0..keys.len()).map(|i| self.input_use(v, i)).collect();
+                let content = [("files".to_string(), content.clone())];
+                let (key, _) = lighter_solver::vertex_keys(&v.op_digest, &keys, &uses, &content);
+                !self.sh.req.no_cache && matches!(self.index.get(&key), Ok(Some(_)))
+            };
+            if let Some(content) = imported.filter(|c| hits(c)) {
+                self.remember_content(v, sel.clone(), content.clone());
                 self.prepare(
                     id,
                     Prepared::Copy(PreparedCopy {
@@ -83,7 +95,7 @@ impl LocalWorker<'_, '_> {
             None => self.copy_root(&prep)?.digest(&prep.selected)?,
         };
         if let Some(sel) = selection {
-            self.remember_content(v.stage, sel, content.clone());
+            self.remember_content(v, sel, content.clone());
         }
         self.prepare(id, Prepared::Copy(prep));
         Ok(vec![("files".into(), content)])
@@ -158,7 +170,7 @@ impl LocalWorker<'_, '_> {
                 Some(Kind::NamedDir(dir)) => p.root = Some(BuildContext::open(dir, None)?),
                 Some(Kind::Fs) => {
                     let layers = source.map(|s| s.layers.clone()).unwrap_or_default();
-                    let view = View::new(sh.store, &layers)?;
+                    let view = crate::snapshot::view(sh.store, &layers)?;
                     // Another stage's or an image's files keep their owners, as BuildKit copies them.
                     p.root = Some(BuildContext::plain(&view.path)?.keeping_owners());
                     p._view = Some(view);
@@ -182,12 +194,11 @@ impl LocalWorker<'_, '_> {
     }
 
     /// Notes the content digest of a `COPY --from` selection, for `--cache-to`.
-    fn remember_content(&self, stage: usize, selection: String, content: String) {
-        self.sh
-            .contents
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((stage, selection, content));
+    fn remember_content(&self, v: &Vertex, selection: String, content: String) {
+        let mut contents = self.sh.contents.lock().unwrap_or_else(|e| e.into_inner());
+        for stage in self.stages(v) {
+            contents.push((stage, selection.clone(), content.clone()));
+        }
     }
 
     pub(super) fn copy_exec(
@@ -213,10 +224,10 @@ impl LocalWorker<'_, '_> {
         // The filesystem the copy lands on: the stage's, or an empty one for --link. Owners
         // resolve through the stage's /etc/passwd and /etc/group as they are now.
         let base: &[LayerInfo] = if c.link { &[] } else { &parent.layers };
-        let lower = View::new(store, base)?;
+        let lower = crate::snapshot::view(store, base)?;
         let owner = match c.chown.as_deref() {
             Some(spec) if c.link => {
-                let current = View::new(store, &parent.layers)?;
+                let current = crate::snapshot::view(store, &parent.layers)?;
                 Some(fileop::resolve_chown(&current.path, spec)?)
             }
             Some(spec) => Some(fileop::resolve_chown(&lower.path, spec)?),

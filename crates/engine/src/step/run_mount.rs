@@ -322,7 +322,7 @@ impl LocalWorker<'_, '_> {
                     mount,
                     copy,
                 } => {
-                    let v = View::new(self.sh.store, &layers)?;
+                    let v = crate::snapshot::view(self.sh.store, &layers)?;
                     let p = in_root(&v.path, &src)?;
                     let (source, identity) = match copy {
                         // A writable bind mount is copy-on-write: changes are discarded.
@@ -446,7 +446,7 @@ impl LocalWorker<'_, '_> {
         if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
             return Ok(dir);
         }
-        let view = View::new(sh.store, layers)?;
+        let view = crate::snapshot::view(sh.store, layers)?;
         // Symlinks in the stage resolve inside it, never to the host's files.
         let src = in_root(&view.path, &src_rel)?;
         if !std::fs::symlink_metadata(&src).is_ok_and(|m| m.is_dir()) {

@@ -314,9 +314,15 @@ impl<'a> Lowerer<'a> {
                 return Ok(());
             }
             InstructionKind::Expose(ports) | InstructionKind::Volume(ports) => {
+                // EXPOSE splits expanded words (`EXPOSE $PORTS`); a VOLUME path stays one word.
+                let expose = matches!(ins.kind, InstructionKind::Expose(_));
                 let mut words = Vec::new();
                 for p in ports {
-                    words.extend(s.scope.expand_words(p)?);
+                    if expose {
+                        words.extend(s.scope.expand_words(p)?);
+                    } else {
+                        words.push(s.scope.expand(p)?);
+                    }
                 }
                 let text = format!("{} {}", ins.name(), words.join(" "));
                 let change = if matches!(ins.kind, InstructionKind::Expose(_)) {
@@ -561,8 +567,9 @@ impl<'a> Lowerer<'a> {
             .collect::<Result<Vec<_>, _>>()?;
         let dest = x(&c.dest)?;
         let mut abs = join_path(&s.workdir, &dest);
-        // BuildKit: `.`, an empty destination and one ending in `/` name a directory.
-        if (dest.is_empty() || dest == "." || dest.ends_with('/')) && !abs.ends_with('/') {
+        // BuildKit: `.`, an empty destination and one ending in `/` or `/.` name a directory.
+        let dir = dest.is_empty() || dest == "." || dest.ends_with('/') || dest.ends_with("/.");
+        if dir && !abs.ends_with('/') {
             abs.push('/');
         }
         let op = Copy {

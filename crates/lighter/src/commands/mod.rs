@@ -83,9 +83,9 @@ pub fn store_settings() -> anyhow::Result<lighter_store::Settings> {
 /// from a plan of the copy.
 pub fn plan_copies() -> anyhow::Result<bool> {
     match std::env::var("LIGHTER_COPY").ok().as_deref() {
-        None | Some("") | Some("plan") => Ok(true),
+        None | Some("") | Some("planned") | Some("plan") => Ok(true),
         Some("overlay") => Ok(false),
-        Some(other) => anyhow::bail!("LIGHTER_COPY={other}: expected plan or overlay"),
+        Some(other) => anyhow::bail!("LIGHTER_COPY={other}: expected planned or overlay"),
     }
 }
 

@@ -281,7 +281,9 @@ pub fn recompress(store: &Store, l: &LayerInfo, to: Compression) -> Result<Layer
         hasher: Sha256Writer::new(std::io::sink()),
     };
     let ingest = store.content().ingest()?;
-    let mut out = Compressor::new(ingest, to).map_err(io_err("compress", &path))?;
+    let threads = store.settings().gzip_threads;
+    let mut out =
+        Compressor::with_source(ingest, to, None, threads).map_err(io_err("compress", &path))?;
     std::io::copy(&mut h, &mut out).map_err(io_err("recompress", &path))?;
     let ingest = out.finish().map_err(io_err("compress", &path))?;
     let (_, diff_id, uncompressed_size) = h.hasher.finish();
