@@ -109,7 +109,7 @@ impl NamedContext {
             "target:",
         ] {
             if value.starts_with(scheme) {
-                return Err(EngineError::msg(format!("--build-context {value}: {scheme} sources are not supported yet (a local directory or docker-image://REF)")));
+                return Err(EngineError::msg(format!("--build-context {value}: {scheme} sources are not supported yet (a local directory or docker-image://REF)")).kind(crate::ErrorKind::NotImplemented));
             }
         }
         let p = PathBuf::from(value);
@@ -150,7 +150,7 @@ pub enum Event {
 pub struct BuildResult {
     pub image_id: Digest,
     pub layers: Vec<LayerInfo>,
-    pub config: serde_json::Value,
+    pub config: lighter_oci::ImageConfig,
     pub steps: usize,
     pub cached: usize,
     /// The chain of steps that bounded the build's wall time, first step first.
@@ -212,26 +212,18 @@ impl Bases<'_> {
 }
 
 /// What lowering needs of an image config.
-fn image_meta(config: &serde_json::Value) -> lighter_graph::ImageMeta {
-    let mut config = config.clone();
+fn image_meta(config: &serde_json::Value) -> Result<lighter_graph::ImageMeta, String> {
+    let mut config = lighter_oci::ImageConfig::from_json(config)
+        .map_err(|e| format!("the image's config: {e}"))?;
     crate::config::ensure_path(&mut config);
-    let c = &config["config"];
-    let strings = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    lighter_graph::ImageMeta {
-        env: crate::config::env_of(c),
-        workdir: c["WorkingDir"].as_str().unwrap_or("").to_string(),
-        user: c["User"].as_str().unwrap_or("").to_string(),
-        shell: strings(&c["Shell"]),
-        onbuild: strings(&c["OnBuild"]),
-    }
+    let c = config.config;
+    Ok(lighter_graph::ImageMeta {
+        env: c.env_pairs(),
+        workdir: c.working_dir,
+        user: c.user,
+        shell: c.shell,
+        onbuild: c.on_build,
+    })
 }
 
 impl lighter_graph::Resolver for Bases<'_> {
@@ -239,7 +231,7 @@ impl lighter_graph::Resolver for Bases<'_> {
         let img = self
             .resolve(reference, &format!("FROM {reference}"))
             .map_err(|e| e.message)?;
-        Ok(image_meta(&img.config))
+        image_meta(&img.config)
     }
 
     fn named(&self, name: &str) -> Result<lighter_graph::ImageMeta, String> {
@@ -247,7 +239,7 @@ impl lighter_graph::Resolver for Bases<'_> {
             Some(NamedContext::Image(r)) => {
                 let what = format!("--build-context {name}=docker-image://{r}");
                 let img = self.resolve(r, &what).map_err(|e| e.message)?;
-                Ok(image_meta(&img.config))
+                image_meta(&img.config)
             }
             _ => Ok(lighter_graph::ImageMeta::default()),
         }
@@ -258,6 +250,7 @@ impl lighter_graph::Resolver for Bases<'_> {
 fn graph_error(e: lighter_graph::GraphError) -> EngineError {
     let kind = match e.kind {
         lighter_graph::GraphErrorKind::Image => crate::ErrorKind::Image,
+        lighter_graph::GraphErrorKind::NotImplemented => crate::ErrorKind::NotImplemented,
         _ => crate::ErrorKind::Dockerfile,
     };
     let err = EngineError::msg(e.message).kind(kind);
@@ -441,7 +434,7 @@ pub fn build(
         };
         index
             .commit(&batch)
-            .map_err(|e| EngineError::msg(e.to_string()))?;
+            .map_err(|e| EngineError::msg(e.to_string()).kind(crate::ErrorKind::Store))?;
     }
     let sol = solved.map_err(|e| match e {
         lighter_solver::SolveError::Failed { error, .. } => error,
@@ -450,6 +443,9 @@ pub fn build(
             vertex.0
         ))
         .at(def.vertex(vertex).span),
+        lighter_solver::SolveError::Index(e) => {
+            EngineError::msg(e.to_string()).kind(crate::ErrorKind::Store)
+        }
         other => EngineError::msg(other.to_string()),
     })?;
     // Steps that several stages share ran once: counted once.
@@ -475,32 +471,21 @@ pub fn build(
     };
     let result = sol.outputs[&root].clone();
     let mut config = result.config.clone();
-    if !req.labels.is_empty() {
-        let labels = config["config"]
-            .as_object_mut()
-            .map(|c| c.entry("Labels").or_insert_with(|| serde_json::json!({})));
-        if let Some(l) = labels {
-            for (k, v) in &req.labels {
-                l[k] = serde_json::json!(v);
-            }
-        }
+    for (k, v) in &req.labels {
+        config.config.labels.insert(k.clone(), v.clone());
     }
-    config["rootfs"] = serde_json::json!({ "type": "layers", "diff_ids": result.layers.iter().map(|l| l.diff_id.as_str()).collect::<Vec<_>>() });
-    // The image's creation time is that of its last history entry, so a fully cached rebuild gives the
-    // same image ID.
-    let created = config["history"]
-        .as_array()
-        .and_then(|h| h.last())
-        .and_then(|h| h.get("created"))
-        .cloned();
-    if let Some(c) = created {
-        config["created"] = c;
-    }
-    // Go writes map fields with their keys sorted, so BuildKit's config has them that way.
-    for field in ["ExposedPorts", "Volumes", "Labels"] {
-        if let Some(serde_json::Value::Object(m)) = config["config"].get_mut(field) {
-            m.sort_keys();
-        }
+    config.rootfs = lighter_oci::config::RootFs {
+        kind: "layers".into(),
+        diff_ids: result
+            .layers
+            .iter()
+            .map(|l| l.diff_id.to_string())
+            .collect(),
+    };
+    // The image's creation time is that of its last history entry, so a fully cached rebuild gives
+    // the same image ID.
+    if let Some(c) = config.history.last().and_then(|h| h.created.clone()) {
+        config.created = Some(c);
     }
     let used = crate::cache::Exported {
         steps: std::mem::take(&mut *shared.used.lock().unwrap_or_else(|e| e.into_inner())),
@@ -521,7 +506,10 @@ pub fn build(
         .iter()
         .any(|t| t.location == crate::cache::Location::Inline)
     {
-        config[crate::cache::INLINE_KEY] = crate::cache::inline(&used, &chain);
+        config.extra.insert(
+            crate::cache::INLINE_KEY.into(),
+            crate::cache::inline(&used, &chain),
+        );
     }
     let bytes = lighter_oci::json::to_vec(&config).map_err(|e| EngineError::msg(e.to_string()))?;
     let tags: Vec<Reference> = if req.outputs.is_empty() || req.outputs.contains(&Output::Image) {

@@ -1,9 +1,11 @@
-//! The image config as docker's builder writes it: metadata instructions applied to the `config`
-//! object (Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts, Volumes, Labels, StopSignal,
-//! Healthcheck, Shell, OnBuild) and the history text BuildKit records for each instruction.
+//! The image config as docker's builder writes it: metadata instructions applied to the typed
+//! `config` ([`lighter_oci::config::ContainerConfig`]: Env, Cmd, Entrypoint, WorkingDir, User,
+//! ExposedPorts, Volumes, Labels, StopSignal, Healthcheck, Shell, OnBuild) and the history text
+//! BuildKit records for each instruction.
 
 use lighter_dockerfile::{Command, Healthcheck, InstructionKind};
-use serde_json::{json, Map, Value};
+use lighter_oci::config::{ContainerConfig, Empty, ImageConfig};
+use serde_json::Value;
 
 /// The default PATH BuildKit gives `FROM scratch` images.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -39,178 +41,104 @@ pub fn port_specs(raw: &str) -> Result<Vec<String>, crate::EngineError> {
 }
 
 /// The config of an empty (`scratch`) image, as BuildKit's `emptyImage`.
-pub fn empty_image() -> Value {
-    json!({
-        "architecture": lighter_oci::HOST_ARCH,
-        "os": lighter_oci::HOST_OS,
-        "config": { "Env": [DEFAULT_PATH], "WorkingDir": "/" },
-        "rootfs": { "type": "layers", "diff_ids": [] },
-        "history": [],
-    })
+pub fn empty_image() -> ImageConfig {
+    ImageConfig {
+        architecture: lighter_oci::HOST_ARCH.into(),
+        os: lighter_oci::HOST_OS.into(),
+        config: ContainerConfig {
+            env: vec![DEFAULT_PATH.into()],
+            working_dir: "/".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }
 
 /// BuildKit's "make sure that PATH is always set": a stage whose base config has no PATH gets the
 /// default one appended to its `Env`, so it is in the stage's RUN environment and in the image
 /// config (a base made by `docker import` or `lighter import` has no Env at all).
-pub fn ensure_path(image: &mut Value) {
-    let has_path = env_of(&image["config"]).iter().any(|(k, _)| k == "PATH");
-    if has_path {
-        return;
-    }
-    let config = obj(obj(image).entry("config").or_insert_with(|| json!({})));
-    match config.get_mut("Env").and_then(|e| e.as_array_mut()) {
-        Some(env) => env.push(json!(DEFAULT_PATH)),
-        None => {
-            config.insert("Env".into(), json!([DEFAULT_PATH]));
-        }
+pub fn ensure_path(image: &mut ImageConfig) {
+    if !image.config.env_pairs().iter().any(|(k, _)| k == "PATH") {
+        image.config.env.push(DEFAULT_PATH.into());
     }
 }
 
-fn obj(cfg: &mut Value) -> &mut Map<String, Value> {
-    if !cfg.is_object() {
-        *cfg = json!({});
-    }
-    cfg.as_object_mut().expect("object")
-}
-
-/// Reads `Env` as ordered (key, value) pairs.
-pub fn env_of(config: &Value) -> Vec<(String, String)> {
-    config
-        .get("Env")
-        .and_then(|e| e.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str())
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, v)) => (k.to_string(), v.to_string()),
-                    None => (kv.to_string(), String::new()),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Sets `key=value` in `Env`, replacing an existing entry in place (docker keeps the position).
-pub fn set_env(config: &mut Value, key: &str, value: &str) {
-    let c = obj(config);
-    let env = c.entry("Env").or_insert_with(|| json!([]));
-    if !env.is_array() {
-        *env = json!([]);
-    }
-    let arr = env.as_array_mut().expect("array");
-    let entry = format!("{key}={value}");
-    if let Some(slot) = arr.iter_mut().find(|v| {
-        v.as_str()
-            .is_some_and(|s| s.split_once('=').map_or(s, |p| p.0) == key)
-    }) {
-        *slot = json!(entry);
-    } else {
-        arr.push(json!(entry));
-    }
-}
-
-fn cmd_json(c: &Command, shell: &[String]) -> Value {
+fn cmd_list(c: &Command, shell: &[String]) -> Vec<String> {
     match c {
-        Command::Exec(v) => json!(v),
+        Command::Exec(v) => v.clone(),
         Command::Shell(s) => {
             let mut v: Vec<String> = shell.to_vec();
             v.push(s.clone());
-            json!(v)
+            v
         }
     }
 }
 
 /// The stage's SHELL (default `/bin/sh -c`).
-pub fn shell_of(config: &Value) -> Vec<String> {
-    config
-        .get("Shell")
-        .and_then(|s| s.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .filter(|v: &Vec<String>| !v.is_empty())
-        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+pub fn shell_of(config: &ContainerConfig) -> Vec<String> {
+    if config.shell.is_empty() {
+        vec!["/bin/sh".into(), "-c".into()]
+    } else {
+        config.shell.clone()
+    }
 }
 
-/// Applies one metadata instruction, whose words the caller has already expanded, to the `config`
-/// object. Returns false when the instruction is not a metadata instruction.
-pub fn apply(config: &mut Value, kind: &InstructionKind) -> bool {
-    let shell = shell_of(config);
-    let c = obj(config);
+/// Applies one metadata instruction, whose words the caller has already expanded, to an image's
+/// `config`. Returns false when the instruction is not a metadata instruction.
+pub fn apply(c: &mut ContainerConfig, kind: &InstructionKind) -> bool {
+    let shell = shell_of(c);
     match kind {
         InstructionKind::Env(kvs) => {
-            let mut v = Value::Object(std::mem::take(c));
             for kv in kvs {
-                set_env(&mut v, &kv.key, &kv.value);
+                c.set_env(&kv.key, &kv.value);
             }
-            *c = v.as_object().cloned().unwrap_or_default();
         }
         InstructionKind::Label(kvs) => {
-            let labels = c.entry("Labels").or_insert_with(|| json!({}));
-            if !labels.is_object() {
-                *labels = json!({});
-            }
             for kv in kvs {
-                labels[&kv.key] = json!(kv.value);
+                c.labels.insert(kv.key.clone(), kv.value.clone());
             }
         }
-        InstructionKind::Cmd(cmd) => {
-            c.insert("Cmd".into(), cmd_json(cmd, &shell));
-        }
+        InstructionKind::Cmd(cmd) => c.cmd = Some(cmd_list(cmd, &shell)),
         InstructionKind::Entrypoint(cmd) => {
             // Setting ENTRYPOINT clears a CMD inherited from the base or set before it.
-            let v = match cmd {
-                Command::Shell(s) if s.is_empty() => Value::Null,
-                _ => cmd_json(cmd, &shell),
+            c.entrypoint = match cmd {
+                Command::Shell(s) if s.is_empty() => None,
+                _ => Some(cmd_list(cmd, &shell)),
             };
-            c.insert("Entrypoint".into(), v);
-            c.insert("Cmd".into(), Value::Null);
+            c.cmd = None;
         }
         InstructionKind::Workdir(w) => {
-            let cur = c
-                .get("WorkingDir")
-                .and_then(|v| v.as_str())
-                .unwrap_or("/")
-                .to_string();
-            c.insert("WorkingDir".into(), json!(join_workdir(&cur, w)));
+            let cur = if c.working_dir.is_empty() {
+                "/"
+            } else {
+                &c.working_dir
+            };
+            c.working_dir = join_workdir(cur, w);
         }
-        InstructionKind::User(u) => {
-            c.insert("User".into(), json!(u));
-        }
+        InstructionKind::User(u) => c.user = u.clone(),
         InstructionKind::Expose(ports) => {
-            let e = c.entry("ExposedPorts").or_insert_with(|| json!({}));
-            if !e.is_object() {
-                *e = json!({});
-            }
             for p in ports {
                 let p = if p.contains('/') {
                     p.to_ascii_lowercase()
                 } else {
                     format!("{p}/tcp")
                 };
-                e[&p] = json!({});
+                c.exposed_ports.insert(p, Empty {});
             }
         }
         InstructionKind::Volume(vols) => {
-            let e = c.entry("Volumes").or_insert_with(|| json!({}));
-            if !e.is_object() {
-                *e = json!({});
-            }
             for v in vols {
-                e[v] = json!({});
+                c.volumes.insert(v.clone(), Empty {});
             }
         }
-        InstructionKind::StopSignal(s) => {
-            c.insert("StopSignal".into(), json!(s));
-        }
-        InstructionKind::Shell(s) => {
-            c.insert("Shell".into(), json!(s));
-        }
+        InstructionKind::StopSignal(s) => c.stop_signal = s.clone(),
+        InstructionKind::Shell(s) => c.shell = s.clone(),
         InstructionKind::Healthcheck(h) => {
-            let v = match h {
-                Healthcheck::None => json!({ "Test": ["NONE"] }),
+            c.healthcheck = Some(match h {
+                Healthcheck::None => lighter_oci::config::Healthcheck {
+                    test: vec!["NONE".into()],
+                    ..Default::default()
+                },
                 Healthcheck::Cmd {
                     command,
                     interval,
@@ -218,43 +146,22 @@ pub fn apply(config: &mut Value, kind: &InstructionKind) -> bool {
                     start_period,
                     start_interval,
                     retries,
-                } => {
-                    let test = match command {
-                        Command::Exec(v) => {
-                            let mut t = vec!["CMD".to_string()];
-                            t.extend(v.iter().cloned());
-                            t
-                        }
+                } => lighter_oci::config::Healthcheck {
+                    test: match command {
+                        Command::Exec(v) => std::iter::once("CMD".to_string())
+                            .chain(v.iter().cloned())
+                            .collect(),
                         Command::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
-                    };
-                    let mut m = json!({ "Test": test });
-                    for (k, v) in [
-                        ("Interval", interval),
-                        ("Timeout", timeout),
-                        ("StartPeriod", start_period),
-                        ("StartInterval", start_interval),
-                    ] {
-                        if let Some(v) = v {
-                            m[k] = json!(v);
-                        }
-                    }
-                    if let Some(r) = retries {
-                        m["Retries"] = json!(r);
-                    }
-                    m
-                }
-            };
-            c.insert("Healthcheck".into(), v);
+                    },
+                    interval: *interval,
+                    timeout: *timeout,
+                    start_period: *start_period,
+                    start_interval: *start_interval,
+                    retries: *retries,
+                },
+            });
         }
-        InstructionKind::Onbuild(inner) => {
-            let o = c.entry("OnBuild").or_insert_with(|| json!([]));
-            if !o.is_array() {
-                *o = json!([]);
-            }
-            o.as_array_mut()
-                .expect("array")
-                .push(json!(inner.original.trim()));
-        }
+        InstructionKind::Onbuild(inner) => c.on_build.push(inner.original.trim().to_string()),
         InstructionKind::Maintainer(_) | InstructionKind::Arg(_) => {}
         InstructionKind::Run(_) | InstructionKind::Copy(_) | InstructionKind::Add(_) => {
             return false
@@ -350,7 +257,13 @@ pub fn apply_change(config: &mut Value, change: &str) -> Result<(), String> {
             Err(format!("{} is not supported by --change (use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR)", ins.name()))
         }
         _ => {
-            apply(config, &ins.kind);
+            let mut c: ContainerConfig = if config.is_null() {
+                ContainerConfig::default()
+            } else {
+                serde_json::from_value(config.clone()).map_err(|e| format!("config: {e}"))?
+            };
+            apply(&mut c, &ins.kind);
+            *config = serde_json::to_value(&c).map_err(|e| e.to_string())?;
             Ok(())
         }
     }
@@ -359,25 +272,23 @@ pub fn apply_change(config: &mut Value, change: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_base_without_path_gets_the_default_appended() {
-        let mut imported = json!({ "config": {} });
-        ensure_path(&mut imported);
-        assert_eq!(imported["config"]["Env"], json!([DEFAULT_PATH]));
-        let mut some_env = json!({ "config": { "Env": ["A=1"] } });
-        ensure_path(&mut some_env);
-        assert_eq!(some_env["config"]["Env"], json!(["A=1", DEFAULT_PATH]));
-        let mut own = json!({ "config": { "Env": ["PATH=/x", "A=1"] } });
-        ensure_path(&mut own);
+        let with = |env: &[&str]| {
+            let mut c = ImageConfig::default();
+            c.config.env = env.iter().map(|s| s.to_string()).collect();
+            ensure_path(&mut c);
+            c.config.env
+        };
+        assert_eq!(with(&[]), [DEFAULT_PATH]);
+        assert_eq!(with(&["A=1"]), ["A=1", DEFAULT_PATH]);
         assert_eq!(
-            own["config"]["Env"],
-            json!(["PATH=/x", "A=1"]),
+            with(&["PATH=/x", "A=1"]),
+            ["PATH=/x", "A=1"],
             "an image's own PATH is kept"
         );
-        let mut bare = json!({});
-        ensure_path(&mut bare);
-        assert_eq!(bare["config"]["Env"], json!([DEFAULT_PATH]));
     }
 
     #[test]
@@ -386,7 +297,7 @@ mod tests {
         apply_change(&mut c, "ENV PATH=/usr/bin").unwrap();
         assert_eq!(c["Env"], json!(["PATH=/usr/bin", "A=1"]));
         apply_change(&mut c, "ENTRYPOINT [\"/app\"]").unwrap();
-        assert_eq!(c["Cmd"], Value::Null);
+        assert_eq!(c.get("Cmd"), None, "no CMD, as Go leaves it out");
         apply_change(&mut c, "CMD echo hi").unwrap();
         assert_eq!(c["Cmd"], json!(["/bin/sh", "-c", "echo hi"]));
         apply_change(&mut c, "EXPOSE 8080 53/UDP").unwrap();

@@ -57,7 +57,7 @@ pub fn pull(
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<Pulled, EngineError> {
     let f = lighter_registry::pull::fetch(client, store, r, platform, progress)
-        .map_err(|e| EngineError::msg(e.message))?;
+        .map_err(|e| EngineError::msg(e.message).kind(crate::registry_kind(e.kind)))?;
     let tags: Vec<Reference> = if r.digest.is_none() {
         vec![r.clone()]
     } else {
@@ -77,8 +77,10 @@ pub fn pull(
 impl ImageSource {
     /// The image `name` names: from the store, or pulled. `what` says who asks, for messages.
     pub fn resolve(&self, store: &Store, name: &str, what: &str) -> Result<Image, EngineError> {
-        self.find(store, name, what)
-            .map_err(|e| e.kind(crate::ErrorKind::Image))
+        self.find(store, name, what).map_err(|e| match e.kind {
+            crate::ErrorKind::Other => e.kind(crate::ErrorKind::Image),
+            _ => e,
+        })
     }
 
     fn find(&self, store: &Store, name: &str, what: &str) -> Result<Image, EngineError> {
@@ -114,8 +116,10 @@ impl ImageSource {
             if let Some(img) = seen.get(name) {
                 return Ok(img.clone());
             }
-            let img = lazy_image(store, client, &r, &platform, &self.fetched)
-                .map_err(|e| EngineError::msg(format!("{what}: {}", e.message)))?;
+            let img = lazy_image(store, client, &r, &platform, &self.fetched).map_err(|e| {
+                EngineError::msg(format!("{what}: {}", e.message))
+                    .kind(crate::registry_kind(e.kind))
+            })?;
             seen.insert(name.to_string(), img.clone());
             return Ok(img);
         }
@@ -125,7 +129,7 @@ impl ImageSource {
             } else {
                 String::new()
             };
-            EngineError::msg(format!("{what}: {}{hint}", e.message))
+            EngineError::msg(format!("{what}: {}{hint}", e.message)).kind(e.kind)
         })?;
         lighter_image::Image::read(store, &pulled.id).map_err(|e| EngineError::msg(e.to_string()))
     }

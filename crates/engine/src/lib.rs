@@ -54,8 +54,35 @@ pub enum ErrorKind {
     Image,
     /// A RUN step exited with this code.
     Step(i32),
-    /// Anything else: files, the store, the sandbox, a cache export.
+    /// A registry could not be reached (connection, TLS, timeouts, after retries).
+    Network,
+    /// The store could not be read or written (its files, its database, a layer).
+    Store,
+    /// A file outside the store could not be read or written.
+    Io,
+    /// The build asks for something lighter does not do yet (another platform, a source kind).
+    NotImplemented,
+    /// Anything else: bad input that is not the Dockerfile's, the sandbox, a cache export.
     Other,
+}
+
+/// The registry's error kind as a build error's: unreachable is `Network`, the rest `Image`.
+pub(crate) fn registry_kind(kind: lighter_registry::ErrorKind) -> ErrorKind {
+    match kind {
+        lighter_registry::ErrorKind::Network => ErrorKind::Network,
+        lighter_registry::ErrorKind::Io => ErrorKind::Store,
+        _ => ErrorKind::Image,
+    }
+}
+
+impl From<lighter_store::StoreError> for EngineError {
+    fn from(e: lighter_store::StoreError) -> EngineError {
+        let kind = match e {
+            lighter_store::StoreError::Fetch { .. } => ErrorKind::Image,
+            _ => ErrorKind::Store,
+        };
+        EngineError::msg(e.to_string()).kind(kind)
+    }
 }
 
 impl EngineError {

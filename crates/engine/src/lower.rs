@@ -59,7 +59,12 @@ fn with_options<V, T>(
         resolver: &no_images,
     };
     f(&opts).map_err(|e| {
-        let err = EngineError::msg(e.message).kind(crate::ErrorKind::Dockerfile);
+        let kind = match e.kind {
+            lighter_graph::GraphErrorKind::NotImplemented => crate::ErrorKind::NotImplemented,
+            lighter_graph::GraphErrorKind::Image => crate::ErrorKind::Image,
+            _ => crate::ErrorKind::Dockerfile,
+        };
+        let err = EngineError::msg(e.message).kind(kind);
         match e.span {
             Some(s) => err.at(s),
             None => err,

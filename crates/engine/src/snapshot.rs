@@ -13,7 +13,7 @@ pub use lighter_store::snapshot::View;
 fn err(what: &str) -> impl FnOnce(StoreError) -> EngineError + '_ {
     move |e| match e {
         StoreError::Fetch { .. } => EngineError::msg(e.to_string()).kind(crate::ErrorKind::Image),
-        e => EngineError::msg(format!("{what}: {e}")),
+        e => EngineError::msg(format!("{what}: {e}")).kind(crate::ErrorKind::Store),
     }
 }
 

@@ -14,9 +14,10 @@ use crate::{fileop, EngineError};
 use lighter_dockerfile::InstructionKind;
 use lighter_graph::{Definition, FileOp, Op, Source, Vertex, VertexId};
 use lighter_image::Image;
+use lighter_oci::config::{History, ImageConfig};
 use lighter_solver::{CacheKey, Input, InputUse, Worker};
 use lighter_store::layer::LayerInfo;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -42,7 +43,7 @@ pub(crate) fn sha(parts: &[&str]) -> String {
 #[derive(Debug)]
 pub(crate) struct Out {
     /// The full image config (architecture, os, config, history).
-    pub config: Value,
+    pub config: ImageConfig,
     pub layers: Vec<LayerInfo>,
     /// The layer this vertex added (its cache record names it).
     pub own: Option<LayerInfo>,
@@ -224,10 +225,7 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
         let mut config = self.start_config(v, parent);
         let mut layers = parent.layers.clone();
         if let Op::File(FileOp::Mkdir { path, .. }) = &v.op {
-            apply(
-                &mut config["config"],
-                &InstructionKind::Workdir(path.clone()),
-            );
+            apply(&mut config.config, &InstructionKind::Workdir(path.clone()));
         }
         let text = match &v.op {
             Op::Exec(e) => run::history(e),
@@ -247,7 +245,7 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
 
     /// The config a step starts from: its parent's, without the ONBUILD triggers of a stage this
     /// stage is built FROM (the graph ran them first; they do not pass on).
-    fn start_config(&self, v: &Vertex, parent: &Out) -> Value {
+    fn start_config(&self, v: &Vertex, parent: &Out) -> ImageConfig {
         let mut config = parent.config.clone();
         let from_other_stage = v
             .inputs
@@ -255,9 +253,7 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
             .is_some_and(|p| self.def.vertex(*p).stage != v.stage);
         if from_other_stage {
             self.announce(v);
-            if let Some(c) = config.get_mut("config").and_then(|c| c.as_object_mut()) {
-                c.remove("OnBuild");
-            }
+            config.config.on_build.clear();
         }
         config
     }
@@ -344,13 +340,13 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
             id
         });
         let out = match src {
-            Source::Scratch => base_out(empty_image(), Vec::new()),
+            Source::Scratch => base_out(&Value::Null, Vec::new())?,
             Source::Image { reference } => {
                 let img = self.image(reference, &format!("FROM {reference}"))?;
-                base_out(img.config.clone(), img.record.layers.clone())
+                base_out(&img.config, img.record.layers.clone())?
             }
             Source::Context { name: None } => Out {
-                config: Value::Null,
+                config: ImageConfig::default(),
                 layers: Vec::new(),
                 own: None,
                 created: String::new(),
@@ -374,14 +370,15 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
         })?;
         if let crate::build::NamedContext::Dir(dir) = n {
             if !self.named_bases.contains(name) {
-                let mut out = base_out(Value::Null, Vec::new());
+                let mut out = base_out(&Value::Null, Vec::new())?;
                 out.kind = Kind::NamedDir(dir.clone());
                 return Ok(out);
             }
         }
         let req = self.sh.req;
         let src = crate::named::source(self.sh.store, &req.images, name, n, req.plan_copies)?;
-        let mut out = base_out(src.config.unwrap_or_else(empty_image), src.layers);
+        let config = src.config.unwrap_or(Value::Null);
+        let mut out = base_out(&config, src.layers)?;
         if let crate::build::NamedContext::Dir(dir) = n {
             out.kind = Kind::NamedDir(dir.clone());
         }
@@ -407,7 +404,7 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
             other => other.clone(),
         };
         let mut config = self.start_config(v, parent);
-        apply(&mut config["config"], &change);
+        apply(&mut config.config, &change);
         history(
             &mut config,
             created_by(&change, text),
@@ -445,42 +442,41 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
     }
 }
 
-/// A base's result: its config (with a PATH, without a base's inline cache or ONBUILD triggers,
-/// which the graph ran already) and layers.
-fn base_out(mut config: Value, layers: Vec<LayerInfo>) -> Out {
+/// A base's result: its config (`null`: an empty image; with a PATH, without a base's inline
+/// cache or ONBUILD triggers, which the graph ran already) and layers.
+fn base_out(config: &Value, layers: Vec<LayerInfo>) -> Result<Out, EngineError> {
+    let mut config = if config.is_null() {
+        empty_image()
+    } else {
+        ImageConfig::from_json(config).map_err(|e| {
+            EngineError::msg(format!("the base image's config: {e}")).kind(crate::ErrorKind::Image)
+        })?
+    };
     crate::config::ensure_path(&mut config);
-    if let Some(o) = config.as_object_mut() {
-        o.remove(crate::cache::INLINE_KEY);
-    }
-    if let Some(c) = config.get_mut("config").and_then(|c| c.as_object_mut()) {
-        c.remove("OnBuild");
-    }
+    config.extra.remove(crate::cache::INLINE_KEY);
+    config.config.on_build.clear();
     let created = config
-        .get("created")
-        .and_then(|c| c.as_str())
-        .unwrap_or("1970-01-01T00:00:00Z")
-        .to_string();
-    Out {
+        .created
+        .clone()
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string());
+    Ok(Out {
         config,
         layers,
         own: None,
         created,
         kind: Kind::Fs,
-    }
+    })
 }
 
 /// Appends a history entry.
-fn history(config: &mut Value, created_by: String, empty: bool, created: &str) {
-    let mut h = json!({ "created": created, "created_by": created_by, "comment": "buildkit.dockerfile.v0" });
-    if empty {
-        h["empty_layer"] = json!(true);
-    }
-    if !config["history"].is_array() {
-        config["history"] = json!([]);
-    }
-    if let Some(a) = config["history"].as_array_mut() {
-        a.push(h);
-    }
+fn history(config: &mut ImageConfig, created_by: String, empty: bool, created: &str) {
+    config.history.push(History {
+        created: Some(created.to_string()),
+        created_by: Some(created_by),
+        comment: Some("buildkit.dockerfile.v0".into()),
+        empty_layer: empty,
+        ..Default::default()
+    });
 }
 
 impl Worker for LocalWorker<'_, '_> {

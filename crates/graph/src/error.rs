@@ -10,6 +10,8 @@ pub enum GraphErrorKind {
     Target,
     /// A base image could not be resolved (the resolver's error).
     Image,
+    /// Something lighter does not build yet (a foreign platform).
+    NotImplemented,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

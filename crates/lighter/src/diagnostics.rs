@@ -27,12 +27,19 @@ impl std::error::Error for Rendered {}
 pub const DOCKERFILE: u8 = 4;
 /// The exit code of an image that could not be found or pulled.
 pub const IMAGE: u8 = 5;
+/// A registry could not be reached.
+pub const NETWORK: u8 = 6;
+/// The store or another file could not be read or written.
+pub const STORAGE: u8 = 7;
 
 /// The exit code of a failed build.
 pub fn build_code(kind: lighter_engine::ErrorKind) -> u8 {
     match kind {
         lighter_engine::ErrorKind::Dockerfile => DOCKERFILE,
         lighter_engine::ErrorKind::Image => IMAGE,
+        lighter_engine::ErrorKind::Network => NETWORK,
+        lighter_engine::ErrorKind::Store | lighter_engine::ErrorKind::Io => STORAGE,
+        lighter_engine::ErrorKind::NotImplemented => 3,
         lighter_engine::ErrorKind::Step(_) | lighter_engine::ErrorKind::Other => 1,
     }
 }

@@ -811,11 +811,15 @@ fn onbuild_copy_from_a_stage_is_scheduled() {
 
 #[test]
 fn exit_codes_say_what_failed() {
-    // README "Exit codes": 4 an invalid Dockerfile, 5 an image that cannot be had, 1 a failed step,
-    // 2 a usage error.
+    // README "Exit codes": 4 an invalid Dockerfile, 5 an image that cannot be had, 6 a registry
+    // that cannot be reached, 3 something not implemented, 1 a failed step, 2 a usage error.
     let Some(env) = with_busybox() else { return };
+    let Some(reg) = RegistryServer::start(None) else {
+        return;
+    };
     let ctx = tempfile::tempdir().unwrap();
     let port = free_port();
+    let missing = format!("FROM {}/none/here:1\n", reg.host());
     for (df, extra, code) in [
         ("FROM busybox\nCOPY onlyone\n", &[][..], 4),
         ("FROM busybox\nCOPY onlyone\n", &["--check"][..], 4),
@@ -824,7 +828,14 @@ fn exit_codes_say_what_failed() {
         ("FROM $UNSET\n", &["--check"][..], 4),
         ("FROM busybox\n", &["--target", "nope"][..], 4),
         ("FROM busybox\nCOPY --from=$X /a /b\n", &[][..], 4),
-        (&*format!("FROM 127.0.0.1:{port}/none:1\n"), &[][..], 5),
+        (&*missing, &[][..], 5),
+        (&*format!("FROM 127.0.0.1:{port}/none:1\n"), &[][..], 6),
+        ("FROM --platform=linux/s390x busybox\n", &[][..], 3),
+        (
+            "FROM busybox\n",
+            &["--build-context", "x=oci-layout:///nope"][..],
+            3,
+        ),
         ("FROM busybox\nRUN exit 3\n", &[][..], 1),
         ("FROM busybox\n", &["--bogus-flag"][..], 2),
     ] {

@@ -1,10 +1,12 @@
 //! lighter-oci: digests, media types, platforms and image references with Docker's normalisation.
 //! Manifest, index and config types are `oci-spec`'s, re-exported as [`spec`].
 
+pub mod config;
 mod digest;
 pub mod json;
 mod reference;
 
+pub use config::ImageConfig;
 pub use digest::{Digest, DigestError, Sha256Writer};
 pub use oci_spec::image as spec;
 pub use reference::{Reference, ReferenceError};

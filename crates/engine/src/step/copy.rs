@@ -129,10 +129,7 @@ impl LocalWorker<'_, '_> {
         };
         let mut sources = c.sources.clone();
         if !c.heredocs.is_empty() {
-            let dir = sh
-                .store
-                .temp_dir("heredoc-")
-                .map_err(|e| EngineError::msg(e.to_string()))?;
+            let dir = sh.store.temp_dir("heredoc-")?;
             for (name, body) in &c.heredocs {
                 // The name is a path inside the heredoc's own directory (BuildKit makes the file in
                 // an empty filesystem): `/` and `..` never lead out of it.
@@ -144,11 +141,13 @@ impl LocalWorker<'_, '_> {
                 }
                 let file = dir.path().join(&rel);
                 if let Some(parent) = file.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| EngineError::msg(format!("heredoc {name}: {e}")))?;
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        EngineError::msg(format!("heredoc {name}: {e}")).kind(crate::ErrorKind::Io)
+                    })?;
                 }
-                std::fs::write(&file, body)
-                    .map_err(|e| EngineError::msg(format!("heredoc {name}: {e}")))?;
+                std::fs::write(&file, body).map_err(|e| {
+                    EngineError::msg(format!("heredoc {name}: {e}")).kind(crate::ErrorKind::Io)
+                })?;
             }
             sources = c.heredocs.iter().map(|h| h.0.clone()).collect();
             p.root = Some(BuildContext::plain(dir.path())?);
@@ -217,10 +216,10 @@ impl LocalWorker<'_, '_> {
             // Keyed by an imported content record: read the source's files now.
             _ => self.copy_sources(c, remote, source)?,
         };
-        let workdir = parent.config["config"]["WorkingDir"]
-            .as_str()
-            .unwrap_or("/")
-            .to_string();
+        let workdir = match parent.config.config.working_dir.as_str() {
+            "" => "/".to_string(),
+            w => w.to_string(),
+        };
         // The filesystem the copy lands on: the stage's, or an empty one for --link. Owners
         // resolve through the stage's /etc/passwd and /etc/group as they are now.
         let base: &[LayerInfo] = if c.link { &[] } else { &parent.layers };

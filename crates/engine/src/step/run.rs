@@ -67,11 +67,7 @@ impl LocalWorker<'_, '_> {
                 "RUN --security=insecure is not allowed: pass `--allow security.insecure` to lighter build to grant it (the step then runs privileged)".to_string(),
             ));
         }
-        let tmp = self
-            .sh
-            .store
-            .temp_dir("run-")
-            .map_err(|e| EngineError::msg(e.to_string()))?;
+        let tmp = self.sh.store.temp_dir("run-")?;
         let mounts = self.mounts(v, e, inputs, tmp.path())?;
         let network = self.network(e);
         let mut content = vec![("network".to_string(), format!("{network:?}"))];

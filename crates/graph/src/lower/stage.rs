@@ -223,7 +223,7 @@ impl<'a> Lowerer<'a> {
             return Ok(());
         }
         Err(GraphError::new(
-            GraphErrorKind::Dockerfile,
+            GraphErrorKind::NotImplemented,
             format!("platform {p} is not supported: lighter builds for {host} only"),
         )
         .at(st.span))

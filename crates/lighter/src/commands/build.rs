@@ -177,8 +177,12 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             .ok_or_else(|| anyhow::anyhow!("--build-context {bc}: expected NAME=VALUE"))?;
         named_contexts.insert(
             name.to_string(),
-            lighter_engine::NamedContext::parse(value)
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?,
+            lighter_engine::NamedContext::parse(value).map_err(|e| {
+                crate::diagnostics::Rendered {
+                    message: format!("error: {}\n", e.message),
+                    code: crate::diagnostics::build_code(e.kind),
+                }
+            })?,
         );
     }
     // --ssh default (the agent of $SSH_AUTH_SOCK), --ssh ID=SOCKET, --ssh ID=KEY[,KEY]: key files are
