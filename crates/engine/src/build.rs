@@ -511,7 +511,8 @@ pub fn build(
             crate::cache::inline(&used, &chain),
         );
     }
-    let bytes = lighter_oci::json::to_vec(&config).map_err(|e| EngineError::msg(e.to_string()))?;
+    let bytes = lighter_oci::json::to_vec(&config.to_json())
+        .map_err(|e| EngineError::msg(e.to_string()))?;
     let tags: Vec<Reference> = if req.outputs.is_empty() || req.outputs.contains(&Output::Image) {
         req.tags.clone()
     } else {
@@ -536,11 +537,11 @@ pub fn build(
     }
     let (id, manifest) = if req.push_only {
         let (id, m) = lighter_image::assemble(store, &bytes, &layers)
-            .map_err(|e| EngineError::msg(e.to_string()))?;
+            .map_err(|e| EngineError::msg(e.to_string()).kind(crate::ErrorKind::Store))?;
         (id, Some(m))
     } else {
         let id = lighter_image::commit(store, &bytes, &layers, &tags)
-            .map_err(|e| EngineError::msg(e.to_string()))?;
+            .map_err(|e| EngineError::msg(e.to_string()).kind(crate::ErrorKind::Store))?;
         export(store, req, &id, &layers)?;
         (id, None)
     };

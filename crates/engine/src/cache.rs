@@ -299,7 +299,8 @@ impl CacheConfig {
             Record {
                 layer: idx,
                 created: created.to_string(),
-                last_used: lighter_image::now_rfc3339(None) /* real time: records age by the clock, not SOURCE_DATE_EPOCH */,
+                // Real time: records age by the clock, not by SOURCE_DATE_EPOCH.
+                last_used: lighter_image::now_rfc3339(None),
             },
         );
     }
@@ -376,24 +377,31 @@ impl CacheConfig {
 
 /// The inline cache of a build (`--cache-to type=inline`): the records of the final image's stages
 /// (the target and the stages it is built FROM), as the value of [`INLINE_KEY`] in the image config.
+/// It is part of the image, so it depends on nothing but the build: steps in key order (not the
+/// order they finished in) and each record's `last_used` its creation time.
 pub fn inline(used: &Exported, chain: &std::collections::BTreeSet<usize>) -> serde_json::Value {
-    let steps: Vec<Used> = used
+    let mut steps: Vec<Used> = used
         .steps
         .iter()
         .filter(|u| chain.contains(&u.stage))
         .cloned()
         .collect();
-    let contents: Vec<(String, String)> = used
+    steps.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut contents: Vec<(String, String)> = used
         .contents
         .iter()
         .filter(|(s, _, _)| chain.contains(s))
         .map(|(_, k, v)| (k.clone(), v.clone()))
         .collect();
-    let c = CacheConfig {
+    contents.sort();
+    let mut c = CacheConfig {
         version: VERSION,
         ..Default::default()
     }
     .merged_with(&steps, &contents);
+    for r in c.records.values_mut() {
+        r.last_used = r.created.clone();
+    }
     serde_json::to_value(&c).unwrap_or_default()
 }
 

@@ -222,8 +222,13 @@ fn fetcher(
                 let client = client
                     .as_ref()
                     .ok_or_else(|| fail("no registry client".into()))?;
-                lighter_registry::pull::fetch_layer_blob(client, &store, r, info)
-                    .map_err(|e| fail(e.message))?;
+                lighter_registry::pull::fetch_layer_blob(client, &store, r, info).map_err(|e| {
+                    StoreError::Fetch {
+                        digest: d.clone(),
+                        network: e.kind == lighter_registry::ErrorKind::Network,
+                        message: format!("{}: {}", describe(&l), e.message),
+                    }
+                })?;
             }
             Location::Local(dir) => {
                 use std::io::Read;

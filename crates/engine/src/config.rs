@@ -98,7 +98,11 @@ pub fn apply(c: &mut ContainerConfig, kind: &InstructionKind) -> bool {
                 c.labels.insert(kv.key.clone(), kv.value.clone());
             }
         }
-        InstructionKind::Cmd(cmd) => c.cmd = Some(cmd_list(cmd, &shell)),
+        InstructionKind::Cmd(cmd) => {
+            c.cmd = Some(cmd_list(cmd, &shell));
+            // BuildKit sets it for every CMD (Docker's image spec still reads it).
+            c.args_escaped = true;
+        }
         InstructionKind::Entrypoint(cmd) => {
             // Setting ENTRYPOINT clears a CMD inherited from the base or set before it.
             c.entrypoint = match cmd {
@@ -175,8 +179,9 @@ pub fn join_workdir(cur: &str, w: &str) -> String {
     lighter_graph::join_path(cur, w)
 }
 
-/// The history `created_by` text BuildKit writes for a metadata instruction (expanded words).
-pub fn created_by(kind: &InstructionKind, original: &str) -> String {
+/// The history `created_by` text BuildKit writes for a metadata instruction (expanded words);
+/// `shell` is the stage's SHELL before the instruction.
+pub fn created_by(kind: &InstructionKind, original: &str, shell: &[String]) -> String {
     match kind {
         InstructionKind::Env(kvs) => format!(
             "ENV {}",
@@ -192,8 +197,8 @@ pub fn created_by(kind: &InstructionKind, original: &str) -> String {
                 .collect::<Vec<_>>()
                 .join(" ")
         ),
-        InstructionKind::Cmd(c) => format!("CMD {}", go_list(c)),
-        InstructionKind::Entrypoint(c) => format!("ENTRYPOINT {}", go_list(c)),
+        InstructionKind::Cmd(c) => format!("CMD {}", go_list(c, shell)),
+        InstructionKind::Entrypoint(c) => format!("ENTRYPOINT {}", go_list(c, shell)),
         InstructionKind::Workdir(w) => format!("WORKDIR {w}"),
         InstructionKind::User(u) => format!("USER {u}"),
         InstructionKind::Expose(p) => {
@@ -238,13 +243,37 @@ pub fn created_by(kind: &InstructionKind, original: &str) -> String {
     }
 }
 
-fn go_list(c: &Command) -> String {
-    match c {
-        Command::Exec(v) => serde_json::to_string(v).unwrap_or_default(),
-        Command::Shell(s) => {
-            serde_json::to_string(&["/bin/sh", "-c", s.as_str()]).unwrap_or_default()
+/// A command as BuildKit's history writes it: Go's `%q` of the argv (`["a" "b c"]`), a shell
+/// form run through the stage's SHELL.
+fn go_list(c: &Command, shell: &[String]) -> String {
+    let argv = cmd_list(c, shell);
+    let items: Vec<String> = argv.iter().map(|a| go_quote(a)).collect();
+    format!("[{}]", items.join(" "))
+}
+
+/// Go's `strconv.Quote`: printable characters as they are, the rest escaped.
+fn go_quote(s: &str) -> String {
+    let mut q = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            '\n' => q.push_str("\\n"),
+            '\t' => q.push_str("\\t"),
+            '\r' => q.push_str("\\r"),
+            '\u{7}' => q.push_str("\\a"),
+            '\u{8}' => q.push_str("\\b"),
+            '\u{c}' => q.push_str("\\f"),
+            '\u{b}' => q.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                q.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => q.push_str(&format!("\\u{:04x}", c as u32)),
+            c => q.push(c),
         }
     }
+    q.push('"');
+    q
 }
 
 /// `import --change 'CMD ["x"]'`: one Dockerfile metadata instruction applied to a `config` object.

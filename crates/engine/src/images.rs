@@ -63,8 +63,9 @@ pub fn pull(
     } else {
         Vec::new()
     };
-    let id = lighter_image::commit(store, &f.config, &f.layers, &tags)
-        .map_err(|e| EngineError::msg(format!("record {}: {e}", r.familiar())))?;
+    let id = lighter_image::commit(store, &f.config, &f.layers, &tags).map_err(|e| {
+        EngineError::msg(format!("record {}: {e}", r.familiar())).kind(crate::ErrorKind::Store)
+    })?;
     lighter_image::add_repo_digest(store, r, &f.manifest_digest, &id)
         .map_err(|e| EngineError::msg(e.to_string()))?;
     Ok(Pulled {
@@ -163,8 +164,13 @@ fn lazy_image(
         let Some(want) = layers.get(d) else {
             return Ok(false);
         };
-        lighter_registry::pull::fetch_layer_blob(&c, &st, &reference, want)
-            .map_err(|e| lighter_store::StoreError::Invalid(e.message))?;
+        lighter_registry::pull::fetch_layer_blob(&c, &st, &reference, want).map_err(|e| {
+            lighter_store::StoreError::Fetch {
+                digest: d.clone(),
+                network: e.kind == lighter_registry::ErrorKind::Network,
+                message: e.message,
+            }
+        })?;
         use std::sync::atomic::Ordering::Relaxed;
         fetched.layers.fetch_add(1, Relaxed);
         fetched.bytes.fetch_add(want.size, Relaxed);

@@ -78,7 +78,9 @@ pub(crate) fn registry_kind(kind: lighter_registry::ErrorKind) -> ErrorKind {
 impl From<lighter_store::StoreError> for EngineError {
     fn from(e: lighter_store::StoreError) -> EngineError {
         let kind = match e {
+            lighter_store::StoreError::Fetch { network: true, .. } => ErrorKind::Network,
             lighter_store::StoreError::Fetch { .. } => ErrorKind::Image,
+            lighter_store::StoreError::Mount(_) => ErrorKind::Other,
             _ => ErrorKind::Store,
         };
         EngineError::msg(e.to_string()).kind(kind)

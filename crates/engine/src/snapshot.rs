@@ -12,8 +12,11 @@ pub use lighter_store::snapshot::View;
 
 fn err(what: &str) -> impl FnOnce(StoreError) -> EngineError + '_ {
     move |e| match e {
-        StoreError::Fetch { .. } => EngineError::msg(e.to_string()).kind(crate::ErrorKind::Image),
-        e => EngineError::msg(format!("{what}: {e}")).kind(crate::ErrorKind::Store),
+        StoreError::Fetch { .. } | StoreError::Mount(_) => EngineError::from(e),
+        e => {
+            let kind = EngineError::from(e);
+            EngineError::msg(format!("{what}: {}", kind.message)).kind(kind.kind)
+        }
     }
 }
 

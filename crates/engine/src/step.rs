@@ -392,6 +392,7 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
         parent: &Out,
         change: &InstructionKind,
         text: &str,
+        keep_cmd: bool,
     ) -> Result<Output, EngineError> {
         let change = match change {
             InstructionKind::Expose(words) => InstructionKind::Expose(
@@ -404,10 +405,19 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
             other => other.clone(),
         };
         let mut config = self.start_config(v, parent);
+        let cmd = config.config.cmd.clone();
+        let shell = crate::config::shell_of(&config.config);
         apply(&mut config.config, &change);
+        if keep_cmd {
+            config.config.cmd = cmd;
+        }
+        // MAINTAINER sets the image's author (the one config field outside `config`).
+        if let InstructionKind::Maintainer(m) = &change {
+            config.author = Some(m.clone());
+        }
         history(
             &mut config,
-            created_by(&change, text),
+            created_by(&change, text, &shell),
             true,
             &parent.created,
         );
@@ -445,15 +455,17 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
 /// A base's result: its config (`null`: an empty image; with a PATH, without a base's inline
 /// cache or ONBUILD triggers, which the graph ran already) and layers.
 fn base_out(config: &Value, layers: Vec<LayerInfo>) -> Result<Out, EngineError> {
-    let mut config = if config.is_null() {
+    let config = if config.is_null() {
         empty_image()
     } else {
         ImageConfig::from_json(config).map_err(|e| {
             EngineError::msg(format!("the base image's config: {e}")).kind(crate::ErrorKind::Image)
         })?
     };
+    // What BuildKit's frontend carries over: the fields of its model (no container_config, no
+    // docker_version, no inline cache of the base's own build).
+    let mut config = config.without_unknown_fields();
     crate::config::ensure_path(&mut config);
-    config.extra.remove(crate::cache::INLINE_KEY);
     config.config.on_build.clear();
     let created = config
         .created
@@ -578,7 +590,12 @@ impl Worker for LocalWorker<'_, '_> {
         };
         let out = match &v.op {
             Op::Source(src) => self.source(id, v, src),
-            Op::Config { change, text, .. } => self.config(v, parent()?, change, text),
+            Op::Config {
+                change,
+                text,
+                keep_cmd,
+                ..
+            } => self.config(v, parent()?, change, text, *keep_cmd),
             Op::File(FileOp::Mkdir { path, user }) => self.mkdir(v, parent()?, path, user),
             Op::File(FileOp::Copy(c)) => self.copy_exec(id, v, c, inputs),
             Op::Exec(e) => self.run_exec(id, v, e, inputs),

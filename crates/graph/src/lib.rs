@@ -58,6 +58,8 @@ pub enum Op {
         instruction: String,
         text: String,
         change: lighter_dockerfile::InstructionKind,
+        /// An ENTRYPOINT that keeps the CMD set before it in its stage.
+        keep_cmd: bool,
     },
 }
 

@@ -142,14 +142,10 @@ fn under(path: &str, dir: &str) -> bool {
 
 /// Analyses an image in the store.
 pub fn analyze(store: &Store, img: &Image, name: &str, top: usize) -> Result<Analysis> {
-    let history: Vec<serde_json::Value> = img
+    let history: Vec<lighter_oci::config::History> = img
         .history()
         .into_iter()
-        .filter(|h| {
-            !h.get("empty_layer")
-                .and_then(|e| e.as_bool())
-                .unwrap_or(false)
-        })
+        .filter(|h| !h.empty_layer)
         .collect();
     // The final tree so far: path -> (layer, size).
     let mut live: BTreeMap<String, (usize, u64)> = BTreeMap::new();
@@ -161,13 +157,8 @@ pub fn analyze(store: &Store, img: &Image, name: &str, top: usize) -> Result<Ana
     for (i, l) in img.record.layers.iter().enumerate() {
         let entries = layer_entries(store, &l.digest)?;
         let h = history.get(i);
-        let created_by = h
-            .and_then(|h| h.get("created_by"))
-            .and_then(|c| c.as_str())
-            .unwrap_or("")
-            .to_string();
-        let own = h.and_then(|h| h.get("comment")).and_then(|c| c.as_str())
-            == Some("buildkit.dockerfile.v0")
+        let created_by = h.and_then(|h| h.created_by.clone()).unwrap_or_default();
+        let own = h.and_then(|h| h.comment.as_deref()) == Some("buildkit.dockerfile.v0")
             || created_by.ends_with("# buildkit");
         let mut rep = LayerReport {
             index: i,

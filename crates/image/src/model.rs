@@ -55,17 +55,32 @@ impl Image {
         self.record.layers.iter().map(|l| l.size).sum()
     }
 
+    /// The config, typed. A config that does not fit the model (a field of the wrong type) reads
+    /// as the parts that do: the raw JSON stays in [`Image::config`].
+    pub fn typed(&self) -> lighter_oci::ImageConfig {
+        fn part<T: serde::de::DeserializeOwned + Default>(v: &serde_json::Value, k: &str) -> T {
+            v.get(k)
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default()
+        }
+        lighter_oci::ImageConfig::from_json(&self.config).unwrap_or_else(|_| {
+            lighter_oci::ImageConfig {
+                created: part(&self.config, "created"),
+                config: part(&self.config, "config"),
+                history: part(&self.config, "history"),
+                ..Default::default()
+            }
+        })
+    }
+
+    /// When the image was made (read alone, without typing the whole config: listings sort by it).
     pub fn created(&self) -> Option<&str> {
         self.config.get("created").and_then(|v| v.as_str())
     }
 
-    /// The `history` array of the config.
-    pub fn history(&self) -> Vec<serde_json::Value> {
-        self.config
-            .get("history")
-            .and_then(|h| h.as_array())
-            .cloned()
-            .unwrap_or_default()
+    /// The config's history entries.
+    pub fn history(&self) -> Vec<lighter_oci::config::History> {
+        self.typed().history
     }
 }
 

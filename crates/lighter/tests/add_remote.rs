@@ -10,51 +10,40 @@ mod common;
 
 use common::*;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
+use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 const FILE: &[u8] = b"remote file\n";
 const LAST_MODIFIED: &str = "Thu, 04 Mar 2021 05:06:07 GMT";
 const LAST_MODIFIED_SECS: i64 = 1_614_834_367;
 
-/// A tiny HTTP/1.1 server: `/file.txt` and `/pinned.txt` (FILE with Last-Modified), `/changing.txt`
-/// (whatever `changing` holds, no Last-Modified), `/pack.tar` (a tar archive), anything else 404.
+/// The test's HTTP server (testkit's): `/file.txt` and `/pinned.txt` (FILE with Last-Modified),
+/// `/changing.txt` (whatever `changing` holds, no Last-Modified), `/etag.txt` (`changing` with an
+/// ETag, 304 to an If-None-Match that still holds), `/pack.tar` (a tar archive), anything else 404.
 struct Http {
-    port: u16,
+    server: HttpServer,
     changing: Arc<Mutex<Vec<u8>>>,
-    hits: Arc<Mutex<BTreeMap<String, usize>>>,
 }
 
 impl Http {
     fn start() -> Http {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let changing = Arc::new(Mutex::new(b"first version\n".to_vec()));
-        let hits = Arc::new(Mutex::new(BTreeMap::new()));
-        let (c, h) = (changing.clone(), hits.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let _ = serve(conn, &c, &h);
-            }
-        });
-        Http {
-            port,
-            changing,
-            hits,
-        }
+        let c = changing.clone();
+        let server = HttpServer::start(move |req: &HttpRequest| respond(req, &c));
+        Http { server, changing }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{path}", self.port)
+        self.server.url(path)
     }
 
     fn hits(&self, path: &str) -> usize {
-        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+        self.server.hits(path)
     }
 }
 
@@ -68,83 +57,53 @@ fn tar_bytes() -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-fn serve(
-    mut conn: TcpStream,
-    changing: &Mutex<Vec<u8>>,
-    hits: &Mutex<BTreeMap<String, usize>>,
-) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = conn.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
+fn respond(req: &HttpRequest, changing: &Mutex<Vec<u8>>) -> HttpResponse {
+    let last_modified = vec![("Last-Modified".to_string(), LAST_MODIFIED.to_string())];
+    match req.path.as_str() {
+        "etag.txt" => {
+            let body = changing.lock().unwrap().clone();
+            let etag = format!("\"{}\"", &sha256_hex(&body)[..16]);
+            let headers = vec![("ETag".to_string(), etag.clone())];
+            if req.header("if-none-match") == Some(etag.to_ascii_lowercase().as_str()) {
+                return HttpResponse {
+                    status: "304 Not Modified",
+                    headers,
+                    body: Vec::new(),
+                    hit_as: Some("etag.txt 304".into()),
+                };
+            }
+            HttpResponse {
+                status: "200 OK",
+                headers,
+                body,
+                hit_as: None,
+            }
         }
-        req.extend_from_slice(&buf[..n]);
+        "file.txt" | "pinned.txt" | "odd%5B1%5D*.txt" => HttpResponse {
+            status: "200 OK",
+            headers: last_modified,
+            body: FILE.to_vec(),
+            hit_as: None,
+        },
+        "changing.txt" => HttpResponse {
+            status: "200 OK",
+            headers: Vec::new(),
+            body: changing.lock().unwrap().clone(),
+            hit_as: None,
+        },
+        "pack.tar" => HttpResponse {
+            status: "200 OK",
+            headers: last_modified,
+            body: tar_bytes(),
+            hit_as: None,
+        },
+        _ => HttpResponse {
+            status: "404 Not Found",
+            headers: Vec::new(),
+            body: b"not found\n".to_vec(),
+            hit_as: None,
+        },
     }
-    let line = String::from_utf8_lossy(&req)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string();
-    let path = line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .trim_start_matches('/')
-        .to_string();
-    *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
-    // `/etag.txt`: `changing` with an ETag, and 304 to an If-None-Match that still holds.
-    if path == "etag.txt" {
-        let body = changing.lock().unwrap().clone();
-        let etag = format!("\"{}\"", &sha256_hex(&body)[..16]);
-        let text = String::from_utf8_lossy(&req).to_ascii_lowercase();
-        let asked = text
-            .lines()
-            .find_map(|l| l.strip_prefix("if-none-match:"))
-            .map(|v| v.trim().to_string());
-        if asked.as_deref() == Some(etag.to_ascii_lowercase().as_str()) {
-            *hits
-                .lock()
-                .unwrap()
-                .entry("etag.txt 304".into())
-                .or_default() += 1;
-            write!(
-                conn,
-                "HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n"
-            )?;
-            return conn.flush();
-        }
-        write!(
-            conn,
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: {etag}\r\nConnection: close\r\n\r\n",
-            body.len()
-        )?;
-        conn.write_all(&body)?;
-        return conn.flush();
-    }
-    let (status, body, extra) = match path.as_str() {
-        "file.txt" | "pinned.txt" | "odd%5B1%5D*.txt" => (
-            "200 OK",
-            FILE.to_vec(),
-            format!("Last-Modified: {LAST_MODIFIED}\r\n"),
-        ),
-        "changing.txt" => ("200 OK", changing.lock().unwrap().clone(), String::new()),
-        "pack.tar" => (
-            "200 OK",
-            tar_bytes(),
-            format!("Last-Modified: {LAST_MODIFIED}\r\n"),
-        ),
-        _ => ("404 Not Found", b"not found\n".to_vec(), String::new()),
-    };
-    write!(
-        conn,
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
-        body.len()
-    )?;
-    conn.write_all(&body)?;
-    conn.flush()
 }
 
 fn sha256_hex(b: &[u8]) -> String {
@@ -410,88 +369,6 @@ fn add_http_failures_are_clear_and_tag_nothing() {
         assert!(!err.contains("panicked"), "{err}");
     }
     assert!(!env.lighter(&["inspect", "remote-bad:1"]).status.success());
-}
-
-/// `git daemon` serving `base` on a free port; killed on drop.
-struct GitDaemon {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for GitDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn git_available() -> bool {
-    let ok = Command::new("git")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        missing_peer(&format!(
-            "no `git` binary (install the git package; scripts/setup-peers.sh does)"
-        ));
-    }
-    ok
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let o = Command::new("git")
-        .args([
-            "-c",
-            "user.name=Lighter Test",
-            "-c",
-            "user.email=test@lighter.invalid",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-fn start_git_daemon(base: &Path) -> GitDaemon {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    // git-daemon itself (not `git daemon`, which forks it and would leave it running when killed).
-    let exec_path = git(base, &["--exec-path"]);
-    let child = Command::new(Path::new(&exec_path).join("git-daemon"))
-        .args([
-            "--listen=127.0.0.1",
-            &format!("--port={port}"),
-            "--export-all",
-            "--reuseaddr",
-            "--informative-errors",
-        ])
-        .arg(format!("--base-path={}", base.display()))
-        .arg(base)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let d = GitDaemon { child, port };
-    for _ in 0..100 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return d;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("git daemon did not listen on 127.0.0.1:{port}");
 }
 
 /// A repository: commit one (README "one", sub/inner.txt, an executable, a symlink), tagged `v1`

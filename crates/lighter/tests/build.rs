@@ -896,4 +896,34 @@ fn shared_steps_stage_bases_and_destinations_after_the_graph_redesign() {
         "t\n"
     );
     assert!(err.contains("(3 steps, 3 cached)"), "{err}");
+    // ENTRYPOINT clears an inherited CMD, not one its own stage set (BuildKit's cmdSet).
+    for (df, cmd) in [
+        (
+            "FROM busybox\nENTRYPOINT [\"/bin/echo\"]\n",
+            serde_json::Value::Null,
+        ),
+        (
+            "FROM busybox\nCMD [\"hi\"]\nENTRYPOINT [\"/bin/echo\"]\n",
+            serde_json::json!(["hi"]),
+        ),
+    ] {
+        write(ctx.path(), &[("Dockerfile", df)]);
+        let (ok, err, _) = env.build(ctx.path(), &["-t", "review:2"]);
+        assert!(ok, "{err}");
+        let c = config(&env, "review:2");
+        assert_eq!(c["Config"]["Cmd"], cmd, "{df}: {c}");
+        // History as BuildKit writes it: Go's %q of the argv; CMD sets ArgsEscaped.
+        let h = env.lighter(&["history", "--no-trunc", "review:2"]);
+        let h = String::from_utf8_lossy(&h.stdout);
+        assert!(h.contains("ENTRYPOINT [\"/bin/echo\"]"), "{h}");
+        if !cmd.is_null() {
+            assert!(h.contains("CMD [\"hi\"]"), "{h}");
+            assert_eq!(c["Config"]["ArgsEscaped"], serde_json::json!(true), "{c}");
+        }
+        assert_eq!(
+            c["Config"]["Entrypoint"],
+            serde_json::json!(["/bin/echo"]),
+            "{df}"
+        );
+    }
 }

@@ -21,7 +21,7 @@ pub struct ImageConfig {
     pub architecture: String,
     #[serde(default)]
     pub os: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "none_or_empty_str")]
     pub variant: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub config: ContainerConfig,
@@ -42,7 +42,11 @@ pub struct ImageConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerConfig {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "nullable"
+    )]
     pub user: String,
     #[serde(
         default,
@@ -56,9 +60,9 @@ pub struct ContainerConfig {
         deserialize_with = "nullable"
     )]
     pub env: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "none_or_empty")]
     pub entrypoint: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "none_or_empty")]
     pub cmd: Option<Vec<String>>,
     #[serde(
         default,
@@ -66,7 +70,11 @@ pub struct ContainerConfig {
         deserialize_with = "nullable"
     )]
     pub volumes: BTreeMap<String, Empty>,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "nullable"
+    )]
     pub working_dir: String,
     #[serde(
         default,
@@ -74,7 +82,11 @@ pub struct ContainerConfig {
         deserialize_with = "nullable"
     )]
     pub labels: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "nullable"
+    )]
     pub stop_signal: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub args_escaped: bool,
@@ -97,34 +109,54 @@ pub struct ContainerConfig {
     pub extra: Map<String, Value>,
 }
 
-/// The `{}` value of an exposed port or a volume.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The `{}` value of an exposed port or a volume (whatever a base has there reads as `{}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Empty {}
+
+impl<'de> Deserialize<'de> for Empty {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Empty, D::Error> {
+        serde::de::IgnoredAny::deserialize(d)?;
+        Ok(Empty {})
+    }
+}
 
 /// Docker's HEALTHCHECK: durations in nanoseconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Healthcheck {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "nullable"
+    )]
     pub test: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "none_or_zero")]
     pub interval: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "none_or_zero")]
     pub timeout: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "none_or_zero")]
     pub start_period: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "none_or_zero")]
     pub start_interval: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "none_or_zero_u32")]
     pub retries: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RootFs {
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default = "layers", deserialize_with = "nullable")]
     pub kind: String,
-    #[serde(default, deserialize_with = "nullable")]
+    /// Go writes no layers as `null` (the field has no omitempty).
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        serialize_with = "null_when_empty"
+    )]
     pub diff_ids: Vec<String>,
+}
+
+fn layers() -> String {
+    "layers".into()
 }
 
 impl Default for RootFs {
@@ -142,13 +174,37 @@ pub struct History {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub author: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub empty_layer: bool,
+}
+
+fn none_or_empty(v: &Option<Vec<String>>) -> bool {
+    v.as_ref().is_none_or(|v| v.is_empty())
+}
+
+fn none_or_empty_str(v: &Option<String>) -> bool {
+    v.as_ref().is_none_or(|v| v.is_empty())
+}
+
+fn none_or_zero(v: &Option<u64>) -> bool {
+    v.is_none_or(|v| v == 0)
+}
+
+fn none_or_zero_u32(v: &Option<u32>) -> bool {
+    v.is_none_or(|v| v == 0)
+}
+
+fn null_when_empty<S: serde::Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+    if v.is_empty() {
+        s.serialize_none()
+    } else {
+        v.serialize(s)
+    }
 }
 
 /// `null` reads as empty (Go writes nil slices and maps as `null` where they are not omitted).
@@ -192,8 +248,23 @@ impl ImageConfig {
         ImageConfig::deserialize(v)
     }
 
+    /// The config as BuildKit's exporter writes it: its top-level keys sorted (the exporter
+    /// goes through a Go map), the objects inside in the model's order.
     pub fn to_json(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Some(m) = v.as_object_mut() {
+            m.sort_keys();
+        }
+        v
+    }
+
+    /// Leaves out what BuildKit's Dockerfile frontend does not carry over from a base image
+    /// (fields its model lacks: `container_config`, `docker_version`, `config.Hostname`, ...).
+    pub fn without_unknown_fields(mut self) -> ImageConfig {
+        self.extra
+            .retain(|k, _| k == "os.version" || k == "os.features");
+        self.config.extra.clear();
+        self
     }
 }
 
@@ -211,11 +282,30 @@ mod tests {
         assert_eq!(c.config.extra["Hostname"], "x");
         assert!(c.extra.contains_key("container_config"));
         assert!(c.history[0].empty_layer);
-        let out = serde_json::to_string(&c).unwrap();
-        // Go's order and omitempty: created first, sorted maps, no null Cmd.
-        assert!(out.starts_with(r#"{"created":"2024-01-01T00:00:00Z","architecture":"amd64","os":"linux","config":{"#), "{out}");
+        let out = serde_json::to_string(&c.to_json()).unwrap();
+        // BuildKit's exporter's order: top-level keys sorted; omitempty; sorted maps; no null Cmd.
+        assert!(
+            out.starts_with(r#"{"architecture":"amd64","config":{"ExposedPorts":{"80/tcp":{}},"Env":["PATH=/bin"],"#),
+            "{out}"
+        );
+        assert!(out.contains(r#""container_config""#), "{out}");
         assert!(out.contains(r#""Labels":{"a":"1","b":"2"}"#), "{out}");
         assert!(!out.contains("null"), "{out}");
+        let bare = c.clone().without_unknown_fields();
+        assert!(bare.extra.is_empty() && bare.config.extra.is_empty());
+        let empty = ImageConfig::default().to_json();
+        assert_eq!(
+            empty["rootfs"]["diff_ids"],
+            Value::Null,
+            "Go writes no layers as null"
+        );
+        let odd: Value = serde_json::from_str(
+            r#"{"config":{"User":null,"ExposedPorts":{"80/tcp":null},"Healthcheck":{"Test":null}},"rootfs":{}}"#,
+        )
+        .unwrap();
+        let odd = ImageConfig::from_json(&odd).unwrap();
+        assert_eq!(odd.config.exposed_ports.len(), 1);
+        assert_eq!(odd.rootfs.kind, "layers");
         assert_eq!(
             ImageConfig::from_json(&serde_json::from_str(&out).unwrap()).unwrap(),
             c

@@ -52,7 +52,12 @@ pub enum StoreError {
     Fetch {
         digest: lighter_oci::Digest,
         message: String,
+        /// Where it comes from could not be reached (not: it is not there).
+        network: bool,
     },
+    /// A snapshot could not be mounted.
+    #[error("{0}")]
+    Mount(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,8 +1,14 @@
 //! lighter-testkit: what the end-to-end tests share. A temp store and the `lighter` binary
 //! ([`Env`]), the base-image tarballs `scripts/make-bases.sh` makes ([`bases`], [`with_busybox`]),
 //! peers (a Docker engine, a loopback `docker-registry` with TLS and htpasswd), tar and tree
-//! helpers, and strict mode: with `LIGHTER_TEST_STRICT=1` (CI) a missing peer fails the test
+//! helpers, an HTTP server and a git daemon ([`http`], [`git`]), and strict mode: with `LIGHTER_TEST_STRICT=1` (CI) a missing peer fails the test
 //! instead of skipping it ([`missing_peer`]).
+
+pub mod git;
+pub mod http;
+
+pub use git::{git, git_available, start_git_daemon, GitDaemon};
+pub use http::{HttpRequest, HttpResponse, HttpServer};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -40,6 +40,8 @@ struct State {
     user: String,
     shell: Vec<String>,
     onbuild: Vec<String>,
+    /// A CMD was set in this stage (an ENTRYPOINT after it keeps it).
+    cmd_set: bool,
     current: VertexId,
     /// This stage's source of the build context, once a step reads it.
     context: Option<VertexId>,
@@ -170,6 +172,7 @@ impl<'a> Lowerer<'a> {
                 meta.shell.clone()
             },
             onbuild: Vec::new(),
+            cmd_set: false,
             current,
             context: None,
         };
@@ -240,6 +243,7 @@ impl<'a> Lowerer<'a> {
             instruction: instruction.to_string(),
             text,
             change,
+            keep_cmd: false,
         };
         let op = match &ins.kind {
             InstructionKind::Arg(defs) => {
@@ -348,10 +352,18 @@ impl<'a> Lowerer<'a> {
                 s.onbuild.push(inner.original.clone());
                 config("ONBUILD", ins.original.clone(), ins.kind.clone())
             }
-            InstructionKind::Cmd(_)
-            | InstructionKind::Entrypoint(_)
-            | InstructionKind::Healthcheck(_)
-            | InstructionKind::Maintainer(_) => {
+            // ENTRYPOINT clears the CMD unless this stage set one (BuildKit's `cmdSet`).
+            InstructionKind::Entrypoint(_) => Op::Config {
+                instruction: ins.name().to_string(),
+                text: ins.original.clone(),
+                change: ins.kind.clone(),
+                keep_cmd: s.cmd_set,
+            },
+            InstructionKind::Cmd(_) => {
+                s.cmd_set = true;
+                config(ins.name(), ins.original.clone(), ins.kind.clone())
+            }
+            InstructionKind::Healthcheck(_) | InstructionKind::Maintainer(_) => {
                 config(ins.name(), ins.original.clone(), ins.kind.clone())
             }
             InstructionKind::Run(r) => return self.run(s, stages, ins, r),
@@ -684,9 +696,12 @@ fn encode_op(e: &mut Encoder, op: &Op) {
         }
         // The change is the text's words, typed: the text stands for it.
         Op::Config {
-            instruction, text, ..
+            instruction,
+            text,
+            keep_cmd,
+            ..
         } => {
-            e.str("config").str(instruction).str(text);
+            e.str("config").str(instruction).str(text).bool(*keep_cmd);
         }
     }
 }

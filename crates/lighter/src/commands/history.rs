@@ -14,26 +14,13 @@ pub fn run(ctx: &Context, args: HistoryArgs) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     let n = history.len();
     for (i, h) in history.iter().enumerate() {
-        let empty = h
-            .get("empty_layer")
-            .and_then(|e| e.as_bool())
-            .unwrap_or(false);
-        let layer = if empty { None } else { layers.next() };
-        let created_by = h
-            .get("created_by")
-            .and_then(|c| c.as_str())
-            .unwrap_or("")
-            .to_string();
-        let created = h.get("created").and_then(|c| c.as_str()).unwrap_or("");
+        let layer = if h.empty_layer { None } else { layers.next() };
         rows.push((
             i + 1 == n,
-            created.to_string(),
-            created_by,
+            h.created.clone().unwrap_or_default(),
+            h.created_by.clone().unwrap_or_default(),
             layer.map(|l| (l.uncompressed_size, l.size)),
-            h.get("comment")
-                .and_then(|c| c.as_str())
-                .unwrap_or("")
-                .to_string(),
+            h.comment.clone().unwrap_or_default(),
         ));
     }
     rows.reverse();

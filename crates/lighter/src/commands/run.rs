@@ -9,26 +9,17 @@ use std::process::ExitCode;
 pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
     let img = lighter_image::resolve(&store, &args.image)?;
-    let cfg = img.config.get("config").cloned().unwrap_or_default();
-    let strs = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let cfg = img.typed().config;
     let argv = lighter_sandbox::container_args(
-        &strs(&cfg["Entrypoint"]),
-        &strs(&cfg["Cmd"]),
+        &cfg.entrypoint.clone().unwrap_or_default(),
+        &cfg.cmd.clone().unwrap_or_default(),
         args.entrypoint.as_deref(),
         &args.command,
     );
     if argv.is_empty() {
         anyhow::bail!("no command specified: the image has no ENTRYPOINT or CMD");
     }
-    let mut env = strs(&cfg["Env"]);
+    let mut env = cfg.env.clone();
     for e in &args.env {
         let (k, v) = match e.split_once('=') {
             Some((k, v)) => (k.to_string(), v.to_string()),
@@ -48,13 +39,13 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
         cwd: args
             .workdir
             .clone()
-            .or_else(|| cfg["WorkingDir"].as_str().map(str::to_string))
+            .or_else(|| Some(cfg.working_dir.clone()))
             .filter(|w| !w.is_empty())
             .unwrap_or_else(|| "/".into()),
         user: args
             .user
             .clone()
-            .or_else(|| cfg["User"].as_str().map(str::to_string))
+            .or_else(|| Some(cfg.user.clone()))
             .unwrap_or_default(),
         hostname: img.id.short().to_string(),
         network: if args.network == crate::cli::RunNetwork::None {

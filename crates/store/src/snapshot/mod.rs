@@ -118,7 +118,7 @@ pub fn fetch_missing(store: &Store, layers: &[LayerInfo]) -> Result<()> {
                 && !store.content().exists(&l.digest)
         })
         .collect();
-    if missing.len() < 2 {
+    if missing.is_empty() {
         return Ok(());
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -129,9 +129,13 @@ pub fn fetch_missing(store: &Store, layers: &[LayerInfo]) -> Result<()> {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(l) = missing.get(i) else { break };
                 if let Err(e) = store.ensure_blob(&l.digest) {
-                    let err = StoreError::Fetch {
-                        digest: l.digest.clone(),
-                        message: e.to_string(),
+                    let err = match e {
+                        e @ StoreError::Fetch { .. } => e,
+                        e => StoreError::Fetch {
+                            digest: l.digest.clone(),
+                            message: e.to_string(),
+                            network: false,
+                        },
                     };
                     errors.lock().unwrap_or_else(|e| e.into_inner()).push(err);
                 }

@@ -50,7 +50,7 @@ pub(super) fn probe(store: &Store) -> bool {
 }
 
 fn mount_error(what: &str, n: usize, e: nix::Error) -> StoreError {
-    StoreError::Invalid(format!("mount {what} ({n} layers): {e}{}", root_hint()))
+    StoreError::Mount(format!("mount {what} ({n} layers): {e}{}", root_hint()))
 }
 
 impl Snapshotter for Overlay {
