@@ -184,30 +184,47 @@ impl Shared<'_> {
     }
 }
 
-/// Base images and named contexts as lowering sees them (their ENV, WORKDIR, USER, SHELL and
-/// ONBUILD triggers), from images the build resolved before lowering.
-struct Bases<'a> {
-    store: &'a Store,
-    req: &'a BuildRequest,
-    images: &'a Mutex<HashMap<String, lighter_image::Image>>,
-}
+/// Images a build resolved, by reference: each resolved once, so every reader sees one image
+/// and nothing is pulled twice.
+#[derive(Default)]
+pub(crate) struct Resolved(Mutex<HashMap<String, lighter_image::Image>>);
 
-impl Bases<'_> {
-    fn resolve(&self, reference: &str, what: &str) -> Result<lighter_image::Image, EngineError> {
+impl Resolved {
+    pub fn get(
+        &self,
+        store: &Store,
+        req: &BuildRequest,
+        reference: &str,
+        what: &str,
+    ) -> Result<lighter_image::Image, EngineError> {
         if let Some(i) = self
-            .images
+            .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(reference)
         {
             return Ok(i.clone());
         }
-        let img = self.req.images.resolve(self.store, reference, what)?;
-        self.images
+        let img = req.images.resolve(store, reference, what)?;
+        self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(reference.to_string(), img.clone());
         Ok(img)
+    }
+}
+
+/// Base images and named contexts as lowering sees them (their ENV, WORKDIR, USER, SHELL and
+/// ONBUILD triggers), from images the build resolved before lowering.
+struct Bases<'a> {
+    store: &'a Store,
+    req: &'a BuildRequest,
+    images: &'a Resolved,
+}
+
+impl Bases<'_> {
+    fn resolve(&self, reference: &str, what: &str) -> Result<lighter_image::Image, EngineError> {
+        self.images.get(self.store, self.req, reference, what)
     }
 }
 
@@ -265,13 +282,8 @@ fn graph_error(e: lighter_graph::GraphError) -> EngineError {
 fn lower(
     store: &Store,
     req: &BuildRequest,
-) -> Result<
-    (
-        lighter_graph::Definition,
-        HashMap<String, lighter_image::Image>,
-    ),
-    EngineError,
-> {
+    images: &Resolved,
+) -> Result<lighter_graph::Definition, EngineError> {
     let df = &req.dockerfile;
     let named: std::collections::BTreeSet<String> = req.named_contexts.keys().cloned().collect();
     let no_images = BTreeMap::<String, lighter_graph::ImageMeta>::new();
@@ -282,12 +294,7 @@ fn lower(
         resolver: &no_images,
     };
     let plan = lighter_graph::plan(df, &opts).map_err(graph_error)?;
-    let images = Mutex::new(HashMap::new());
-    let bases = Bases {
-        store,
-        req,
-        images: &images,
-    };
+    let bases = Bases { store, req, images };
     // Each reference once (by its first stage), so nothing is pulled twice at the same time.
     let mut wanted: Vec<(usize, String)> = plan.images();
     wanted.sort_by(|a, b| (&a.1, a.0).cmp(&(&b.1, b.0)));
@@ -315,8 +322,7 @@ fn lower(
         resolver: &bases,
         ..opts
     };
-    let def = lighter_graph::lower(df, &opts).map_err(graph_error)?;
-    Ok((def, images.into_inner().unwrap_or_else(|e| e.into_inner())))
+    lighter_graph::lower(df, &opts).map_err(graph_error)
 }
 
 /// Builds the request's target. Nothing is tagged when any needed step fails.
@@ -336,7 +342,8 @@ pub fn build(
         ))
         .kind(crate::ErrorKind::Dockerfile)
     })?;
-    let (def, images) = lower(store, req)?;
+    let images = Resolved::default();
+    let def = lower(store, req, &images)?;
     let root = def.stages[def.target]
         .last
         .ok_or_else(|| EngineError::msg("internal error: the target stage was not lowered"))?;
@@ -366,7 +373,7 @@ pub fn build(
         contents: Mutex::new(Vec::new()),
     };
     let index = crate::index::StoreIndex::new(store, Some(&shared.imported.records));
-    let worker = crate::step::LocalWorker::new(&shared, &def, &index, images);
+    let worker = crate::step::LocalWorker::new(&shared, &def, &index, &images);
     let opts = lighter_solver::Options {
         no_cache: req.no_cache,
         parallelism: 16,

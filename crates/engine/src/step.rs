@@ -78,8 +78,8 @@ pub(crate) struct LocalWorker<'s, 'a> {
     /// Progress ids of the vertices that started.
     pub ids: Mutex<HashMap<VertexId, usize>>,
     prepared: Mutex<HashMap<VertexId, Prepared>>,
-    /// Images resolved for this build, by reference (resolved once, so every reader sees one).
-    images: Mutex<HashMap<String, Image>>,
+    /// Images resolved for this build (the ones lowering resolved, and those COPY --from reads).
+    images: &'s crate::build::Resolved,
     /// Named contexts some stage is built FROM (they need a layer of their files).
     named_bases: BTreeSet<String>,
     /// The source vertices that are a stage's base (their FROM shows in progress).
@@ -96,7 +96,7 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
         sh: &'s Shared<'a>,
         def: &'s Definition,
         index: &'s StoreIndex<'s>,
-        images: HashMap<String, Image>,
+        images: &'s crate::build::Resolved,
     ) -> Self {
         let mut bases = BTreeSet::new();
         let mut named_bases = BTreeSet::new();
@@ -130,7 +130,7 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
             index,
             ids: Mutex::new(HashMap::new()),
             prepared: Mutex::new(HashMap::new()),
-            images: Mutex::new(images),
+            images,
             named_bases,
             bases,
             stages_of: def.vertices.iter().fold(HashMap::new(), |mut m, v| {
@@ -143,34 +143,33 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
         }
     }
 
+    /// A stage's progress name, its ONBUILD trigger steps (they run right after FROM) and its
+    /// number of steps (`n/total`).
+    fn numbering(&self, stage: usize) -> (String, Vec<&Vertex>, usize) {
+        let st = &self.sh.req.dockerfile.stages[stage];
+        let name = st.name.clone().unwrap_or_else(|| format!("stage-{stage}"));
+        let triggers: Vec<&Vertex> = self
+            .def
+            .vertices
+            .iter()
+            .filter(|x| x.stage == stage && x.span == st.span && !matches!(x.op, Op::Source(_)))
+            .collect();
+        let total = st.instructions.len() + triggers.len() + 1;
+        (name, triggers, total)
+    }
+
     /// The progress label of a vertex: `[stage n/total]`, numbered by the stage's instructions.
     pub fn label(&self, v: &Vertex) -> String {
-        let df = &self.sh.req.dockerfile;
-        let st = &df.stages[v.stage];
-        let name = st
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("stage-{}", v.stage));
-        let triggers = self
-            .def
-            .vertices
-            .iter()
-            .filter(|x| x.stage == v.stage && x.span == st.span && !matches!(x.op, Op::Source(_)))
-            .count();
-        let total = st.instructions.len() + triggers + 1;
-        let trigger = self
-            .def
-            .vertices
-            .iter()
-            .filter(|x| x.stage == v.stage && x.span == st.span && !matches!(x.op, Op::Source(_)))
-            .position(|x| std::ptr::eq(x, v));
+        let st = &self.sh.req.dockerfile.stages[v.stage];
+        let (name, triggers, total) = self.numbering(v.stage);
+        let trigger = triggers.iter().position(|x| std::ptr::eq(*x, v));
         let n = match (
             trigger,
             st.instructions.iter().position(|i| i.span == v.span),
         ) {
             // ONBUILD triggers of the base run right after FROM.
             (Some(t), _) => t + 2,
-            (None, Some(i)) => i + 2 + triggers,
+            (None, Some(i)) => i + 2 + triggers.len(),
             (None, None) => 1,
         };
         format!("[{name} {n}/{total}]")
@@ -197,20 +196,7 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
 
     /// The image `reference` names, resolved once per build.
     fn image(&self, reference: &str, what: &str) -> Result<Image, EngineError> {
-        if let Some(i) = self
-            .images
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(reference)
-        {
-            return Ok(i.clone());
-        }
-        let img = self.sh.req.images.resolve(self.sh.store, reference, what)?;
-        self.images
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(reference.to_string(), img.clone());
-        Ok(img)
+        self.images.get(self.sh.store, self.sh.req, reference, what)
     }
 
     /// The result of a layer step: the parent's filesystem and config with the vertex's config
@@ -291,19 +277,10 @@ impl<'s, 'a> LocalWorker<'s, 'a> {
             return;
         }
         let id = self.sh.step_id();
-        let name = st
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("stage-{}", v.stage));
-        let triggers = self
-            .def
-            .vertices
-            .iter()
-            .filter(|x| x.stage == v.stage && x.span == st.span && !matches!(x.op, Op::Source(_)))
-            .count();
+        let (name, _, total) = self.numbering(v.stage);
         (self.sh.progress)(Event::Start {
             id,
-            label: format!("[{name} 1/{}]", st.instructions.len() + triggers + 1),
+            label: format!("[{name} 1/{total}]"),
             text: match &self.def.stages[v.stage].base {
                 lighter_graph::Base::Stage(d) => format!(
                     "FROM {}",
