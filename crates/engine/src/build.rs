@@ -185,9 +185,12 @@ impl Shared<'_> {
 }
 
 /// Images a build resolved, by reference: each resolved once, so every reader sees one image
-/// and nothing is pulled twice.
+/// and nothing is pulled twice (a second reader of a reference waits for the first one's pull,
+/// readers of other references do not).
 #[derive(Default)]
-pub(crate) struct Resolved(Mutex<HashMap<String, lighter_image::Image>>);
+pub(crate) struct Resolved(
+    Mutex<HashMap<String, std::sync::Arc<Mutex<Option<lighter_image::Image>>>>>,
+);
 
 impl Resolved {
     pub fn get(
@@ -197,19 +200,19 @@ impl Resolved {
         reference: &str,
         what: &str,
     ) -> Result<lighter_image::Image, EngineError> {
-        if let Some(i) = self
+        let slot = self
             .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(reference)
-        {
+            .entry(reference.to_string())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = &*slot {
             return Ok(i.clone());
         }
         let img = req.images.resolve(store, reference, what)?;
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(reference.to_string(), img.clone());
+        *slot = Some(img.clone());
         Ok(img)
     }
 }

@@ -64,7 +64,7 @@ fn respond(req: &HttpRequest, changing: &Mutex<Vec<u8>>) -> HttpResponse {
             let body = changing.lock().unwrap().clone();
             let etag = format!("\"{}\"", &sha256_hex(&body)[..16]);
             let headers = vec![("ETag".to_string(), etag.clone())];
-            if req.header("if-none-match") == Some(etag.to_ascii_lowercase().as_str()) {
+            if req.header("if-none-match") == Some(etag.as_str()) {
                 return HttpResponse {
                     status: "304 Not Modified",
                     headers,

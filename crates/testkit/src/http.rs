@@ -8,7 +8,8 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A request: its path (without the leading `/`), method and headers (names lower-cased).
+/// A request: its path (without the leading `/`), method and headers (names lower-cased, values
+/// as sent).
 pub struct HttpRequest {
     pub method: String,
     pub path: String,
@@ -100,7 +101,7 @@ fn serve(
     let headers = lines
         .take_while(|l| !l.is_empty())
         .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_ascii_lowercase()))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let req = HttpRequest {
         method,
