@@ -266,20 +266,6 @@ impl lighter_graph::Resolver for Bases<'_> {
     }
 }
 
-/// A lowering error as a build error of its kind, at its line.
-fn graph_error(e: lighter_graph::GraphError) -> EngineError {
-    let kind = match e.kind {
-        lighter_graph::GraphErrorKind::Image => crate::ErrorKind::Image,
-        lighter_graph::GraphErrorKind::NotImplemented => crate::ErrorKind::NotImplemented,
-        _ => crate::ErrorKind::Dockerfile,
-    };
-    let err = EngineError::msg(e.message).kind(kind);
-    match e.span {
-        Some(s) => err.at(s),
-        None => err,
-    }
-}
-
 /// Lowers the request's Dockerfile to the build graph, with its base images resolved first, in
 /// parallel (pulled when the store lacks them).
 fn lower(
@@ -296,7 +282,7 @@ fn lower(
         named: &named,
         resolver: &no_images,
     };
-    let plan = lighter_graph::plan(df, &opts).map_err(graph_error)?;
+    let plan = lighter_graph::plan(df, &opts).map_err(crate::lower::graph_error)?;
     let bases = Bases { store, req, images };
     // Each reference once (by its first stage), so nothing is pulled twice at the same time.
     let mut wanted: Vec<(usize, String)> = plan.images();
@@ -325,7 +311,7 @@ fn lower(
         resolver: &bases,
         ..opts
     };
-    lighter_graph::lower(df, &opts).map_err(graph_error)
+    lighter_graph::lower(df, &opts).map_err(crate::lower::graph_error)
 }
 
 /// Builds the request's target. Nothing is tagged when any needed step fails.

@@ -58,16 +58,19 @@ fn with_options<V, T>(
         named: &named,
         resolver: &no_images,
     };
-    f(&opts).map_err(|e| {
-        let kind = match e.kind {
-            lighter_graph::GraphErrorKind::NotImplemented => crate::ErrorKind::NotImplemented,
-            lighter_graph::GraphErrorKind::Image => crate::ErrorKind::Image,
-            _ => crate::ErrorKind::Dockerfile,
-        };
-        let err = EngineError::msg(e.message).kind(kind);
-        match e.span {
-            Some(s) => err.at(s),
-            None => err,
-        }
-    })
+    f(&opts).map_err(graph_error)
+}
+
+/// A lowering error as a build error of its kind, at its line.
+pub(crate) fn graph_error(e: lighter_graph::GraphError) -> EngineError {
+    let kind = match e.kind {
+        lighter_graph::GraphErrorKind::NotImplemented => crate::ErrorKind::NotImplemented,
+        lighter_graph::GraphErrorKind::Image => crate::ErrorKind::Image,
+        _ => crate::ErrorKind::Dockerfile,
+    };
+    let err = EngineError::msg(e.message).kind(kind);
+    match e.span {
+        Some(s) => err.at(s),
+        None => err,
+    }
 }

@@ -355,6 +355,19 @@ struct Finished<O> {
     inputs: Option<(String, Inputs)>,
 }
 
+impl<O> Finished<O> {
+    /// A result that writes nothing to the index (loaded from it, or not cacheable).
+    fn unrecorded(output: O, key: CacheKey, outcome: Outcome) -> Finished<O> {
+        Finished {
+            output,
+            key,
+            outcome,
+            record: None,
+            inputs: None,
+        }
+    }
+}
+
 impl<W: Worker> Run<'_, W> {
     fn pool_thread(
         &self,
@@ -457,13 +470,7 @@ impl<W: Worker> Run<'_, W> {
                 secs: 0.0,
                 why: None,
             };
-            return Ok(Finished {
-                output,
-                key: passed,
-                outcome,
-                record: None,
-                inputs: None,
-            });
+            return Ok(Finished::unrecorded(output, passed, outcome));
         }
         (self.progress)(SolveEvent::Start(v));
         let no_cache = self.opts.no_cache || self.opts.no_cache_stages.contains(&vx.stage);
@@ -473,14 +480,7 @@ impl<W: Worker> Run<'_, W> {
             if let Ok(Some(rec)) = self.index.get(&key) {
                 match self.worker.load(v, vx, &key, &rec, &ins)? {
                     Some(output) => {
-                        let outcome = Outcome::Cached;
-                        return Ok(Finished {
-                            output,
-                            key: passed,
-                            outcome,
-                            record: None,
-                            inputs: None,
-                        });
+                        return Ok(Finished::unrecorded(output, passed, Outcome::Cached));
                     }
                     None => unusable = true,
                 }

@@ -14,6 +14,7 @@ use lighter_store::layer::LayerInfo;
 use std::path::PathBuf;
 
 /// Where a COPY reads, kept from its key to its execution.
+#[derive(Default)]
 pub(crate) struct PreparedCopy {
     /// `None`: the build context.
     root: Option<BuildContext>,
@@ -77,13 +78,8 @@ impl LocalWorker<'_, '_> {
                 self.prepare(
                     id,
                     Prepared::Copy(PreparedCopy {
-                        root: None,
-                        selected: Vec::new(),
-                        strips: Vec::new(),
-                        remotes: None,
-                        _heredocs: None,
-                        _view: None,
                         lazy: Some(src.output.layers.clone()),
+                        ..Default::default()
                     }),
                 );
                 return Ok(vec![("files".into(), content)]);
@@ -118,15 +114,7 @@ impl LocalWorker<'_, '_> {
         source: Option<&Out>,
     ) -> Result<PreparedCopy, EngineError> {
         let sh = self.sh;
-        let mut p = PreparedCopy {
-            root: None,
-            selected: Vec::new(),
-            strips: Vec::new(),
-            remotes: None,
-            _heredocs: None,
-            _view: None,
-            lazy: None,
-        };
+        let mut p = PreparedCopy::default();
         let mut sources = c.sources.clone();
         if !c.heredocs.is_empty() {
             let dir = sh.store.temp_dir("heredoc-")?;
