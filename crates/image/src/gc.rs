@@ -1,6 +1,7 @@
 //! Garbage collection: every blob and unpacked layer not reachable from an image record (images are
-//! kept by their refs, and dangling images until `rmi`) is removed. Blobs newer than the start of the
-//! collection are kept, so a concurrent ingest is never collected half-way.
+//! kept by their refs, and dangling images until `rmi`) is removed, with the leftovers of processes
+//! that died. It runs with the store held exclusively, so no other process is using it; blobs newer
+//! than the start of the collection are kept all the same.
 
 use crate::{ImageRecord, Result};
 use lighter_store::{Store, Table};
@@ -18,7 +19,15 @@ pub struct PruneReport {
 
 /// Removes unreferenced blobs and unpacked layers; with `cache`, also drops the build cache index
 /// (entries whose layers are gone would be useless) and cache mounts.
-pub fn prune(store: &Store, cache: bool) -> Result<PruneReport> {
+///
+/// It holds the store exclusively ([`Store::exclusive`]), so no build is half-way between looking a
+/// blob up and referencing it; `waiting` hears the pids of the processes it waits for.
+pub fn prune(
+    store: &Store,
+    cache: bool,
+    waiting: &mut dyn FnMut(&[u32]),
+) -> Result<PruneReport> {
+    let excl = store.exclusive(lighter_store::session::EXCLUSIVE_WAIT, waiting)?;
     let start = SystemTime::now();
     let mut keep: HashSet<String> = HashSet::new();
     let mut keep_layers: HashSet<String> = HashSet::new();
@@ -51,7 +60,7 @@ pub fn prune(store: &Store, cache: bool) -> Result<PruneReport> {
         let mounts = store.root().join("cache-mounts");
         if let Ok(rd) = std::fs::read_dir(&mounts) {
             for e in rd.flatten() {
-                report.bytes += dir_size(&e.path());
+                report.bytes += lighter_store::tree_size(&e.path());
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
@@ -88,7 +97,7 @@ pub fn prune(store: &Store, cache: bool) -> Result<PruneReport> {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if !keep_layers.contains(&name) {
-                report.bytes += dir_size(&e.path());
+                report.bytes += lighter_store::tree_size(&e.path());
                 let _ = std::fs::remove_dir_all(e.path());
                 report.layer_dirs += 1;
             }
@@ -118,47 +127,17 @@ pub fn prune(store: &Store, cache: bool) -> Result<PruneReport> {
         }
         Ok(())
     })?;
-    // Leftovers of processes that died mid-write (a killed `load`): temporary ingest files and work
-    // directories older than an hour. Younger ones may belong to a running lighter.
-    for sub in ["ingest", "tmp"] {
-        let d = store.root().join(sub);
-        if let Ok(rd) = std::fs::read_dir(&d) {
-            for e in rd.flatten() {
-                let old = e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .map(|m| {
-                        start
-                            .duration_since(m)
-                            .map(|a| a.as_secs() > 3600)
-                            .unwrap_or(false)
-                    })
-                    .unwrap_or(false);
-                if old {
-                    let p = e.path();
-                    report.bytes += if p.is_dir() {
-                        dir_size(&p)
-                    } else {
-                        e.metadata().map(|m| m.len()).unwrap_or(0)
-                    };
-                    let _ = if p.is_dir() {
-                        std::fs::remove_dir_all(&p)
-                    } else {
-                        std::fs::remove_file(&p)
-                    };
-                }
+    // Leftovers of processes that died mid-write (a killed build or `load`): no other process
+    // uses the store now, so whatever is in tmp/ and ingest/ that is not ours is theirs, and an
+    // unpacked layer without its `.complete` mark was being filled when they died.
+    report.bytes += excl.sweep_all(store.root());
+    if let Ok(rd) = std::fs::read_dir(&layers) {
+        for e in rd.flatten() {
+            if !e.path().join(".complete").exists() {
+                report.bytes += lighter_store::tree_size(&e.path());
+                let _ = std::fs::remove_dir_all(e.path());
             }
         }
     }
     Ok(report)
-}
-
-fn dir_size(p: &std::path::Path) -> u64 {
-    walkdir::WalkDir::new(p)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum()
 }

@@ -3,6 +3,7 @@
 
 pub mod analysis;
 mod archive;
+pub mod check;
 mod gc;
 mod model;
 mod refs;

@@ -154,9 +154,17 @@ pub fn tag(store: &Store, source: &str, target: &str) -> Result<Reference> {
             message: "refusing to create a tag with a digest reference".into(),
         });
     }
-    store
-        .meta()
-        .put(Table::Refs, &r.to_string(), img.id.as_str())?;
+    // In one transaction with a look at the record: an `rmi` of the image that committed since
+    // `resolve` must not be answered with a name pointing at nothing.
+    store.meta().update(|tx| {
+        if tx.get(Table::Images, img.id.as_str())?.is_none() {
+            return Err(lighter_store::StoreError::Invalid(format!(
+                "image {} was removed while it was being tagged",
+                img.id.short()
+            )));
+        }
+        tx.put(Table::Refs, &r.to_string(), img.id.as_str())
+    })?;
     Ok(r)
 }
 
@@ -164,19 +172,20 @@ pub fn tag(store: &Store, source: &str, target: &str) -> Result<Reference> {
 /// docker's wording (`Untagged: ...`, `Deleted: ...`). Blobs are reclaimed by `prune`.
 pub fn remove(store: &Store, s: &str, force: bool) -> Result<Vec<String>> {
     let img = resolve(store, s)?;
-    let names: Vec<String> = store
-        .meta()
-        .list(Table::Refs)?
-        .into_iter()
-        .filter(|(_, id)| id == img.id.as_str())
-        .map(|(k, _)| k)
-        .collect();
-    let by_name = Reference::parse(s)
-        .ok()
-        .map(|r| r.to_string())
-        .filter(|n| names.contains(n));
     let mut out = Vec::new();
     store.meta().update(|tx| {
+        // The names are read in the transaction that removes them, so a concurrent `tag` either
+        // lands before (and is counted) or sees the record gone.
+        let names: Vec<String> = tx
+            .list(Table::Refs)?
+            .into_iter()
+            .filter(|(_, id)| id == img.id.as_str())
+            .map(|(k, _)| k)
+            .collect();
+        let by_name = Reference::parse(s)
+            .ok()
+            .map(|r| r.to_string())
+            .filter(|n| names.contains(n));
         match (&by_name, force) {
             (Some(n), false) => {
                 tx.delete(Table::Refs, n)?;

@@ -55,6 +55,26 @@ pub enum Command {
     Lint(LintArgs),
     /// Run a command in a new container from an image.
     Run(RunArgs),
+    /// Manage the store (`system check [--repair]`).
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Check that the store is sound: blobs, images, names, layers, the cache and chunk indexes.
+    /// Exit codes as fsck's: 0 sound, 1 damage found and repaired, 4 damage found and not repaired.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Remove what is broken or unreachable (never what is sound).
+    #[arg(long)]
+    pub repair: bool,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `build --network`: the RUN steps' network.

@@ -187,9 +187,18 @@ impl Executor {
             .stdout(writer)
             .stderr(writer2)
             .env_clear();
-        // SAFETY: dup2 and fcntl are async-signal-safe, as pre_exec requires.
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: dup2, fcntl, prctl and getppid are async-signal-safe, as pre_exec requires.
         unsafe {
             cmd.pre_exec(move || {
+                // The init dies with this process (a killed build stops its step; the step dies
+                // with the init): PR_SET_PDEATHSIG, then a check that the parent did not die first.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
                 if ctl_fd == CONTROL_FD {
                     if libc::fcntl(ctl_fd, libc::F_SETFD, 0) == -1 {
                         return Err(std::io::Error::last_os_error());

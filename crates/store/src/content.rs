@@ -15,11 +15,17 @@ pub struct Content {
 }
 
 impl Content {
-    pub(crate) fn new(root: &Path) -> Content {
+    /// The blobs of the store at `root`, ingested through `ingest` (this process's session).
+    pub(crate) fn new(root: &Path, ingest: PathBuf) -> Content {
         Content {
             blobs: root.join("blobs/sha256"),
-            ingest: root.join("ingest"),
+            ingest,
         }
+    }
+
+    /// Where this process writes blobs before they are verified and renamed into place.
+    pub fn ingest_dir(&self) -> &Path {
+        &self.ingest
     }
 
     /// Where the blob with this digest lives (whether or not it exists).
@@ -202,6 +208,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8], tmp_dir: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn c_ingest(store: &crate::Store) -> PathBuf {
+        store.content().ingest_dir().to_path_buf()
+    }
+
     #[test]
     fn ingest_verify_commit() {
         let dir = tempfile::tempdir().unwrap();
@@ -221,7 +231,7 @@ mod tests {
         assert!(!c.exists(&wrong));
         assert!(!c.exists(&Digest::sha256(b"other")));
         assert_eq!(
-            std::fs::read_dir(dir.path().join("ingest"))
+            std::fs::read_dir(c_ingest(&store))
                 .unwrap()
                 .count(),
             0
@@ -231,7 +241,7 @@ mod tests {
         w.write_all(b"partial").unwrap();
         drop(w);
         assert_eq!(
-            std::fs::read_dir(dir.path().join("ingest"))
+            std::fs::read_dir(c_ingest(&store))
                 .unwrap()
                 .count(),
             0
@@ -276,7 +286,7 @@ mod tests {
         );
         assert!(matches!(c.open(&want), Err(StoreError::NotFound(_))));
         assert_eq!(
-            std::fs::read_dir(dir.path().join("ingest"))
+            std::fs::read_dir(c_ingest(&store))
                 .unwrap()
                 .count(),
             0

@@ -8,6 +8,7 @@ pub mod fsroot;
 pub mod layer;
 pub mod meta;
 mod pargz;
+pub mod session;
 pub mod snapshot;
 
 use std::path::{Path, PathBuf};
@@ -58,6 +59,47 @@ pub enum StoreError {
     /// A snapshot could not be mounted.
     #[error("{0}")]
     Mount(String),
+    /// Other processes kept the store longer than an exclusive lock waits.
+    #[error("store lock {path} is held by {}; try again when they have finished", holders_text(holders))]
+    Busy { path: PathBuf, holders: Vec<u32> },
+}
+
+fn holders_text(pids: &[u32]) -> String {
+    if pids.is_empty() {
+        return "other lighter processes".into();
+    }
+    let named: Vec<String> = pids
+        .iter()
+        .map(|p| {
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| {
+                    c.split(|b| *b == 0)
+                        .filter(|a| !a.is_empty())
+                        .take(3)
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            if cmd.is_empty() {
+                format!("pid {p}")
+            } else {
+                format!("pid {p} ({cmd})")
+            }
+        })
+        .collect();
+    named.join(", ")
+}
+
+/// Bytes in the regular files under `p` (or of `p` itself).
+pub fn tree_size(p: &Path) -> u64 {
+    walkdir::WalkDir::new(p)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -82,6 +124,7 @@ pub struct Store {
     meta: Meta,
     remote: std::sync::Arc<std::sync::Mutex<Vec<BlobFetcher>>>,
     settings: Settings,
+    session: std::sync::Arc<session::Session>,
 }
 
 /// How a store writes and snapshots: resolved by the binary (flags, config, the environment) and
@@ -159,13 +202,30 @@ impl Store {
                 &root.join("tmp"),
             )?,
         }
+        let session = session::Session::open(root)?;
         Ok(Store {
             root: root.to_path_buf(),
-            content: Content::new(root),
+            content: Content::new(root, session.ingest_dir()),
             meta: Meta::new(root.join("meta.redb")),
             remote: Default::default(),
             settings: Settings::default(),
+            session,
         })
+    }
+
+    /// This process's session in the store (see [`session`]).
+    pub fn session(&self) -> &std::sync::Arc<session::Session> {
+        &self.session
+    }
+
+    /// Takes the store exclusively (garbage collection, repair): waits at most `limit` for every
+    /// other process using it to finish; `notify` hears the holders' pids once if that takes a while.
+    pub fn exclusive(
+        &self,
+        limit: std::time::Duration,
+        notify: &mut dyn FnMut(&[u32]),
+    ) -> Result<session::Exclusive> {
+        self.session.exclusive(limit, notify)
     }
 
     /// Adds a source for blobs the store lacks, asked in the order added (see [`Store::ensure_blob`]).
@@ -217,8 +277,8 @@ impl Store {
     pub fn temp_dir(&self, prefix: &str) -> Result<tempfile::TempDir> {
         tempfile::Builder::new()
             .prefix(prefix)
-            .tempdir_in(self.root.join("tmp"))
-            .map_err(io_err("create temp dir in", self.root.join("tmp")))
+            .tempdir_in(self.session.work_dir())
+            .map_err(io_err("create temp dir in", self.session.work_dir()))
     }
 
     /// Where the unpacked (overlay-format) directory of a layer with this diffID lives.

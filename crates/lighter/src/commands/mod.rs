@@ -24,6 +24,7 @@ mod report;
 mod rmi;
 mod run;
 mod save;
+mod system;
 mod tag;
 
 /// Settings shared by every command, resolved from CLI flags and the environment.
@@ -47,6 +48,19 @@ impl Context {
         }
         Ok(lighter_store::Store::open(&root)?.with_settings(store_settings()?))
     }
+}
+
+/// Told while an exclusive hold of the store waits for other processes.
+pub fn waiting_note(pids: &[u32]) {
+    let who: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+    eprintln!(
+        "waiting for other lighter processes using the store to finish{}",
+        if who.is_empty() {
+            String::new()
+        } else {
+            format!(" (pids {})", who.join(", "))
+        }
+    );
 }
 
 /// The store's settings from the environment: `SOURCE_DATE_EPOCH`, `LIGHTER_GZIP_THREADS` and
@@ -109,6 +123,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
         Command::Diff(a) => diff::run(ctx, a),
         Command::Lint(a) => lint::run(ctx, a),
         Command::Run(a) => run::run(ctx, a),
+        Command::System(crate::cli::SystemCommand::Check(a)) => system::check(ctx, a),
     }
 }
 

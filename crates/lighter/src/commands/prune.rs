@@ -11,7 +11,7 @@ pub fn run(ctx: &Context, args: PruneArgs) -> anyhow::Result<ExitCode> {
         return Err(crate::diagnostics::NotImplemented("lighter prune --keep-storage").into());
     }
     let store = ctx.store()?;
-    let r = lighter_image::prune(&store, args.all)?;
+    let r = lighter_image::prune(&store, args.all, &mut super::waiting_note)?;
     println!(
         "Deleted {} blobs, {} unpacked layers, {} build cache entries\nTotal reclaimed space: {}",
         r.blobs,
