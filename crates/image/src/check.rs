@@ -358,7 +358,10 @@ fn check_layer_dirs(c: &mut Checker<'_>) -> Result<()> {
                 "unpacking was interrupted; it is redone on next use".to_string(),
             )
         } else if !p.join("fs").is_dir() {
-            (Severity::Damage, "marked complete but has no tree".to_string())
+            (
+                Severity::Damage,
+                "marked complete but has no tree".to_string(),
+            )
         } else {
             continue;
         };
@@ -375,7 +378,11 @@ fn check_indexes(c: &mut Checker<'_>, good: &HashSet<Digest>) -> Result<()> {
     let mut stale = Vec::new();
     for (k, v) in &cache {
         let Ok(j) = serde_json::from_str::<serde_json::Value>(v) else {
-            stale.push((Table::Cache, k.clone(), "unreadable cache record".to_string()));
+            stale.push((
+                Table::Cache,
+                k.clone(),
+                "unreadable cache record".to_string(),
+            ));
             continue;
         };
         if let Some(d) = j.pointer("/layer/digest").and_then(|d| d.as_str()) {

@@ -22,11 +22,7 @@ pub struct PruneReport {
 ///
 /// It holds the store exclusively ([`Store::exclusive`]), so no build is half-way between looking a
 /// blob up and referencing it; `waiting` hears the pids of the processes it waits for.
-pub fn prune(
-    store: &Store,
-    cache: bool,
-    waiting: &mut dyn FnMut(&[u32]),
-) -> Result<PruneReport> {
+pub fn prune(store: &Store, cache: bool, waiting: &mut dyn FnMut(&[u32])) -> Result<PruneReport> {
     let excl = store.exclusive(lighter_store::session::EXCLUSIVE_WAIT, waiting)?;
     let start = SystemTime::now();
     let mut keep: HashSet<String> = HashSet::new();

@@ -589,3 +589,44 @@ fn context_bind_mounts_leave_ignored_files_out() {
         "ran\n"
     );
 }
+
+/// A device node that arrives in a layer cannot be opened from RUN (the rootfs is nodev, as
+/// docker's device cgroup refuses it); the /dev nodes docker provides still work.
+#[test]
+fn device_nodes_from_layers_cannot_be_opened() {
+    let Some(env) = with_busybox() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let layer = work.path().join("nodes.tar");
+    {
+        let mut b = tar::Builder::new(std::fs::File::create(&layer).unwrap());
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Char);
+        h.set_mode(0o666);
+        h.set_device_major(1).unwrap();
+        h.set_device_minor(5).unwrap(); // /dev/zero's numbers
+        h.set_size(0);
+        b.append_data(&mut h, "nodes/zero", &[][..]).unwrap();
+        b.finish().unwrap();
+    }
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::copy(&layer, ctx.join("nodes.tar")).unwrap();
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nADD nodes.tar /\n\
+             RUN ls -l /nodes/zero && if head -c 4 /nodes/zero >/dev/null; then echo OPENED; else echo REFUSED; fi\n\
+             RUN head -c 4 /dev/zero | wc -c && test -L /dev/core && ls /dev/fd /dev/pts >/dev/null && echo DEV-OK\n",
+        )],
+    );
+    let (ok, err, _) = env.build(&ctx, &["--no-cache"]);
+    assert!(ok, "{err}");
+    // The step's output lines (its title has the same words).
+    let said = |w: &str| {
+        err.lines()
+            .any(|l| l.ends_with(&format!(" {w}")) && !l.contains("RUN"))
+    };
+    assert!(said("REFUSED") && !said("OPENED"), "{err}");
+    assert!(err.contains("DEV-OK"), "{err}");
+}

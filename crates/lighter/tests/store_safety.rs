@@ -129,22 +129,36 @@ fn system_check_finds_damage_and_repair_removes_only_it() {
     std::fs::remove_file(blobs.join(layer_of("gone:1"))).unwrap();
     std::fs::write(blobs.join("not-a-digest"), b"stray").unwrap();
     // An unpacked layer interrupted half-way is stale, not damage.
-    std::fs::create_dir_all(env.root.path().join("layers").join("ab".repeat(32)).join("fs/x"))
-        .unwrap();
+    std::fs::create_dir_all(
+        env.root
+            .path()
+            .join("layers")
+            .join("ab".repeat(32))
+            .join("fs/x"),
+    )
+    .unwrap();
 
     let (code, v) = check(&env, false);
     assert_eq!(code, 4, "damage found and not repaired: {v}");
     let damage = subjects(&v, "damage");
     assert!(
-        damage.iter().any(|d| d.contains(&bad.file_name().unwrap().to_string_lossy().to_string()) && d.contains("corrupt")),
+        damage.iter().any(
+            |d| d.contains(&bad.file_name().unwrap().to_string_lossy().to_string())
+                && d.contains("corrupt")
+        ),
         "{damage:?}"
     );
     assert!(damage.iter().any(|d| d.contains("bad:1")), "{damage:?}");
     assert!(damage.iter().any(|d| d.contains("gone:1")), "{damage:?}");
-    assert!(damage.iter().any(|d| d.contains("not-a-digest")), "{damage:?}");
+    assert!(
+        damage.iter().any(|d| d.contains("not-a-digest")),
+        "{damage:?}"
+    );
     assert!(!damage.iter().any(|d| d.contains("good:")), "{damage:?}");
     assert!(
-        subjects(&v, "stale").iter().any(|s| s.contains("interrupted")),
+        subjects(&v, "stale")
+            .iter()
+            .any(|s| s.contains("interrupted")),
         "{v}"
     );
     // Nothing was changed by the check alone.
@@ -158,8 +172,14 @@ fn system_check_finds_damage_and_repair_removes_only_it() {
     // The sound image and both its names are intact; the broken ones are gone with their names.
     let o = env.lighter(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     let names = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(names.contains("good:1") && names.contains("good:2"), "{names}");
-    assert!(!names.contains("bad:1") && !names.contains("gone:1"), "{names}");
+    assert!(
+        names.contains("good:1") && names.contains("good:2"),
+        "{names}"
+    );
+    assert!(
+        !names.contains("bad:1") && !names.contains("gone:1"),
+        "{names}"
+    );
     let out = work.path().join("good.out.tar");
     ok(
         &env.lighter(&["save", "-o", out.to_str().unwrap(), "good:1"]),
@@ -200,7 +220,10 @@ fn processes_in(root: &Path) -> Vec<String> {
             if let Ok(t) = std::fs::read_link(e.path().join(link)) {
                 if t.starts_with(root) {
                     let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-                    out.push(format!("{pid}: {}", String::from_utf8_lossy(&cmd).replace('\0', " ")));
+                    out.push(format!(
+                        "{pid}: {}",
+                        String::from_utf8_lossy(&cmd).replace('\0', " ")
+                    ));
                     break;
                 }
             }
@@ -240,10 +263,18 @@ fn assert_recovered(env: &Env, what: &str) {
         let p = processes_in(root);
         p.is_empty().then_some(())
     });
-    assert!(left.is_some(), "{what}: processes left: {:?}", processes_in(root));
+    assert!(
+        left.is_some(),
+        "{what}: processes left: {:?}",
+        processes_in(root)
+    );
     let (code, v) = check(env, false);
     assert_eq!(code, 0, "{what}: system check: {v}");
-    assert_eq!(mounts_under(root), Vec::<String>::new(), "{what}: mounts left");
+    assert_eq!(
+        mounts_under(root),
+        Vec::<String>::new(),
+        "{what}: mounts left"
+    );
     let sessions: Vec<String> = std::fs::read_dir(root.join("tmp"))
         .into_iter()
         .flatten()
@@ -307,11 +338,39 @@ fn killed_commands_leave_a_sound_store() {
     ok(&env.lighter(&["save", "-o", &archive_s, "imp:0"]), "save");
     ok(&env.lighter(&["rmi", "imp:0"]), "rmi");
     let commands: Vec<(&str, Vec<String>)> = vec![
-        ("build", vec!["build".into(), "--no-cache".into(), "-q".into(), "-t".into(), "k:1".into(), ctx_s.clone()]),
-        ("build (cached)", vec!["build".into(), "-q".into(), "-t".into(), "k:2".into(), ctx_s.clone()]),
-        ("load", vec!["load".into(), "-q".into(), "-i".into(), archive_s.clone()]),
-        ("import", vec!["import".into(), rootfs_s.clone(), "imp:1".into()]),
-        ("save", vec!["save".into(), "-o".into(), out_s.clone(), "k:1".into()]),
+        (
+            "build",
+            vec![
+                "build".into(),
+                "--no-cache".into(),
+                "-q".into(),
+                "-t".into(),
+                "k:1".into(),
+                ctx_s.clone(),
+            ],
+        ),
+        (
+            "build (cached)",
+            vec![
+                "build".into(),
+                "-q".into(),
+                "-t".into(),
+                "k:2".into(),
+                ctx_s.clone(),
+            ],
+        ),
+        (
+            "load",
+            vec!["load".into(), "-q".into(), "-i".into(), archive_s.clone()],
+        ),
+        (
+            "import",
+            vec!["import".into(), rootfs_s.clone(), "imp:1".into()],
+        ),
+        (
+            "save",
+            vec!["save".into(), "-o".into(), out_s.clone(), "k:1".into()],
+        ),
         ("tag", vec!["tag".into(), "k:1".into(), "k:tagged".into()]),
         ("rmi", vec!["rmi".into(), "imp:1".into()]),
         ("prune", vec!["prune".into(), "-a".into(), "-f".into()]),
@@ -381,7 +440,13 @@ fn interrupted_builds_stop_their_step_and_unmount() {
     for (signal, code) in [(libc_sig::SIGINT, 130), (libc_sig::SIGTERM, 143)] {
         let mut child = env
             .cmd()
-            .args(["build", "--no-cache", "--progress", "plain", ctx.path().to_str().unwrap()])
+            .args([
+                "build",
+                "--no-cache",
+                "--progress",
+                "plain",
+                ctx.path().to_str().unwrap(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -390,7 +455,10 @@ fn interrupted_builds_stop_their_step_and_unmount() {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             use std::io::BufRead;
-            for l in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for l in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
                 let _ = tx.send(l);
             }
         });
@@ -408,7 +476,10 @@ fn interrupted_builds_stop_their_step_and_unmount() {
         assert!(seen, "the RUN step started");
         // The step runs inside the store's session (its rootfs is there).
         assert!(
-            wait_until(Duration::from_secs(10), || (!processes_in(env.root.path()).is_empty()).then_some(())).is_some(),
+            wait_until(Duration::from_secs(10), || (!processes_in(env.root.path())
+                .is_empty())
+            .then_some(()))
+            .is_some(),
             "the step runs inside the store"
         );
         let sent = Instant::now();
@@ -419,7 +490,10 @@ fn interrupted_builds_stop_their_step_and_unmount() {
             .success());
         let status = wait_child(&mut child, Duration::from_secs(20)).expect("stopped in time");
         assert_eq!(status.code(), Some(code), "signal {signal}");
-        assert!(sent.elapsed() < Duration::from_secs(10), "did not wait for the step");
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "did not wait for the step"
+        );
         assert_recovered(&env, &format!("build stopped by signal {signal}"));
     }
 }

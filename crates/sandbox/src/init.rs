@@ -417,6 +417,16 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
     let root = match &spec.rootfs {
         Rootfs::Dir(d) => {
             bind(d, d, false)?;
+            // nodev: a device node that came in a layer cannot be opened (docker refuses them
+            // through its device cgroup); /dev below gets its own mount.
+            mount(
+                None::<&str>,
+                d,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | kept_flags(d),
+                None::<&str>,
+            )
+            .map_err(|e| format!("remount {} nodev: {e}", d.display()))?;
             d.clone()
         }
         Rootfs::Overlay {
@@ -451,7 +461,7 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
                 Some("overlay"),
                 merged,
                 Some("overlay"),
-                MsFlags::empty(),
+                MsFlags::MS_NODEV,
                 Some(opts.as_str()),
             )
             .map_err(|e| format!("mount overlay ({} lower layers): {e}", lowers.len()))?;
@@ -484,6 +494,7 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
         bind(&Path::new("/dev").join(node), &t, false)?;
     }
     for (name, target) in [
+        ("core", "/proc/kcore"),
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),

@@ -230,22 +230,12 @@ mod tests {
         ));
         assert!(!c.exists(&wrong));
         assert!(!c.exists(&Digest::sha256(b"other")));
-        assert_eq!(
-            std::fs::read_dir(c_ingest(&store))
-                .unwrap()
-                .count(),
-            0
-        );
+        assert_eq!(std::fs::read_dir(c_ingest(&store)).unwrap().count(), 0);
         // A dropped ingest leaves nothing either.
         let mut w = c.ingest().unwrap();
         w.write_all(b"partial").unwrap();
         drop(w);
-        assert_eq!(
-            std::fs::read_dir(c_ingest(&store))
-                .unwrap()
-                .count(),
-            0
-        );
+        assert_eq!(std::fs::read_dir(c_ingest(&store)).unwrap().count(), 0);
         assert_eq!(c.list().unwrap(), vec![d]);
     }
 
@@ -285,11 +275,6 @@ mod tests {
             "deleting a missing blob frees nothing"
         );
         assert!(matches!(c.open(&want), Err(StoreError::NotFound(_))));
-        assert_eq!(
-            std::fs::read_dir(c_ingest(&store))
-                .unwrap()
-                .count(),
-            0
-        );
+        assert_eq!(std::fs::read_dir(c_ingest(&store)).unwrap().count(), 0);
     }
 }

@@ -60,7 +60,10 @@ pub enum StoreError {
     #[error("{0}")]
     Mount(String),
     /// Other processes kept the store longer than an exclusive lock waits.
-    #[error("store lock {path} is held by {}; try again when they have finished", holders_text(holders))]
+    #[error(
+        "store lock {path} is held by {}; try again when they have finished",
+        holders_text(holders)
+    )]
     Busy { path: PathBuf, holders: Vec<u32> },
 }
 
@@ -185,6 +188,14 @@ impl Store {
         for d in ["blobs/sha256", "ingest", "layers", "tmp", "cache-mounts"] {
             let p = root.join(d);
             std::fs::create_dir_all(&p).map_err(io_err("create", &p))?;
+        }
+        // Unpacked layers and snapshots hold images' files as they are, device nodes and setuid
+        // programs among them: only the store's owner may reach them (docker's root is 0710).
+        use std::os::unix::fs::PermissionsExt;
+        for d in ["layers", "tmp", "cache-mounts"] {
+            let p = root.join(d);
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700))
+                .map_err(io_err("chmod", &p))?;
         }
         let vpath = root.join("version");
         match std::fs::read_to_string(&vpath) {

@@ -116,13 +116,21 @@ impl Session {
             path: path.to_path_buf(),
             holders: holders(path),
         };
-        if !flock_within(&gate, libc::LOCK_SH, EXCLUSIVE_WAIT + Duration::from_secs(60))
-            .map_err(io_err("lock", &gate_path))?
+        if !flock_within(
+            &gate,
+            libc::LOCK_SH,
+            EXCLUSIVE_WAIT + Duration::from_secs(60),
+        )
+        .map_err(io_err("lock", &gate_path))?
         {
             return Err(busy(&gate_path));
         }
-        if !flock_within(&lock, libc::LOCK_SH, EXCLUSIVE_WAIT + Duration::from_secs(60))
-            .map_err(io_err("lock", &lock_path))?
+        if !flock_within(
+            &lock,
+            libc::LOCK_SH,
+            EXCLUSIVE_WAIT + Duration::from_secs(60),
+        )
+        .map_err(io_err("lock", &lock_path))?
         {
             return Err(busy(&lock_path));
         }
@@ -186,23 +194,21 @@ impl Session {
         }
         let gate = open_lock_file(&self.gate_path)?;
         let start = Instant::now();
-        let wait = |f: &File, path: &Path, notified: &mut bool, notify: &mut dyn FnMut(&[u32])| {
-            loop {
-                if try_flock(f, libc::LOCK_EX).map_err(io_err("lock", path))? {
-                    return Ok(());
-                }
-                if !*notified && start.elapsed() > Duration::from_millis(300) {
-                    *notified = true;
-                    notify(&holders(&self.lock_path));
-                }
-                if start.elapsed() >= limit {
-                    return Err(StoreError::Busy {
-                        path: self.lock_path.clone(),
-                        holders: holders(&self.lock_path),
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(20));
+        let wait = |f: &File, path: &Path, notified: &mut bool, notify: &mut dyn FnMut(&[u32])| loop {
+            if try_flock(f, libc::LOCK_EX).map_err(io_err("lock", path))? {
+                return Ok(());
             }
+            if !*notified && start.elapsed() > Duration::from_millis(300) {
+                *notified = true;
+                notify(&holders(&self.lock_path));
+            }
+            if start.elapsed() >= limit {
+                return Err(StoreError::Busy {
+                    path: self.lock_path.clone(),
+                    holders: holders(&self.lock_path),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
         };
         let mut notified = false;
         wait(&gate, &self.gate_path, &mut notified, notify)?;
@@ -332,7 +338,10 @@ fn unescape_mount_path(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {

@@ -134,6 +134,41 @@ pub fn set_times(p: &Path, secs: i64, nsec: i64) -> Result<()> {
     Ok(())
 }
 
+/// Copies file data, leaving runs of 64 KiB zeros as holes (a sparse entry's claimed gigabytes
+/// take no disk blocks); returns the bytes of the file.
+fn copy_sparse(r: &mut impl std::io::Read, f: &mut std::fs::File) -> std::io::Result<u64> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0u64;
+    let mut hole_at_end = false;
+    loop {
+        let mut n = 0;
+        while n < buf.len() {
+            match r.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        if n == buf.len() && buf.iter().all(|b| *b == 0) {
+            f.seek(SeekFrom::Current(n as i64))?;
+            hole_at_end = true;
+        } else {
+            f.write_all(&buf[..n])?;
+            hole_at_end = false;
+        }
+        total += n as u64;
+    }
+    if hole_at_end {
+        f.set_len(total)?;
+    }
+    Ok(total)
+}
+
 pub(super) fn set_xattr(p: &Path, k: &str, v: &[u8]) -> Result<()> {
     let c = cstr(p)?;
     let Ok(name) = CString::new(k) else {
@@ -209,7 +244,8 @@ pub fn apply(r: &mut dyn Read, root: &Path, format: ApplyFormat) -> Result<Apply
                     ApplyFormat::Plain => remove_not_written(&parent, &parent_rel, &written)?,
                 }
             } else {
-                if hidden.is_empty() || hidden.contains('/') {
+                // `.wh..` and `.wh...` would name the directory itself or its parent.
+                if hidden.is_empty() || hidden.contains('/') || hidden == "." || hidden == ".." {
                     return Err(bad(&name, "malformed whiteout"));
                 }
                 let target = parent.join(hidden);
@@ -249,7 +285,7 @@ pub fn apply(r: &mut dyn Read, root: &Path, format: ApplyFormat) -> Result<Apply
                     .create_new(true)
                     .open(&dest)
                     .map_err(io_err("create", &dest))?;
-                stats.bytes += std::io::copy(&mut entry, &mut f)
+                stats.bytes += copy_sparse(&mut entry, &mut f)
                     .map_err(|e| bad(&name, format!("truncated file data: {e}")))?;
             }
             tar::EntryType::Symlink => {
@@ -296,7 +332,13 @@ pub fn apply(r: &mut dyn Read, root: &Path, format: ApplyFormat) -> Result<Apply
         if let Ok(Some(exts)) = entry.pax_extensions() {
             for ext in exts.flatten() {
                 if let (Ok(k), v) = (ext.key(), ext.value_bytes()) {
-                    if let Some(x) = k.strip_prefix("SCHILY.xattr.") {
+                    // trusted.* is the kernel's and overlayfs' own namespace (an image's
+                    // `trusted.overlay.redirect` or `.opaque` would rewrite the snapshot): never
+                    // taken from a layer.
+                    if let Some(x) = k
+                        .strip_prefix("SCHILY.xattr.")
+                        .filter(|x| !x.starts_with("trusted."))
+                    {
                         set_xattr(&dest, x, v)?;
                     }
                 }
@@ -395,6 +437,56 @@ mod tests {
         // Truncated archives are an error.
         let full = tar_of(&[("big", tar::EntryType::Regular, &[7u8; 5000], None)]);
         assert!(apply(&mut &full[..1200], root.path(), ApplyFormat::Plain).is_err());
+    }
+
+    #[test]
+    fn whiteouts_of_dot_and_dotdot_are_refused_and_remove_nothing() {
+        let base = tempfile::tempdir().unwrap();
+        let root = base.path().join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/keep"), b"k").unwrap();
+        std::fs::write(base.path().join("sibling"), b"s").unwrap();
+        for name in [".wh..", ".wh...", "sub/.wh..", "sub/.wh..."] {
+            let t = tar_of(&[(name, tar::EntryType::Regular, b"", None)]);
+            for format in [ApplyFormat::Plain, ApplyFormat::Overlay] {
+                let e = apply(&mut &t[..], &root, format).unwrap_err();
+                assert!(e.to_string().contains("malformed whiteout"), "{name}: {e}");
+            }
+        }
+        assert!(root.join("sub/keep").exists() && base.path().join("sibling").exists());
+    }
+
+    #[test]
+    fn sparse_claims_take_no_blocks_and_trusted_xattrs_are_dropped() {
+        use std::os::unix::fs::MetadataExt;
+        let root = tempfile::tempdir().unwrap();
+        let zeros = vec![0u8; 8 << 20];
+        let t = tar_of(&[("zeros", tar::EntryType::Regular, &zeros, None)]);
+        apply(&mut &t[..], root.path(), ApplyFormat::Plain).unwrap();
+        let m = std::fs::metadata(root.path().join("zeros")).unwrap();
+        assert_eq!(m.len(), 8 << 20);
+        assert!(
+            m.blocks() * 512 < 1 << 20,
+            "zeros written as holes: {} blocks",
+            m.blocks()
+        );
+        assert_eq!(std::fs::read(root.path().join("zeros")).unwrap(), zeros);
+        // A PAX trusted.overlay.* xattr from a layer is not set.
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([
+            ("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..]),
+            ("SCHILY.xattr.user.kept", &b"1"[..]),
+        ])
+        .unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        b.append_data(&mut h, "d", &[][..]).unwrap();
+        let t = b.into_inner().unwrap();
+        apply(&mut &t[..], root.path(), ApplyFormat::Overlay).unwrap();
+        let x = crate::layer::write::read_xattrs(&root.path().join("d")).unwrap();
+        assert!(!x.iter().any(|(k, _)| k.starts_with("trusted.")), "{x:?}");
     }
 
     #[test]
