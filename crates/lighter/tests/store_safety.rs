@@ -38,31 +38,20 @@ fn subjects(v: &serde_json::Value, severity: &str) -> Vec<String> {
         .collect()
 }
 
+/// `n` pseudo-random (incompressible) bytes from `rng`.
+fn random_bytes(n: usize, rng: &mut Rng) -> Vec<u8> {
+    (0..n).map(|_| rng.next() as u8).collect()
+}
+
 fn random_file(path: &Path, bytes: usize, seed: u64) {
-    let mut s = (seed << 1) | 1;
-    let data: Vec<u8> = (0..bytes)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s as u8
-        })
-        .collect();
-    std::fs::write(path, data).unwrap();
+    std::fs::write(path, random_bytes(bytes, &mut Rng((seed << 1) | 1))).unwrap();
 }
 
 fn rootfs_tar(path: &Path, files: usize, seed: u64) {
     let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
-    let mut s = (seed << 1) | 1;
+    let mut rng = Rng((seed << 1) | 1);
     for i in 0..files {
-        let data: Vec<u8> = (0..1 << 20)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                s as u8
-            })
-            .collect();
+        let data = random_bytes(1 << 20, &mut rng);
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
