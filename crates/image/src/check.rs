@@ -322,15 +322,20 @@ fn check_layer_records(c: &mut Checker<'_>, good: &HashSet<Digest>) -> Result<()
         let blob = serde_json::from_str::<lighter_store::layer::LayerInfo>(&v)
             .ok()
             .map(|l| l.digest);
+        // Readers of a layer record check that its blob is there, so a record whose blob is gone
+        // only misses; one whose blob is corrupt would hand out bad data.
         let problem = match &blob {
-            None => Some("unreadable layer record".to_string()),
-            Some(d) if !good.contains(d) => Some(format!("its blob {d} is missing or corrupt")),
-            Some(_) => None,
+            None => Some((Severity::Damage, "unreadable layer record".to_string())),
+            Some(d) if good.contains(d) => None,
+            Some(d) if c.store.content().exists(d) => {
+                Some((Severity::Damage, format!("its blob {d} is corrupt")))
+            }
+            Some(d) => Some((Severity::Stale, format!("its blob {d} is missing"))),
         };
-        if let Some(problem) = problem {
+        if let Some((severity, problem)) = problem {
             let removed = c.repair && c.store.meta().delete(Table::Layers, &k).is_ok();
             c.find(
-                Severity::Damage,
+                severity,
                 format!("layer record {k}"),
                 problem,
                 removed,

@@ -73,6 +73,7 @@ pub fn prune(store: &Store, cache: bool, waiting: &mut dyn FnMut(&[u32])) -> Res
             }
         }
     }
+    let mut doomed: HashSet<lighter_oci::Digest> = HashSet::new();
     for d in store.content().list()? {
         if keep.contains(d.hex()) {
             continue;
@@ -82,10 +83,25 @@ pub fn prune(store: &Store, cache: bool, waiting: &mut dyn FnMut(&[u32])) -> Res
             .and_then(|m| m.modified())
             .map(|m| m > start)
             .unwrap_or(true);
-        if young {
-            continue;
+        if !young {
+            doomed.insert(d);
         }
-        report.bytes += store.content().delete(&d)?;
+    }
+    // Layer records of doomed blobs go first, in one transaction: a kill between the two steps
+    // leaves blobs without records (garbage the next prune removes), never records without blobs.
+    store.meta().update(|tx| {
+        for (k, v) in tx.list(Table::Layers)? {
+            let gone = serde_json::from_str::<lighter_store::layer::LayerInfo>(&v)
+                .map(|l| doomed.contains(&l.digest))
+                .unwrap_or(false);
+            if gone {
+                tx.delete(Table::Layers, &k)?;
+            }
+        }
+        Ok(())
+    })?;
+    for d in &doomed {
+        report.bytes += store.content().delete(d)?;
         report.blobs += 1;
     }
     let layers = store.root().join("layers");
