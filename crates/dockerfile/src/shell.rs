@@ -100,7 +100,14 @@ pub enum ShellErrorKind {
         /// Why it is invalid.
         reason: PatternErrorKind,
     },
+    /// `${}` expansions nested deeper than [`MAX_NESTING`] (BuildKit has no limit; Go's stacks
+    /// grow, Rust's do not, and no real Dockerfile comes near it).
+    #[error("substitutions nested more than {MAX_NESTING} levels deep")]
+    TooDeep,
 }
+
+/// How deeply `${...}` expansions may nest in one word.
+pub const MAX_NESTING: usize = 100;
 
 /// BuildKit's shell lexer, configured by its escape token and processing options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -97,3 +97,22 @@ fn skip_unset_env_keeps_references() {
     assert_eq!(got.value, "$NOPE ${NOPE} ${NOPE:-d} x y");
     assert_eq!(got.unmatched.iter().collect::<Vec<_>>(), ["NOPE"]);
 }
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let env = env();
+    let nest = |n: usize| format!("{}z{}", "${U:-".repeat(n), "}".repeat(n));
+    let lexer = Lexer::new('\\');
+    let max = lighter_dockerfile::shell::MAX_NESTING;
+    assert_eq!(lexer.process_word(&nest(max), &env).unwrap().value, "z");
+    // Quotes inside the nesting go through the same counter.
+    let quoted = format!("{}z{}", "\"${U:-".repeat(max), "}\"".repeat(max));
+    assert_eq!(lexer.process_word(&quoted, &env).unwrap().value, "z");
+    for n in [max + 1, 10_000, 100_000] {
+        let e = lexer.process_word(&nest(n), &env).unwrap_err();
+        assert!(
+            e.to_string().contains(&format!("nested more than {max} levels")),
+            "{n}: {e}"
+        );
+    }
+}

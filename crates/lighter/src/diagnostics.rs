@@ -59,15 +59,55 @@ impl std::error::Error for NotImplemented {}
 /// Print an error chain to stderr and choose the exit code.
 pub fn report(err: &anyhow::Error) -> ExitCode {
     if let Some(r) = err.downcast_ref::<Rendered>() {
-        eprintln!("{}", r.message.trim_end());
+        eprintln!("{}", shorten(r.message.trim_end()));
         return ExitCode::from(r.code);
     }
-    eprintln!("error: {err}");
+    eprintln!("error: {}", shorten(&err.to_string()));
     for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        eprintln!("  caused by: {}", shorten(&cause.to_string()));
     }
     if err.downcast_ref::<NotImplemented>().is_some() {
         return ExitCode::from(3);
     }
     ExitCode::from(1)
+}
+
+/// Longest line an error prints whole; hostile input (a 100 KB path in a layer, a 60 KB Dockerfile
+/// line) would otherwise fill the terminal. Longer lines keep their start and end.
+const MAX_LINE: usize = 2000;
+
+/// `text` with every line longer than [`MAX_LINE`] characters cut in the middle.
+fn shorten(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_LINE * 4));
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let n = line.chars().count();
+        if n <= MAX_LINE {
+            out.push_str(line);
+            continue;
+        }
+        let head: String = line.chars().take(MAX_LINE - 500).collect();
+        let tail: String = line.chars().skip(n - 400).collect();
+        out.push_str(&format!(
+            "{head} …({} characters left out)… {tail}",
+            n - head.chars().count() - 400
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_lines_are_cut_in_the_middle_and_short_ones_kept() {
+        assert_eq!(super::shorten("a\nb"), "a\nb");
+        let long = format!("start{}end", "é".repeat(100_000));
+        let s = super::shorten(&format!("x\n{long}\ny"));
+        assert!(s.starts_with("x\nstart"), "{s:.20}");
+        assert!(s.ends_with("end\ny"));
+        assert!(s.contains("(98108 characters left out)"), "{}", s.len());
+        assert!(s.chars().count() < 2100);
+    }
 }

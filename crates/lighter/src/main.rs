@@ -1,5 +1,17 @@
 //! The `lighter` binary: parse arguments, dispatch to `commands/<verb>.rs`, render errors for people.
 
+/// `print!` that ends the command quietly when standard output is a closed pipe
+/// (`lighter images | head -1`), as a tool killed by SIGPIPE would, instead of panicking.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::printer::out(format_args!($($t)*)) };
+}
+
+/// `println!` with [`out!`]'s handling of a closed pipe.
+macro_rules! outln {
+    () => { $crate::printer::out(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::printer::out(format_args!("{}\n", format_args!($($t)*))) };
+}
+
 mod cli;
 mod commands;
 mod diagnostics;

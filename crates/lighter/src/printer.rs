@@ -1,4 +1,21 @@
-//! Printing helpers shared by the verbs: docker's human sizes and durations, table alignment.
+//! Printing helpers shared by the verbs: docker's human sizes and durations, table alignment, and
+//! standard output that survives a reader going away.
+
+/// Writes to standard output (through [`out!`] and [`outln!`]). A reader that closed the pipe ends
+/// the command as SIGPIPE would end another tool (exit 141, nothing printed, this process's
+/// temporary files and mounts removed); any other write error ends it with a message.
+pub fn out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args) {
+        lighter_store::session::close_all();
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("lighter: writing standard output: {e}");
+        std::process::exit(1);
+    }
+}
 
 /// docker's `units.HumanSizeWithPrecision(size, 3)`: decimal units, three significant digits.
 pub fn human_size(bytes: u64) -> String {

@@ -164,6 +164,21 @@ fn efficiency_waste_and_reclaimable_match_hand_computation() {
         serde_json::json!([]),
         "a is 100 bytes in both"
     );
+    // A reader that goes away (`lighter analyze | head -1`) ends the command as SIGPIPE would.
+    for args in [&["analyze", "crafted:1"][..], &["images"], &["history", "crafted:1"]] {
+        let mut child = env
+            .cmd()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
 }
 
 #[test]

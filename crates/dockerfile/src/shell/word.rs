@@ -25,6 +25,7 @@ pub(super) fn run(lexer: &Lexer, source: &str, env: &dyn Env) -> Result<Output, 
         skip_process_quotes: lexer.skip_process_quotes,
         matched: BTreeSet::new(),
         unmatched: BTreeSet::new(),
+        depth: 0,
     };
     let raw = sw.raw_escapes;
     match sw.process_stop_on(None, raw) {
@@ -54,6 +55,8 @@ struct ShellWord<'a> {
     skip_process_quotes: bool,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
+    /// `${` expansions open around the current position.
+    depth: usize,
 }
 
 /// Word splitting state (BuildKit's `wordsStruct`).
@@ -290,6 +293,17 @@ impl ShellWord<'_> {
             });
         }
         self.next(); // the '{'
+        if self.depth >= super::MAX_NESTING {
+            return Err(ShellErrorKind::TooDeep);
+        }
+        self.depth += 1;
+        let out = self.process_braced();
+        self.depth -= 1;
+        out
+    }
+
+    /// The rest of `${...}` after the brace.
+    fn process_braced(&mut self) -> Res<String> {
         match self.peek() {
             None => return Err(ShellErrorKind::MissingBrace),
             Some('{' | '}' | ':') => return Err(ShellErrorKind::BadSubstitution),

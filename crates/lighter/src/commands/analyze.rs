@@ -115,7 +115,7 @@ pub fn run(ctx: &Context, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     }
     let json = serde_json::to_string_pretty(&a)?;
     match args.json.as_deref() {
-        Some("-") => println!("{json}"),
+        Some("-") => outln!("{json}"),
         Some(f) => std::fs::write(f, &json)?,
         None => {}
     }
@@ -143,29 +143,29 @@ pub fn run(ctx: &Context, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
                 by,
             ]);
         }
-        print!("{}", table(&rows));
-        println!();
-        println!(
+        out!("{}", table(&rows));
+        outln!();
+        outln!(
             "Image: {}  size {}  compressed {}",
             a.image,
             human_size(a.size),
             human_size(a.compressed_size)
         );
-        println!("Efficiency (dive): {:.4} %", a.efficiency * 100.0);
-        println!(
+        outln!("Efficiency (dive): {:.4} %", a.efficiency * 100.0);
+        outln!(
             "Wasted bytes (dive, counts every copy): {}",
             human_size(a.wasted_bytes)
         );
-        println!(
+        outln!(
             "User wasted percent (dive): {:.4} %",
             a.user_wasted_percent * 100.0
         );
-        println!(
+        outln!(
             "Reclaimable bytes (copies the final image does not show): {}",
             human_size(a.reclaimable_bytes)
         );
         if !a.offenders.is_empty() {
-            println!();
+            outln!();
             let mut rows = vec![vec![
                 "COPIES".to_string(),
                 "CUMULATIVE".into(),
@@ -180,7 +180,7 @@ pub fn run(ctx: &Context, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
                     format!("/{}", o.path),
                 ]);
             }
-            print!("{}", table(&rows));
+            out!("{}", table(&rows));
         }
     }
     if !args.ci && args.sarif.is_none() && args.junit.is_none() {

@@ -338,7 +338,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if args.quiet {
-        println!("{}", result.image_id);
+        outln!("{}", result.image_id);
     } else {
         for t in &req.tags {
             eprintln!("naming to {}", t.familiar());

@@ -81,7 +81,7 @@ pub fn run(call: &Call, args: &BuildArgs, df_name: &str, src: &str) -> anyhow::R
             outline(&d, call.json)
         }
     };
-    print!("{out}");
+    out!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 

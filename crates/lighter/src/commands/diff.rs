@@ -25,11 +25,11 @@ pub fn run(ctx: &Context, args: DiffArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("diff of images from two different archives is not supported yet: load them with `lighter load` first");
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&d)?);
+        outln!("{}", serde_json::to_string_pretty(&d)?);
         return Ok(ExitCode::SUCCESS);
     }
     let delta = d.size_b as i64 - d.size_a as i64;
-    println!(
+    outln!(
         "{} -> {}: {} -> {} ({}, {:.1}x)",
         args.image_a,
         args.image_b,
@@ -42,7 +42,7 @@ pub fn run(ctx: &Context, args: DiffArgs) -> anyhow::Result<ExitCode> {
             0.0
         }
     );
-    println!(
+    outln!(
         "files: {} added, {} removed, {} changed; layers: {} of {} shared",
         d.added.len(),
         d.removed.len(),
@@ -51,7 +51,7 @@ pub fn run(ctx: &Context, args: DiffArgs) -> anyhow::Result<ExitCode> {
         d.layers_b
     );
     if !d.dirs.is_empty() {
-        println!();
+        outln!();
         let mut rows = vec![vec!["DELTA".to_string(), "DIRECTORY".into()]];
         for (dir, v) in &d.dirs {
             rows.push(vec![
@@ -59,12 +59,12 @@ pub fn run(ctx: &Context, args: DiffArgs) -> anyhow::Result<ExitCode> {
                 format!("/{}", dir.trim_start_matches('/')),
             ]);
         }
-        print!("{}", table(&rows));
+        out!("{}", table(&rows));
     }
     if !d.config.is_empty() {
-        println!();
+        outln!();
         for (k, x, y) in &d.config {
-            println!("{k}: {x} -> {y}");
+            outln!("{k}: {x} -> {y}");
         }
     }
     Ok(ExitCode::SUCCESS)

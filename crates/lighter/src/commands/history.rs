@@ -26,7 +26,7 @@ pub fn run(ctx: &Context, args: HistoryArgs) -> anyhow::Result<ExitCode> {
     rows.reverse();
     if args.quiet {
         for r in &rows {
-            println!(
+            outln!(
                 "{}",
                 if r.0 {
                     img.id.short().to_string()
@@ -45,7 +45,7 @@ pub fn run(ctx: &Context, args: HistoryArgs) -> anyhow::Result<ExitCode> {
                 "Size": sizes.map(|s| s.0).unwrap_or(0), "CompressedSize": sizes.map(|s| s.1).unwrap_or(0),
                 "Comment": comment,
             });
-            println!("{v}");
+            outln!("{v}");
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -99,7 +99,7 @@ pub fn run(ctx: &Context, args: HistoryArgs) -> anyhow::Result<ExitCode> {
             .collect();
         let out = crate::printer::render_template(tpl, &headers, &values)
             .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
-        print!("{out}");
+        out!("{out}");
         return Ok(ExitCode::SUCCESS);
     }
     let mut table_rows = vec![vec![
@@ -139,7 +139,7 @@ pub fn run(ctx: &Context, args: HistoryArgs) -> anyhow::Result<ExitCode> {
             comment,
         ]);
     }
-    print!("{}", table(&table_rows));
+    out!("{}", table(&table_rows));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -42,7 +42,7 @@ pub fn run(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
         let mut printed = std::collections::HashSet::new();
         for l in &listed {
             if printed.insert(l.image.id.clone()) {
-                println!(
+                outln!(
                     "{}",
                     if args.no_trunc {
                         l.image.id.to_string()
@@ -68,7 +68,7 @@ pub fn run(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
                 "SharedSize": shared,
                 "UniqueSize": l.image.size() - shared,
             });
-            println!("{v}");
+            outln!("{v}");
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -128,7 +128,7 @@ pub fn run(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
             .collect();
         let out = crate::printer::render_template(tpl, &headers, &values)
             .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
-        print!("{out}");
+        out!("{out}");
         return Ok(ExitCode::SUCCESS);
     }
     let mut rows = vec![];
@@ -190,7 +190,7 @@ pub fn run(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
         ]);
         rows.push(row);
     }
-    print!("{}", table(&rows));
+    out!("{}", table(&rows));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -42,6 +42,6 @@ pub fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<ExitCode> {
             &tags,
         )?
     };
-    println!("{id}");
+    outln!("{id}");
     Ok(ExitCode::SUCCESS)
 }

@@ -50,11 +50,11 @@ pub fn run(ctx: &Context, args: InspectArgs) -> anyhow::Result<ExitCode> {
         out.push(v);
     }
     match args.format.as_deref() {
-        None | Some("json") => println!("{}", serde_json::to_string_pretty(&out)?),
+        None | Some("json") => outln!("{}", serde_json::to_string_pretty(&out)?),
         Some(f) => {
             // A small subset of Go templates: `{{.Field}}` and `{{.A.B}}` paths, `{{json .X}}`.
             for v in &out {
-                println!("{}", render_template(f, v));
+                outln!("{}", render_template(f, v));
             }
         }
     }

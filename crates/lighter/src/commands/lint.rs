@@ -40,7 +40,7 @@ pub fn lint_source(name: &str, src: &str, format: &str) -> anyhow::Result<ExitCo
                                  "expected": e.expected, "hint": e.hint }],
                     "warnings": [],
                 });
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
             }
             return Err(Rendered {
                 message: e.render(name, src),
@@ -65,7 +65,7 @@ pub fn lint_source(name: &str, src: &str, format: &str) -> anyhow::Result<ExitCo
                 })
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "errors": [], "warnings": list }))?
         );

@@ -19,10 +19,10 @@ pub fn run(ctx: &Context, args: LoadArgs) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         for (id, names) in loaded {
             if names.is_empty() {
-                println!("Loaded image ID: {id}");
+                outln!("Loaded image ID: {id}");
             }
             for n in names {
-                println!("Loaded image: {}", n.familiar());
+                outln!("Loaded image: {}", n.familiar());
             }
         }
     }

@@ -68,7 +68,7 @@ pub fn run(_ctx: &Context, args: LoginArgs) -> anyhow::Result<ExitCode> {
         .store(&domain, &cred)
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     eprintln!("Credentials stored in {where_}");
-    println!("Login Succeeded");
+    outln!("Login Succeeded");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -80,9 +80,9 @@ pub fn logout(_ctx: &Context, args: LogoutArgs) -> anyhow::Result<ExitCode> {
         .erase(&domain)
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     if removed {
-        println!("Removing login credentials for {domain}");
+        outln!("Removing login credentials for {domain}");
     } else {
-        println!("Not logged in to {domain}");
+        outln!("Not logged in to {domain}");
     }
     Ok(ExitCode::SUCCESS)
 }

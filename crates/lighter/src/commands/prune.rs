@@ -12,7 +12,7 @@ pub fn run(ctx: &Context, args: PruneArgs) -> anyhow::Result<ExitCode> {
     }
     let store = ctx.store()?;
     let r = lighter_image::prune(&store, args.all, &mut super::waiting_note)?;
-    println!(
+    outln!(
         "Deleted {} blobs, {} unpacked layers, {} build cache entries\nTotal reclaimed space: {}",
         r.blobs,
         r.layer_dirs,

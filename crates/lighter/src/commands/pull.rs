@@ -90,7 +90,7 @@ pub fn run(ctx: &Context, args: PullArgs) -> anyhow::Result<ExitCode> {
             start.elapsed().as_secs_f64()
         );
     }
-    println!("{r}");
+    outln!("{r}");
     Ok(ExitCode::SUCCESS)
 }
 

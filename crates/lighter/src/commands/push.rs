@@ -19,7 +19,7 @@ pub fn run(ctx: &Context, args: PushArgs) -> anyhow::Result<ExitCode> {
     }
     let digest = super::registry::push_image(&store, &client, &img, &r, args.quiet)?;
     let size = store.content().size(&img.record.manifest)?;
-    println!(
+    outln!(
         "{}: digest: {digest} size: {size}",
         r.tag.as_deref().unwrap_or("latest")
     );

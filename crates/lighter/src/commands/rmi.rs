@@ -10,7 +10,7 @@ pub fn run(ctx: &Context, args: RmiArgs) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for name in &args.images {
         match lighter_image::remove(&store, name, args.force) {
-            Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+            Ok(lines) => lines.iter().for_each(|l| outln!("{l}")),
             Err(e) => {
                 eprintln!("error: {e}");
                 failed = true;

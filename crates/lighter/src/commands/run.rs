@@ -61,7 +61,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
         privileged: false,
     };
     let outcome = lighter_sandbox::Executor::with_exe(&std::env::current_exe()?)
-        .run(&spec, &mut |line| println!("{line}"))?;
+        .run(&spec, &mut |line| outln!("{line}"))?;
     Ok(ExitCode::from(outcome.code.clamp(0, 255) as u8))
 }
 

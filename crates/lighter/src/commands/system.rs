@@ -28,9 +28,9 @@ pub fn check(ctx: &Context, args: CheckArgs) -> anyhow::Result<ExitCode> {
             "layer_dirs": r.layer_dirs, "cache_entries": r.cache_entries,
             "sound": !r.unrepaired_damage(), "findings": findings,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!(
+        outln!(
             "checked {} blobs, {} images, {} names, {} unpacked layers, {} cache entries",
             r.blobs, r.images, r.refs, r.layer_dirs, r.cache_entries
         );
@@ -40,9 +40,9 @@ pub fn check(ctx: &Context, args: CheckArgs) -> anyhow::Result<ExitCode> {
                 Severity::Stale => "stale",
             };
             let done = if f.repaired { " (removed)" } else { "" };
-            println!("{kind}: {}: {}{done}", f.subject, f.problem);
+            outln!("{kind}: {}: {}{done}", f.subject, f.problem);
         }
-        println!(
+        outln!(
             "{}",
             if r.unrepaired_damage() {
                 "the store is damaged; `lighter system check --repair` removes what is broken"
