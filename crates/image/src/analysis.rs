@@ -74,7 +74,7 @@ pub struct Analysis {
 pub fn layer_entries(store: &Store, digest: &lighter_oci::Digest) -> Result<Vec<Entry>> {
     let f = store.content().open(digest)?;
     let r = decompress(f).map_err(|e| format_err(digest, e.to_string()))?;
-    let mut ar = tar::Archive::new(r);
+    let mut ar = tar::Archive::new(lighter_store::targuard::TarGuard::new(r));
     let mut out = Vec::new();
     for e in ar
         .entries()

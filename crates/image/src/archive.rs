@@ -42,11 +42,11 @@ pub fn import_rootfs(
     // checks the stream is a whole tar archive before anything is committed.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
     let checker = std::thread::spawn(move || -> std::result::Result<(), String> {
-        let mut ar = tar::Archive::new(ChannelReader {
+        let mut ar = tar::Archive::new(lighter_store::targuard::TarGuard::new(ChannelReader {
             rx,
             buf: Vec::new(),
             pos: 0,
-        });
+        }));
         for e in ar
             .entries()
             .map_err(|e| format!("not a tar archive: {e}"))?
@@ -186,7 +186,7 @@ type Hashed = std::collections::HashMap<PathBuf, (Digest, u64)>;
 /// writing it; returns symlinks (old docker archives link shared `layer.tar` files) and the hashes.
 fn extract(input: impl Read, dir: &Path) -> Result<(BTreeMap<PathBuf, PathBuf>, Hashed)> {
     let r = decompress(input).map_err(io_err("read", "archive"))?;
-    let mut ar = tar::Archive::new(r);
+    let mut ar = tar::Archive::new(lighter_store::targuard::TarGuard::new(r));
     let mut links = BTreeMap::new();
     let mut hashed = Hashed::new();
     let entries = ar

@@ -10,6 +10,7 @@ pub mod meta;
 mod pargz;
 pub mod session;
 pub mod snapshot;
+pub mod targuard;
 
 use std::path::{Path, PathBuf};
 

@@ -212,7 +212,7 @@ pub(super) fn mknod(p: &Path, kind: libc::mode_t, mode: u32, major: u32, minor: 
 
 /// Applies a (decompressed) layer tar stream onto `root`.
 pub fn apply(r: &mut dyn Read, root: &Path, format: ApplyFormat) -> Result<ApplyStats> {
-    let mut ar = tar::Archive::new(r);
+    let mut ar = tar::Archive::new(crate::targuard::TarGuard::new(r));
     let mut stats = ApplyStats::default();
     let mut dirs: Vec<(PathBuf, u64)> = Vec::new();
     let mut written: HashSet<PathBuf> = HashSet::new();
