@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the peers lighter is tested against (Debian packages) and starts a Docker engine on this
-# machine. Idempotent: installs only what is missing, starts dockerd only when `docker info` fails.
-# Peers are test oracles and benchmark partners, never dependencies of lighter.
+# Installs lighter's build dependencies and the peers it is tested against (Debian packages) and
+# starts a Docker engine on this machine. Idempotent: installs only what is missing, starts dockerd
+# only when `docker info` fails. Peers are test oracles and benchmark partners, never dependencies
+# of lighter.
 set -euo pipefail
 
-PKGS=(docker.io skopeo umoci runc debootstrap busybox-static buildah hyperfine ca-certificates bc time chromium git openssh-client openssl docker-registry apache2-utils)
+# Build dependencies first: the sandbox's seccomp filter links the system libseccomp (found through pkg-config).
+PKGS=(libseccomp-dev pkg-config docker.io skopeo umoci runc debootstrap busybox-static buildah hyperfine ca-certificates bc time chromium git openssh-client openssl docker-registry apache2-utils)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,10 +1,12 @@
-//! The sandbox init: runs in a fresh process (`lighter __sandbox-init`, spec as JSON on stdin),
+//! The sandbox init: runs in a fresh process (`lighter __sandbox-init`, the spec and the compiled
+//! seccomp filter as JSON on stdin),
 //! unshares namespaces, forks PID 1 of the new PID namespace, builds the mounts, drops privileges and
 //! execs the step's command.
 
+use crate::seccomp::Program;
 use crate::{
-    MountKind, Network, Rootfs, RunSpec, CONTROL_FD, CREATED_PREFIX, DEFAULT_CAPS, SETUP_FAILED,
-    SETUP_PREFIX,
+    InitRequest, MountKind, Network, Rootfs, RunSpec, CONTROL_FD, CREATED_PREFIX, DEFAULT_CAPS,
+    SETUP_FAILED, SETUP_PREFIX,
 };
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
@@ -56,7 +58,8 @@ fn run_init() -> Result<i32, String> {
     std::io::stdin()
         .read_to_end(&mut json)
         .map_err(|e| format!("read spec: {e}"))?;
-    let spec: RunSpec = serde_json::from_slice(&json).map_err(|e| format!("bad spec: {e}"))?;
+    let InitRequest { spec, seccomp } =
+        serde_json::from_slice(&json).map_err(|e| format!("bad spec: {e}"))?;
     // stdin of the step is empty, as in docker build.
     let devnull = std::fs::File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
     nix::unistd::dup2_stdin(devnull).map_err(|e| format!("dup2: {e}"))?;
@@ -92,7 +95,7 @@ fn run_init() -> Result<i32, String> {
             // Die with the parent.
             // SAFETY: prctl with integer arguments only.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-            let err = match child(&spec) {
+            let err = match child(&spec, seccomp.as_ref()) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -412,7 +415,7 @@ fn protect_kernel_paths(root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn child(spec: &RunSpec) -> Result<Never, String> {
+fn child(spec: &RunSpec, seccomp: Option<&Program>) -> Result<Never, String> {
     let mut created = Vec::new();
     let root = match &spec.rootfs {
         Rootfs::Dir(d) => {
@@ -660,10 +663,11 @@ fn child(spec: &RunSpec) -> Result<Never, String> {
         )
     };
     clear_inheritable()?;
-    // Docker's seccomp refusals, while this process still has CAP_SYS_ADMIN (so without
+    // Docker's default seccomp profile, while this process still has CAP_SYS_ADMIN (so without
     // no_new_privs); the command inherits the filter through exec.
     if !spec.privileged {
-        crate::seccomp::install()?;
+        let program = seccomp.ok_or("the executor sent no seccomp filter")?;
+        crate::seccomp::install(program)?;
     }
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();

@@ -112,6 +112,21 @@ pub struct RunSpec {
     pub privileged: bool,
 }
 
+/// What the executor writes to the init's stdin: the step, and its seccomp filter unless the step
+/// is privileged.
+#[derive(Serialize)]
+struct InitRequestRef<'a> {
+    spec: &'a RunSpec,
+    seccomp: Option<&'a seccomp::Program>,
+}
+
+/// [`InitRequestRef`] as the init reads it.
+#[derive(Deserialize)]
+struct InitRequest {
+    spec: RunSpec,
+    seccomp: Option<seccomp::Program>,
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunOutcome {
@@ -170,6 +185,11 @@ impl Executor {
         if nix::unistd::geteuid().as_raw() != 0 {
             return Err(SandboxError::NotRoot);
         }
+        // Compiled once per process, before anything is spawned.
+        let seccomp = match spec.privileged {
+            true => None,
+            false => Some(seccomp::Program::for_steps().map_err(SandboxError::Setup)?),
+        };
         let spawn_err = |source| SandboxError::Spawn {
             exe: self.exe.display().to_string(),
             source,
@@ -214,7 +234,11 @@ impl Executor {
         drop(cmd);
         drop(ctl_writer);
         let mut child = spawned.map_err(spawn_err)?;
-        let json = serde_json::to_vec(spec).map_err(|e| SandboxError::Setup(e.to_string()))?;
+        let request = InitRequestRef {
+            spec,
+            seccomp: seccomp.as_ref(),
+        };
+        let json = serde_json::to_vec(&request).map_err(|e| SandboxError::Setup(e.to_string()))?;
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(&json);
         }
