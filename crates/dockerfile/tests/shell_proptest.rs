@@ -111,7 +111,8 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     for n in [max + 1, 10_000, 100_000] {
         let e = lexer.process_word(&nest(n), &env).unwrap_err();
         assert!(
-            e.to_string().contains(&format!("nested more than {max} levels")),
+            e.to_string()
+                .contains(&format!("nested more than {max} levels")),
             "{n}: {e}"
         );
     }

@@ -334,12 +334,7 @@ fn check_layer_records(c: &mut Checker<'_>, good: &HashSet<Digest>) -> Result<()
         };
         if let Some((severity, problem)) = problem {
             let removed = c.repair && c.store.meta().delete(Table::Layers, &k).is_ok();
-            c.find(
-                severity,
-                format!("layer record {k}"),
-                problem,
-                removed,
-            );
+            c.find(severity, format!("layer record {k}"), problem, removed);
         }
     }
     Ok(())

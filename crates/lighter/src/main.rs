@@ -27,6 +27,9 @@ fn main() -> ExitCode {
     stop_on_signals();
     let cli = cli::Cli::parse();
     let ctx = commands::Context::new(cli.root.clone(), cli.debug);
+    if let Err(err) = commands::apply_process_settings() {
+        return diagnostics::report(&err);
+    }
     match commands::dispatch(&ctx, cli.command) {
         Ok(code) => code,
         Err(err) => diagnostics::report(&err),

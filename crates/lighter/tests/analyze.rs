@@ -165,7 +165,11 @@ fn efficiency_waste_and_reclaimable_match_hand_computation() {
         "a is 100 bytes in both"
     );
     // A reader that goes away (`lighter analyze | head -1`) ends the command as SIGPIPE would.
-    for args in [&["analyze", "crafted:1"][..], &["images"], &["history", "crafted:1"]] {
+    for args in [
+        &["analyze", "crafted:1"][..],
+        &["images"],
+        &["history", "crafted:1"],
+    ] {
         let mut child = env
             .cmd()
             .args(args)

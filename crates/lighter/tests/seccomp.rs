@@ -226,7 +226,17 @@ fn docker_answers(d: &str, bookworm: &Path) -> BTreeMap<String, String> {
     let mount = format!("{}:/probe.pl:ro", probe_path().display());
     // Under a timeout: a stuck engine must fail the test, not hang it.
     let o = Command::new("timeout")
-        .args(["120", d, "run", "--rm", "--network", "host", "-v", &mount, image])
+        .args([
+            "120",
+            d,
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "-v",
+            &mount,
+            image,
+        ])
         .args(["perl", "/probe.pl"])
         .output()
         .unwrap();

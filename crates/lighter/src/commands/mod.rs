@@ -63,6 +63,23 @@ pub fn waiting_note(pids: &[u32]) {
     );
 }
 
+/// Process-wide settings from the environment, applied before any command runs:
+/// `LIGHTER_MAX_EXPANSION`, the ratio past which decompressed layers and archives are refused as
+/// bombs (0 lifts the limit; see `lighter_store::compress::Expansion`).
+pub fn apply_process_settings() -> anyhow::Result<()> {
+    let Some(v) = std::env::var("LIGHTER_MAX_EXPANSION")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(());
+    };
+    let ratio = v.parse::<u64>().map_err(|_| {
+        anyhow::anyhow!("LIGHTER_MAX_EXPANSION={v}: expected a whole number (0 lifts the limit)")
+    })?;
+    lighter_store::compress::set_max_expansion(ratio);
+    Ok(())
+}
+
 /// The store's settings from the environment: `SOURCE_DATE_EPOCH`, `LIGHTER_GZIP_THREADS` and
 /// `LIGHTER_SNAPSHOTTER` (overlay, copy or auto). A value that does not parse is refused.
 pub fn store_settings() -> anyhow::Result<lighter_store::Settings> {

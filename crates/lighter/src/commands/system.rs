@@ -32,7 +32,11 @@ pub fn check(ctx: &Context, args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         outln!(
             "checked {} blobs, {} images, {} names, {} unpacked layers, {} cache entries",
-            r.blobs, r.images, r.refs, r.layer_dirs, r.cache_entries
+            r.blobs,
+            r.images,
+            r.refs,
+            r.layer_dirs,
+            r.cache_entries
         );
         for f in &r.findings {
             let kind = match f.severity {

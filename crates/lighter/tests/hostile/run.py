@@ -9,6 +9,7 @@ TMPDIR, `timeout 60` and `/usr/bin/time -v`. A case passes when the exit code an
 are the recorded ones, nothing panicked, nothing hung, nothing was written outside the temp store
 (escape markers, /etc/passwd and /etc/shadow unchanged, cwd and TMPDIR left empty) and the max RSS
 stays under the case's `max_rss_mb` (default 512), stderr under `max_stderr_bytes` when given.
+A case's "env" (an object) is added to the environment of its setup and command.
 
 Cases with a "bug" field record a known bug: their expect/stderr_contains say what lighter
 should do, the run reports them as KNOWN BUG (not a failure) while they misbehave and as FIXED?
@@ -114,6 +115,7 @@ def run_one(lighter, case, keep=False):
 
     env = dict(os.environ, LIGHTER_ROOT=store, TMPDIR=tmpdir, NO_COLOR="1")
     env.pop("LIGHTER_DEBUG", None)
+    env.update(case.get("env", {}))
     before = {p: digest(p) for p in WATCH}
     marks_before, upper_before = markers(), upper_entries()
     setup_failed = None

@@ -310,9 +310,11 @@ fn diff_id_of(path: &Path, digest: &Digest) -> Result<(Digest, u64)> {
     let mut dec = crate::compress::decompress(f).map_err(io_err("decompress", path))?;
     let mut h = Sha256Writer::new(std::io::sink());
     std::io::copy(&mut dec, &mut h).map_err(|e| {
-        StoreError::Invalid(format!(
-            "layer {digest} is not a readable (gzip, zstd or plain) tar stream: {e}"
-        ))
+        StoreError::Invalid(if crate::compress::is_bomb(&e) {
+            format!("layer {digest}: {e}")
+        } else {
+            format!("layer {digest} is not a readable (gzip, zstd or plain) tar stream: {e}")
+        })
     })?;
     let (_, d, n) = h.finish();
     Ok((d, n))
