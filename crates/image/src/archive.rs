@@ -2,6 +2,10 @@
 //! directory), and rootfs tarballs for `import`. Loading ingests and verifies every blob first and
 //! commits names last, in one transaction: a bad archive adds no image and no name.
 
+use crate::layout::{
+    check_config, check_layer, oci_manifests, read_capped, read_json, Descriptor, MAX_IMAGES,
+    MAX_LAYERS,
+};
 use crate::model::{commit, now_rfc3339, Image};
 use crate::{format_err, io_err, Result};
 use lighter_oci::{media, Digest, Reference, Sha256Writer};
@@ -310,17 +314,26 @@ fn load_tree(
     let links = links.clone();
     let mut pending: Vec<(Vec<u8>, Vec<LayerInfo>, Vec<Reference>)> = Vec::new();
     if dir.join("manifest.json").is_file() {
-        let m: Value = read_json(&dir.join("manifest.json"))?;
+        let m: Value = read_json(&dir.join("manifest.json"), "manifest.json")?;
         let arr = m
             .as_array()
             .ok_or_else(|| format_err("manifest.json", "expected a JSON array"))?;
+        if arr.len() > MAX_IMAGES {
+            return Err(format_err(
+                "manifest.json",
+                format!("{} images; lighter reads at most {MAX_IMAGES}", arr.len()),
+            ));
+        }
         for (i, entry) in arr.iter().enumerate() {
             let cfg_path = entry
                 .get("Config")
                 .and_then(|v| v.as_str())
                 .ok_or_else(|| format_err("manifest.json", format!("entry {i} has no Config")))?;
-            let cfg_bytes = std::fs::read(archive_path(dir, &links, cfg_path)?)
-                .map_err(|_| format_err(cfg_path, "config file missing from archive"))?;
+            let cfg_file = archive_path(dir, &links, cfg_path)?;
+            if !cfg_file.is_file() {
+                return Err(format_err(cfg_path, "config file missing from archive"));
+            }
+            let cfg_bytes = read_capped(&cfg_file, cfg_path)?;
             let cfg: Value = serde_json::from_slice(&cfg_bytes)
                 .map_err(|e| format_err(cfg_path, format!("config is not JSON: {e}")))?;
             // Config paths in OCI-style archives are `blobs/sha256/<hex>`: verify the digest.
@@ -366,55 +379,9 @@ fn load_tree(
             pending.push((cfg_bytes, layers, tags));
         }
     } else if dir.join("index.json").is_file() {
-        let idx: Value = read_json(&dir.join("index.json"))?;
+        let idx: Value = read_json(&dir.join("index.json"), "index.json")?;
         for (mbytes, names) in oci_manifests(dir, &idx)? {
-            let m: Value = serde_json::from_slice(&mbytes)
-                .map_err(|e| format_err("manifest", e.to_string()))?;
-            let cd: Digest = m
-                .pointer("/config/digest")
-                .and_then(|d| d.as_str())
-                .unwrap_or_default()
-                .parse()
-                .map_err(|_| format_err("manifest", "bad config digest"))?;
-            let cfg_bytes = read_blob(dir, &cd)?;
-            let cfg: Value = serde_json::from_slice(&cfg_bytes)
-                .map_err(|e| format_err(&cd, format!("config is not JSON: {e}")))?;
-            let diff_ids = diff_ids_of(&cfg, cd.as_str())?;
-            let descs = m
-                .get("layers")
-                .and_then(|l| l.as_array())
-                .cloned()
-                .unwrap_or_default();
-            if descs.len() != diff_ids.len() {
-                return Err(format_err(&cd, "layer count does not match diff_ids"));
-            }
-            let mut layers = Vec::new();
-            for (d, want) in descs.iter().zip(&diff_ids) {
-                let ld: Digest = d
-                    .get("digest")
-                    .and_then(|x| x.as_str())
-                    .unwrap_or_default()
-                    .parse()
-                    .map_err(|_| format_err("manifest", "bad layer digest"))?;
-                let p = dir.join("blobs/sha256").join(ld.hex());
-                let f = std::fs::File::open(&p)
-                    .map_err(|_| format_err(&ld, "layer blob missing from the layout"))?;
-                let mt = d
-                    .get("mediaType")
-                    .and_then(|x| x.as_str())
-                    .unwrap_or(media::OCI_LAYER_GZIP);
-                let info = store_blob(store, f, Some(&ld), mt)?;
-                if info.diff_id != *want {
-                    return Err(format_err(
-                        &ld,
-                        format!(
-                            "layer diffID {} does not match the config's {want}",
-                            info.diff_id
-                        ),
-                    ));
-                }
-                layers.push(info);
-            }
+            let (cfg_bytes, layers) = load_oci_image(store, dir, &mbytes)?;
             pending.push((cfg_bytes, layers, names));
         }
     } else {
@@ -431,32 +398,64 @@ fn load_tree(
     Ok(out)
 }
 
-fn read_json(p: &Path) -> Result<Value> {
-    let b = std::fs::read(p).map_err(io_err("read", p.display()))?;
-    serde_json::from_slice(&b).map_err(|e| {
-        format_err(
-            p.file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            format!("not valid JSON: {e}"),
-        )
-    })
-}
-
-fn read_blob(dir: &Path, d: &Digest) -> Result<Vec<u8>> {
-    let p = dir.join("blobs/sha256").join(d.hex());
-    let b = std::fs::read(&p).map_err(|_| format_err(d, "blob missing from the layout"))?;
-    if Digest::sha256(&b) != *d {
-        return Err(format_err(d, "blob content does not match its digest"));
+/// Ingests the config and layers of an OCI layout's image manifest, each checked against its
+/// descriptor (media type, size, digest) and the config's diffIDs.
+fn load_oci_image(store: &Store, dir: &Path, mbytes: &[u8]) -> Result<(Vec<u8>, Vec<LayerInfo>)> {
+    let m: Value =
+        serde_json::from_slice(mbytes).map_err(|e| format_err("manifest", e.to_string()))?;
+    let cd = m
+        .get("config")
+        .ok_or_else(|| format_err("manifest", "no config descriptor"))?;
+    let cd = Descriptor::parse(cd, "config", "manifest")?;
+    check_config(&cd)?;
+    let cfg_bytes = cd.read(dir, "config")?;
+    let cfg: Value = serde_json::from_slice(&cfg_bytes)
+        .map_err(|e| format_err(&cd.digest, format!("config is not JSON: {e}")))?;
+    let diff_ids = diff_ids_of(&cfg, cd.digest.as_str())?;
+    let descs = m
+        .get("layers")
+        .and_then(|l| l.as_array())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if descs.len() != diff_ids.len() {
+        return Err(format_err(
+            &cd.digest,
+            "layer count does not match diff_ids",
+        ));
     }
-    Ok(b)
+    let mut layers = Vec::new();
+    for (v, want) in descs.iter().zip(&diff_ids) {
+        let d = Descriptor::parse(v, "layer", "manifest")?;
+        let p = d.path_in(dir, "layer")?;
+        let mt = check_layer(&d, &p)?;
+        let f = std::fs::File::open(&p).map_err(io_err("open", &d.digest))?;
+        let info = store_blob(store, f, Some(&d.digest), &mt)?;
+        if info.diff_id != *want {
+            return Err(format_err(
+                &d.digest,
+                format!(
+                    "layer diffID {} does not match the config's {want}",
+                    info.diff_id
+                ),
+            ));
+        }
+        layers.push(info);
+    }
+    Ok((cfg_bytes, layers))
 }
 
 fn diff_ids_of(cfg: &Value, what: &str) -> Result<Vec<Digest>> {
-    cfg.pointer("/rootfs/diff_ids")
+    let ids = cfg
+        .pointer("/rootfs/diff_ids")
         .and_then(|v| v.as_array())
-        .ok_or_else(|| format_err(what, "config has no rootfs.diff_ids"))?
-        .iter()
+        .ok_or_else(|| format_err(what, "config has no rootfs.diff_ids"))?;
+    if ids.len() > MAX_LAYERS {
+        return Err(format_err(
+            what,
+            format!("{} layers; lighter reads at most {MAX_LAYERS}", ids.len()),
+        ));
+    }
+    ids.iter()
         .map(|d| {
             d.as_str()
                 .unwrap_or_default()
@@ -494,75 +493,6 @@ fn ingest_layer(
         ));
     }
     Ok(info)
-}
-
-/// The image manifests an OCI index names (following nested indexes; choosing linux/host-arch in
-/// multi-platform indexes), with their names from annotations.
-fn oci_manifests(dir: &Path, idx: &Value) -> Result<Vec<(Vec<u8>, Vec<Reference>)>> {
-    let mut out = Vec::new();
-    let descs = idx
-        .get("manifests")
-        .and_then(|m| m.as_array())
-        .cloned()
-        .unwrap_or_default();
-    for d in descs {
-        let digest: Digest = d
-            .get("digest")
-            .and_then(|x| x.as_str())
-            .unwrap_or_default()
-            .parse()
-            .map_err(|_| format_err("index.json", "bad manifest digest"))?;
-        let mt = d
-            .get("mediaType")
-            .and_then(|x| x.as_str())
-            .unwrap_or_default();
-        if let Some(p) = d.get("platform") {
-            let arch = p
-                .get("architecture")
-                .and_then(|a| a.as_str())
-                .unwrap_or_default();
-            if arch != lighter_oci::HOST_ARCH && arch != "unknown" {
-                continue;
-            }
-            if arch == "unknown" {
-                continue; // attestation manifests
-            }
-        }
-        let bytes = read_blob(dir, &digest)?;
-        if mt == media::OCI_INDEX || mt == media::DOCKER_MANIFEST_LIST {
-            let nested: Value =
-                serde_json::from_slice(&bytes).map_err(|e| format_err(&digest, e.to_string()))?;
-            out.extend(oci_manifests(dir, &nested)?);
-            continue;
-        }
-        let ann = d.get("annotations");
-        let mut names = Vec::new();
-        if let Some(n) = ann
-            .and_then(|a| a.get("io.containerd.image.name"))
-            .and_then(|n| n.as_str())
-        {
-            if let Ok(r) = Reference::parse(n) {
-                names.push(r);
-            }
-        } else if let Some(n) = ann
-            .and_then(|a| a.get("org.opencontainers.image.ref.name"))
-            .and_then(|n| n.as_str())
-        {
-            if n.contains('/') || n.contains(':') {
-                if let Ok(r) = Reference::parse(n) {
-                    names.push(r);
-                }
-            }
-        }
-        out.push((bytes, names));
-    }
-    if out.is_empty() {
-        return Err(format_err(
-            "index.json",
-            "no image manifest for this platform",
-        ));
-    }
-    Ok(out)
 }
 
 /// Writes `images` (each with the names to record) as an archive to `out`.

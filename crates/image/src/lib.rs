@@ -5,6 +5,7 @@ pub mod analysis;
 mod archive;
 pub mod check;
 mod gc;
+mod layout;
 mod model;
 mod refs;
 
