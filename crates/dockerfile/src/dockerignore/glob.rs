@@ -1,6 +1,7 @@
 //! One `.dockerignore` pattern compiled as patternmatcher does: exact, prefix, suffix or regex.
 
 use regex::Regex;
+use std::sync::OnceLock;
 
 /// Why a pattern list cannot be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,6 +15,31 @@ pub enum PatternError {
         /// The offending pattern (without `!`).
         pattern: String,
     },
+    /// The pattern is over 64 KiB, or compiles to more than the regex engine's size limit (10 MB
+    /// of program).
+    #[error("pattern too large to compile ({len} bytes): {start:?}...")]
+    TooLarge {
+        /// The pattern's length in bytes.
+        len: usize,
+        /// Its first 60 characters.
+        start: String,
+    },
+}
+
+/// The longest pattern compiled (64 KiB, sixteen times Linux's PATH_MAX).
+const MAX_PATTERN: usize = 64 << 10;
+
+/// Why `compile` failed.
+#[derive(Debug)]
+enum CompileError {
+    Syntax,
+    TooLarge,
+}
+
+impl From<()> for CompileError {
+    fn from((): ()) -> Self {
+        CompileError::Syntax
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -32,10 +58,14 @@ pub(crate) struct Compiled {
     pub(crate) exclusion: bool,
     kind: Kind,
     /// For regex patterns: `^P(/.*)?$`, matching a path or any of its parents in one pass.
-    with_parents: Option<Regex>,
+    /// Built on first use: most patterns of a long `.dockerignore` never need it.
+    with_parents: OnceLock<Option<Regex>>,
     /// Per-segment matchers used by `could_match_under`; `None` for a segment with `**`;
     /// empty when the pattern must be treated as able to match anywhere.
-    segments: Vec<Option<Kind>>,
+    /// Built on first use, as `with_parents`.
+    segments: OnceLock<Vec<Option<Kind>>>,
+    /// The pattern's text, for the lazy parts.
+    pattern: String,
 }
 
 impl Compiled {
@@ -43,21 +73,53 @@ impl Compiled {
         let bad = || PatternError::BadPattern {
             pattern: pattern.to_string(),
         };
+        // No path a context holds is this long; refused before the regex engine spends
+        // hundreds of megabytes finding out that it cannot compile it.
+        if pattern.len() > MAX_PATTERN {
+            return Err(PatternError::TooLarge {
+                len: pattern.len(),
+                start: pattern.chars().take(60).collect(),
+            });
+        }
         validate(pattern).map_err(|()| bad())?;
-        let kind = compile(pattern).map_err(|()| bad())?;
-        let with_parents = match &kind {
-            Kind::Regex(re) => {
-                let inner = &re.as_str()[1..re.as_str().len() - 1];
-                Some(Regex::new(&format!("^(?:{inner})(?s:/.*)?$")).map_err(|_| bad())?)
+        let kind = compile(pattern).map_err(|e| match e {
+            CompileError::Syntax => bad(),
+            CompileError::TooLarge => PatternError::TooLarge {
+                len: pattern.len(),
+                start: pattern.chars().take(60).collect(),
+            },
+        })?;
+        Ok(Compiled {
+            exclusion,
+            kind,
+            with_parents: OnceLock::new(),
+            segments: OnceLock::new(),
+            pattern: pattern.to_string(),
+        })
+    }
+
+    /// For regex patterns: `^P(/.*)?$`. `None` if it does not compile (the pattern itself did,
+    /// so only its size could stop it), and the parents are then tried one by one.
+    fn with_parents(&self) -> Option<&Regex> {
+        self.with_parents
+            .get_or_init(|| match &self.kind {
+                Kind::Regex(re) => {
+                    let inner = &re.as_str()[1..re.as_str().len() - 1];
+                    Regex::new(&format!("^(?:{inner})(?s:/.*)?$")).ok()
+                }
+                _ => None,
+            })
+            .as_ref()
+    }
+
+    /// Escapes and classes can match or hide a `/` (`[^a]` matches it), so segment-wise
+    /// reasoning is only sound without them; such patterns stay conservative (empty).
+    fn segments(&self) -> &[Option<Kind>] {
+        self.segments.get_or_init(|| {
+            if self.pattern.contains(['\\', '[']) {
+                return Vec::new();
             }
-            _ => None,
-        };
-        // Escapes and classes can match or hide a `/` (`[^a]` matches it), so segment-wise
-        // reasoning is only sound without them; such patterns stay conservative.
-        let segments = if pattern.contains(['\\', '[']) {
-            Vec::new()
-        } else {
-            pattern
+            self.pattern
                 .split('/')
                 .map(|seg| {
                     if seg.contains("**") {
@@ -67,12 +129,6 @@ impl Compiled {
                     }
                 })
                 .collect()
-        };
-        Ok(Compiled {
-            exclusion,
-            kind,
-            with_parents,
-            segments,
         })
     }
 
@@ -85,7 +141,7 @@ impl Compiled {
     /// relative and clean apart from an optional trailing `/` (see `is_simple`), so that its
     /// parents are exactly the prefixes that end before a `/`.
     pub(crate) fn matches_self_or_parent(&self, path: &str) -> bool {
-        match (&self.kind, &self.with_parents) {
+        match (&self.kind, self.with_parents()) {
             (_, Some(re)) => re.is_match(path),
             (Kind::Exact(p), _) => path
                 .strip_prefix(p.as_str())
@@ -102,11 +158,12 @@ impl Compiled {
     /// Conservatively: could this pattern match `dir` (given as segments), an ancestor of it, or
     /// anything below it?
     pub(crate) fn could_match_under(&self, dir: &[&str]) -> bool {
-        if self.segments.is_empty() {
+        let segments = self.segments();
+        if segments.is_empty() {
             return true;
         }
         for (i, seg) in dir.iter().enumerate() {
-            match self.segments.get(i) {
+            match segments.get(i) {
                 // The pattern is an ancestor of `dir`: it matched a parent of everything inside.
                 None => return true,
                 Some(None) => return true,
@@ -143,7 +200,7 @@ pub(crate) fn is_simple(path: &str) -> bool {
 }
 
 /// patternmatcher's `compile` with `/` as separator.
-fn compile(pattern: &str) -> Result<Kind, ()> {
+fn compile(pattern: &str) -> Result<Kind, CompileError> {
     #[derive(PartialEq)]
     enum T {
         Exact,
@@ -215,7 +272,10 @@ fn compile(pattern: &str) -> Result<Kind, ()> {
         T::Suffix => Ok(Kind::Suffix(pattern[2..].to_string())),
         T::Regex => {
             re.push('$');
-            Regex::new(&re).map(Kind::Regex).map_err(|_| ())
+            Regex::new(&re).map(Kind::Regex).map_err(|e| match e {
+                regex::Error::CompiledTooBig(_) => CompileError::TooLarge,
+                _ => CompileError::Syntax,
+            })
         }
     }
 }
@@ -381,5 +441,25 @@ mod tests {
                 "{good:?} should compile"
             );
         }
+    }
+
+    #[test]
+    fn a_pattern_too_large_for_the_engine_says_so() {
+        let huge = "*a".repeat(500_000);
+        let e = Compiled::new(&huge, false).unwrap_err().to_string();
+        assert!(
+            e.starts_with("pattern too large to compile (1000000 bytes): \"*a*a"),
+            "{e}"
+        );
+        assert!(e.len() < 200, "{e}");
+        // Under 64 KiB but over the engine's limit: each `?` is a UTF-8 class of its own.
+        let e = Compiled::new(&"?".repeat(60_000), false).unwrap_err();
+        assert!(matches!(e, PatternError::TooLarge { len: 60_000, .. }), "{e}");
+        // A long pattern that fits is fine, and its lazy parts work.
+        let long = format!("**/{}*.log", "x".repeat(10_000));
+        let c = Compiled::new(&long, false).unwrap();
+        let path = format!("a/{}1.log/inner", "x".repeat(10_000));
+        assert!(c.matches_self_or_parent(&path));
+        assert!(c.could_match_under(&["a"]));
     }
 }

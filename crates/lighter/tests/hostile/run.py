@@ -2,7 +2,10 @@
 """Runs every case of cases.json against a lighter binary and checks it behaves cleanly.
 
     python3 run.py --lighter /path/to/lighter [--only SUBSTR] [--json out.json] [--record]
-                   [--isolate]
+                   [--isolate] [--fast]
+
+--fast skips the cases marked "slow" (seconds each, gigabytes of zeros written); CI runs the rest
+through crates/lighter/tests/hostile.rs.
 
 For each case: a fresh store (LIGHTER_ROOT and --root), an empty working directory, an empty
 TMPDIR, `timeout 60` and `/usr/bin/time -v`. A case passes when the exit code and stderr phrase
@@ -213,6 +216,7 @@ def main():
     ap.add_argument("--record", action="store_true")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--isolate", action="store_true")
+    ap.add_argument("--fast", action="store_true", help='skip cases marked "slow" (CI runs this)')
     a = ap.parse_args()
     if a.isolate:
         isolate()
@@ -224,6 +228,8 @@ def main():
     failed = 0
     for c in cases:
         if a.only and not any(o in c["name"] for o in a.only):
+            continue
+        if a.fast and c.get("slow"):
             continue
         obs = run_one(lighter, c, a.keep)
         bad = obs["problems"] + obs["mismatch"]
