@@ -587,3 +587,53 @@ fn diff_reports_config_changes_and_shared_layers() {
         "{env_change}"
     );
 }
+
+/// `analyze` of an archive loads it into a scratch store under $TMPDIR: gone after the command,
+/// after SIGTERM, and (swept by the next command) after SIGKILL.
+#[test]
+fn scratch_stores_never_outlive_the_command() {
+    let env = Env {
+        root: tempfile::tempdir().unwrap(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // 2000 files of 20 KB: long enough to be stopped midway.
+    let files: Vec<(String, Option<usize>)> =
+        (0..2000).map(|i| (format!("f{i}"), Some(20_000))).collect();
+    let entries: Vec<(&str, Option<usize>)> = files.iter().map(|(p, s)| (p.as_str(), *s)).collect();
+    let path = dir.path().join("big.tar");
+    std::fs::write(&path, archive("big:1", &[layer(&entries)])).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let scratch = || -> Vec<String> {
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("lighter-scratch-"))
+            .collect()
+    };
+    let analyze = || {
+        let mut c = env.cmd();
+        c.env("TMPDIR", tmp.path())
+            .args(["analyze", path.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    };
+    assert!(analyze().status().unwrap().success());
+    assert!(scratch().is_empty(), "{:?}", scratch());
+    for (signal, delay) in [("TERM", 30), ("TERM", 80), ("KILL", 30), ("KILL", 80)] {
+        let mut child = analyze().spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let pid = child.id().to_string();
+        std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap();
+        child.wait().unwrap();
+        if signal == "TERM" {
+            assert!(scratch().is_empty(), "after SIGTERM: {:?}", scratch());
+        }
+    }
+    // Whatever SIGKILL left, the next command sweeps.
+    assert!(analyze().status().unwrap().success());
+    assert!(scratch().is_empty(), "{:?}", scratch());
+}

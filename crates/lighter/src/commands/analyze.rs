@@ -7,18 +7,19 @@ use crate::cli::AnalyzeArgs;
 use crate::printer::{human_size, table};
 use std::process::ExitCode;
 
-/// Resolves IMAGE: a file is loaded into a private temporary store first.
+/// Resolves IMAGE: a file is loaded into a private scratch store first (removed however the
+/// command ends, see `scratch`).
 pub fn open_image(
     ctx: &Context,
     name: &str,
 ) -> anyhow::Result<(
     lighter_store::Store,
     lighter_image::Image,
-    Option<tempfile::TempDir>,
+    Option<crate::scratch::Scratch>,
 )> {
     let p = std::path::Path::new(name);
     if p.is_dir() && p.join("index.json").is_file() {
-        let tmp = tempfile::tempdir()?;
+        let tmp = crate::scratch::Scratch::new()?;
         let store = lighter_store::Store::open(tmp.path())?;
         let loaded = lighter_image::load_dir(&store, p)?;
         let (id, _) = loaded
@@ -29,7 +30,7 @@ pub fn open_image(
         return Ok((store, img, Some(tmp)));
     }
     if p.is_file() {
-        let tmp = tempfile::tempdir()?;
+        let tmp = crate::scratch::Scratch::new()?;
         let store = lighter_store::Store::open(tmp.path())?;
         let f = std::fs::File::open(p)?;
         let loaded = lighter_image::load(&store, std::io::BufReader::new(f))?;
