@@ -245,9 +245,12 @@ fn extract_archive(sources: &BuildContext, rel: &Path, target: &Path) -> Result<
     let f = sources
         .open_file(rel)
         .map_err(|e| EngineError::msg(format!("{}: {e}", src.display())))?;
+    // The files may add up to what the decompression limit lets the archive's bytes become.
+    let max = lighter_store::compress::expansion_limit(f.metadata().map_or(0, |m| m.len()));
     let mut r = lighter_store::compress::decompress(f)
         .map_err(|e| EngineError::msg(format!("{}: {e}", src.display())))?;
-    lighter_store::layer::apply(&mut r, target, lighter_store::layer::ApplyFormat::Plain)
+    let plain = lighter_store::layer::ApplyFormat::Plain;
+    lighter_store::layer::apply_within(&mut r, target, plain, max)
         .map_err(|e| EngineError::msg(format!("ADD {}: {e}", src.display())))?;
     Ok(())
 }

@@ -41,7 +41,9 @@ impl Scratch {
         let name = hidden.file_name().unwrap().to_string_lossy();
         let path = tmp.join(name.trim_start_matches('.'));
         std::fs::rename(&hidden, &path)?;
-        LIVE.lock().unwrap_or_else(|e| e.into_inner()).push(path.clone());
+        LIVE.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(path.clone());
         Ok(Scratch { path, _lock: lock })
     }
 

@@ -146,9 +146,13 @@ fn peers_layouts_are_verified() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{}: {err}", dir.display());
         assert!(
-            ["diffID", "but the blob is uncompressed", "descriptor gives size"]
-                .iter()
-                .any(|why| err.contains(why))
+            [
+                "diffID",
+                "but the blob is uncompressed",
+                "descriptor gives size"
+            ]
+            .iter()
+            .any(|why| err.contains(why))
                 && err.contains("nothing was added"),
             "{}: {err}",
             dir.display()

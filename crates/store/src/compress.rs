@@ -139,6 +139,18 @@ pub fn set_max_expansion(ratio: u64) {
     MAX_RATIO.store(ratio, Ordering::Relaxed);
 }
 
+/// The bytes `compressed` bytes may become under the [`Expansion`] limit in force (`u64::MAX` when
+/// lifted): what the files of an unpacked layer or ADD archive may add up to, since a GNU sparse
+/// entry can claim 10 GiB in a few KB as a bomb can.
+pub fn expansion_limit(compressed: u64) -> u64 {
+    match MAX_RATIO.load(Ordering::Relaxed) {
+        0 => u64::MAX,
+        ratio => Expansion::DEFAULT
+            .floor
+            .saturating_add(compressed.saturating_mul(ratio)),
+    }
+}
+
 /// Counts the compressed bytes the decoder pulls.
 struct Counted<R> {
     inner: R,

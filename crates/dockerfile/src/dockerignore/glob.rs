@@ -454,7 +454,10 @@ mod tests {
         assert!(e.len() < 200, "{e}");
         // Under 64 KiB but over the engine's limit: each `?` is a UTF-8 class of its own.
         let e = Compiled::new(&"?".repeat(60_000), false).unwrap_err();
-        assert!(matches!(e, PatternError::TooLarge { len: 60_000, .. }), "{e}");
+        assert!(
+            matches!(e, PatternError::TooLarge { len: 60_000, .. }),
+            "{e}"
+        );
         // A long pattern that fits is fine, and its lazy parts work.
         let long = format!("**/{}*.log", "x".repeat(10_000));
         let c = Compiled::new(&long, false).unwrap();

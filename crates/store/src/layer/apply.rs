@@ -212,6 +212,18 @@ pub(super) fn mknod(p: &Path, kind: libc::mode_t, mode: u32, major: u32, minor: 
 
 /// Applies a (decompressed) layer tar stream onto `root`.
 pub fn apply(r: &mut dyn Read, root: &Path, format: ApplyFormat) -> Result<ApplyStats> {
+    apply_within(r, root, format, u64::MAX)
+}
+
+/// [`apply`], refusing files whose sizes add up past `max_bytes`: a layer keeps a sparse entry's
+/// holes, but an archive that ADD unpacks becomes a layer of its real sizes, so a few KB claiming
+/// 10 GiB are refused as a bomb there.
+pub fn apply_within(
+    r: &mut dyn Read,
+    root: &Path,
+    format: ApplyFormat,
+    max_bytes: u64,
+) -> Result<ApplyStats> {
     let mut ar = tar::Archive::new(crate::targuard::TarGuard::new(r));
     let mut stats = ApplyStats::default();
     let mut dirs: Vec<(PathBuf, u64)> = Vec::new();
@@ -280,6 +292,17 @@ pub fn apply(r: &mut dyn Read, root: &Path, format: ApplyFormat) -> Result<Apply
                 dirs.push((dest.clone(), mtime));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                if stats.bytes.saturating_add(entry.size()) > max_bytes {
+                    return Err(bad(
+                        &name,
+                        format!(
+                            "file sizes add up past {max_bytes} bytes ({} claimed here): refused \
+                             as an archive bomb (LIGHTER_MAX_EXPANSION sets the ratio, 0 lifts \
+                             the limit)",
+                            entry.size()
+                        ),
+                    ));
+                }
                 let mut f = std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -487,6 +510,21 @@ mod tests {
         apply(&mut &t[..], root.path(), ApplyFormat::Overlay).unwrap();
         let x = crate::layer::write::read_xattrs(&root.path().join("d")).unwrap();
         assert!(!x.iter().any(|(k, _)| k.starts_with("trusted.")), "{x:?}");
+    }
+
+    #[test]
+    fn apply_within_refuses_sizes_past_the_limit_before_writing() {
+        let root = tempfile::tempdir().unwrap();
+        let t = tar_of(&[
+            ("a", tar::EntryType::Regular, &[1u8; 600][..], None),
+            ("b", tar::EntryType::Regular, &[2u8; 600][..], None),
+        ]);
+        let e = apply_within(&mut &t[..], root.path(), ApplyFormat::Plain, 1000).unwrap_err();
+        assert!(e.to_string().contains("archive bomb"), "{e}");
+        assert!(e.to_string().contains('b'), "{e}");
+        assert!(root.path().join("a").is_file() && !root.path().join("b").exists());
+        let ok = apply_within(&mut &t[..], root.path(), ApplyFormat::Plain, 1200).unwrap();
+        assert_eq!(ok.bytes, 1200);
     }
 
     #[test]

@@ -6,7 +6,9 @@ mod changes;
 mod entries;
 mod write;
 
-pub use apply::{apply, resolve_in_root, resolve_parent, set_times, ApplyFormat, ApplyStats};
+pub use apply::{
+    apply, apply_within, resolve_in_root, resolve_parent, set_times, ApplyFormat, ApplyStats,
+};
 pub use changes::{copy_tree, diff_to_upper, materialize};
 pub use entries::{write_entries, EntryKind, PlannedEntry};
 pub use write::{write_tar, DirFormat, WriteOptions};
@@ -441,13 +443,15 @@ pub fn unpacked(store: &Store, diff_id: &Digest, blob: &Digest) -> Result<std::p
     fill_layer_dir(store, diff_id, |fs| {
         std::fs::create_dir_all(fs).map_err(io_err("create", fs))?;
         let f = store.content().open(blob)?;
+        let len = f.metadata().map_or(0, |m| m.len());
         let r = crate::compress::decompress(f)
             .map_err(io_err("decompress", store.content().path(blob)))?;
         let mut h = Sha256Reader {
             inner: r,
             hasher: Sha256Writer::new(std::io::sink()),
         };
-        apply(&mut h, fs, ApplyFormat::Overlay)?;
+        let max = crate::compress::expansion_limit(len);
+        apply_within(&mut h, fs, ApplyFormat::Overlay, max)?;
         std::io::copy(&mut h, &mut std::io::sink())
             .map_err(io_err("read", store.content().path(blob)))?;
         let (_, got, _) = h.hasher.finish();
