@@ -237,12 +237,24 @@ fn extract(input: impl Read, dir: &Path) -> Result<(BTreeMap<PathBuf, PathBuf>, 
                     started: 0,
                 };
                 let mut w = Sha256Writer::new(std::io::BufWriter::with_capacity(1 << 20, f));
-                std::io::copy(&mut e, &mut w).map_err(|err| {
-                    format_err(rel.display(), format!("truncated archive: {err}"))
-                })?;
+                // A read error is the archive's, a write error (a full disk) the file's.
+                let mut chunk = vec![0u8; 256 << 10];
+                loop {
+                    let n = match std::io::Read::read(&mut e, &mut chunk) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(err) => {
+                            let msg = format!("truncated archive: {err}");
+                            return Err(format_err(rel.display(), msg));
+                        }
+                    };
+                    std::io::Write::write_all(&mut w, &chunk[..n])
+                        .map_err(io_err("write", dest.display()))?;
+                }
                 let (buf, digest, size) = w.finish();
                 buf.into_inner()
-                    .map_err(|err| format_err(rel.display(), format!("write: {}", err.error())))?;
+                    .map_err(|err| io_err("write", dest.display())(err.into_error()))?;
                 hashed.insert(dest.clone(), (digest, size));
             }
             tar::EntryType::Symlink | tar::EntryType::Link => {
