@@ -15,26 +15,7 @@ fn killed_loads_leave_the_store_consistent() {
     let work = tempfile::tempdir().unwrap();
     // A ~24 MB rootfs of incompressible files, imported and saved as a docker-archive.
     let rootfs = work.path().join("rootfs.tar");
-    {
-        let mut b = tar::Builder::new(std::fs::File::create(&rootfs).unwrap());
-        let mut seed = 0x1234_5678u64;
-        for i in 0..12 {
-            let data: Vec<u8> = (0..2 << 20)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    seed as u8
-                })
-                .collect();
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            b.append_data(&mut h, format!("data/f{i}"), &data[..])
-                .unwrap();
-        }
-        b.finish().unwrap();
-    }
+    random_rootfs_tar(&rootfs, 12, 2 << 20, 0x1234_5678);
     assert!(env
         .lighter(&["import", rootfs.to_str().unwrap(), "big:1"])
         .status

@@ -85,18 +85,6 @@ fn assert_sound(env: &Env, what: &str) {
     assert!(sessions.is_empty(), "{what}: sessions left: {sessions:?}");
 }
 
-fn random_file(path: &Path, mib: usize) {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut data = Vec::with_capacity(mib << 20);
-    while data.len() < mib << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        data.extend_from_slice(&x.to_le_bytes());
-    }
-    std::fs::write(path, data).unwrap();
-}
-
 #[test]
 fn a_full_store_fails_cleanly_and_keeps_working() {
     if !is_root() {
@@ -114,7 +102,7 @@ fn a_full_store_fails_cleanly_and_keeps_working() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ctx = tempfile::tempdir().unwrap();
-    random_file(&ctx.path().join("big"), 120);
+    random_file(&ctx.path().join("big"), 120 << 20, 1);
     // COPY's layer (tarred from the context into the store) runs past the end of the disk.
     write(
         ctx.path(),
@@ -170,7 +158,7 @@ fn a_full_temp_space_fails_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let rootfs = dir.path().join("rootfs");
     std::fs::create_dir(&rootfs).unwrap();
-    random_file(&rootfs.join("big"), 48);
+    random_file(&rootfs.join("big"), 48 << 20, 2);
     let layer = dir.path().join("layer.tar");
     let o = Command::new("tar")
         .arg("-C")

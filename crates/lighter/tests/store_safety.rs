@@ -38,29 +38,6 @@ fn subjects(v: &serde_json::Value, severity: &str) -> Vec<String> {
         .collect()
 }
 
-/// `n` pseudo-random (incompressible) bytes from `rng`.
-fn random_bytes(n: usize, rng: &mut Rng) -> Vec<u8> {
-    (0..n).map(|_| rng.next() as u8).collect()
-}
-
-fn random_file(path: &Path, bytes: usize, seed: u64) {
-    std::fs::write(path, random_bytes(bytes, &mut Rng((seed << 1) | 1))).unwrap();
-}
-
-fn rootfs_tar(path: &Path, files: usize, seed: u64) {
-    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
-    let mut rng = Rng((seed << 1) | 1);
-    for i in 0..files {
-        let data = random_bytes(1 << 20, &mut rng);
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        b.append_data(&mut h, format!("data/f{i}"), &data[..])
-            .unwrap();
-    }
-    b.finish().unwrap();
-}
-
 fn ok(o: &std::process::Output, what: &str) {
     assert!(
         o.status.success(),
@@ -78,7 +55,7 @@ fn system_check_finds_damage_and_repair_removes_only_it() {
     let work = tempfile::tempdir().unwrap();
     for (name, seed) in [("good", 1u64), ("bad", 2), ("gone", 3)] {
         let t = work.path().join(format!("{name}.tar"));
-        rootfs_tar(&t, 2, seed);
+        random_rootfs_tar(&t, 2, 1 << 20, seed);
         ok(
             &env.lighter(&["import", t.to_str().unwrap(), &format!("{name}:1")]),
             "import",
@@ -274,17 +251,6 @@ fn assert_recovered(env: &Env, what: &str) {
     assert!(sessions.is_empty(), "{what}: sessions left: {sessions:?}");
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn killed_commands_leave_a_sound_store() {
     let Some(env) = with_busybox() else { return };
@@ -315,7 +281,7 @@ fn killed_commands_leave_a_sound_store() {
         )],
     );
     let rootfs = work.path().join("rootfs.tar");
-    rootfs_tar(&rootfs, 12, seed ^ 7);
+    random_rootfs_tar(&rootfs, 12, 1 << 20, seed ^ 7);
     let archive = work.path().join("saved.tar");
     let out = work.path().join("out.tar");
     let ctx_s = ctx.to_str().unwrap().to_string();
@@ -379,13 +345,13 @@ fn killed_commands_leave_a_sound_store() {
     }
     let mut killed = 0;
     for i in 0..runs {
-        let (name, args) = &commands[(rng.next() % commands.len() as u64) as usize];
+        let (name, args) = &commands[(rng.next_u64() % commands.len() as u64) as usize];
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         if *name == "rmi" {
             ok(&env.lighter(&["import", &rootfs_s, "imp:1"]), "import");
         }
         let span = took[name].as_millis().max(5) as u64 * 11 / 10;
-        let delay = Duration::from_millis(rng.next() % span);
+        let delay = Duration::from_millis(rng.next_u64() % span);
         let mut child = env
             .cmd()
             .args(&args)
@@ -513,7 +479,7 @@ fn concurrent_builds_share_a_store_with_prune_rmi_and_tag() {
     );
     random_file(&ctx.join("data"), 1 << 20, 42);
     let rootfs = work.path().join("rootfs.tar");
-    rootfs_tar(&rootfs, 1, 9);
+    random_rootfs_tar(&rootfs, 1, 1 << 20, 9);
     for i in 0..6 {
         ok(
             &env.lighter(&["import", rootfs.to_str().unwrap(), &format!("victim:{i}")]),

@@ -6,9 +6,11 @@
 
 pub mod git;
 pub mod http;
+pub mod random;
 
 pub use git::{git, git_available, start_git_daemon, GitDaemon};
 pub use http::{HttpRequest, HttpResponse, HttpServer};
+pub use random::{random_file, random_rootfs_tar, Rng};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
