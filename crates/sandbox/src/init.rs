@@ -242,16 +242,13 @@ fn read_only_recursive(dst: &Path) -> Result<(), String> {
     // mountinfo lists resolved paths.
     let dst = &std::fs::canonicalize(dst).map_err(|e| format!("resolve {}: {e}", dst.display()))?;
     let mut targets = vec![dst.to_path_buf()];
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
+    let points = lighter_store::session::mount_points()
         .map_err(|e| format!("read /proc/self/mountinfo: {e}"))?;
-    for line in info.lines() {
-        if let Some(point) = line.split(' ').nth(4) {
-            let point = PathBuf::from(unescape_mountinfo(point));
-            if &point != dst && point.starts_with(dst) {
-                targets.push(point);
-            }
-        }
-    }
+    targets.extend(
+        points
+            .into_iter()
+            .filter(|p| p != dst && p.starts_with(dst)),
+    );
     for t in targets {
         mount(
             None::<&str>,
@@ -328,29 +325,6 @@ fn kept_flags(p: &Path) -> MsFlags {
         }
     }
     f
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = u32::from(b[i + 1] - b'0') * 64
-                + u32::from(b[i + 2] - b'0') * 8
-                + u32::from(b[i + 3] - b'0');
-            out.push(v as u8);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Docker's (and containerd's, which BuildKit uses) default masked and read-only paths. Without

@@ -322,19 +322,27 @@ pub fn unmount_below(dir: &Path) -> bool {
 
 /// The mount points at or below `dir` in this process's mount namespace.
 pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(unescape_mount_path(p)))
-        .filter(|p| p.starts_with(dir))
-        .collect()
+    mount_points().map_or_else(
+        |_| Vec::new(),
+        |m| m.into_iter().filter(|p| p.starts_with(dir)).collect(),
+    )
 }
 
-/// mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape_mount_path(s: &str) -> String {
-    let b = s.as_bytes();
+/// Every mount point of this process's mount namespace, from `/proc/self/mountinfo` (the one
+/// parser of it: the sandbox's read-only remounts use it too).
+pub fn mount_points() -> std::io::Result<Vec<PathBuf>> {
+    let info = std::fs::read("/proc/self/mountinfo")?;
+    Ok(info
+        .split(|b| *b == b'\n')
+        .filter_map(|l| l.split(|b| *b == b' ').nth(4))
+        .map(unescape_mount_path)
+        .collect())
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo`; other bytes (not UTF-8 either)
+/// are the path's own.
+fn unescape_mount_path(b: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -342,14 +350,17 @@ fn unescape_mount_path(s: &str) -> String {
             && i + 3 < b.len()
             && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            let v = u32::from(b[i + 1] - b'0') * 64
+                + u32::from(b[i + 2] - b'0') * 8
+                + u32::from(b[i + 3] - b'0');
+            out.push(v as u8);
             i += 4;
         } else {
             out.push(b[i]);
             i += 1;
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 /// The pids holding a flock on `path` (from /proc/locks), for an error that names them.
@@ -423,9 +434,12 @@ mod tests {
 
     #[test]
     fn mountinfo_escapes() {
-        assert_eq!(unescape_mount_path(r"/a\040b\011c\134d"), "/a b\tc\\d");
-        assert_eq!(unescape_mount_path(r"/x\134y"), "/x\\y");
-        assert_eq!(unescape_mount_path(r"/end\04"), r"/end\04");
+        let u = |s: &[u8]| unescape_mount_path(s);
+        assert_eq!(u(br"/a\040b\011c\134d"), Path::new("/a b\tc\\d"));
+        assert_eq!(u(br"/x\134y"), Path::new("/x\\y"));
+        assert_eq!(u(br"/end\04"), Path::new(r"/end\04"));
+        use std::os::unix::ffi::OsStrExt;
+        assert_eq!(u(b"/n\xffu").as_os_str().as_bytes(), b"/n\xffu");
     }
 
     #[test]
