@@ -315,4 +315,25 @@ mod tests {
             "names over 255 characters are rejected"
         );
     }
+
+    /// From the `reference` fuzz target: a parsed reference prints as text that parses to itself
+    /// (an uppercase first component is a registry host, and stays one).
+    #[test]
+    fn printed_references_parse_to_themselves() {
+        let zeros = format!("sha256:{}", "0".repeat(64));
+        for s in [
+            "UPPER/x",
+            "busybox",
+            "localhost:5000/a/b:c",
+            "[::1]:5000/x",
+            "127.0.0.1:5000/x_y-z.w:tag-1.2",
+            &format!("a/b@{zeros}"),
+        ] {
+            for r in [Reference::parse(s), Reference::parse_named(s)] {
+                let Ok(r) = r else { continue };
+                let text = r.to_string();
+                assert_eq!(Reference::parse_named(&text).unwrap().to_string(), text, "{s}");
+            }
+        }
+    }
 }
