@@ -215,9 +215,10 @@ pub fn apply(r: &mut dyn Read, root: &Path, format: ApplyFormat) -> Result<Apply
     apply_within(r, root, format, u64::MAX)
 }
 
-/// [`apply`], refusing files whose sizes add up past `max_bytes`: a layer keeps a sparse entry's
-/// holes, but an archive that ADD unpacks becomes a layer of its real sizes, so a few KB claiming
-/// 10 GiB are refused as a bomb there.
+/// [`apply`], refusing (before writing it) a file that takes the sizes past `max_bytes`: holes keep a
+/// sparse entry's claim off the disk, but reading it still costs its claimed size, and an ADD
+/// archive becomes a layer of its real sizes, so a few KB claiming 10 GiB are refused as a bomb
+/// (callers pass [`crate::compress::expansion_limit`] of the blob's size).
 pub fn apply_within(
     r: &mut dyn Read,
     root: &Path,
