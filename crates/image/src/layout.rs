@@ -74,12 +74,22 @@ impl Descriptor {
         })
     }
 
-    /// The blob's path in the layout, after checking that its size is the descriptor's.
+    /// The blob's path in a layout directory, after checking that its size is the descriptor's.
     pub(crate) fn path_in(&self, dir: &Path, what: &str) -> Result<PathBuf> {
-        let p = dir.join("blobs/sha256").join(self.digest.hex());
-        let len = std::fs::metadata(&p)
-            .map_err(|_| format_err(&self.digest, format!("{what} blob missing from the layout")))?
-            .len();
+        self.check_len(dir, what)?;
+        Ok(dir.join(self.rel()))
+    }
+
+    /// Where the blob is in a layout: `blobs/sha256/<hex>`.
+    pub(crate) fn rel(&self) -> String {
+        format!("blobs/{}/{}", self.digest.algorithm(), self.digest.hex())
+    }
+
+    /// Checks that the blob is in `blobs` with the descriptor's size.
+    pub(crate) fn check_len<B: Blobs + ?Sized>(&self, blobs: &B, what: &str) -> Result<()> {
+        let len = blobs.len_of(&self.rel()).ok_or_else(|| {
+            format_err(&self.digest, format!("{what} blob missing from the layout"))
+        })?;
         if len != self.size {
             return Err(format_err(
                 &self.digest,
@@ -89,13 +99,13 @@ impl Descriptor {
                 ),
             ));
         }
-        Ok(p)
+        Ok(())
     }
 
     /// The blob (a JSON document), checked against the descriptor's size and digest.
-    pub(crate) fn read(&self, dir: &Path, what: &str) -> Result<Vec<u8>> {
-        let p = self.path_in(dir, what)?;
-        let b = read_capped(&p, self.digest.as_str())?;
+    pub(crate) fn read<B: Blobs + ?Sized>(&self, blobs: &B, what: &str) -> Result<Vec<u8>> {
+        self.check_len(blobs, what)?;
+        let b = read_capped_in(blobs, &self.rel(), self.digest.as_str())?;
         if Digest::sha256(&b) != self.digest {
             return Err(format_err(
                 &self.digest,
@@ -104,6 +114,49 @@ impl Descriptor {
         }
         Ok(b)
     }
+}
+
+/// Where the files of an archive or a layout are read from: a directory, or an archive read in place.
+pub(crate) trait Blobs {
+    /// The length of the file at `rel`, or `None` when there is none.
+    fn len_of(&self, rel: &str) -> Option<u64>;
+    /// Opens the file at `rel`.
+    fn open(&self, rel: &str) -> std::io::Result<Box<dyn Read + Send + '_>>;
+}
+
+impl Blobs for Path {
+    fn len_of(&self, rel: &str) -> Option<u64> {
+        std::fs::metadata(self.join(rel))
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+    }
+    fn open(&self, rel: &str) -> std::io::Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(std::fs::File::open(self.join(rel))?))
+    }
+}
+
+/// A JSON file of `blobs`, refused over [`MAX_JSON`] before it is read.
+pub(crate) fn read_capped_in<B: Blobs + ?Sized>(
+    blobs: &B,
+    rel: &str,
+    name: &str,
+) -> Result<Vec<u8>> {
+    let len = blobs
+        .len_of(rel)
+        .ok_or_else(|| format_err(name, "missing from the archive"))?;
+    if len > MAX_JSON {
+        return Err(format_err(
+            name,
+            format!("{len} bytes of JSON; lighter reads at most {MAX_JSON}"),
+        ));
+    }
+    let mut b = Vec::with_capacity(len as usize);
+    blobs
+        .open(rel)
+        .and_then(|f| f.take(MAX_JSON + 1).read_to_end(&mut b))
+        .map_err(io_err("read", name))?;
+    Ok(b)
 }
 
 /// What a JSON blob says it is: its `mediaType`, or, without one, an index when it lists
@@ -132,7 +185,11 @@ pub(crate) fn check_layer(d: &Descriptor, blob: &Path) -> Result<String> {
     let n = std::fs::File::open(blob)
         .and_then(|mut f| f.read(&mut head))
         .map_err(io_err("read", &d.digest))?;
-    let found = sniff(&head[..n]);
+    check_layer_kind(d, sniff(&head[..n]))
+}
+
+/// [`check_layer`] given the compression the blob's first bytes show.
+pub(crate) fn check_layer_kind(d: &Descriptor, found: Compression) -> Result<String> {
     if d.media_type.is_empty() {
         return Ok(found.oci_media_type().to_string());
     }
@@ -186,7 +243,10 @@ pub(crate) fn check_config(d: &Descriptor) -> Result<()> {
 
 /// The image manifests an OCI index names (following nested indexes; choosing linux/host-arch in
 /// multi-platform indexes), with their names from annotations.
-pub(crate) fn oci_manifests(dir: &Path, idx: &Value) -> Result<Vec<(Vec<u8>, Vec<Reference>)>> {
+pub(crate) fn oci_manifests<B: Blobs + ?Sized>(
+    dir: &B,
+    idx: &Value,
+) -> Result<Vec<(Vec<u8>, Vec<Reference>)>> {
     let mut out = Vec::new();
     collect(dir, idx, "index.json", 0, &mut out)?;
     if out.is_empty() {
@@ -198,8 +258,8 @@ pub(crate) fn oci_manifests(dir: &Path, idx: &Value) -> Result<Vec<(Vec<u8>, Vec
     Ok(out)
 }
 
-fn collect(
-    dir: &Path,
+fn collect<B: Blobs + ?Sized>(
+    dir: &B,
     idx: &Value,
     name: &str,
     depth: usize,

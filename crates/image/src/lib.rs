@@ -8,6 +8,8 @@ mod gc;
 mod layout;
 mod model;
 mod refs;
+pub mod stream;
+pub mod view;
 
 pub use archive::{import_rootfs, load, load_dir, save, save_dir, SaveFormat};
 pub use gc::{prune, PruneReport};

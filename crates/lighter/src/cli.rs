@@ -404,6 +404,9 @@ pub struct AnalyzeArgs {
     /// How many top offenders to list.
     #[arg(long, default_value_t = 20)]
     pub top: usize,
+    /// For a registry image with several platforms: which one (os/arch[/variant]).
+    #[arg(long)]
+    pub platform: Option<String>,
 }
 
 #[derive(Debug, Args)]

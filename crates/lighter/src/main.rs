@@ -16,7 +16,6 @@ mod cli;
 mod commands;
 mod diagnostics;
 mod printer;
-mod scratch;
 mod tty;
 
 use clap::Parser;
@@ -48,7 +47,6 @@ fn stop_on_signals() {
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
             lighter_store::session::close_all();
-            scratch::remove_all();
             eprintln!(
                 "lighter: stopped by {}",
                 if sig == SIGINT { "SIGINT" } else { "SIGTERM" }

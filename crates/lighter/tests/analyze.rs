@@ -588,52 +588,56 @@ fn diff_reports_config_changes_and_shared_layers() {
     );
 }
 
-/// `analyze` of an archive loads it into a scratch store under $TMPDIR: gone after the command,
-/// after SIGTERM, and (swept by the next command) after SIGKILL.
+/// `analyze`, `history` and `diff` read an archive in place: nothing is written to $TMPDIR, and the
+/// store is not even created.
 #[test]
-fn scratch_stores_never_outlive_the_command() {
+fn archives_are_read_in_place() {
+    let base = tempfile::tempdir().unwrap();
     let env = Env {
         root: tempfile::tempdir().unwrap(),
     };
+    let root = base.path().join("never-made");
+    let tmp = base.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    // 2000 files of 20 KB: long enough to be stopped midway.
-    let files: Vec<(String, Option<usize>)> =
-        (0..2000).map(|i| (format!("f{i}"), Some(20_000))).collect();
-    let entries: Vec<(&str, Option<usize>)> = files.iter().map(|(p, s)| (p.as_str(), *s)).collect();
-    let path = dir.path().join("big.tar");
-    std::fs::write(&path, archive("big:1", &[layer(&entries)])).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let scratch = || -> Vec<String> {
-        std::fs::read_dir(tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains("lighter-scratch-"))
-            .collect()
-    };
-    let analyze = || {
-        let mut c = env.cmd();
-        c.env("TMPDIR", tmp.path())
-            .args(["analyze", path.to_str().unwrap()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        c
-    };
-    assert!(analyze().status().unwrap().success());
-    assert!(scratch().is_empty(), "{:?}", scratch());
-    for (signal, delay) in [("TERM", 30), ("TERM", 80), ("KILL", 30), ("KILL", 80)] {
-        let mut child = analyze().spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay));
-        let pid = child.id().to_string();
-        std::process::Command::new("kill")
-            .args([&format!("-{signal}"), &pid])
-            .status()
+    let a = dir.path().join("a.tar");
+    let b = dir.path().join("b.tar");
+    std::fs::write(&a, archive("a:1", &[layer(&[("f", Some(100))])])).unwrap();
+    std::fs::write(
+        &b,
+        archive(
+            "b:1",
+            &[layer(&[("f", Some(100))]), layer(&[("g", Some(7))])],
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let o = env
+            .cmd()
+            .env("TMPDIR", &tmp)
+            .env("LIGHTER_ROOT", &root)
+            .args(args)
+            .output()
             .unwrap();
-        child.wait().unwrap();
-        if signal == "TERM" {
-            assert!(scratch().is_empty(), "after SIGTERM: {:?}", scratch());
-        }
-    }
-    // Whatever SIGKILL left, the next command sweeps.
-    assert!(analyze().status().unwrap().success());
-    assert!(scratch().is_empty(), "{:?}", scratch());
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let j: serde_json::Value = serde_json::from_str(&run(&["analyze", b, "--json", "-"])).unwrap();
+    assert_eq!(j["layers"].as_array().unwrap().len(), 2, "{j}");
+    assert!(run(&["history", b]).lines().count() >= 3);
+    let d: serde_json::Value = serde_json::from_str(&run(&["diff", a, b, "--json"])).unwrap();
+    assert_eq!(d["added"][0][0], "g", "{d}");
+    assert_eq!(d["shared_layers"], 1, "{d}");
+    assert!(!root.exists(), "the store was created");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "written to TMPDIR: {left:?}");
 }

@@ -146,7 +146,7 @@ fn a_full_store_fails_cleanly_and_keeps_working() {
 }
 
 #[test]
-fn a_full_temp_space_fails_cleanly() {
+fn a_full_temp_space_does_not_stop_analyze() {
     if !is_root() {
         return;
     }
@@ -154,7 +154,7 @@ fn a_full_temp_space_fails_cleanly() {
     let env = Env {
         root: tempfile::tempdir().unwrap(),
     };
-    // analyze of an archive unpacks it into a scratch store under $TMPDIR.
+    // analyze reads an archive in place: a full $TMPDIR does not matter.
     let dir = tempfile::tempdir().unwrap();
     let rootfs = dir.path().join("rootfs");
     std::fs::create_dir(&rootfs).unwrap();
@@ -174,22 +174,26 @@ fn a_full_temp_space_fails_cleanly() {
     let archive = dir.path().join("big.tar");
     let o = env.lighter(&["save", "-o", archive.to_str().unwrap(), "big:1"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Fill the temp space to the last block.
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(fs.mnt.join("fill")).unwrap();
+        let block = vec![7u8; 1 << 20];
+        while f.write_all(&block).is_ok() {}
+        while f.write_all(&block[..4096]).is_ok() {}
+    }
     let o = env
         .cmd()
         .env("TMPDIR", &fs.mnt)
         .args(["analyze", archive.to_str().unwrap()])
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && no_space(&err, &fs.mnt), "{err}");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let left: Vec<_> = std::fs::read_dir(&fs.mnt)
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
-        .filter(|n| n != "lost+found")
+        .filter(|n| n != "lost+found" && n != "fill")
         .collect();
     assert!(left.is_empty(), "left in TMPDIR: {left:?}");
-    // With space, the same command works.
-    let o = env.lighter(&["analyze", archive.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }

@@ -332,7 +332,11 @@ mod tests {
             for r in [Reference::parse(s), Reference::parse_named(s)] {
                 let Ok(r) = r else { continue };
                 let text = r.to_string();
-                assert_eq!(Reference::parse_named(&text).unwrap().to_string(), text, "{s}");
+                assert_eq!(
+                    Reference::parse_named(&text).unwrap().to_string(),
+                    text,
+                    "{s}"
+                );
             }
         }
     }

@@ -195,6 +195,30 @@ impl<R: Read> Read for TarGuard<R> {
     }
 }
 
+/// Seeking, for reading an archive in place (`tar::Archive::entries_with_seek`): the `tar` crate
+/// seeks only forward over what is left of an entry's data and padding, which the guard follows;
+/// any other seek could leave the framing, and is refused.
+impl<R: Read + io::Seek> io::Seek for TarGuard<R> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        match (pos, &mut self.state) {
+            (io::SeekFrom::Current(0), _) | (_, State::Done) => {}
+            (io::SeekFrom::Current(n), State::Data(left)) if n > 0 && n as u64 <= *left => {
+                *left -= n as u64;
+                if *left == 0 {
+                    self.state = State::Header(0);
+                }
+            }
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a seek that leaves the tar framing",
+                ))
+            }
+        }
+        self.inner.seek(pos)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

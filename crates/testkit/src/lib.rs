@@ -212,6 +212,24 @@ pub fn missing_peer(reason: &str) {
     eprintln!("SKIP: {reason}");
 }
 
+/// A peer installed from PyPI by `scripts/setup-peers.sh` (`dive`, `hadolint`): its path in
+/// `$LIGHTER_TEST_CACHE/venv/bin`, or `None` after [`missing_peer`] (which fails in strict mode).
+pub fn pypi_peer(name: &str) -> Option<PathBuf> {
+    let cache = std::env::var_os("LIGHTER_TEST_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/lighter-test"));
+    let p = cache.join("venv/bin").join(name);
+    if p.is_file() {
+        return Some(p);
+    }
+    missing_peer(&format!(
+        "{} (run scripts/setup-peers.sh: it installs {name} from PyPI)",
+        p.display()
+    ));
+    None
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

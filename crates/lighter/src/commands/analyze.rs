@@ -1,49 +1,51 @@
 //! `lighter analyze IMAGE`: per-layer changes, dive's efficiency and wasted bytes, our reclaimable
 //! bytes, top offenders; `--json FILE|-` and `--ci` thresholds (exit 1 when one fails) in one run.
-//! IMAGE is a store image or a docker-archive / OCI archive file.
+//! IMAGE is a store image, a docker-archive / OCI archive or layout read in place, or a registry's
+//! image streamed (see [`open_view`]).
 
 use super::Context;
 use crate::cli::AnalyzeArgs;
 use crate::printer::{human_size, table};
 use std::process::ExitCode;
 
-/// Resolves IMAGE: a file is loaded into a private scratch store first (removed however the
-/// command ends, see `scratch`).
-pub fn open_image(
+/// Reads IMAGE for `analyze`, `history` and `diff` without writing a byte of it anywhere: a
+/// docker-archive, OCI archive or layout path is read in place; a name is a store image or, when the
+/// store has none and the name gives a registry host (`localhost:5000/app:1`), the registry's, its
+/// layers streamed and verified (`platform` picks from an index).
+pub fn open_view(
     ctx: &Context,
     name: &str,
-) -> anyhow::Result<(
-    lighter_store::Store,
-    lighter_image::Image,
-    Option<crate::scratch::Scratch>,
-)> {
+    platform: Option<&str>,
+) -> anyhow::Result<lighter_image::view::ImageView> {
     let p = std::path::Path::new(name);
-    if p.is_dir() && p.join("index.json").is_file() {
-        let tmp = crate::scratch::Scratch::new()?;
-        let store = lighter_store::Store::open(tmp.path())?;
-        let loaded = lighter_image::load_dir(&store, p)?;
-        let (id, _) = loaded
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("{name}: no image in the layout"))?;
-        let img = lighter_image::Image::read(&store, &id)?;
-        return Ok((store, img, Some(tmp)));
-    }
-    if p.is_file() {
-        let tmp = crate::scratch::Scratch::new()?;
-        let store = lighter_store::Store::open(tmp.path())?;
-        let f = std::fs::File::open(p)?;
-        let loaded = lighter_image::load(&store, std::io::BufReader::new(f))?;
-        let (id, _) = loaded
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("{name}: no image in the archive"))?;
-        let img = lighter_image::Image::read(&store, &id)?;
-        return Ok((store, img, Some(tmp)));
+    if p.exists() {
+        if platform.is_some() {
+            anyhow::bail!("--platform picks from a registry's index; {name} is a file");
+        }
+        return Ok(lighter_image::stream::open(p)?);
     }
     let store = ctx.store()?;
-    let img = lighter_image::resolve(&store, name)?;
-    Ok((store, img, None))
+    match lighter_image::resolve(&store, name) {
+        Ok(img) if platform.is_none() => {
+            Ok(lighter_image::view::ImageView::from_store(&store, &img)?)
+        }
+        Ok(_) => anyhow::bail!(
+            "--platform picks from a registry's index; {name} is an image in the store"
+        ),
+        Err(lighter_image::ImageError::NotFound(_)) if names_registry(name) => {
+            super::registry::view(name, platform)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `name`'s first component is a registry host, as docker tells one (a dot, a port, or
+/// `localhost`).
+fn names_registry(name: &str) -> bool {
+    match name.split_once('/') {
+        Some((host, _)) => host.contains('.') || host.contains(':') || host == "localhost",
+        None => false,
+    }
 }
 
 fn parse_bytes(s: &str) -> anyhow::Result<u64> {
@@ -91,8 +93,8 @@ fn read_ci_config(
 }
 
 pub fn run(ctx: &Context, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let (store, img, _tmp) = open_image(ctx, &args.image)?;
-    let a = lighter_image::analysis::analyze(&store, &img, &args.image, args.top)?;
+    let img = open_view(ctx, &args.image, args.platform.as_deref())?;
+    let a = lighter_image::analysis::analyze(&img, &args.image, args.top);
     // The explorer: with -i, or by default on a terminal when no report or CI verdict is asked for.
     let reports = args.ci
         || args.json.is_some()
@@ -103,13 +105,13 @@ pub fn run(ctx: &Context, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if args.interactive
         || (!reports && std::io::stdout().is_terminal() && std::io::stdin().is_terminal())
     {
-        let changes = lighter_image::analysis::layer_changes(&store, &img)?;
+        let changes = lighter_image::analysis::layer_changes(&img);
         let mut app = super::explore::App::new(a, changes);
         super::explore::run(&mut app)?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(path) = &args.html {
-        let dirs = lighter_image::analysis::layer_dir_sizes(&store, &img, 2)?;
+        let dirs = lighter_image::analysis::layer_dir_sizes(&img, 2);
         std::fs::write(path, super::report::html(&a, &dirs)?)
             .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?;
         eprintln!("HTML report written to {}", path.display());

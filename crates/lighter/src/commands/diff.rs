@@ -15,15 +15,10 @@ fn signed(v: i64) -> String {
 }
 
 pub fn run(ctx: &Context, args: DiffArgs) -> anyhow::Result<ExitCode> {
-    let (store_a, a, _ta) = super::analyze::open_image(ctx, &args.image_a)?;
-    let (store_b, b, _tb) = super::analyze::open_image(ctx, &args.image_b)?;
-    // Both images must be readable from one store for the layer comparison; when they come from
-    // different stores, compare file trees per store.
-    let d = if store_a.root() == store_b.root() {
-        lighter_image::analysis::diff(&store_a, &a, &b, args.top)?
-    } else {
-        anyhow::bail!("diff of images from two different archives is not supported yet: load them with `lighter load` first");
-    };
+    // Each image from wherever it is (store, archive, layout, registry), as `analyze` reads it.
+    let a = super::analyze::open_view(ctx, &args.image_a, None)?;
+    let b = super::analyze::open_view(ctx, &args.image_b, None)?;
+    let d = lighter_image::analysis::diff(&a, &b, args.top);
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&d)?);
         return Ok(ExitCode::SUCCESS);

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 
 pub fn run(ctx: &Context, args: HistoryArgs) -> anyhow::Result<ExitCode> {
     // A store image, or a docker-archive / OCI layout file, as `analyze` takes.
-    let (_store, img, _tmp) = super::analyze::open_image(ctx, &args.image)?;
+    let img = super::analyze::open_view(ctx, &args.image, None)?;
     let history = img.history();
-    let mut layers = img.record.layers.iter();
+    let mut layers = img.layers.iter();
     let mut rows = Vec::new();
     let n = history.len();
     for (i, h) in history.iter().enumerate() {

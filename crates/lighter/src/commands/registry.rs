@@ -140,3 +140,62 @@ pub fn push_manifest(
     lighter_registry::push::push(client, store, r, &to_push, &mounts, &progress)
         .map_err(|e| anyhow::anyhow!("{}", e.message))
 }
+
+/// A registry image read for `analyze`, `history` and `diff`: the manifest and config fetched, every
+/// layer streamed through the scanner (several at once) and checked against its digest, size and
+/// diffID; nothing is stored.
+pub fn view(name: &str, platform: Option<&str>) -> anyhow::Result<lighter_image::view::ImageView> {
+    use lighter_registry::pull::Platform;
+    let r = Reference::parse(name)?;
+    let platform = match platform {
+        Some(p) => Platform::parse(p)
+            .ok_or_else(|| anyhow::anyhow!("--platform {p}: expected os/arch[/variant]"))?,
+        None => Platform::host(),
+    };
+    let client = client()?;
+    let meta = lighter_registry::pull::fetch_meta(&client, &r, &platform)?;
+    let reg = lighter_registry::Registry::new(&client, &r, false);
+    let fail = |what: &str, message: String| lighter_image::ImageError::Format {
+        path: what.to_string(),
+        message,
+    };
+    let layers = lighter_image::view::parallel(&meta.layers, |l| {
+        let what = format!("{} blob {}", r.name(), l.digest);
+        let body = reg
+            .get_blob(&l.digest)
+            .map_err(|e| fail(&what, e.to_string()))?;
+        let s = lighter_image::view::scan_layer(body, &what)?;
+        if s.digest != l.digest || s.size != l.size {
+            return Err(fail(
+                &what,
+                format!(
+                    "content is {} ({} bytes), not what the manifest names ({} bytes)",
+                    s.digest, s.size, l.size
+                ),
+            ));
+        }
+        if s.diff_id != l.diff_id {
+            return Err(fail(
+                &what,
+                format!(
+                    "layer content has diffID {} but the config says {}",
+                    s.diff_id, l.diff_id
+                ),
+            ));
+        }
+        Ok(lighter_image::view::LayerView {
+            diff_id: s.diff_id,
+            digest: s.digest,
+            size: s.size,
+            uncompressed_size: s.uncompressed_size,
+            entries: s.entries,
+        })
+    })?;
+    let config = serde_json::from_slice(&meta.config)
+        .map_err(|e| anyhow::anyhow!("{name}: config is not JSON: {e}"))?;
+    Ok(lighter_image::view::ImageView {
+        id: lighter_oci::Digest::sha256(&meta.config),
+        config,
+        layers,
+    })
+}
