@@ -246,38 +246,53 @@ fn read_tar(r: impl Read, what: &str) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
     for e in ar.entries().map_err(|e| format_err(what, e.to_string()))? {
         let e = e.map_err(|e| format_err(what, format!("corrupt layer: {e}")))?;
-        let h = e.header();
-        let path = e
-            .path()
-            .map_err(|err| format_err(what, err.to_string()))?
-            .to_string_lossy()
-            .trim_start_matches("./")
-            .trim_end_matches('/')
-            .to_string();
-        if path.is_empty() || path == "." {
-            continue;
-        }
-        let kind = h.entry_type();
-        out.push(Entry {
-            size: if kind.is_file() {
-                h.size().unwrap_or(0)
-            } else {
-                0
-            },
-            is_dir: kind.is_dir(),
-            mode: h.mode().unwrap_or(0) & 0o7777,
-            uid: h.uid().unwrap_or(0),
-            gid: h.gid().unwrap_or(0),
-            link: e
-                .link_name()
-                .ok()
-                .flatten()
-                .map(|l| l.to_string_lossy().into_owned()),
-            mtime: h.mtime().unwrap_or(0),
-            path,
-        });
+        out.extend(entry_of(&e, what)?);
     }
     Ok(out)
+}
+
+/// The entries of an uncompressed layer that can be read in place: headers only, seeking over
+/// every file's contents (which analysis never looks at).
+pub fn read_tar_in_place(r: impl Read + std::io::Seek, what: &str) -> Result<Vec<Entry>> {
+    let mut ar = tar::Archive::new(lighter_store::targuard::TarGuard::new(r));
+    let mut out = Vec::new();
+    for e in ar
+        .entries_with_seek()
+        .map_err(|e| format_err(what, e.to_string()))?
+    {
+        let e = e.map_err(|e| format_err(what, format!("corrupt layer: {e}")))?;
+        out.extend(entry_of(&e, what)?);
+    }
+    Ok(out)
+}
+
+fn entry_of<R: Read>(e: &tar::Entry<R>, what: &str) -> Result<Option<Entry>> {
+    let h = e.header();
+    let path = e
+        .path()
+        .map_err(|err| format_err(what, err.to_string()))?
+        .to_string_lossy()
+        .trim_start_matches("./")
+        .trim_end_matches('/')
+        .to_string();
+    if path.is_empty() || path == "." {
+        return Ok(None);
+    }
+    let kind = h.entry_type();
+    Ok(Some(Entry {
+        size: if kind.is_file() { e.size() } else { 0 },
+        is_dir: kind.is_dir(),
+        mode: h.mode().unwrap_or(0) & 0o7777,
+        uid: h.uid().unwrap_or(0),
+        gid: h.gid().unwrap_or(0),
+        link: e
+            .link_name()
+            .ok()
+            .flatten()
+            .map(|l| l.to_string_lossy().into_owned()),
+        mtime: h.mtime().unwrap_or(0),
+        path,
+    }))
 }
 
 #[cfg(test)]

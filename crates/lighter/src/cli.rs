@@ -407,6 +407,10 @@ pub struct AnalyzeArgs {
     /// For a registry image with several platforms: which one (os/arch[/variant]).
     #[arg(long)]
     pub platform: Option<String>,
+    /// Read an archive's uncompressed layers in place, headers only, without hashing their
+    /// contents against the image's digests (no number of the analysis depends on them).
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 #[derive(Debug, Args)]
@@ -416,6 +420,9 @@ pub struct DiffArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Read archives' uncompressed layers in place without hashing their contents (as analyze's).
+    #[arg(long)]
+    pub no_verify: bool,
     /// How many directories to list by size delta.
     #[arg(long, default_value_t = 20)]
     pub top: usize,

@@ -11,18 +11,21 @@ use std::process::ExitCode;
 /// Reads IMAGE for `analyze`, `history` and `diff` without writing a byte of it anywhere: a
 /// docker-archive, OCI archive or layout path is read in place; a name is a store image or, when the
 /// store has none and the name gives a registry host (`localhost:5000/app:1`), the registry's, its
-/// layers streamed and verified (`platform` picks from an index).
+/// layers streamed and verified (`platform` picks from an index). `verify` reads every layer of an
+/// archive whole to check its digests (see `lighter_image::stream`); a registry's layers are always
+/// checked, a store's were when they were stored.
 pub fn open_view(
     ctx: &Context,
     name: &str,
     platform: Option<&str>,
+    verify: bool,
 ) -> anyhow::Result<lighter_image::view::ImageView> {
     let p = std::path::Path::new(name);
     if p.exists() {
         if platform.is_some() {
             anyhow::bail!("--platform picks from a registry's index; {name} is a file");
         }
-        return Ok(lighter_image::stream::open(p)?);
+        return Ok(lighter_image::stream::open(p, verify)?);
     }
     let store = ctx.store()?;
     match lighter_image::resolve(&store, name) {
@@ -93,7 +96,7 @@ fn read_ci_config(
 }
 
 pub fn run(ctx: &Context, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let img = open_view(ctx, &args.image, args.platform.as_deref())?;
+    let img = open_view(ctx, &args.image, args.platform.as_deref(), !args.no_verify)?;
     let a = lighter_image::analysis::analyze(&img, &args.image, args.top);
     // The explorer: with -i, or by default on a terminal when no report or CI verdict is asked for.
     let reports = args.ci

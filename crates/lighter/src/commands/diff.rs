@@ -16,8 +16,8 @@ fn signed(v: i64) -> String {
 
 pub fn run(ctx: &Context, args: DiffArgs) -> anyhow::Result<ExitCode> {
     // Each image from wherever it is (store, archive, layout, registry), as `analyze` reads it.
-    let a = super::analyze::open_view(ctx, &args.image_a, None)?;
-    let b = super::analyze::open_view(ctx, &args.image_b, None)?;
+    let a = super::analyze::open_view(ctx, &args.image_a, None, !args.no_verify)?;
+    let b = super::analyze::open_view(ctx, &args.image_b, None, !args.no_verify)?;
     let d = lighter_image::analysis::diff(&a, &b, args.top);
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&d)?);
