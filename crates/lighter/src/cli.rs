@@ -411,6 +411,9 @@ pub struct AnalyzeArgs {
     /// contents against the image's digests (no number of the analysis depends on them).
     #[arg(long)]
     pub no_verify: bool,
+    /// The Dockerfile the image was built from: each layer is attributed to its line.
+    #[arg(long, value_name = "PATH")]
+    pub dockerfile: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -426,6 +429,9 @@ pub struct DiffArgs {
     /// How many directories to list by size delta.
     #[arg(long, default_value_t = 20)]
     pub top: usize,
+    /// Also write a self-contained HTML page comparing the two images by directory.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

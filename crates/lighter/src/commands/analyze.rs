@@ -98,6 +98,9 @@ fn read_ci_config(
 pub fn run(ctx: &Context, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let img = open_view(ctx, &args.image, args.platform.as_deref(), !args.no_verify)?;
     let a = lighter_image::analysis::analyze(&img, &args.image, args.top);
+    if args.dockerfile.is_some() {
+        anyhow::bail!("analyze --dockerfile: not implemented yet");
+    }
     // The explorer: with -i, or by default on a terminal when no report or CI verdict is asked for.
     let reports = args.ci
         || args.json.is_some()

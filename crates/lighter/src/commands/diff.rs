@@ -19,6 +19,9 @@ pub fn run(ctx: &Context, args: DiffArgs) -> anyhow::Result<ExitCode> {
     let a = super::analyze::open_view(ctx, &args.image_a, None, !args.no_verify)?;
     let b = super::analyze::open_view(ctx, &args.image_b, None, !args.no_verify)?;
     let d = lighter_image::analysis::diff(&a, &b, args.top);
+    if args.html.is_some() {
+        anyhow::bail!("diff --html: not implemented yet");
+    }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&d)?);
         return Ok(ExitCode::SUCCESS);
