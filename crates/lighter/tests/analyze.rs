@@ -641,3 +641,98 @@ fn archives_are_read_in_place() {
         .collect();
     assert!(left.is_empty(), "written to TMPDIR: {left:?}");
 }
+
+/// `--dockerfile`: every layer the build made is attributed to its line, with its bytes and the
+/// directories they are in; a Dockerfile that is not the image's attributes nothing.
+#[test]
+fn dockerfile_lines_get_their_layers_bytes() {
+    let Some(env) = with_busybox() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let df = "FROM busybox AS base\n\
+              RUN mkdir -p /var/cache/pkg && dd if=/dev/zero of=/var/cache/pkg/big bs=1k count=200 2>/dev/null\n\
+              FROM base\n\
+              ARG N=1\n\
+              WORKDIR /app\n\
+              RUN dd if=/dev/zero of=/app/bin bs=1k count=30 2>/dev/null\n\
+              ENV A=1\n";
+    write(dir.path(), &[("Dockerfile", df)]);
+    let (ok, err, _) = env.build(dir.path(), &["-t", "lines:1"]);
+    assert!(ok, "{err}");
+    let path = dir.path().join("Dockerfile");
+    let o = env.lighter(&[
+        "analyze",
+        "lines:1",
+        "--dockerfile",
+        path.to_str().unwrap(),
+        "--json",
+        "-",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let lines = v["dockerfile"].as_array().unwrap();
+    let got: Vec<(u64, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["line"].as_u64().unwrap(),
+                l["instruction"]
+                    .as_str()
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (2, "RUN".to_string()),
+            (5, "WORKDIR".into()),
+            (6, "RUN".into()),
+            (7, "ENV".into())
+        ],
+        "{v}"
+    );
+    // Line 2's layer holds the 200 KiB under /var/cache/pkg; line 6's the 30 KiB binary.
+    assert_eq!(lines[0]["directories"][0][0], "/var/cache/pkg", "{v}");
+    assert_eq!(lines[0]["directories"][0][1], 204_800);
+    assert_eq!(
+        lines[2]["directories"][0],
+        serde_json::json!(["/app", 30_720])
+    );
+    assert!(lines[3]["layer"].is_null(), "ENV makes no layer: {v}");
+    let layer = lines[0]["layer"].as_u64().unwrap() as usize;
+    assert!(v["layers"][layer]["created_by"]
+        .as_str()
+        .unwrap()
+        .contains("/var/cache/pkg"));
+    // Text output names the line; another Dockerfile matches nothing, with a warning.
+    let o = env.lighter(&["analyze", "lines:1", "--dockerfile", path.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("Dockerfile lines") && text.contains("/var/cache/pkg"),
+        "{text}"
+    );
+    write(dir.path(), &[("Other", "FROM busybox\nUSER nobody\n")]);
+    let other = dir.path().join("Other");
+    let o = env.lighter(&[
+        "analyze",
+        "lines:1",
+        "--dockerfile",
+        other.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no instruction of its last stage matches"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A Dockerfile that does not parse is an error at its line.
+    write(dir.path(), &[("Bad", "FROM busybox\nFRUM x\n")]);
+    let bad = dir.path().join("Bad");
+    let o = env.lighter(&["analyze", "lines:1", "--dockerfile", bad.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("Bad:2"), "{e}");
+}

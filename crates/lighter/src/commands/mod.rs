@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod analyze;
+mod attribute;
 mod build;
 mod call;
 mod diff;
