@@ -7,7 +7,7 @@ set -euo pipefail
 
 # Build dependencies first: the sandbox's seccomp filter links the system libseccomp (found through pkg-config).
 # e2fsprogs and mount: the full-disk tests loop-mount a small ext4.
-PKGS=(libseccomp-dev pkg-config docker.io skopeo umoci runc debootstrap busybox-static buildah hyperfine ca-certificates bc time chromium git openssh-client openssl docker-registry apache2-utils e2fsprogs mount)
+PKGS=(libseccomp-dev pkg-config curl docker.io skopeo umoci runc debootstrap busybox-static buildah hyperfine ca-certificates bc time chromium git openssh-client openssl docker-registry apache2-utils e2fsprogs mount)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
