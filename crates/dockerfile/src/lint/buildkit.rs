@@ -183,10 +183,24 @@ fn from_checks(
         }
     }
     // A global ARG default that makes the base empty.
-    let expanded: Vec<(String, String)> = meta
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
-        .collect();
+    // BuildKit gives FROM the platform ARGs with the build's values (`FROM ${TARGETOS}`), the
+    // Dockerfile's global ARGs override them.
+    let mut expanded: Vec<(String, String)> = [
+        ("TARGETPLATFORM", "linux/amd64"),
+        ("TARGETOS", "linux"),
+        ("TARGETARCH", "amd64"),
+        ("BUILDPLATFORM", "linux/amd64"),
+        ("BUILDOS", "linux"),
+        ("BUILDARCH", "amd64"),
+    ]
+    .iter()
+    .filter(|(k, _)| !meta.iter().any(|(m, _)| m == k))
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    expanded.extend(
+        meta.iter()
+            .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default())),
+    );
     if stage.base.contains('$') {
         if let Ok(e) = lexer.process_word(&stage.base, &expanded) {
             if e.value.is_empty() || e.value.ends_with(':') || e.value.starts_with(':') {
@@ -202,6 +216,12 @@ fn from_checks(
             }
         }
     }
+}
+
+/// A Windows absolute path: a drive letter, a colon, a separator.
+fn windows_absolute(p: &str) -> bool {
+    let b = p.as_bytes();
+    b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'/' || b[2] == b'\\')
 }
 
 fn stage_checks(stage: &Stage, out: &mut Vec<Warning>) {
@@ -226,8 +246,9 @@ fn stage_checks(stage: &Stage, out: &mut Vec<Warning>) {
                 "Maintainer instruction is deprecated in favor of using label".into(),
                 i.span,
             )),
+            // `C:/ProgramData` and `C:\app` are absolute in a Windows stage.
             InstructionKind::Workdir(p)
-                if !p.starts_with('/') && !p.starts_with('$') => {
+                if !p.starts_with('/') && !p.starts_with('$') && !windows_absolute(p) => {
                     out.push(bk(
                         "WorkdirRelativePath",
                         "Using a relative path in WORKDIR can have unexpected results if the base image changes",
@@ -368,6 +389,12 @@ mod tests {
         assert!(rules("FROM alpine\nrun true\nRUN true\nRUN true\n")
             .contains(&"ConsistentInstructionCasing"));
         assert!(rules("FROM alpine AS scratch\n").contains(&"ReservedStageName"));
+        // The platform ARGs have values in FROM; a Windows WORKDIR with a drive is absolute.
+        assert!(!rules("FROM ${TARGETOS} AS target\n").contains(&"InvalidDefaultArgInFrom"));
+        assert!(rules("ARG TARGETOS=\nFROM ${TARGETOS}\n").contains(&"InvalidDefaultArgInFrom"));
+        let win = rules("# escape=`\nFROM mcr.microsoft.com/windows/servercore\nWORKDIR C:/ProgramData/app\nWORKDIR C:\\app\n");
+        assert!(!win.contains(&"WorkdirRelativePath"), "{win:?}");
+        assert!(rules("FROM a\nWORKDIR app\n").contains(&"WorkdirRelativePath"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! lighter's image-size rules: patterns that make images bigger than they need to be, each with the
 //! fix that shrinks them.
 
+use super::shell::{self, Cmd};
 use super::{Severity, Warning};
 use crate::ast::*;
 
@@ -15,28 +16,101 @@ fn rule(rule: &'static str, description: &'static str, message: String, span: Sp
     }
 }
 
+/// The stages whose files ship: the target (last) stage and the stages it is built `FROM`. A
+/// builder stage's files reach the image only through `COPY --from` of chosen paths, so the rules
+/// about what a layer keeps (caches, package lists) do not apply to it.
+fn shipped(df: &Dockerfile) -> Vec<usize> {
+    let Some(mut cur) = df.stages.len().checked_sub(1) else {
+        return Vec::new();
+    };
+    let mut out = vec![cur];
+    while let Some(p) = df.stage_ref(&df.stages[cur].base, cur) {
+        out.push(p);
+        cur = p;
+    }
+    out
+}
+
+/// A Windows stage (its RUN lines are cmd or PowerShell, not sh): the escape directive is a
+/// backtick, a SHELL names PowerShell or cmd, or the base is a Windows image.
+fn windows(df: &Dockerfile, stage: &Stage) -> bool {
+    let base = stage.base.to_ascii_lowercase();
+    df.escape == '`'
+        || ["windows", "nanoserver", "servercore"]
+            .iter()
+            .any(|w| base.contains(w))
+        || stage.instructions.iter().any(|i| {
+            matches!(&i.kind, InstructionKind::Shell(v) if v.first().is_some_and(|s| {
+                let s = s.to_ascii_lowercase();
+                s.contains("powershell") || s.contains("pwsh") || s.contains("cmd")
+            }))
+        })
+}
+
+/// The commands a RUN runs, as the shell parses them (an exec-form RUN is its one command, or the
+/// script of its `sh -c`).
+pub(super) fn run_commands(r: &Run) -> Vec<Cmd> {
+    match &r.command {
+        Command::Shell(s) => shell::commands(s).unwrap_or_default(),
+        Command::Exec(v) => {
+            let Some(first) = v.first() else {
+                return Vec::new();
+            };
+            let script = v
+                .iter()
+                .position(|a| a == "-c")
+                .filter(|_| {
+                    matches!(
+                        first.rsplit('/').next(),
+                        Some("sh" | "bash" | "dash" | "ash")
+                    )
+                })
+                .and_then(|i| v.get(i + 1));
+            match script {
+                Some(s) => shell::commands(s).unwrap_or_default(),
+                None => vec![Cmd {
+                    name: first.rsplit('/').next().unwrap_or(first).to_string(),
+                    args: v[1..].to_vec(),
+                    env: Vec::new(),
+                    piped: false,
+                }],
+            }
+        }
+    }
+}
+
 pub(super) fn run(df: &Dockerfile, out: &mut Vec<Warning>) {
-    for stage in &df.stages {
+    let shipped = shipped(df);
+    for (si, stage) in df.stages.iter().enumerate() {
+        if !shipped.contains(&si) || windows(df, stage) {
+            continue;
+        }
+        // ENV set earlier in the stage (PIP_NO_CACHE_DIR=1 turns pip's cache off).
+        let mut env: Vec<(String, String)> = Vec::new();
         for i in &stage.instructions {
+            if let InstructionKind::Env(kvs) = &i.kind {
+                env.extend(kvs.iter().map(|kv| (kv.key.clone(), kv.value.clone())));
+            }
             if let InstructionKind::Run(r) = &i.kind {
-                let text = match &r.command {
-                    Command::Shell(s) => s.clone(),
-                    Command::Exec(v) => v.join(" "),
-                };
                 let cache_mounted = |dir: &str| {
                     r.mounts
                         .iter()
                         .any(|m| m.target.as_deref().is_some_and(|t| t.starts_with(dir)))
                 };
+                let cmds = run_commands(r);
                 apt_rules(
-                    &text,
+                    &cmds,
                     i.span,
                     cache_mounted("/var/lib/apt") || cache_mounted("/var/cache/apt"),
                     out,
                 );
-                if has_word(&text, "apk")
-                    && text.contains(" add ")
-                    && !text.contains("--no-cache")
+                let sub = |c: &Cmd, names: &[&str], subs: &[&str]| {
+                    names.contains(&c.name.as_str())
+                        && c.subcommand().is_some_and(|s| subs.contains(&s))
+                };
+                if cmds
+                    .iter()
+                    .any(|c| sub(c, &["apk"], &["add"]) && !c.has_flag("--no-cache"))
                     && !cache_mounted("/var/cache/apk")
                 {
                     out.push(rule(
@@ -46,9 +120,16 @@ pub(super) fn run(df: &Dockerfile, out: &mut Vec<Warning>) {
                         i.span,
                     ));
                 }
-                if (text.contains("pip install") || text.contains("pip3 install"))
-                    && !text.contains("--no-cache-dir")
-                    && !cache_mounted("/root/.cache")
+                let no_cache_env = |c: &Cmd| {
+                    c.env.iter().chain(env.iter()).any(|(k, v)| {
+                        k == "PIP_NO_CACHE_DIR" && !matches!(v.as_str(), "" | "0" | "false")
+                    })
+                };
+                if cmds.iter().any(|c| {
+                    (c.name.starts_with("pip") && c.subcommand() == Some("install"))
+                        && !c.has_flag("--no-cache-dir")
+                        && !no_cache_env(c)
+                }) && !cache_mounted("/root/.cache")
                 {
                     out.push(rule(
                         "PipNoCacheDir",
@@ -57,8 +138,11 @@ pub(super) fn run(df: &Dockerfile, out: &mut Vec<Warning>) {
                         i.span,
                     ));
                 }
-                if text.contains("npm install") && !text.contains("npm ci") && !text.contains("-g")
-                {
+                if cmds.iter().any(|c| {
+                    sub(c, &["npm"], &["install", "i"])
+                        && !c.has_flag("-g")
+                        && !c.has_flag("--global")
+                }) {
                     out.push(rule(
                         "NpmCiRecommended",
                         "npm install in an image is not reproducible and keeps dev dependencies",
@@ -73,17 +157,23 @@ pub(super) fn run(df: &Dockerfile, out: &mut Vec<Warning>) {
     copy_all_before_install(df, out);
 }
 
-fn has_word(text: &str, w: &str) -> bool {
-    text.split(|c: char| c.is_whitespace() || c == ';' || c == '&' || c == '|')
-        .any(|t| t == w)
-}
-
-fn apt_rules(text: &str, span: Span, cache_mounted: bool, out: &mut Vec<Warning>) {
-    let installs = text.contains("apt-get install") || text.contains("apt install");
-    if !installs {
+fn apt_rules(cmds: &[Cmd], span: Span, cache_mounted: bool, out: &mut Vec<Warning>) {
+    let installs: Vec<&Cmd> = cmds
+        .iter()
+        .filter(|c| {
+            matches!(c.name.as_str(), "apt-get" | "apt") && c.subcommand() == Some("install")
+        })
+        .collect();
+    if installs.is_empty() {
         return;
     }
-    if !text.contains("--no-install-recommends") {
+    let recommends_off = |c: &Cmd| {
+        c.has_flag("--no-install-recommends")
+            || c.args
+                .iter()
+                .any(|a| a.to_ascii_lowercase().contains("install-recommends=false"))
+    };
+    if installs.iter().any(|c| !recommends_off(c)) {
         out.push(rule(
             "AptNoInstallRecommends",
             "recommended packages are installed too",
@@ -91,7 +181,10 @@ fn apt_rules(text: &str, span: Span, cache_mounted: bool, out: &mut Vec<Warning>
             span,
         ));
     }
-    if !cache_mounted && !text.contains("/var/lib/apt/lists") {
+    let cleaned = cmds
+        .iter()
+        .any(|c| c.name == "rm" && c.args.iter().any(|a| a.starts_with("/var/lib/apt/lists")));
+    if !cache_mounted && !cleaned {
         out.push(rule(
             "AptListsNotCleaned",
             "apt's package lists stay in the layer",
@@ -142,20 +235,17 @@ fn copy_all_before_install(df: &Dockerfile, out: &mut Vec<Warning>) {
                     copied_all.get_or_insert(i.span);
                 }
                 InstructionKind::Run(r) => {
-                    let t = match &r.command {
-                        Command::Shell(s) => s.clone(),
-                        Command::Exec(v) => v.join(" "),
-                    };
-                    let install = [
-                        "npm ci",
-                        "npm install",
-                        "pip install",
-                        "go mod download",
-                        "bundle install",
-                        "yarn install",
-                    ]
-                    .iter()
-                    .any(|p| t.contains(p));
+                    let install = run_commands(r).iter().any(|c| {
+                        let sub = c.subcommand().unwrap_or_default();
+                        match c.name.as_str() {
+                            "npm" => matches!(sub, "ci" | "install" | "i"),
+                            "yarn" => matches!(sub, "" | "install"),
+                            "go" => sub == "mod" && c.args.iter().any(|a| a == "download"),
+                            "bundle" => sub == "install",
+                            n if n.starts_with("pip") => sub == "install",
+                            _ => false,
+                        }
+                    });
                     if let (Some(span), true) = (copied_all, install) {
                         out.push(rule(
                             "CopyAllBeforeInstall",
@@ -203,5 +293,57 @@ mod tests {
         );
         assert!(rules("FROM alpine\nRUN apk add curl\n").contains(&"ApkNoCache"));
         assert!(rules("FROM python\nRUN pip install x\n").contains(&"PipNoCacheDir"));
+    }
+
+    /// The precision cases issue 17 names: each rule fires on what the shell runs, in the stages
+    /// whose files ship, and nowhere else.
+    #[test]
+    fn rules_see_commands_not_text() {
+        // An install with its options before the subcommand is an install.
+        let r = rules("FROM debian\nRUN apt-get --no-install-recommends install -y curl\n");
+        assert!(
+            r.contains(&"AptListsNotCleaned") && !r.contains(&"AptNoInstallRecommends"),
+            "{r:?}"
+        );
+        // Text that mentions a command is not the command: echo, and PowerShell in a Windows stage.
+        assert!(
+            !rules("FROM python\nRUN echo 'pip install x' > notes\n").contains(&"PipNoCacheDir")
+        );
+        let win = rules(
+            "# escape=`\nFROM mcr.microsoft.com/windows/servercore\nSHELL [\"powershell\", \"-Command\"]\nRUN Write-Host 'then pip install x'; apt-get install y\n",
+        );
+        assert!(
+            !win.contains(&"PipNoCacheDir") && !win.contains(&"AptListsNotCleaned"),
+            "{win:?}"
+        );
+        // pip's cache turned off by ENV, by the command's own environment, or as python -m pip.
+        assert!(
+            !rules("FROM python\nENV PIP_NO_CACHE_DIR=1\nRUN pip install x\n")
+                .contains(&"PipNoCacheDir")
+        );
+        assert!(
+            !rules("FROM python\nRUN PIP_NO_CACHE_DIR=1 pip install x\n")
+                .contains(&"PipNoCacheDir")
+        );
+        assert!(rules("FROM python\nRUN python3 -m pip install x\n").contains(&"PipNoCacheDir"));
+        assert!(
+            rules("FROM python\nRUN [\"pip\", \"install\", \"x\"]\n").contains(&"PipNoCacheDir")
+        );
+        // A builder stage's package lists never reach a scratch image; a stage built FROM it ships them.
+        let multi = "FROM debian AS build\nRUN apt-get update && apt-get install -y gcc\n";
+        let r = rules(&format!(
+            "{multi}FROM scratch\nCOPY --from=build /out /out\n"
+        ));
+        assert!(
+            !r.contains(&"AptListsNotCleaned") && !r.contains(&"AptNoInstallRecommends"),
+            "{r:?}"
+        );
+        let r = rules(&format!("{multi}FROM build\nRUN true\n"));
+        assert!(r.contains(&"AptListsNotCleaned"), "{r:?}");
+        // npm: install is flagged, a global tool install and npm ci are not.
+        assert!(rules("FROM node\nRUN npm i\n").contains(&"NpmCiRecommended"));
+        assert!(
+            !rules("FROM node\nRUN npm install -g pnpm && npm ci\n").contains(&"NpmCiRecommended")
+        );
     }
 }
