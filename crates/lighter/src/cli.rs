@@ -103,11 +103,29 @@ pub enum SaveFormatArg {
     OciDir,
 }
 
-/// `lint --format`.
+/// `lint --format`: hadolint's formats (`tty` is `text`).
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum LintFormat {
+    #[value(alias = "tty")]
     Text,
     Json,
+    Sarif,
+    Checkstyle,
+    Codeclimate,
+    #[value(name = "gitlab_codeclimate")]
+    GitlabCodeclimate,
+    Junit,
+}
+
+/// `lint --failure-threshold`: the lowest severity that fails the run (hadolint's levels; lighter's
+/// findings are warnings or errors, and `info` and `style` fail on warnings too).
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum FailureThreshold {
+    Error,
+    Warning,
+    Info,
+    Style,
+    Ignore,
 }
 
 impl LintFormat {
@@ -115,6 +133,11 @@ impl LintFormat {
         match self {
             LintFormat::Text => "text",
             LintFormat::Json => "json",
+            LintFormat::Sarif => "sarif",
+            LintFormat::Checkstyle => "checkstyle",
+            LintFormat::Codeclimate => "codeclimate",
+            LintFormat::GitlabCodeclimate => "gitlab_codeclimate",
+            LintFormat::Junit => "junit",
         }
     }
 }
@@ -438,9 +461,26 @@ pub struct DiffArgs {
 pub struct LintArgs {
     /// Dockerfile to check (default: ./Dockerfile; `-` for STDIN).
     pub file: Option<String>,
+    /// Dockerfile to check, as `docker build -f` names it.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "DOCKERFILE",
+        conflicts_with = "file"
+    )]
+    pub dockerfile: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: LintFormat,
+    /// The lowest severity that makes the exit code 1 (default: error, or the config file's).
+    #[arg(long, value_enum)]
+    pub failure_threshold: Option<FailureThreshold>,
+    /// A rule to skip: lighter's name or hadolint's code (DL3009); repeatable.
+    #[arg(long, value_name = "RULE")]
+    pub ignore: Vec<String>,
+    /// A configuration file (default: ./.lighter.toml's [lint], else ./.hadolint.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

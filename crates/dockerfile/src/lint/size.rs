@@ -158,15 +158,10 @@ pub(super) fn run(df: &Dockerfile, out: &mut Vec<Warning>) {
 }
 
 fn apt_rules(cmds: &[Cmd], span: Span, cache_mounted: bool, out: &mut Vec<Warning>) {
-    let installs: Vec<&Cmd> = cmds
-        .iter()
-        .filter(|c| {
-            matches!(c.name.as_str(), "apt-get" | "apt") && c.subcommand() == Some("install")
-        })
-        .collect();
-    if installs.is_empty() {
-        return;
-    }
+    let apt = |c: &&Cmd, sub: &str| {
+        matches!(c.name.as_str(), "apt-get" | "apt") && c.subcommand() == Some(sub)
+    };
+    let installs: Vec<&Cmd> = cmds.iter().filter(|c| apt(c, "install")).collect();
     let recommends_off = |c: &Cmd| {
         c.has_flag("--no-install-recommends")
             || c.args
@@ -181,14 +176,16 @@ fn apt_rules(cmds: &[Cmd], span: Span, cache_mounted: bool, out: &mut Vec<Warnin
             span,
         ));
     }
+    // The lists are what `apt-get update` downloads: the layer of the RUN that updates keeps them
+    // unless the same RUN removes them (hadolint's DL3009 looks at the same RUN).
     let cleaned = cmds
         .iter()
         .any(|c| c.name == "rm" && c.args.iter().any(|a| a.starts_with("/var/lib/apt/lists")));
-    if !cache_mounted && !cleaned {
+    if cmds.iter().any(|c| apt(&c, "update")) && !cache_mounted && !cleaned {
         out.push(rule(
             "AptListsNotCleaned",
             "apt's package lists stay in the layer",
-            "apt package lists stay in this layer: end the same RUN with `&& rm -rf /var/lib/apt/lists/*` (or use a cache mount)".into(),
+            "`apt-get update` leaves the package lists in this layer: end the same RUN with `&& rm -rf /var/lib/apt/lists/*` (or use a cache mount)".into(),
             span,
         ));
     }
@@ -300,11 +297,19 @@ mod tests {
     #[test]
     fn rules_see_commands_not_text() {
         // An install with its options before the subcommand is an install.
-        let r = rules("FROM debian\nRUN apt-get --no-install-recommends install -y curl\n");
+        let r = rules("FROM debian\nRUN apt-get -q update && apt-get --no-install-recommends install -y curl\n");
         assert!(
             r.contains(&"AptListsNotCleaned") && !r.contains(&"AptNoInstallRecommends"),
             "{r:?}"
         );
+        // The lists belong to the RUN that updates, not to a later install.
+        let r = rules("FROM debian\nRUN apt-get update\nRUN apt-get install -y --no-install-recommends x\n");
+        let lines: Vec<usize> = check(&parse("FROM debian\nRUN apt-get update\nRUN apt-get install -y --no-install-recommends x\n").unwrap())
+            .iter()
+            .filter(|w| w.rule == "AptListsNotCleaned")
+            .map(|w| w.span.start_line)
+            .collect();
+        assert_eq!(lines, [2], "{r:?}");
         // Text that mentions a command is not the command: echo, and PowerShell in a Windows stage.
         assert!(
             !rules("FROM python\nRUN echo 'pip install x' > notes\n").contains(&"PipNoCacheDir")

