@@ -362,3 +362,42 @@ fn hadolint_agrees_where_both_have_the_rule() {
     );
     assert!(compared > 20, "only {compared} findings compared");
 }
+
+/// `build` prints the Dockerfile's warnings after the build, as BuildKit does, with what each size
+/// finding costs in the image it just built.
+#[test]
+fn build_prints_warnings_with_their_bytes() {
+    let Some(env) = with_busybox() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN printf '#!/bin/sh\\nmkdir -p /var/lib/apt/lists && dd if=/dev/zero of=/var/lib/apt/lists/big bs=1k count=300 2>/dev/null\\n' > /bin/apt-get && chmod +x /bin/apt-get\n\
+             RUN apt-get update\n\
+             CMD echo hi\n",
+        )],
+    );
+    let (ok, err, _) = env.build(dir.path(), &["-t", "warned:1"]);
+    assert!(ok, "{err}");
+    assert!(err.contains(" 2 warnings found"), "{err}");
+    assert!(
+        err.contains("AptListsNotCleaned") && err.contains("line 3, 307kB in /var/lib/apt/lists"),
+        "{err}"
+    );
+    assert!(
+        err.contains("JSONArgsRecommended") && err.contains("line 4)"),
+        "{err}"
+    );
+    // A pragma silences it there too.
+    write(
+        dir.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\n# lighter ignore=JSONArgsRecommended\nCMD echo hi\n",
+        )],
+    );
+    let (ok, err, _) = env.build(dir.path(), &["-t", "quiet:1"]);
+    assert!(ok && !err.contains("warning"), "{err}");
+}

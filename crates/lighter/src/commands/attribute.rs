@@ -54,8 +54,13 @@ fn directories(img: &ImageView, layer: usize, top: usize) -> Vec<(String, u64)> 
     v
 }
 
-/// Attributes `img`'s layers to the lines of `df` (its last stage, or `target`).
-pub fn attribute(df: &Dockerfile, target: Option<&str>, img: &ImageView) -> Vec<LineCost> {
+/// The layer each line of `df` (its last stage, or `target`) made in an image with `history`:
+/// (line, instruction text, layer index), first line first.
+pub fn align(
+    df: &Dockerfile,
+    target: Option<&str>,
+    history: &[lighter_oci::config::History],
+) -> Vec<(usize, String, Option<usize>)> {
     let Some(t) = df.target_stage(target) else {
         return Vec::new();
     };
@@ -64,11 +69,10 @@ pub fn attribute(df: &Dockerfile, target: Option<&str>, img: &ImageView) -> Vec<
         .flat_map(|s| df.stages[s].instructions.iter())
         .filter(|i| !matches!(i.kind, InstructionKind::Arg(_)))
         .collect();
-    let history = img.history();
     // The layer index of every history entry that has one.
     let mut layer_of = Vec::with_capacity(history.len());
     let mut next = 0;
-    for h in &history {
+    for h in history {
         if h.empty_layer {
             layer_of.push(None);
         } else {
@@ -92,17 +96,65 @@ pub fn attribute(df: &Dockerfile, target: Option<&str>, img: &ImageView) -> Vec<
             break;
         }
         hi -= 1;
-        let layer = layer_of[hi].filter(|l| *l < img.layers.len());
-        out.push(LineCost {
-            line: ins.span.start_line,
-            instruction: ins.original.clone(),
-            layer,
-            bytes: layer.map_or(0, |l| img.layers[l].uncompressed_size),
-            directories: layer.map_or_else(Vec::new, |l| directories(img, l, 3)),
-        });
+        out.push((ins.span.start_line, ins.original.clone(), layer_of[hi]));
     }
     out.reverse();
     out
+}
+
+/// Attributes `img`'s layers to the lines of `df` (its last stage, or `target`).
+pub fn attribute(df: &Dockerfile, target: Option<&str>, img: &ImageView) -> Vec<LineCost> {
+    align(df, target, &img.history())
+        .into_iter()
+        .map(|(line, instruction, layer)| {
+            let layer = layer.filter(|l| *l < img.layers.len());
+            LineCost {
+                line,
+                instruction,
+                layer,
+                bytes: layer.map_or(0, |l| img.layers[l].uncompressed_size),
+                directories: layer.map_or_else(Vec::new, |l| directories(img, l, 3)),
+            }
+        })
+        .collect()
+}
+
+/// Where the bytes a size finding is about live: the directory the rule's fix empties.
+pub fn rule_dir(rule: &str) -> Option<&'static str> {
+    match rule {
+        "AptListsNotCleaned" => Some("var/lib/apt/lists"),
+        "PipNoCacheDir" => Some("root/.cache/pip"),
+        "ApkNoCache" => Some("var/cache/apk"),
+        "NpmCiRecommended" => Some("root/.npm"),
+        _ => None,
+    }
+}
+
+/// For each finding, the bytes its fix would save in the image: the size of the rule's directory
+/// in the layer the finding's line made (`entries(i)` reads layer `i`'s entries), or `None`.
+pub fn finding_costs(
+    df: &Dockerfile,
+    findings: &[lighter_dockerfile::Warning],
+    history: &[lighter_oci::config::History],
+    mut entries: impl FnMut(usize) -> Option<Vec<lighter_image::view::Entry>>,
+) -> Vec<Option<(&'static str, u64)>> {
+    let lines = align(df, None, history);
+    findings
+        .iter()
+        .map(|w| {
+            let dir = rule_dir(w.rule)?;
+            let layer = lines
+                .iter()
+                .find(|(l, _, _)| *l == w.span.start_line)
+                .and_then(|(_, _, layer)| *layer)?;
+            let bytes = entries(layer)?
+                .iter()
+                .filter(|e| !e.is_dir && e.path.starts_with(dir))
+                .map(|e| e.size)
+                .sum();
+            Some((dir, bytes))
+        })
+        .collect()
 }
 
 #[cfg(test)]

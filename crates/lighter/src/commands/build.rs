@@ -337,6 +337,10 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             tty.is_some(),
         );
     }
+    if !quiet {
+        let kept = result.manifest.is_none().then_some(&result.image_id);
+        super::build_lint::report(&store, kept, &df_name, &src);
+    }
     if args.quiet {
         outln!("{}", result.image_id);
     } else {

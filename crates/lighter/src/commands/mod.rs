@@ -7,6 +7,7 @@ use std::process::ExitCode;
 mod analyze;
 mod attribute;
 mod build;
+mod build_lint;
 mod call;
 mod diff;
 mod explore;
