@@ -481,6 +481,10 @@ pub struct LintArgs {
     /// A configuration file (default: ./.lighter.toml's [lint], else ./.hadolint.yaml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// An image built from this Dockerfile (store, archive or registry): size findings get the
+    /// bytes they cost in it.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -14,11 +14,13 @@ use lighter_dockerfile::{check, parse, render_at, Severity};
 use std::io::Read;
 use std::process::ExitCode;
 
-/// What a run skips and when it fails.
+/// What a run skips and when it fails, and the image built from the Dockerfile (`--image`) whose
+/// layers give the size findings their bytes.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub ignore: Vec<String>,
     pub threshold: FailureThreshold,
+    pub image: Option<lighter_image::view::ImageView>,
 }
 
 impl Default for Options {
@@ -26,11 +28,12 @@ impl Default for Options {
         Options {
             ignore: Vec::new(),
             threshold: FailureThreshold::Error,
+            image: None,
         }
     }
 }
 
-pub fn run(_ctx: &Context, args: LintArgs) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Context, args: LintArgs) -> anyhow::Result<ExitCode> {
     let path = args
         .dockerfile
         .or(args.file)
@@ -63,12 +66,18 @@ pub fn run(_ctx: &Context, args: LintArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    let image = args
+        .image
+        .as_deref()
+        .map(|i| super::analyze::open_view(ctx, i, None, false))
+        .transpose()?;
     let opts = Options {
         ignore: names,
         threshold: args
             .failure_threshold
             .or(config.failure_threshold)
             .unwrap_or(FailureThreshold::Error),
+        image,
     };
     let (name, src) = read_dockerfile(&path)?;
     lint_with(&name, &src, args.format.as_str(), &opts)
@@ -132,12 +141,20 @@ pub fn lint_with(name: &str, src: &str, format: &str, opts: &Options) -> anyhow:
         .iter()
         .filter(|w| w.severity == Severity::Error)
         .count();
+    let costs = match &opts.image {
+        Some(img) => super::attribute::finding_costs(&df, &findings, &img.history(), |i| {
+            img.layers.get(i).map(|l| l.entries.clone())
+        }),
+        None => vec![None; findings.len()],
+    };
     match format {
         "json" => {
             let list: Vec<_> = findings
                 .iter()
-                .map(|w| {
+                .zip(&costs)
+                .map(|(w, c)| {
                     serde_json::json!({
+                        "bytes": c.map(|c| c.1), "directory": c.map(|c| format!("/{}", c.0)),
                         "rule": w.rule, "hadolint": ignore::codes_of(w.rule), "message": w.message,
                         "description": w.description, "url": w.url,
                         "line": w.span.start_line, "column": w.span.start_col,
@@ -152,7 +169,7 @@ pub fn lint_with(name: &str, src: &str, format: &str, opts: &Options) -> anyhow:
                 )?
             );
         }
-        "text" => print_text(name, src, &findings, errors),
+        "text" => print_text(name, src, &findings, &costs, errors),
         other => out!("{}", super::lint_format::render(other, name, &findings)),
     }
     let fails = match opts.threshold {
@@ -167,15 +184,27 @@ pub fn lint_with(name: &str, src: &str, format: &str, opts: &Options) -> anyhow:
     })
 }
 
-fn print_text(name: &str, src: &str, findings: &[lighter_dockerfile::Warning], errors: usize) {
-    for w in findings {
+fn print_text(
+    name: &str,
+    src: &str,
+    findings: &[lighter_dockerfile::Warning],
+    costs: &[Option<(&str, u64)>],
+    errors: usize,
+) {
+    for (w, c) in findings.iter().zip(costs) {
         let level = if w.severity == Severity::Error {
             "error"
         } else {
             "warning"
         };
         let hint = (!w.url.is_empty()).then(|| format!("{} ({})", w.description, w.url));
-        let hint = hint.unwrap_or_else(|| w.description.to_string());
+        let mut hint = hint.unwrap_or_else(|| w.description.to_string());
+        if let Some((dir, bytes)) = c {
+            hint.push_str(&format!(
+                "; in the image, /{dir} holds {} in this line's layer",
+                crate::printer::human_size(*bytes)
+            ));
+        }
         eprint!(
             "{}",
             render_at(
