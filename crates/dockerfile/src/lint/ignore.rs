@@ -22,6 +22,7 @@ pub const RULES: &[&str] = &[
     "LegacyKeyValueFormat",
     "MaintainerDeprecated",
     "MultipleInstructionsDisallowed",
+    "NoCacheMount",
     "NoEmptyContinuation",
     "NpmCiRecommended",
     "PipNoCacheDir",

@@ -5,6 +5,7 @@ mod buildkit;
 pub mod ignore;
 pub mod shell;
 mod size;
+mod speed;
 
 use crate::ast::{Dockerfile, Span};
 
@@ -89,6 +90,7 @@ pub fn check_with(df: &Dockerfile, config: &CheckConfig) -> Vec<Warning> {
     let mut out = Vec::new();
     buildkit::run(df, &mut out);
     size::run(df, &mut out);
+    speed::run(df, &mut out);
     out.retain(|w| !config.skips(w.rule));
     if config.error {
         for w in &mut out {

@@ -33,7 +33,7 @@ fn shipped(df: &Dockerfile) -> Vec<usize> {
 
 /// A Windows stage (its RUN lines are cmd or PowerShell, not sh): the escape directive is a
 /// backtick, a SHELL names PowerShell or cmd, or the base is a Windows image.
-fn windows(df: &Dockerfile, stage: &Stage) -> bool {
+pub(super) fn windows(df: &Dockerfile, stage: &Stage) -> bool {
     let base = stage.base.to_ascii_lowercase();
     df.escape == '`'
         || ["windows", "nanoserver", "servercore"]
