@@ -234,6 +234,8 @@ fn conformance() -> Option<std::path::PathBuf> {
 /// hadolint's codes for the rules both tools have.
 const ALIASES: &[(&str, &str)] = &[
     ("DL3000", "WorkdirRelativePath"),
+    ("DL3006", "UnpinnedBase"),
+    ("DL3007", "UnpinnedBase"),
     ("DL3009", "AptListsNotCleaned"),
     ("DL3015", "AptNoInstallRecommends"),
     ("DL3019", "ApkNoCache"),
@@ -246,6 +248,10 @@ const ALIASES: &[(&str, &str)] = &[
 
 /// Every disagreement on the corpus: (file, rule, line, who reports it, why lighter is right).
 const DISAGREEMENTS: &[(&str, &str, u64, &str, &str)] = &[
+    ("env", "UnpinnedBase", 1, "lighter",
+     "hadolint cannot parse this file (13:17: unexpected newline) and reports nothing; BuildKit parses it, and FROM ubuntu is untagged"),
+    ("trailing-backslash", "UnpinnedBase", 3, "lighter",
+     "hadolint cannot parse this file (7:28: unexpected newline); FROM hello-world is untagged"),
     ("escapes", "JSONArgsRecommended", 14, "hadolint",
      "CMD [ \"\\/usr\\\\\\\"/bin/znc\", ...] is a valid JSON array (\\/ and \\\" are JSON escapes): BuildKit runs it in exec form"),
     ("jeztah-invalid-json-json-inside-string-double", "JSONArgsRecommended", 1, "hadolint",
@@ -381,7 +387,7 @@ fn build_prints_warnings_with_their_bytes() {
     );
     let (ok, err, _) = env.build(dir.path(), &["-t", "warned:1"]);
     assert!(ok, "{err}");
-    assert!(err.contains(" 2 warnings found"), "{err}");
+    assert!(err.contains(" 3 warnings found") && err.contains("UnpinnedBase"), "{err}");
     assert!(
         err.contains("AptListsNotCleaned") && err.contains("line 3, 307kB in /var/lib/apt/lists"),
         "{err}"
@@ -395,7 +401,7 @@ fn build_prints_warnings_with_their_bytes() {
         dir.path(),
         &[(
             "Dockerfile",
-            "FROM busybox\n# lighter ignore=JSONArgsRecommended\nCMD echo hi\n",
+            "# hadolint ignore=DL3006\nFROM busybox\n# lighter ignore=JSONArgsRecommended\nCMD echo hi\n",
         )],
     );
     let (ok, err, _) = env.build(dir.path(), &["-t", "quiet:1"]);

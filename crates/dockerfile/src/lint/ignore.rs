@@ -13,10 +13,13 @@ pub const RULES: &[&str] = &[
     "AptNoInstallRecommends",
     "ConsistentInstructionCasing",
     "CopyAllBeforeInstall",
+    "CopyAllToFinalStage",
     "ExposeInvalidFormat",
     "ExposeProtoCasing",
+    "FinalStageToolchain",
     "FromAsCasing",
     "FromPlatformFlagConstDisallowed",
+    "GoCgoInScratch",
     "InvalidDefaultArgInFrom",
     "JSONArgsRecommended",
     "LegacyKeyValueFormat",
@@ -24,6 +27,7 @@ pub const RULES: &[&str] = &[
     "MultipleInstructionsDisallowed",
     "NoCacheMount",
     "NoEmptyContinuation",
+    "NodeModulesWithDevDependencies",
     "NpmCiRecommended",
     "PipNoCacheDir",
     "RedundantTargetPlatform",
@@ -32,12 +36,15 @@ pub const RULES: &[&str] = &[
     "SingleStageToolchain",
     "StageNameCasing",
     "UndefinedArgInFrom",
+    "UnpinnedBase",
     "WorkdirRelativePath",
 ];
 
 /// hadolint's codes for the checks both tools implement: (code, lighter's rule).
 pub const ALIASES: &[(&str, &str)] = &[
     ("DL3000", "WorkdirRelativePath"),
+    ("DL3006", "UnpinnedBase"),
+    ("DL3007", "UnpinnedBase"),
     ("DL3009", "AptListsNotCleaned"),
     ("DL3015", "AptNoInstallRecommends"),
     ("DL3019", "ApkNoCache"),

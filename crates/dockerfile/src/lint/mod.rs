@@ -4,6 +4,7 @@
 mod buildkit;
 pub mod ignore;
 pub mod shell;
+mod ship;
 mod size;
 mod speed;
 
@@ -91,6 +92,7 @@ pub fn check_with(df: &Dockerfile, config: &CheckConfig) -> Vec<Warning> {
     buildkit::run(df, &mut out);
     size::run(df, &mut out);
     speed::run(df, &mut out);
+    ship::run(df, &mut out);
     out.retain(|w| !config.skips(w.rule));
     if config.error {
         for w in &mut out {
