@@ -461,13 +461,8 @@ pub struct DiffArgs {
 pub struct LintArgs {
     /// Dockerfile to check (default: ./Dockerfile; `-` for STDIN).
     pub file: Option<String>,
-    /// Dockerfile to check, as `docker build -f` names it.
-    #[arg(
-        short = 'f',
-        long = "file",
-        value_name = "DOCKERFILE",
-        conflicts_with = "file"
-    )]
+    /// Dockerfile to check, as `docker build -f` names it (then FILE is the context directory).
+    #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
     pub dockerfile: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]

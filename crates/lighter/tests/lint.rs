@@ -387,7 +387,10 @@ fn build_prints_warnings_with_their_bytes() {
     );
     let (ok, err, _) = env.build(dir.path(), &["-t", "warned:1"]);
     assert!(ok, "{err}");
-    assert!(err.contains(" 3 warnings found") && err.contains("UnpinnedBase"), "{err}");
+    assert!(
+        err.contains(" 3 warnings found") && err.contains("UnpinnedBase"),
+        "{err}"
+    );
     assert!(
         err.contains("AptListsNotCleaned") && err.contains("line 3, 307kB in /var/lib/apt/lists"),
         "{err}"
@@ -406,4 +409,58 @@ fn build_prints_warnings_with_their_bytes() {
     );
     let (ok, err, _) = env.build(dir.path(), &["-t", "quiet:1"]);
     assert!(ok && !err.contains("warning"), "{err}");
+}
+
+/// `lint PATH` takes a build context as `docker build PATH` does, and judges `.dockerignore` against
+/// what the context holds: `.git`, `node_modules` and `.env` files a whole-context COPY would take.
+#[test]
+fn dockerignore_is_judged_against_the_context() {
+    let d = tempfile::tempdir().unwrap();
+    let ctx = d.path().join("app");
+    write(
+        &ctx,
+        &[
+            (
+                "Dockerfile",
+                "FROM node:18\nCOPY package.json .\nRUN npm ci\nCOPY . .\n",
+            ),
+            (".git/objects/pack/p1", &"x".repeat(5000)),
+            ("node_modules/a/index.js", &"y".repeat(3000)),
+            (".env", "TOKEN=1\n"),
+            ("src/main.js", "x"),
+        ],
+    );
+    let json = |args: &[&str]| -> Vec<serde_json::Value> {
+        let o = lint(d.path(), args);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["rule"] == "WeakDockerignore")
+            .cloned()
+            .collect()
+    };
+    let w = json(&["app", "--format", "json"]);
+    assert_eq!(w.len(), 1, "{w:?}");
+    let m = w[0]["message"].as_str().unwrap();
+    assert!(
+        m.contains("no .dockerignore")
+            && m.contains(".git (5.0kB)")
+            && m.contains("node_modules (3.0kB)")
+            && m.contains(".env (8B)"),
+        "{m}"
+    );
+    assert_eq!(w[0]["line"], 4);
+    // The same from the Dockerfile's path (its directory is the context); a .dockerignore that
+    // excludes two of them leaves the third.
+    write(&ctx, &[(".dockerignore", ".git\nnode_modules\n")]);
+    let w = json(&["app/Dockerfile", "--format", "json"]);
+    let m = w[0]["message"].as_str().unwrap();
+    assert!(
+        m.contains(".dockerignore lets through .env (8B)") && !m.contains(".git"),
+        "{m}"
+    );
+    write(&ctx, &[(".dockerignore", ".git\nnode_modules\n.env*\n")]);
+    assert!(json(&["-f", "app/Dockerfile", "app", "--format", "json"]).is_empty());
 }

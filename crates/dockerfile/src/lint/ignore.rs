@@ -37,6 +37,7 @@ pub const RULES: &[&str] = &[
     "StageNameCasing",
     "UndefinedArgInFrom",
     "UnpinnedBase",
+    "WeakDockerignore",
     "WorkdirRelativePath",
 ];
 

@@ -2,6 +2,7 @@
 //! (not inside the parser). Each finding carries its span, so every message can show the line.
 
 mod buildkit;
+pub mod context;
 pub mod ignore;
 pub mod shell;
 mod ship;

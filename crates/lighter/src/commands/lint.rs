@@ -21,6 +21,8 @@ pub struct Options {
     pub ignore: Vec<String>,
     pub threshold: FailureThreshold,
     pub image: Option<lighter_image::view::ImageView>,
+    /// The build context, for the `.dockerignore` rule.
+    pub context: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -29,15 +31,47 @@ impl Default for Options {
             ignore: Vec::new(),
             threshold: FailureThreshold::Error,
             image: None,
+            context: None,
         }
     }
 }
 
 pub fn run(ctx: &Context, args: LintArgs) -> anyhow::Result<ExitCode> {
-    let path = args
-        .dockerfile
-        .or(args.file)
-        .unwrap_or_else(|| "Dockerfile".to_string());
+    // A directory argument is the build context (as `docker build PATH`), its Dockerfile inside
+    // unless -f names one; a file argument is the Dockerfile (as hadolint), its directory the context.
+    let dir_arg = args
+        .file
+        .as_deref()
+        .filter(|f| *f != "-" && std::path::Path::new(f).is_dir())
+        .map(std::path::PathBuf::from);
+    if let (Some(f), Some(p)) = (&args.dockerfile, &args.file) {
+        if dir_arg.is_none() {
+            anyhow::bail!("-f {f} and {p}: two Dockerfiles; the positional argument with -f is the build context directory");
+        }
+    }
+    let path = match (&args.dockerfile, &dir_arg) {
+        (Some(f), _) => f.clone(),
+        (None, Some(d)) => d.join("Dockerfile").to_string_lossy().into_owned(),
+        (None, None) => args
+            .file
+            .clone()
+            .unwrap_or_else(|| "Dockerfile".to_string()),
+    };
+    let context = dir_arg.or_else(|| {
+        (path != "-").then(|| {
+            std::path::Path::new(&path)
+                .parent()
+                .map(|p| {
+                    if p.as_os_str().is_empty() {
+                        std::path::Path::new(".")
+                    } else {
+                        p
+                    }
+                })
+                .unwrap_or(std::path::Path::new("."))
+                .to_path_buf()
+        })
+    });
     let config = super::lint_config::load(args.config.as_deref())?;
     let from = config
         .source
@@ -78,6 +112,7 @@ pub fn run(ctx: &Context, args: LintArgs) -> anyhow::Result<ExitCode> {
             .or(config.failure_threshold)
             .unwrap_or(FailureThreshold::Error),
         image,
+        context,
     };
     let (name, src) = read_dockerfile(&path)?;
     lint_with(&name, &src, args.format.as_str(), &opts)
@@ -136,6 +171,11 @@ pub fn lint_with(name: &str, src: &str, format: &str, opts: &Options) -> anyhow:
         }
     }
     let mut findings = check(&df);
+    if let Some(ctx) = &opts.context {
+        let (entries, has) = context_entries(ctx, name);
+        findings.extend(lighter_dockerfile::lint::context::check(&df, &entries, has));
+        findings.sort_by_key(|w| (w.span.start_line, w.rule));
+    }
     ignore::apply(&df, &opts.ignore, &mut findings);
     let errors = findings
         .iter()
@@ -182,6 +222,67 @@ pub fn lint_with(name: &str, src: &str, format: &str, opts: &Options) -> anyhow:
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The context's top-level `.git`, `node_modules` and `.env*` entries, their sizes, and whether
+/// the `.dockerignore` BuildKit would use (`<Dockerfile>.dockerignore`, else the context's)
+/// excludes them; and whether there is one.
+fn context_entries(
+    ctx: &std::path::Path,
+    dockerfile: &str,
+) -> (Vec<lighter_dockerfile::lint::context::ContextEntry>, bool) {
+    use lighter_dockerfile::dockerignore::{dockerignore_candidates, parse_dockerignore, Matcher};
+    let ignore_file = dockerignore_candidates(std::path::Path::new(dockerfile), ctx)
+        .into_iter()
+        .find(|p| p.is_file());
+    let patterns = ignore_file
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|t| parse_dockerignore(&t))
+        .unwrap_or_default();
+    let matcher = Matcher::new(patterns.iter().map(|p| p.as_str())).ok();
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(ctx) else {
+        return (out, ignore_file.is_some());
+    };
+    let mut names: Vec<String> = rd
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| lighter_dockerfile::lint::context::wanted(n))
+        .collect();
+    names.sort();
+    for name in names {
+        out.push(lighter_dockerfile::lint::context::ContextEntry {
+            bytes: tree_bytes(&ctx.join(&name)),
+            ignored: matcher.as_ref().is_some_and(|m| m.matches(&name)),
+            name,
+        });
+    }
+    (out, ignore_file.is_some())
+}
+
+/// Bytes of the regular files under `p` (symlinks not followed; at most a million entries).
+fn tree_bytes(p: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![p.to_path_buf()];
+    let mut seen = 0usize;
+    while let Some(d) = stack.pop() {
+        let Ok(md) = std::fs::symlink_metadata(&d) else {
+            continue;
+        };
+        seen += 1;
+        if seen > 1_000_000 {
+            break;
+        }
+        if md.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&d) {
+                stack.extend(rd.flatten().map(|e| e.path()));
+            }
+        } else if md.is_file() {
+            total += md.len();
+        }
+    }
+    total
 }
 
 fn print_text(
