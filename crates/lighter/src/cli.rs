@@ -480,6 +480,9 @@ pub struct LintArgs {
     /// bytes they cost in it.
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
+    /// Write the multi-stage rewrite of a single-stage Dockerfile (MakeMultiStage) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub write_multi_stage: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,7 @@ pub const RULES: &[&str] = &[
     "JSONArgsRecommended",
     "LegacyKeyValueFormat",
     "MaintainerDeprecated",
+    "MakeMultiStage",
     "MultipleInstructionsDisallowed",
     "NoCacheMount",
     "NoEmptyContinuation",

@@ -5,6 +5,7 @@ mod buildkit;
 pub mod context;
 pub mod ignore;
 pub mod shell;
+pub mod rewrite;
 mod ship;
 mod size;
 mod speed;
@@ -94,6 +95,7 @@ pub fn check_with(df: &Dockerfile, config: &CheckConfig) -> Vec<Warning> {
     size::run(df, &mut out);
     speed::run(df, &mut out);
     ship::run(df, &mut out);
+    rewrite::check(df, &mut out);
     out.retain(|w| !config.skips(w.rule));
     if config.error {
         for w in &mut out {

@@ -115,7 +115,21 @@ pub fn run(ctx: &Context, args: LintArgs) -> anyhow::Result<ExitCode> {
         context,
     };
     let (name, src) = read_dockerfile(&path)?;
-    lint_with(&name, &src, args.format.as_str(), &opts)
+    let code = lint_with(&name, &src, args.format.as_str(), &opts)?;
+    if let Some(out) = &args.write_multi_stage {
+        let df = parse(&src).map_err(|e| Rendered {
+            message: e.render(&name, &src),
+            code: 1,
+        })?;
+        let Some(text) = lighter_dockerfile::lint::rewrite::multi_stage(&df) else {
+            anyhow::bail!(
+                "{name}: no multi-stage rewrite: it is not a single stage that builds Go (go build) or Node (npm ci/install) code on golang or node"
+            );
+        };
+        std::fs::write(out, text).map_err(|e| anyhow::anyhow!("write {}: {e}", out.display()))?;
+        eprintln!("multi-stage rewrite of {name} written to {}", out.display());
+    }
+    Ok(code)
 }
 
 /// hadolint's rule codes: `DL` or `SC` and four digits.
