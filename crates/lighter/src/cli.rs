@@ -480,6 +480,10 @@ pub struct LintArgs {
     /// bytes they cost in it.
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
+    /// Apply the safe fixes in place: keyword casing, JSON form for plain CMD/ENTRYPOINT,
+    /// --no-install-recommends.
+    #[arg(long)]
+    pub fix: bool,
     /// Write the multi-stage rewrite of a single-stage Dockerfile (MakeMultiStage) to FILE.
     #[arg(long, value_name = "FILE")]
     pub write_multi_stage: Option<PathBuf>,

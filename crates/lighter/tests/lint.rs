@@ -464,3 +464,32 @@ fn dockerignore_is_judged_against_the_context() {
     write(&ctx, &[(".dockerignore", ".git\nnode_modules\n.env*\n")]);
     assert!(json(&["-f", "app/Dockerfile", "app", "--format", "json"]).is_empty());
 }
+
+/// `--fix` rewrites the Dockerfile in place with the safe fixes only, and a second run finds
+/// nothing more to fix.
+#[test]
+fn fix_applies_the_safe_rewrites_in_place() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        &[(
+            "Dockerfile",
+            "FROM debian:12\nrun apt-get update && apt-get install -y curl && rm -rf /var/lib/apt/lists/*\nRUN true\nRUN true\nCMD node server.js\nENTRYPOINT echo $HOME\n",
+        )],
+    );
+    let o = lint(d.path(), &["--fix"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(d.path().join("Dockerfile")).unwrap();
+    assert_eq!(
+        text,
+        "FROM debian:12\nRUN apt-get update && apt-get install --no-install-recommends -y curl && rm -rf /var/lib/apt/lists/*\nRUN true\nRUN true\nCMD [\"node\",\"server.js\"]\nENTRYPOINT echo $HOME\n"
+    );
+    let o = lint(d.path(), &["--fix"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nothing to fix in place"));
+    let left: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
+}

@@ -3,6 +3,7 @@
 
 mod buildkit;
 pub mod context;
+pub mod fix;
 pub mod ignore;
 pub mod shell;
 pub mod rewrite;

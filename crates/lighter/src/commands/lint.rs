@@ -116,6 +116,9 @@ pub fn run(ctx: &Context, args: LintArgs) -> anyhow::Result<ExitCode> {
     };
     let (name, src) = read_dockerfile(&path)?;
     let code = lint_with(&name, &src, args.format.as_str(), &opts)?;
+    if args.fix {
+        fix_in_place(&path, &src, &opts)?;
+    }
     if let Some(out) = &args.write_multi_stage {
         let df = parse(&src).map_err(|e| Rendered {
             message: e.render(&name, &src),
@@ -130,6 +133,39 @@ pub fn run(ctx: &Context, args: LintArgs) -> anyhow::Result<ExitCode> {
         eprintln!("multi-stage rewrite of {name} written to {}", out.display());
     }
     Ok(code)
+}
+
+/// `--fix`: the safe rewrites, written over the Dockerfile (a temporary file renamed into place).
+fn fix_in_place(path: &str, src: &str, opts: &Options) -> anyhow::Result<()> {
+    if path == "-" {
+        anyhow::bail!("--fix rewrites the Dockerfile in place: it cannot fix standard input");
+    }
+    let Ok(df) = parse(src) else { return Ok(()) };
+    let mut findings = check(&df);
+    ignore::apply(&df, &opts.ignore, &mut findings);
+    let (text, fixed) = lighter_dockerfile::lint::fix::fix(src, &df, &findings);
+    if fixed.is_empty() {
+        eprintln!("{path}: nothing to fix in place");
+        return Ok(());
+    }
+    let p = std::path::Path::new(path);
+    let tmp = p.with_file_name(format!(
+        ".{}.lighter-fix",
+        p.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    std::fs::write(&tmp, &text).map_err(|e| anyhow::anyhow!("write {}: {e}", tmp.display()))?;
+    if let Ok(md) = std::fs::metadata(p) {
+        let _ = std::fs::set_permissions(&tmp, md.permissions());
+    }
+    std::fs::rename(&tmp, p).map_err(|e| anyhow::anyhow!("rename into {path}: {e}"))?;
+    eprintln!(
+        "{path}: fixed {} finding(s) in place ({})",
+        fixed.len(),
+        fixed.join(", ")
+    );
+    Ok(())
 }
 
 /// hadolint's rule codes: `DL` or `SC` and four digits.
