@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks lighter side by side with docker build (BuildKit) in one run and prints the figures that
-# BENCHMARKS.md records. Usage: bash scripts/bench.sh [context|run|save|analyze|go|node|parse|registry|cache|all]
+# BENCHMARKS.md records. Usage: bash scripts/bench.sh [context|run|save|analyze|go|node|parse|lint|registry|cache|all]
 # Needs root (RUN sandbox, dockerd). Work files go to $BENCH_DIR (default /var/tmp/lighter-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -375,6 +375,31 @@ bench_cache() {
   stop_registries "$w"
 }
 
+# lint of a 1,000-line Dockerfile (330 RUN/ENV/COPY triples, two stages) next to the real hadolint.
+bench_lint() {
+  local w="$BENCH_DIR/lint" hadolint=${LIGHTER_TEST_CACHE:-/var/cache/lighter-test}/venv/bin/hadolint
+  rm -rf "$w"; mkdir -p "$w"
+  python3 - "$w/Dockerfile" <<'PY'
+import sys
+lines = ["FROM debian:12 AS build"]
+for i in range(330):
+    lines += [f"RUN apt-get update && apt-get install -y --no-install-recommends pkg{i} && rm -rf /var/lib/apt/lists/*",
+              f"ENV V{i}=x{i}", f"COPY f{i} /f{i}"]
+lines += ["FROM scratch", "COPY --from=build /out /out", "CMD [\"/out\"]"]
+open(sys.argv[1], "w").write("\n".join(lines) + "\n")
+PY
+  echo "## lint: $(wc -l < "$w/Dockerfile")-line Dockerfile (medians of 10, whole process)"
+  row step lighter hadolint ratio; row --- --- --- ---
+  local l=() h=() i
+  for i in $(seq 10); do
+    l+=("$(secs "$L" lint "$w/Dockerfile" --failure-threshold ignore)")
+    h+=("$(secs "$hadolint" --no-fail "$w/Dockerfile")")
+  done
+  local a b; a=$(median "${l[@]}"); b=$(median "${h[@]}")
+  row "lint (target < 20 ms)" "$(echo "$a * 1000" | bc -l | xargs printf '%.1f') ms" "$(echo "$b * 1000" | bc -l | xargs printf '%.1f') ms" "$(ratio "$a" "$b")"
+  rm -rf "$w"
+}
+
 bench_parse() {
   echo "## parser (cargo bench -p lighter-dockerfile)"
   cargo bench --quiet -p lighter-dockerfile 2>/dev/null | grep -E 'ms|µs|instructions|corpus' || echo "(no parse bench output)"
@@ -388,8 +413,9 @@ case "$what" in
   go) bench_go ;;
   node) bench_node ;;
   parse) bench_parse ;;
+  lint) bench_lint ;;
   registry) bench_registry ;;
   cache) bench_cache ;;
-  all) bench_parse; bench_context; bench_run; bench_save; bench_analyze; bench_go; bench_node; bench_registry; bench_cache ;;
-  *) echo "usage: bench.sh [context|run|save|analyze|go|node|parse|registry|cache|all]" >&2; exit 2 ;;
+  all) bench_parse; bench_lint; bench_context; bench_run; bench_save; bench_analyze; bench_go; bench_node; bench_registry; bench_cache ;;
+  *) echo "usage: bench.sh [context|run|save|analyze|go|node|parse|lint|registry|cache|all]" >&2; exit 2 ;;
 esac
