@@ -1,5 +1,5 @@
 //! `lighter diff IMAGE_A IMAGE_B`: files added / removed / changed, size delta per directory, config
-//! changes and layer reuse; `--json`.
+//! changes and layer reuse; `--json`; `--html FILE` for a page comparing the two trees.
 
 use super::Context;
 use crate::cli::DiffArgs;
@@ -19,8 +19,10 @@ pub fn run(ctx: &Context, args: DiffArgs) -> anyhow::Result<ExitCode> {
     let a = super::analyze::open_view(ctx, &args.image_a, None, !args.no_verify)?;
     let b = super::analyze::open_view(ctx, &args.image_b, None, !args.no_verify)?;
     let d = lighter_image::analysis::diff(&a, &b, args.top);
-    if args.html.is_some() {
-        anyhow::bail!("diff --html: not implemented yet");
+    if let Some(path) = &args.html {
+        let page = super::report_diff::html(&args.image_a, &args.image_b, &a, &b, &d)?;
+        std::fs::write(path, page).map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?;
+        eprintln!("HTML report written to {}", path.display());
     }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&d)?);

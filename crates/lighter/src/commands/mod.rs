@@ -25,6 +25,7 @@ mod pull;
 mod push;
 mod registry;
 mod report;
+mod report_diff;
 mod rmi;
 mod run;
 mod save;
