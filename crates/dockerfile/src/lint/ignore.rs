@@ -93,7 +93,10 @@ fn pragma(comment: &str) -> Option<(bool, Vec<String>)> {
         Some(r) => (true, r.trim_start()),
         None => (false, rest),
     };
-    let list = rest.strip_prefix("ignore")?.trim_start().strip_prefix('=')?;
+    let list = rest
+        .strip_prefix("ignore")?
+        .trim_start()
+        .strip_prefix('=')?;
     let names = list
         .split(',')
         .map(|s| s.split_whitespace().next().unwrap_or("").to_string())
@@ -138,13 +141,11 @@ pub fn apply(df: &Dockerfile, ignore: &[String], findings: &mut Vec<Warning>) {
         .stages
         .iter()
         .map(|s| (&s.comments, s.span.start_line, s.span.end_line));
-    let ins_comments =
-        instructions(df).map(|i| (&i.comments, i.span.start_line, i.span.end_line));
+    let ins_comments = instructions(df).map(|i| (&i.comments, i.span.start_line, i.span.end_line));
     for (comments, start, end) in stage_comments.chain(ins_comments) {
         for c in comments {
             if let Some((g, names)) = pragma(c) {
-                let rules: Vec<&'static str> =
-                    names.iter().filter_map(|n| canonical(n)).collect();
+                let rules: Vec<&'static str> = names.iter().filter_map(|n| canonical(n)).collect();
                 if g {
                     global.extend(rules);
                 } else {
@@ -201,6 +202,9 @@ mod tests {
         assert!(!rules_after(src, &[]).contains(&"AptListsNotCleaned"));
         let df = parse("FROM a\n# lighter ignore=NoSuchRule\nRUN x\n").unwrap();
         assert_eq!(unknown_pragmas(&df), [(3, "NoSuchRule".to_string())]);
-        assert_eq!(codes_of("MultipleInstructionsDisallowed"), ["DL4003", "DL4004"]);
+        assert_eq!(
+            codes_of("MultipleInstructionsDisallowed"),
+            ["DL4003", "DL4004"]
+        );
     }
 }

@@ -5,8 +5,8 @@ mod buildkit;
 pub mod context;
 pub mod fix;
 pub mod ignore;
-pub mod shell;
 pub mod rewrite;
+pub mod shell;
 mod ship;
 mod size;
 mod speed;
@@ -91,20 +91,31 @@ pub fn check(df: &Dockerfile) -> Vec<Warning> {
 
 /// Runs every check with an explicit configuration.
 pub fn check_with(df: &Dockerfile, config: &CheckConfig) -> Vec<Warning> {
-    let mut out = Vec::new();
-    buildkit::run(df, &mut out);
-    size::run(df, &mut out);
-    speed::run(df, &mut out);
-    ship::run(df, &mut out);
-    rewrite::check(df, &mut out);
+    let mut out = size::with_memo(|| {
+        let mut out = Vec::new();
+        run_all(df, &mut out);
+        out
+    });
+    finish(&mut out, config);
+    out
+}
+
+fn run_all(df: &Dockerfile, out: &mut Vec<Warning>) {
+    buildkit::run(df, out);
+    size::run(df, out);
+    speed::run(df, out);
+    ship::run(df, out);
+    rewrite::check(df, out);
+}
+
+fn finish(out: &mut Vec<Warning>, config: &CheckConfig) {
     out.retain(|w| !config.skips(w.rule));
     if config.error {
-        for w in &mut out {
+        for w in out.iter_mut() {
             w.severity = Severity::Error;
         }
     }
     out.sort_by_key(|w| (w.span.start_line, w.rule));
-    out
 }
 
 pub(crate) fn bk(

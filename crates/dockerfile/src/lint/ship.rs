@@ -41,22 +41,35 @@ pub(super) fn is_toolchain(base: &str) -> bool {
         && !name.contains("-jre")
 }
 
-/// The commands every RUN of stage `s` runs, with the stage's ENV so far.
-fn stage_commands(s: &Stage) -> Vec<(Cmd, Vec<(String, String)>)> {
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut out = Vec::new();
-    for i in &s.instructions {
-        match &i.kind {
-            InstructionKind::Env(kvs) => {
-                env.extend(kvs.iter().map(|kv| (kv.key.clone(), kv.value.clone())))
+/// The commands every RUN of stage `s` runs, each with the stage's ENV so far (a prefix of the
+/// stage's ENV list, shared: a long Dockerfile must not copy it per command).
+struct StageCmds {
+    env: Vec<(String, String)>,
+    cmds: Vec<(Cmd, usize)>,
+}
+
+impl StageCmds {
+    fn of(s: &Stage) -> StageCmds {
+        let mut env: Vec<(String, String)> = Vec::new();
+        let mut cmds = Vec::new();
+        for i in &s.instructions {
+            match &i.kind {
+                InstructionKind::Env(kvs) => {
+                    env.extend(kvs.iter().map(|kv| (kv.key.clone(), kv.value.clone())))
+                }
+                InstructionKind::Run(r) => {
+                    let n = env.len();
+                    cmds.extend(run_commands(r).into_iter().map(|c| (c, n)));
+                }
+                _ => {}
             }
-            InstructionKind::Run(r) => {
-                out.extend(run_commands(r).into_iter().map(|c| (c, env.clone())));
-            }
-            _ => {}
         }
+        StageCmds { env, cmds }
     }
-    out
+
+    fn iter(&self) -> impl Iterator<Item = (&Cmd, &[(String, String)])> {
+        self.cmds.iter().map(|(c, n)| (c, &self.env[..*n]))
+    }
 }
 
 pub(super) fn run(df: &Dockerfile, out: &mut Vec<Warning>) {
@@ -99,7 +112,7 @@ pub(super) fn run(df: &Dockerfile, out: &mut Vec<Warning>) {
                 let Some(src) = df.stage_ref(from, last) else {
                     continue;
                 };
-                let cmds = stage_commands(&df.stages[src]);
+                let cmds = StageCmds::of(&df.stages[src]);
                 if c.sources.iter().any(|s| s.contains("node_modules")) && ships_dev_deps(&cmds) {
                     out.push(rule(
                         "NodeModulesWithDevDependencies",
@@ -129,7 +142,7 @@ pub(super) fn run(df: &Dockerfile, out: &mut Vec<Warning>) {
 
 /// `npm ci`/`npm install` without `--omit=dev` (or `--production`), and no `npm prune` that drops
 /// them afterwards.
-fn ships_dev_deps(cmds: &[(Cmd, Vec<(String, String)>)]) -> bool {
+fn ships_dev_deps(cmds: &StageCmds) -> bool {
     let prod = |c: &Cmd, env: &[(String, String)]| {
         c.args.iter().any(|a| {
             a == "--omit=dev"

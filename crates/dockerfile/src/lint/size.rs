@@ -47,9 +47,38 @@ pub(super) fn windows(df: &Dockerfile, stage: &Stage) -> bool {
         })
 }
 
+thread_local! {
+    /// Each RUN's commands, parsed once per lint pass (several rules read them): keyed by the
+    /// `Run`'s address, valid only while [`with_memo`] runs.
+    static MEMO: std::cell::RefCell<Option<std::collections::HashMap<usize, Vec<Cmd>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with RUN commands memoized (the AST it lints is borrowed, so addresses are stable).
+pub(super) fn with_memo<T>(f: impl FnOnce() -> T) -> T {
+    MEMO.with(|m| *m.borrow_mut() = Some(Default::default()));
+    let out = f();
+    MEMO.with(|m| *m.borrow_mut() = None);
+    out
+}
+
 /// The commands a RUN runs, as the shell parses them (an exec-form RUN is its one command, or the
 /// script of its `sh -c`).
 pub(super) fn run_commands(r: &Run) -> Vec<Cmd> {
+    let key = r as *const Run as usize;
+    if let Some(c) = MEMO.with(|m| m.borrow().as_ref().and_then(|m| m.get(&key).cloned())) {
+        return c;
+    }
+    let c = parse_run(r);
+    MEMO.with(|m| {
+        if let Some(m) = m.borrow_mut().as_mut() {
+            m.insert(key, c.clone());
+        }
+    });
+    c
+}
+
+fn parse_run(r: &Run) -> Vec<Cmd> {
     match &r.command {
         Command::Shell(s) => shell::commands(s).unwrap_or_default(),
         Command::Exec(v) => {
@@ -303,7 +332,9 @@ mod tests {
             "{r:?}"
         );
         // The lists belong to the RUN that updates, not to a later install.
-        let r = rules("FROM debian\nRUN apt-get update\nRUN apt-get install -y --no-install-recommends x\n");
+        let r = rules(
+            "FROM debian\nRUN apt-get update\nRUN apt-get install -y --no-install-recommends x\n",
+        );
         let lines: Vec<usize> = check(&parse("FROM debian\nRUN apt-get update\nRUN apt-get install -y --no-install-recommends x\n").unwrap())
             .iter()
             .filter(|w| w.rule == "AptListsNotCleaned")
