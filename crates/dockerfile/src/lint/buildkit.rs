@@ -26,7 +26,54 @@ const PREDEFINED_ARGS: &[&str] = &[
     "all_proxy",
 ];
 
+/// InvalidDefinitionDescription (experimental in BuildKit): the comment directly above a named
+/// stage or an ARG must start with the stage's or an argument's name, as BuildKit reads it (its last
+/// line's first word).
+fn definition_descriptions(df: &Dockerfile, out: &mut Vec<Warning>) {
+    let mut check = |what: &str, names: Vec<&str>, comments: &[String], span: Span| {
+        let Some(last) = comments.last() else { return };
+        if names.is_empty() {
+            return;
+        }
+        let first = last.split(' ').next().unwrap_or("");
+        if names.contains(&first) {
+            return;
+        }
+        let example = if names.len() > 1 {
+            "<arg_key>"
+        } else {
+            names[0]
+        };
+        out.push(bk(
+            "InvalidDefinitionDescription",
+            "Comment for build stage or argument should follow the format: `# <arg/stage name> <description>`. If this is not intended to be a description comment, add an empty line or comment between the instruction and the comment.",
+            format!("Comment for {what} should follow the format: `# {example} <description>`"),
+            span,
+        ));
+    };
+    for s in &df.stages {
+        if let Some(name) = &s.name_original {
+            check("FROM", vec![name.as_str()], &s.comments, s.span);
+        }
+    }
+    for i in df
+        .meta_args
+        .iter()
+        .chain(df.stages.iter().flat_map(|s| s.instructions.iter()))
+    {
+        if let InstructionKind::Arg(defs) = &i.kind {
+            check(
+                "ARG",
+                defs.iter().map(|d| d.name.as_str()).collect(),
+                &i.comments,
+                i.span,
+            );
+        }
+    }
+}
+
 pub(super) fn run(df: &Dockerfile, out: &mut Vec<Warning>) {
+    definition_descriptions(df, out);
     for w in &df.warnings {
         let span = Span {
             start_line: w.line,
@@ -389,6 +436,20 @@ mod tests {
         assert!(rules("FROM alpine\nrun true\nRUN true\nRUN true\n")
             .contains(&"ConsistentInstructionCasing"));
         assert!(rules("FROM alpine AS scratch\n").contains(&"ReservedStageName"));
+        // Experimental checks run only when the directive names them.
+        let desc = "# check=experimental=InvalidDefinitionDescription\n# the base\nFROM alpine AS base\n# VERSION pins it\nARG VERSION=1\n# base2 is fine\nFROM alpine AS base2\n";
+        let w: Vec<String> = check(&parse(desc).unwrap())
+            .into_iter()
+            .filter(|w| w.rule == "InvalidDefinitionDescription")
+            .map(|w| w.message)
+            .collect();
+        assert_eq!(
+            w,
+            ["Comment for FROM should follow the format: `# base <description>`"]
+        );
+        assert!(
+            !rules("# the base\nFROM alpine AS base\n").contains(&"InvalidDefinitionDescription")
+        );
         // The platform ARGs have values in FROM; a Windows WORKDIR with a drive is absolute.
         assert!(!rules("FROM ${TARGETOS} AS target\n").contains(&"InvalidDefaultArgInFrom"));
         assert!(rules("ARG TARGETOS=\nFROM ${TARGETOS}\n").contains(&"InvalidDefaultArgInFrom"));

@@ -21,6 +21,7 @@ pub const RULES: &[&str] = &[
     "FromPlatformFlagConstDisallowed",
     "GoCgoInScratch",
     "InvalidDefaultArgInFrom",
+    "InvalidDefinitionDescription",
     "JSONArgsRecommended",
     "LegacyKeyValueFormat",
     "MaintainerDeprecated",

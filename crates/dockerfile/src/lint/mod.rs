@@ -39,6 +39,9 @@ pub struct CheckConfig {
     pub skip: Vec<String>,
     pub skip_all: bool,
     pub error: bool,
+    /// BuildKit's experimental checks turned on (`experimental=A,B` or `all`).
+    pub experimental: Vec<String>,
+    pub experimental_all: bool,
 }
 
 impl CheckConfig {
@@ -59,6 +62,15 @@ impl CheckConfig {
                         }
                     }
                 }
+                "experimental" => {
+                    for r in v.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+                        if r.eq_ignore_ascii_case("all") {
+                            c.experimental_all = true;
+                        } else {
+                            c.experimental.push(r.to_string());
+                        }
+                    }
+                }
                 "error" => {
                     c.error = match v.trim().to_ascii_lowercase().as_str() {
                         "true" => true,
@@ -73,9 +85,19 @@ impl CheckConfig {
     }
 
     fn skips(&self, rule: &str) -> bool {
-        self.skip_all || self.skip.iter().any(|s| s.eq_ignore_ascii_case(rule))
+        self.skip_all
+            || self.skip.iter().any(|s| s.eq_ignore_ascii_case(rule))
+            || (EXPERIMENTAL.contains(&rule)
+                && !self.experimental_all
+                && !self
+                    .experimental
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(rule)))
     }
 }
+
+/// BuildKit's checks that run only when `# check=experimental=` names them.
+pub const EXPERIMENTAL: &[&str] = &["InvalidDefinitionDescription"];
 
 /// Runs every check; honours the Dockerfile's `# check=` directive (skips, and `error=true` turns
 /// every finding into an error).
