@@ -4,6 +4,7 @@
 mod buildkit;
 pub mod context;
 pub mod fix;
+mod hadolint;
 pub mod ignore;
 pub mod rewrite;
 pub mod shell;
@@ -127,6 +128,7 @@ fn run_all(df: &Dockerfile, out: &mut Vec<Warning>) {
     size::run(df, out);
     speed::run(df, out);
     ship::run(df, out);
+    hadolint::run(df, out);
     rewrite::check(df, out);
 }
 

@@ -20,6 +20,8 @@ pub struct Cmd {
     pub env: Vec<(String, String)>,
     /// Whether the command is part of a pipeline of two or more commands.
     pub piped: bool,
+    /// The wrappers it ran under (`sudo`, `env`, ...), outermost first.
+    pub wrappers: Vec<String>,
 }
 
 impl Cmd {
@@ -167,12 +169,14 @@ fn simple(s: &ast::SimpleCommand, piped: bool, depth: usize, out: &mut Vec<Cmd>)
         )
         .collect();
     // Wrappers run the command that follows them (their own options and, for env, assignments).
+    let mut wrappers = Vec::new();
     loop {
         let Some(first) = words.first() else { return };
         let base = first.rsplit('/').next().unwrap_or(first).to_string();
         match base.as_str() {
             "sudo" | "exec" | "time" | "nice" | "command" | "env" | "nohup" => {
                 words.remove(0);
+                wrappers.push(base.clone());
                 while let Some(w) = words.first() {
                     if w.starts_with('-') {
                         words.remove(0);
@@ -216,6 +220,7 @@ fn simple(s: &ast::SimpleCommand, piped: bool, depth: usize, out: &mut Vec<Cmd>)
         args,
         env,
         piped,
+        wrappers,
     });
 }
 

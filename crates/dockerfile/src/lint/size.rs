@@ -102,6 +102,7 @@ fn parse_run(r: &Run) -> Vec<Cmd> {
                     args: v[1..].to_vec(),
                     env: Vec::new(),
                     piped: false,
+                    wrappers: Vec::new(),
                 }],
             }
         }
