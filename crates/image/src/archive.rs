@@ -2,10 +2,7 @@
 //! directory), and rootfs tarballs for `import`. Loading ingests and verifies every blob first and
 //! commits names last, in one transaction: a bad archive adds no image and no name.
 
-use crate::layout::{
-    check_config, check_layer, oci_manifests, read_capped, read_json, Descriptor, MAX_IMAGES,
-    MAX_LAYERS,
-};
+use crate::layout::{check_layer, oci_manifests, read_capped, read_json, MAX_IMAGES, MAX_LAYERS};
 use crate::model::{commit, now_rfc3339, Image};
 use crate::{format_err, io_err, Result};
 use lighter_oci::{media, Digest, Reference, Sha256Writer};
@@ -413,31 +410,9 @@ fn load_tree(
 /// Ingests the config and layers of an OCI layout's image manifest, each checked against its
 /// descriptor (media type, size, digest) and the config's diffIDs.
 fn load_oci_image(store: &Store, dir: &Path, mbytes: &[u8]) -> Result<(Vec<u8>, Vec<LayerInfo>)> {
-    let m: Value =
-        serde_json::from_slice(mbytes).map_err(|e| format_err("manifest", e.to_string()))?;
-    let cd = m
-        .get("config")
-        .ok_or_else(|| format_err("manifest", "no config descriptor"))?;
-    let cd = Descriptor::parse(cd, "config", "manifest")?;
-    check_config(&cd)?;
-    let cfg_bytes = cd.read(dir, "config")?;
-    let cfg: Value = serde_json::from_slice(&cfg_bytes)
-        .map_err(|e| format_err(&cd.digest, format!("config is not JSON: {e}")))?;
-    let diff_ids = diff_ids_of(&cfg, cd.digest.as_str())?;
-    let descs = m
-        .get("layers")
-        .and_then(|l| l.as_array())
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    if descs.len() != diff_ids.len() {
-        return Err(format_err(
-            &cd.digest,
-            "layer count does not match diff_ids",
-        ));
-    }
+    let (cfg_bytes, _, descs) = crate::layout::read_oci_manifest(dir, mbytes)?;
     let mut layers = Vec::new();
-    for (v, want) in descs.iter().zip(&diff_ids) {
-        let d = Descriptor::parse(v, "layer", "manifest")?;
+    for (d, want) in &descs {
         let p = d.path_in(dir, "layer")?;
         let mt = check_layer(&d, &p)?;
         let f = std::fs::File::open(&p).map_err(io_err("open", &d.digest))?;

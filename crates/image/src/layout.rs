@@ -241,6 +241,43 @@ pub(crate) fn check_config(d: &Descriptor) -> Result<()> {
     ))
 }
 
+/// An OCI image manifest's config (its bytes, checked against the descriptor, and its JSON) and its
+/// layers' descriptors, each with the config's diffID for it (counts and media types checked).
+#[allow(clippy::type_complexity)]
+pub(crate) fn read_oci_manifest<B: Blobs + ?Sized>(
+    blobs: &B,
+    mbytes: &[u8],
+) -> Result<(Vec<u8>, Value, Vec<(Descriptor, Digest)>)> {
+    let m: Value =
+        serde_json::from_slice(mbytes).map_err(|e| format_err("manifest", e.to_string()))?;
+    let cd = m
+        .get("config")
+        .ok_or_else(|| format_err("manifest", "no config descriptor"))?;
+    let cd = Descriptor::parse(cd, "config", "manifest")?;
+    check_config(&cd)?;
+    let cfg_bytes = cd.read(blobs, "config")?;
+    let cfg: Value = serde_json::from_slice(&cfg_bytes)
+        .map_err(|e| format_err(&cd.digest, format!("config is not JSON: {e}")))?;
+    let diff_ids = crate::archive::diff_ids_of(&cfg, cd.digest.as_str())?;
+    let descs = m
+        .get("layers")
+        .and_then(|l| l.as_array())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if descs.len() != diff_ids.len() {
+        return Err(format_err(
+            &cd.digest,
+            "layer count does not match diff_ids",
+        ));
+    }
+    let layers = descs
+        .iter()
+        .zip(diff_ids)
+        .map(|(v, id)| Descriptor::parse(v, "layer", "manifest").map(|d| (d, id)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((cfg_bytes, cfg, layers))
+}
+
 /// The image manifests an OCI index names (following nested indexes; choosing linux/host-arch in
 /// multi-platform indexes), with their names from annotations.
 pub(crate) fn oci_manifests<B: Blobs + ?Sized>(

@@ -513,31 +513,9 @@ fn plan_oci<S: Source>(src: &S) -> Result<(Vec<u8>, Value, Vec<Planned>)> {
         .map_err(|e| format_err("index.json", format!("not valid JSON: {e}")))?;
     let manifests = layout::oci_manifests(src, &idx)?;
     let (mbytes, _) = &manifests[0];
-    let m: Value =
-        serde_json::from_slice(mbytes).map_err(|e| format_err("manifest", e.to_string()))?;
-    let cd = m
-        .get("config")
-        .ok_or_else(|| format_err("manifest", "no config descriptor"))?;
-    let cd = Descriptor::parse(cd, "config", "manifest")?;
-    layout::check_config(&cd)?;
-    let cfg_bytes = cd.read(src, "config")?;
-    let cfg: Value = serde_json::from_slice(&cfg_bytes)
-        .map_err(|e| format_err(&cd.digest, format!("config is not JSON: {e}")))?;
-    let diff_ids = crate::archive::diff_ids_of(&cfg, cd.digest.as_str())?;
-    let descs = m
-        .get("layers")
-        .and_then(|l| l.as_array())
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    if descs.len() != diff_ids.len() {
-        return Err(format_err(
-            &cd.digest,
-            "layer count does not match diff_ids",
-        ));
-    }
+    let (cfg_bytes, cfg, descs) = layout::read_oci_manifest(src, mbytes)?;
     let mut layers = Vec::new();
-    for (v, diff_id) in descs.iter().zip(diff_ids) {
-        let d = Descriptor::parse(v, "layer", "manifest")?;
+    for (d, diff_id) in descs {
         d.check_len(src, "layer")?;
         layers.push(Planned {
             rel: d.rel(),

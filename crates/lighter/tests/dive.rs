@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use sha2::Digest;
 use std::path::Path;
 
 enum E<'a> {
@@ -49,39 +48,7 @@ fn layer(entries: &[E]) -> Vec<u8> {
 }
 
 fn archive(layers: &[Vec<u8>]) -> Vec<u8> {
-    let diff_ids: Vec<String> = layers
-        .iter()
-        .map(|l| format!("sha256:{}", hex::encode(sha2::Sha256::digest(l))))
-        .collect();
-    let history: Vec<serde_json::Value> = (0..layers.len())
-        .map(|i| serde_json::json!({ "created_by": format!("step {i}") }))
-        .collect();
-    let config = serde_json::json!({ "architecture": "amd64", "os": "linux", "config": {},
-        "rootfs": { "type": "layers", "diff_ids": diff_ids }, "history": history });
-    let cfg = serde_json::to_vec(&config).unwrap();
-    let cfg_name = format!("{}.json", hex::encode(sha2::Sha256::digest(&cfg)));
-    let mut b = tar::Builder::new(Vec::new());
-    let add = |b: &mut tar::Builder<Vec<u8>>, p: &str, data: &[u8]| {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        b.append_data(&mut h, p, data).unwrap();
-    };
-    add(&mut b, &cfg_name, &cfg);
-    let mut paths = Vec::new();
-    for (i, l) in layers.iter().enumerate() {
-        let p = format!("l{i}/layer.tar");
-        add(&mut b, &p, l);
-        paths.push(p);
-    }
-    let manifest =
-        serde_json::json!([{ "Config": cfg_name, "RepoTags": ["crafted:1"], "Layers": paths }]);
-    add(
-        &mut b,
-        "manifest.json",
-        &serde_json::to_vec(&manifest).unwrap(),
-    );
-    b.into_inner().unwrap()
+    docker_archive("crafted:1", &[], layers)
 }
 
 /// dive's and lighter's numbers for the archive at `file`: (efficiency, wasted, references).

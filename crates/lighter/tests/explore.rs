@@ -5,53 +5,18 @@
 mod common;
 
 use common::*;
-use sha2::Digest;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn layer(files: &[(&str, usize)]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (p, n) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(*n as u64);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, p, &vec![b'x'; *n][..]).unwrap();
-    }
-    b.into_inner().unwrap()
+    let entries: Vec<(&str, Option<usize>)> = files.iter().map(|(p, n)| (*p, Some(*n))).collect();
+    layer_tar(&entries)
 }
 
 fn archive(layers: &[Vec<u8>]) -> Vec<u8> {
-    let ids: Vec<String> = layers
-        .iter()
-        .map(|l| format!("sha256:{}", hex::encode(sha2::Sha256::digest(l))))
-        .collect();
-    let history: Vec<serde_json::Value> = (0..layers.len())
-        .map(|i| serde_json::json!({ "created_by": format!("step {i}") }))
-        .collect();
-    let cfg = serde_json::to_vec(&serde_json::json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": ids}, "history": history}))
-    .unwrap();
-    let cfg_name = format!("{}.json", hex::encode(sha2::Sha256::digest(&cfg)));
-    let mut b = tar::Builder::new(Vec::new());
-    let add = |b: &mut tar::Builder<Vec<u8>>, p: &str, data: &[u8]| {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        b.append_data(&mut h, p, data).unwrap();
-    };
-    add(&mut b, &cfg_name, &cfg);
-    let mut paths = Vec::new();
-    for (i, l) in layers.iter().enumerate() {
-        let p = format!("l{i}/layer.tar");
-        add(&mut b, &p, l);
-        paths.push(p);
-    }
-    let m = serde_json::json!([{"Config": cfg_name, "RepoTags": ["t:1"], "Layers": paths}]);
-    add(&mut b, "manifest.json", &serde_json::to_vec(&m).unwrap());
-    b.into_inner().unwrap()
+    docker_archive("t:1", &[], layers)
 }
 
 /// The explorer in a 120x30 pty.

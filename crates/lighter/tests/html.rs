@@ -6,68 +6,23 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use sha2::Digest;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn layer(entries: &[(&str, Option<usize>)]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, size) in entries {
-        let mut h = tar::Header::new_gnu();
-        match size {
-            Some(n) => {
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_size(*n as u64);
-                h.set_mode(0o644);
-                b.append_data(&mut h, path, &vec![b'x'; *n][..]).unwrap();
-            }
-            None => {
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_size(0);
-                h.set_mode(0o755);
-                b.append_data(&mut h, path, &[][..]).unwrap();
-            }
-        }
-    }
-    b.into_inner().unwrap()
+    layer_tar(entries)
 }
 
 /// A docker-archive with the given layers, named `name`, written to `dir/file`.
 fn archive(dir: &Path, file: &str, name: &str, layers: &[Vec<u8>]) -> PathBuf {
-    let diff_ids: Vec<String> = layers
-        .iter()
-        .map(|l| format!("sha256:{}", hex::encode(sha2::Sha256::digest(l))))
-        .collect();
-    let history: Vec<Value> = (0..layers.len())
-        .map(|i| serde_json::json!({ "created_by": format!("step {i}") }))
-        .collect();
-    let config = serde_json::json!({ "architecture": "amd64", "os": "linux", "config": { "Env": [format!("IMAGE={name}")] }, "rootfs": { "type": "layers", "diff_ids": diff_ids }, "history": history });
-    let cfg = serde_json::to_vec(&config).unwrap();
-    let cfg_name = format!("{}.json", hex::encode(sha2::Sha256::digest(&cfg)));
-    let mut b = tar::Builder::new(Vec::new());
-    let add = |b: &mut tar::Builder<Vec<u8>>, p: &str, data: &[u8]| {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        b.append_data(&mut h, p, data).unwrap();
-    };
-    add(&mut b, &cfg_name, &cfg);
-    let mut paths = Vec::new();
-    for (i, l) in layers.iter().enumerate() {
-        let p = format!("l{i}/layer.tar");
-        add(&mut b, &p, l);
-        paths.push(p);
-    }
-    let manifest = serde_json::json!([{ "Config": cfg_name, "RepoTags": [name], "Layers": paths }]);
-    add(
-        &mut b,
-        "manifest.json",
-        &serde_json::to_vec(&manifest).unwrap(),
-    );
     let path = dir.join(file);
-    std::fs::write(&path, b.into_inner().unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        docker_archive(name, &[&format!("IMAGE={name}")], layers),
+    )
+    .unwrap();
     path
 }
 

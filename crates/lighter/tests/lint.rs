@@ -231,32 +231,8 @@ fn conformance() -> Option<std::path::PathBuf> {
     None
 }
 
-/// hadolint's codes for the rules both tools have.
-const ALIASES: &[(&str, &str)] = &[
-    ("DL3000", "WorkdirRelativePath"),
-    ("DL3002", "LastUserRoot"),
-    ("DL3003", "CdInsteadOfWorkdir"),
-    ("DL3004", "SudoInRun"),
-    ("DL3008", "AptVersionPin"),
-    ("DL3013", "PipVersionPin"),
-    ("DL3014", "AptGetNoYes"),
-    ("DL3016", "NpmVersionPin"),
-    ("DL3018", "ApkVersionPin"),
-    ("DL3020", "AddInsteadOfCopy"),
-    ("DL3022", "CopyFromUnknownStage"),
-    ("DL3028", "GemVersionPin"),
-    ("DL4006", "PipefailMissing"),
-    ("DL3006", "UnpinnedBase"),
-    ("DL3007", "UnpinnedBase"),
-    ("DL3009", "AptListsNotCleaned"),
-    ("DL3015", "AptNoInstallRecommends"),
-    ("DL3019", "ApkNoCache"),
-    ("DL3025", "JSONArgsRecommended"),
-    ("DL3042", "PipNoCacheDir"),
-    ("DL4000", "MaintainerDeprecated"),
-    ("DL4003", "MultipleInstructionsDisallowed"),
-    ("DL4004", "MultipleInstructionsDisallowed"),
-];
+/// hadolint's codes for the rules both tools have (lighter's own table).
+use lighter_dockerfile::lint::ignore::ALIASES;
 
 /// Every disagreement on the corpus: (file, rule, line, who reports it, why lighter is right).
 const DISAGREEMENTS: &[(&str, &str, u64, &str, &str)] = &[

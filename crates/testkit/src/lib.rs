@@ -230,6 +230,67 @@ pub fn pypi_peer(name: &str) -> Option<PathBuf> {
     None
 }
 
+/// A layer tar of files (`Some(size)`, filled with `x`) and directories (`None`).
+pub fn layer_tar(entries: &[(&str, Option<usize>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, size) in entries {
+        let mut h = tar::Header::new_gnu();
+        match size {
+            Some(n) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(*n as u64);
+                h.set_mode(0o644);
+                b.append_data(&mut h, path, &vec![b'x'; *n][..]).unwrap();
+            }
+            None => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_size(0);
+                h.set_mode(0o755);
+                b.append_data(&mut h, path, &[][..]).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+/// A `docker save` archive (legacy layout) of `layers` named `name`: its config has `env` and a
+/// history entry `step i` per layer.
+pub fn docker_archive(name: &str, env: &[&str], layers: &[Vec<u8>]) -> Vec<u8> {
+    use sha2::Digest;
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| format!("sha256:{}", hex::encode(sha2::Sha256::digest(l))))
+        .collect();
+    let history: Vec<serde_json::Value> = (0..layers.len())
+        .map(|i| serde_json::json!({ "created_by": format!("step {i}") }))
+        .collect();
+    let config = serde_json::json!({ "architecture": "amd64", "os": "linux", "config": { "Env": env },
+        "rootfs": { "type": "layers", "diff_ids": diff_ids }, "history": history });
+    let cfg = serde_json::to_vec(&config).unwrap();
+    let cfg_name = format!("{}.json", hex::encode(sha2::Sha256::digest(&cfg)));
+    let mut b = tar::Builder::new(Vec::new());
+    let add = |b: &mut tar::Builder<Vec<u8>>, p: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, p, data).unwrap();
+    };
+    add(&mut b, &cfg_name, &cfg);
+    let mut paths = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let p = format!("l{i}/layer.tar");
+        add(&mut b, &p, l);
+        paths.push(p);
+    }
+    let manifest = serde_json::json!([{ "Config": cfg_name, "RepoTags": [name], "Layers": paths }]);
+    add(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    b.into_inner().unwrap()
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

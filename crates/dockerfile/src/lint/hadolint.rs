@@ -6,19 +6,10 @@
 
 use super::shell::Cmd;
 use super::size::{run_commands, windows};
-use super::{Severity, Warning};
+use super::Warning;
 use crate::ast::*;
 
-fn rule(rule: &'static str, description: &'static str, message: String, span: Span) -> Warning {
-    Warning {
-        rule,
-        message,
-        description,
-        url: String::new(),
-        span,
-        severity: Severity::Warning,
-    }
-}
+use super::own as rule;
 
 /// The package arguments of an install (not options, not files, not URLs).
 fn packages<'a>(c: &'a Cmd, skip_sub: bool) -> impl Iterator<Item = &'a String> {

@@ -142,6 +142,23 @@ fn finish(out: &mut Vec<Warning>, config: &CheckConfig) {
     out.sort_by_key(|w| (w.span.start_line, w.rule));
 }
 
+/// A finding of one of lighter's own rules (no BuildKit documentation URL).
+pub(crate) fn own(
+    rule: &'static str,
+    description: &'static str,
+    message: String,
+    span: Span,
+) -> Warning {
+    Warning {
+        rule,
+        message,
+        description,
+        url: String::new(),
+        span,
+        severity: Severity::Warning,
+    }
+}
+
 pub(crate) fn bk(
     rule: &'static str,
     description: &'static str,

@@ -5,19 +5,10 @@
 
 use super::shell::Cmd;
 use super::size::run_commands;
-use super::{Severity, Warning};
+use super::Warning;
 use crate::ast::*;
 
-fn rule(rule: &'static str, description: &'static str, message: String, span: Span) -> Warning {
-    Warning {
-        rule,
-        message,
-        description,
-        url: String::new(),
-        span,
-        severity: Severity::Warning,
-    }
-}
+use super::own as rule;
 
 /// A toolchain image (not its slim or alpine runtime variants), by the last path component.
 pub(super) fn is_toolchain(base: &str) -> bool {

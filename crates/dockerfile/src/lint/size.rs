@@ -2,19 +2,10 @@
 //! fix that shrinks them.
 
 use super::shell::{self, Cmd};
-use super::{Severity, Warning};
+use super::Warning;
 use crate::ast::*;
 
-fn rule(rule: &'static str, description: &'static str, message: String, span: Span) -> Warning {
-    Warning {
-        rule,
-        message,
-        description,
-        url: String::new(),
-        span,
-        severity: Severity::Warning,
-    }
-}
+use super::own as rule;
 
 /// The stages whose files ship: the target (last) stage and the stages it is built `FROM`. A
 /// builder stage's files reach the image only through `COPY --from` of chosen paths, so the rules
