@@ -12,7 +12,7 @@ use crate::ast::*;
 use super::own as rule;
 
 /// The package arguments of an install (not options, not files, not URLs).
-fn packages<'a>(c: &'a Cmd, skip_sub: bool) -> impl Iterator<Item = &'a String> {
+fn packages(c: &Cmd, skip_sub: bool) -> impl Iterator<Item = &String> {
     let mut seen_sub = !skip_sub;
     c.args.iter().filter(move |a| {
         if a.starts_with('-') {

@@ -339,7 +339,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     }
     if !quiet {
         let kept = result.manifest.is_none().then_some(&result.image_id);
-        super::build_lint::report(&store, kept, &df_name, &src);
+        super::build_lint::report(&store, kept, &df_name, &src, json);
     }
     if args.quiet {
         outln!("{}", result.image_id);

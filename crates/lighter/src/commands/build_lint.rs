@@ -6,12 +6,14 @@ use crate::printer::human_size;
 use lighter_dockerfile::lint::ignore;
 use lighter_dockerfile::{check, parse, Warning};
 
-/// The warnings of `src` for the image `image` (in `store`, when the build kept it).
+/// The warnings of `src` for the image `image` (in `store`, when the build kept it); with `json`
+/// (`--progress rawjson`) one JSON line instead of text.
 pub fn report(
     store: &lighter_store::Store,
     image: Option<&lighter_oci::Digest>,
     name: &str,
     src: &str,
+    json: bool,
 ) {
     let Ok(df) = parse(src) else { return };
     let mut findings = check(&df);
@@ -26,6 +28,21 @@ pub fn report(
         }),
         None => vec![None; findings.len()],
     };
+    if json {
+        let list: Vec<serde_json::Value> = findings
+            .iter()
+            .zip(&costs)
+            .map(|(w, c)| {
+                serde_json::json!({ "rule": w.rule, "message": w.message, "line": w.span.start_line,
+                    "bytes": c.map(|c| c.1), "directory": c.map(|c| format!("/{}", c.0)) })
+            })
+            .collect();
+        eprintln!(
+            "{}",
+            serde_json::json!({ "type": "warnings", "file": name, "warnings": list })
+        );
+        return;
+    }
     eprint!("{}", render(name, &findings, &costs));
 }
 
