@@ -21,7 +21,11 @@ pub fn open_view(
     verify: bool,
 ) -> anyhow::Result<lighter_image::view::ImageView> {
     let p = std::path::Path::new(name);
-    if p.exists() {
+    // A file, or a directory that is a layout or an unpacked archive: a directory that merely
+    // shares an image's name is not one.
+    let archive = p.is_file()
+        || (p.is_dir() && (p.join("index.json").is_file() || p.join("manifest.json").is_file()));
+    if archive {
         if platform.is_some() {
             anyhow::bail!("--platform picks from a registry's index; {name} is a file");
         }
