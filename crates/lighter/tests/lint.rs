@@ -481,3 +481,52 @@ fn fix_applies_the_safe_rewrites_in_place() {
         .collect();
     assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
 }
+
+/// A `scratch` image whose executable links a TLS client and that has no CA bundle: found in the
+/// image after the build and by `lint --image`; a CA bundle in the image silences it.
+#[test]
+fn scratch_tls_clients_need_ca_certificates() {
+    let Some(env) = with_busybox() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let builder = "FROM busybox:latest AS build\n\
+                   RUN mkdir -p /out && printf '\\177ELF ... crypto/tls.(*Conn).Handshake ...' > /out/app && chmod +x /out/app\n";
+    write(
+        dir.path(),
+        &[(
+            "Dockerfile",
+            &format!(
+                "{builder}FROM scratch\nCOPY --from=build /out/app /app\nENTRYPOINT [\"/app\"]\n"
+            ),
+        )],
+    );
+    let (ok, err, _) = env.build(dir.path(), &["-t", "tls:1"]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("ScratchTlsWithoutCa") && err.contains("/app links a TLS client"),
+        "{err}"
+    );
+    let o = env
+        .cmd()
+        .current_dir(dir.path())
+        .args(["lint", "--image", "tls:1", "--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["rule"] == "ScratchTlsWithoutCa" && w["line"] == 3),
+        "{v}"
+    );
+    write(
+        dir.path(),
+        &[(
+            "Dockerfile",
+            &format!("{builder}FROM scratch\nCOPY --from=build /etc/passwd /etc/ssl/certs/ca-certificates.crt\nCOPY --from=build /out/app /app\nENTRYPOINT [\"/app\"]\n"),
+        )],
+    );
+    let (ok, err, _) = env.build(dir.path(), &["-t", "tls:2"]);
+    assert!(ok && !err.contains("ScratchTlsWithoutCa"), "{err}");
+}

@@ -45,6 +45,7 @@ pub const RULES: &[&str] = &[
     "PipefailMissing",
     "RedundantTargetPlatform",
     "ReservedStageName",
+    "ScratchTlsWithoutCa",
     "SecretsUsedInArgOrEnv",
     "SingleStageToolchain",
     "StageNameCasing",

@@ -17,11 +17,15 @@ pub fn report(
 ) {
     let Ok(df) = parse(src) else { return };
     let mut findings = check(&df);
+    let img = image.and_then(|id| lighter_image::Image::read(store, id).ok());
+    if let Some(img) = &img {
+        findings.extend(super::tls_check::check(store, img, &df));
+    }
     ignore::apply(&df, &[], &mut findings);
     if findings.is_empty() {
         return;
     }
-    let costs = match image.and_then(|id| lighter_image::Image::read(store, id).ok()) {
+    let costs = match img {
         Some(img) => super::attribute::finding_costs(&df, &findings, &img.history(), |i| {
             let l = img.record.layers.get(i)?;
             lighter_image::analysis::layer_entries(store, &l.digest).ok()

@@ -16,13 +16,15 @@ use std::process::ExitCode;
 
 /// What a run skips and when it fails, and the image built from the Dockerfile (`--image`) whose
 /// layers give the size findings their bytes.
-#[derive(Debug, Clone)]
+
 pub struct Options {
     pub ignore: Vec<String>,
     pub threshold: FailureThreshold,
     pub image: Option<lighter_image::view::ImageView>,
     /// The build context, for the `.dockerignore` rule.
     pub context: Option<std::path::PathBuf>,
+    /// `--image` when it is a store image: its files can be read.
+    pub stored: Option<(lighter_store::Store, lighter_image::Image)>,
 }
 
 impl Default for Options {
@@ -32,6 +34,7 @@ impl Default for Options {
             threshold: FailureThreshold::Error,
             image: None,
             context: None,
+            stored: None,
         }
     }
 }
@@ -105,6 +108,12 @@ pub fn run(ctx: &Context, args: LintArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|i| super::analyze::open_view(ctx, i, None, false))
         .transpose()?;
+    // A store image can also be looked into (file contents, for ScratchTlsWithoutCa).
+    let stored = args.image.as_deref().and_then(|i| {
+        let store = ctx.store().ok()?;
+        let img = lighter_image::resolve(&store, i).ok()?;
+        Some((store, img))
+    });
     let opts = Options {
         ignore: names,
         threshold: args
@@ -113,6 +122,7 @@ pub fn run(ctx: &Context, args: LintArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(FailureThreshold::Error),
         image,
         context,
+        stored,
     };
     let (name, src) = read_dockerfile(&path)?;
     let code = lint_with(&name, &src, args.format.as_str(), &opts)?;
@@ -225,6 +235,9 @@ pub fn lint_with(name: &str, src: &str, format: &str, opts: &Options) -> anyhow:
         let (entries, has) = context_entries(ctx, name);
         findings.extend(lighter_dockerfile::lint::context::check(&df, &entries, has));
         findings.sort_by_key(|w| (w.span.start_line, w.rule));
+    }
+    if let Some((store, img)) = &opts.stored {
+        findings.extend(super::tls_check::check(store, img, &df));
     }
     ignore::apply(&df, &opts.ignore, &mut findings);
     let errors = findings

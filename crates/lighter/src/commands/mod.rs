@@ -31,6 +31,7 @@ mod run;
 mod save;
 mod system;
 mod tag;
+mod tls_check;
 
 /// Settings shared by every command, resolved from CLI flags and the environment.
 #[derive(Debug, Clone)]
