@@ -51,84 +51,10 @@ fn archive(layers: &[Vec<u8>]) -> Vec<u8> {
     docker_archive("crafted:1", &[], layers)
 }
 
-/// dive's and lighter's numbers for the archive at `file`: (efficiency, wasted, references).
-type Numbers = (f64, u64, Vec<(String, u64, u64)>);
-
-fn dive_numbers(dive: &Path, file: &Path, out: &Path) -> Numbers {
-    let json = out.join("dive.json");
-    let o = std::process::Command::new("timeout")
-        .arg("120")
-        .arg(dive)
-        .args(["--source", "docker-archive"])
-        .arg(file)
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "dive: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    let img = &v["image"];
-    let mut refs: Vec<(String, u64, u64)> = img["fileReference"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["file"].as_str().unwrap().to_string(),
-                r["count"].as_u64().unwrap(),
-                r["sizeBytes"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    refs.sort();
-    (
-        img["efficiencyScore"].as_f64().unwrap(),
-        img["inefficientBytes"].as_u64().unwrap(),
-        refs,
-    )
-}
-
-fn lighter_numbers(env: &Env, file: &Path) -> Numbers {
-    let o = env.lighter(&["analyze", file.to_str().unwrap(), "--json", "-"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let mut refs: Vec<(String, u64, u64)> = v["references"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                format!("/{}", r["path"].as_str().unwrap()),
-                r["count"].as_u64().unwrap(),
-                r["size"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    refs.sort();
-    (
-        v["efficiency"].as_f64().unwrap(),
-        v["wasted_bytes"].as_u64().unwrap(),
-        refs,
-    )
-}
-
 fn assert_agree(env: &Env, dive: &Path, file: &Path, work: &Path) {
-    let d = dive_numbers(dive, file, work);
-    let l = lighter_numbers(env, file);
+    let n = assert_dive_agrees(env, dive, file, work, 120, &file.display().to_string());
     assert!(
-        (d.0 - l.0).abs() < 1e-12,
-        "efficiency: dive {} lighter {}",
-        d.0,
-        l.0
-    );
-    assert_eq!(d.1, l.1, "wasted bytes");
-    assert_eq!(d.2, l.2, "file references");
-    assert!(
-        !d.2.is_empty(),
+        !n.2.is_empty(),
         "the image has no duplicated path: nothing was compared"
     );
 }

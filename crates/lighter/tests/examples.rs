@@ -57,75 +57,13 @@ fn dive_agrees(env: &Env, image: &str) -> String {
     let archive = dir.path().join("image.tar");
     let o = env.lighter(&["save", "-o", archive.to_str().unwrap(), image]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let json = dir.path().join("dive.json");
-    let o = Command::new("timeout")
-        .arg("300")
-        .arg(&dive)
-        .args(["--source", "docker-archive"])
-        .arg(&archive)
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "dive {image}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let d: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    let o = env.lighter(&["analyze", archive.to_str().unwrap(), "--json", "-"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let l: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let refs = |v: &serde_json::Value, path: &str, count: &str, size: &str, slash: bool| {
-        let mut r: Vec<(String, u64, u64)> = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| {
-                let p = x[path].as_str().unwrap();
-                (
-                    if slash {
-                        format!("/{p}")
-                    } else {
-                        p.to_string()
-                    },
-                    x[count].as_u64().unwrap(),
-                    x[size].as_u64().unwrap(),
-                )
-            })
-            .collect();
-        r.sort();
-        r
-    };
-    let (de, le) = (
-        d["image"]["efficiencyScore"].as_f64().unwrap(),
-        l["efficiency"].as_f64().unwrap(),
-    );
-    assert!(
-        (de - le).abs() < 1e-12,
-        "{image}: efficiency dive {de} lighter {le}"
-    );
-    assert_eq!(
-        d["image"]["inefficientBytes"], l["wasted_bytes"],
-        "{image}: wasted bytes"
-    );
-    let dr = refs(
-        &d["image"]["fileReference"],
-        "file",
-        "count",
-        "sizeBytes",
-        false,
-    );
-    assert_eq!(
-        dr,
-        refs(&l["references"], "path", "count", "size", true),
-        "{image}: file references"
-    );
+    let (efficiency, wasted, refs) =
+        assert_dive_agrees(env, &dive, &archive, dir.path(), 300, image);
     format!(
         "dive agrees on {image}: efficiency {:.4} %, {} wasted bytes, {} file references",
-        le * 100.0,
-        l["wasted_bytes"],
-        dr.len()
+        efficiency * 100.0,
+        wasted,
+        refs.len()
     )
 }
 

@@ -291,6 +291,88 @@ pub fn docker_archive(name: &str, env: &[&str], layers: &[Vec<u8>]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
+/// dive's or lighter's numbers for an image: (efficiency, wasted bytes, file references as
+/// (path, count, size), sorted).
+pub type DiveNumbers = (f64, u64, Vec<(String, u64, u64)>);
+
+fn references(
+    v: &serde_json::Value,
+    path: &str,
+    size: &str,
+    slash: bool,
+) -> Vec<(String, u64, u64)> {
+    let mut r: Vec<(String, u64, u64)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            let p = x[path].as_str().unwrap();
+            (
+                if slash {
+                    format!("/{p}")
+                } else {
+                    p.to_string()
+                },
+                x["count"].as_u64().unwrap(),
+                x[size].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    r.sort();
+    r
+}
+
+/// Runs the real `dive` (at most `secs` seconds) and `lighter analyze` on the docker-archive
+/// `archive` and asserts they agree on efficiency, wasted bytes and file references (`what` names
+/// the image in failures); returns the numbers.
+pub fn assert_dive_agrees(
+    env: &Env,
+    dive: &Path,
+    archive: &Path,
+    work: &Path,
+    secs: u32,
+    what: &str,
+) -> DiveNumbers {
+    let json = work.join("dive.json");
+    let o = Command::new("timeout")
+        .arg(secs.to_string())
+        .arg(dive)
+        .args(["--source", "docker-archive"])
+        .arg(archive)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "dive {what}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let d: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let o = env.lighter(&["analyze", archive.to_str().unwrap(), "--json", "-"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let l: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let dive_n: DiveNumbers = (
+        d["image"]["efficiencyScore"].as_f64().unwrap(),
+        d["image"]["inefficientBytes"].as_u64().unwrap(),
+        references(&d["image"]["fileReference"], "file", "sizeBytes", false),
+    );
+    let ours: DiveNumbers = (
+        l["efficiency"].as_f64().unwrap(),
+        l["wasted_bytes"].as_u64().unwrap(),
+        references(&l["references"], "path", "size", true),
+    );
+    assert!(
+        (dive_n.0 - ours.0).abs() < 1e-12,
+        "{what}: efficiency dive {} lighter {}",
+        dive_n.0,
+        ours.0
+    );
+    assert_eq!(dive_n.1, ours.1, "{what}: wasted bytes");
+    assert_eq!(dive_n.2, ours.2, "{what}: file references");
+    ours
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

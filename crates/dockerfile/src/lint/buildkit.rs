@@ -404,12 +404,7 @@ fn looks_secret(name: &str) -> bool {
 mod tests {
     use crate::{check, parse};
 
-    fn rules(src: &str) -> Vec<&'static str> {
-        check(&parse(src).unwrap())
-            .into_iter()
-            .map(|w| w.rule)
-            .collect()
-    }
+    use super::super::rule_names as rules;
 
     #[test]
     fn finds_buildkit_rules() {

@@ -142,6 +142,15 @@ fn finish(out: &mut Vec<Warning>, config: &CheckConfig) {
     out.sort_by_key(|w| (w.span.start_line, w.rule));
 }
 
+/// The rules that fire on `src`, in order: the lint tests' common question.
+#[cfg(test)]
+pub(crate) fn rule_names(src: &str) -> Vec<&'static str> {
+    check(&crate::parse(src).unwrap())
+        .into_iter()
+        .map(|w| w.rule)
+        .collect()
+}
+
 /// A finding of one of lighter's own rules (no BuildKit documentation URL).
 pub(crate) fn own(
     rule: &'static str,

@@ -197,14 +197,8 @@ fn unpinned_bases(df: &Dockerfile, out: &mut Vec<Warning>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::{check, parse};
 
-    fn rules(src: &str) -> Vec<&'static str> {
-        check(&parse(src).unwrap())
-            .into_iter()
-            .map(|w| w.rule)
-            .collect()
-    }
+    use super::super::rule_names as rules;
 
     #[test]
     fn what_ships_is_judged_in_the_final_stage() {

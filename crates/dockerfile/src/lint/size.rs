@@ -284,12 +284,7 @@ fn copy_all_before_install(df: &Dockerfile, out: &mut Vec<Warning>) {
 mod tests {
     use crate::{check, parse};
 
-    fn rules(src: &str) -> Vec<&'static str> {
-        check(&parse(src).unwrap())
-            .into_iter()
-            .map(|w| w.rule)
-            .collect()
-    }
+    use super::super::rule_names as rules;
 
     #[test]
     fn size_rules() {

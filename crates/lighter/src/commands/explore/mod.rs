@@ -268,6 +268,33 @@ impl App {
         }
     }
 
+    /// A pane: `items` in a bordered block titled `title`, `selected` highlighted, the border
+    /// yellow when `pane` has the focus.
+    fn list(
+        &self,
+        f: &mut Frame,
+        area: ratatui::layout::Rect,
+        items: Vec<ListItem>,
+        pane: Focus,
+        title: String,
+        selected: Option<usize>,
+    ) {
+        let mut state = ListState::default();
+        state.select(selected);
+        f.render_stateful_widget(
+            List::new(items)
+                .highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+                .block(
+                    Block::default()
+                        .borders(Borders::ALL)
+                        .border_style(self.border(pane))
+                        .title(title),
+                ),
+            area,
+            &mut state,
+        );
+    }
+
     fn draw_layers(&self, f: &mut Frame, area: ratatui::layout::Rect) {
         let items: Vec<ListItem> = self
             .analysis
@@ -284,19 +311,13 @@ impl App {
                 ))
             })
             .collect();
-        let mut ls = ListState::default();
-        ls.select(Some(self.layer));
-        f.render_stateful_widget(
-            List::new(items)
-                .highlight_style(Style::default().add_modifier(Modifier::REVERSED))
-                .block(
-                    Block::default()
-                        .borders(Borders::ALL)
-                        .border_style(self.border(Focus::Layers))
-                        .title(" Layers "),
-                ),
+        self.list(
+            f,
             area,
-            &mut ls,
+            items,
+            Focus::Layers,
+            " Layers ".into(),
+            Some(self.layer),
         );
     }
 
@@ -391,20 +412,8 @@ impl App {
             },
             rows.len()
         );
-        let mut fs = ListState::default();
-        fs.select((!rows.is_empty()).then_some(cursor - offset));
-        f.render_stateful_widget(
-            List::new(items)
-                .highlight_style(Style::default().add_modifier(Modifier::REVERSED))
-                .block(
-                    Block::default()
-                        .borders(Borders::ALL)
-                        .border_style(self.border(Focus::Files))
-                        .title(title),
-                ),
-            area,
-            &mut fs,
-        );
+        let selected = (!rows.is_empty()).then_some(cursor - offset);
+        self.list(f, area, items, Focus::Files, title, selected);
     }
 }
 
